@@ -1,0 +1,57 @@
+# Two commands set everything up on a fresh machine:
+#   make demo   prepare the lab photos, train both models, classify a few photos
+#   make test   the whole test suite
+# Both build the virtualenv (.venv) themselves from the pinned requirements.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+SHARED ?= $(abspath ../shared)
+
+# Local sources when ../shared is beside the checkout (CI, this lab's dev machines); otherwise the
+# commands' own defaults (Microsoft's PetImages archive, Keras' public MobileNet weights).
+ifneq ($(wildcard $(SHARED)/datasets/ocp-lab),)
+export CATDOG_DATA_SOURCE ?= $(SHARED)/datasets/ocp-lab
+PRETRAINED_SOURCE ?= $(SHARED)/datasets/kaggle-dev
+endif
+ifneq ($(wildcard $(SHARED)/models/imagenet),)
+export CATDOG_WEIGHTS_DIR ?= $(SHARED)/models/imagenet
+endif
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+PRETRAINED_PER_CLASS ?= 300
+DEMO_PHOTOS ?= data/validation
+
+.PHONY: venv demo data models predict test clean help
+
+help:
+	@echo "make demo   prepare data, train both models, classify photos"
+	@echo "make test   run every test"
+	@echo "make clean  remove data, models and the virtualenv"
+
+$(BIN)/catdog: requirements.txt requirements-dev.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	@touch $@
+
+venv: $(BIN)/catdog
+
+data: venv
+	$(BIN)/catdog data prepare --no-progress
+
+models: data
+	$(BIN)/catdog train quick
+	$(BIN)/catdog train pretrained --no-progress --per-class $(PRETRAINED_PER_CLASS) \
+		$(if $(PRETRAINED_SOURCE),--source $(PRETRAINED_SOURCE))
+
+predict: venv
+	$(BIN)/catdog predict $(DEMO_PHOTOS)
+
+demo: models predict
+
+test: venv
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf data/training data/validation data/pretrained data/*.csv models/*.keras models/*.json models/*.png $(VENV)

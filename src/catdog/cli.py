@@ -1,0 +1,215 @@
+"""The ``catdog`` command: thin verbs that parse arguments, call one package function and print."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Callable, Sequence
+
+from catdog import CatdogError
+from catdog.config import Settings, load_settings
+
+DEFAULT_LAB_PER_CLASS = 50  # the 2019 lab's size: 40 + 10 photos of each class
+DEFAULT_PRETRAINED_PER_CLASS = 500
+
+
+def _quiet_tensorflow() -> None:
+    """TensorFlow's C++ start-up chatter hides the output learners need; keep warnings and errors."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def cmd_data_prepare(args: argparse.Namespace, settings: Settings) -> int:
+    from catdog.data import prepare
+
+    report = prepare(
+        args.source or settings.data_source,
+        args.out or settings.data_dir,
+        args.per_class,
+        validation_fraction=args.validation_fraction,
+        seed=args.seed,
+        cache_dir=settings.cache_dir,
+        sha256=settings.data_sha256,
+        max_bytes=settings.max_image_bytes,
+        max_pixels=settings.max_image_pixels,
+        progress=not args.no_progress,
+    )
+    print(report.summary())
+    return 0
+
+
+def cmd_train_quick(args: argparse.Namespace, settings: Settings) -> int:
+    from catdog import plots, training
+
+    out = args.out or settings.models_dir / ("quick.keras" if args.arch == "quick" else "original.keras")
+    result = training.train_cnn(args.data or settings.data_dir, out, arch=args.arch, epochs=args.epochs, seed=args.seed)
+    figure = plots.plot_history(result.history, f"{args.arch} CNN on {args.data or settings.data_dir}")
+    chart = plots.save_figure(figure, out.with_suffix(".history.png"))
+    print(f"Trained the {args.arch} CNN in {result.seconds:.1f} s: validation accuracy {result.validation_accuracy:.2f}")
+    print(f"  model   {out}\n  curves  {chart}")
+    return 0
+
+
+def cmd_train_pretrained(args: argparse.Namespace, settings: Settings) -> int:
+    from catdog import plots, training
+    from catdog.data import MANIFEST_NAME, prepare
+
+    out = args.out or settings.models_dir / "pretrained.keras"
+    source = args.source or settings.data_source
+    data_dir = Path(source) if (Path(source) / MANIFEST_NAME).is_file() else None
+    if data_dir is None and (args.head == "trained" or args.source):
+        data_dir = args.data_out or settings.data_dir / "pretrained"
+        report = prepare(
+            source, data_dir, args.per_class, seed=args.seed, cache_dir=settings.cache_dir,
+            sha256=settings.data_sha256, max_bytes=settings.max_image_bytes,
+            max_pixels=settings.max_image_pixels, progress=not args.no_progress,
+        )
+        print(report.summary())
+    if args.head == "imagenet":
+        _, val_accuracy = training.build_zero_shot_model(out, data_dir=data_dir, weights_dir=settings.weights_dir)
+        score = f"validation accuracy {val_accuracy:.3f}" if val_accuracy is not None else "not scored (no --source)"
+        print(f"Saved the zero-shot ImageNet head: {score}\n  model   {out}")
+        return 0
+    result = training.train_pretrained(
+        data_dir, out, weights_dir=settings.weights_dir, epochs=args.epochs, seed=args.seed,
+        progress=not args.no_progress,
+    )
+    chart = plots.save_figure(plots.plot_history(result.history, "MobileNet head"), out.with_suffix(".history.png"))
+    print(f"Trained the MobileNet head in {result.seconds:.1f} s: validation accuracy {result.validation_accuracy:.3f}")
+    print(f"  model   {out}\n  card    {out.with_suffix('.json')}\n  curves  {chart}")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace, settings: Settings) -> int:
+    from catdog.predict import MODEL_NAMES, classify_paths, load_models
+
+    loaded = load_models(args.models or settings.models_dir)
+    failures = 0
+    if not args.json:
+        header = f"{'image':<40} " + " ".join(f"{name:<18}" for name in MODEL_NAMES) + " agree"
+        print(header)
+        print("-" * len(header))
+    results = classify_paths(
+        args.paths, loaded, max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels
+    )
+    for result in results:
+        failures += result.error is not None
+        if args.json:
+            record: dict = {"path": str(result.path)}
+            if result.error:
+                record["error"] = result.error
+            else:
+                record.update({name: {"label": v.label, "p_dog": round(v.p_dog, 4)} for name, v in result.verdicts.items()})
+            print(json.dumps(record), flush=True)
+        elif result.error:
+            print(f"{_shorten(str(result.path), 40):<40} not classified: {result.error}")
+        else:
+            cells = " ".join(f"{v.label} (p_dog {v.p_dog:.2f})".ljust(18) for v in result.verdicts.values())
+            agree = len({v.label for v in result.verdicts.values()}) == 1
+            print(f"{_shorten(str(result.path), 40):<40} {cells} {'yes' if agree else 'NO'}", flush=True)
+    if failures:
+        print(f"{failures} file(s) could not be classified", file=sys.stderr)
+    return 1 if failures else 0
+
+
+def _shorten(text: str, width: int) -> str:
+    return text if len(text) <= width else "…" + text[-(width - 1):]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="catdog",
+        description="Cats vs dogs lab kit: prepare photos, train a quick CNN and a pretrained model, classify.",
+        epilog="Settings come from the environment (CATDOG_DATA_SOURCE, CATDOG_WEIGHTS_DIR, …); see the README.",
+    )
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+    data = verbs.add_parser("data", help="prepare the photos the models train on")
+    data_verbs = data.add_subparsers(dest="action", required=True, metavar="ACTION")
+    prep = data_verbs.add_parser(
+        "prepare",
+        help="sample cats and dogs into data/training and data/validation",
+        description="Sample N photos of each class from SRC, check that every one decodes, and write "
+        "data/training/{cat,dog}/, data/validation/{cat,dog}/ and manifest.csv. Unusable and duplicate "
+        "files are skipped and listed in skipped.csv.",
+    )
+    prep.add_argument("--source", metavar="SRC", help="folder (cat/ dog/, Cat/ Dog/ or cat.1.jpg names), "
+                      "zip/tar archive, or http(s) URL to one (default: $CATDOG_DATA_SOURCE, else Microsoft's PetImages)")
+    prep.add_argument("--per-class", type=int, default=DEFAULT_LAB_PER_CLASS, metavar="N",
+                      help=f"photos of each class (default {DEFAULT_LAB_PER_CLASS}, the original lab's size)")
+    prep.add_argument("--validation-fraction", type=float, default=0.2, metavar="F",
+                      help="share of each class kept for validation (default 0.2)")
+    prep.add_argument("--seed", type=int, default=1337, help="the same seed gives the same sample (default 1337)")
+    prep.add_argument("--out", type=Path, help="output folder (default: $CATDOG_DATA_DIR or data)")
+    prep.add_argument("--no-progress", action="store_true", help="no progress bars (for logs)")
+    prep.set_defaults(run=cmd_data_prepare)
+
+    train = verbs.add_parser("train", help="train the quick CNN or the pretrained model")
+    train_verbs = train.add_subparsers(dest="action", required=True, metavar="MODEL")
+    quick = train_verbs.add_parser(
+        "quick",
+        help="train the small from-scratch CNN (seconds on a laptop)",
+        description="Train a small CNN from scratch on data/training, validate on data/validation, and "
+        "save the model, its per-epoch history (JSON) and its training curves (PNG).",
+    )
+    quick.add_argument("--data", type=Path, help="prepared data folder (default: $CATDOG_DATA_DIR or data)")
+    quick.add_argument("--epochs", type=int, help="passes over the training photos (default: the architecture's own)")
+    quick.add_argument("--arch", choices=("quick", "original"), default="quick",
+                       help="quick: ours; original: the 2019 lab's network, for comparison (slow)")
+    quick.add_argument("--out", type=Path, help="model file (default: models/quick.keras, or models/original.keras)")
+    quick.add_argument("--seed", type=int, default=1337, help="random seed (default 1337)")
+    quick.set_defaults(run=cmd_train_quick)
+
+    pre = train_verbs.add_parser(
+        "pretrained",
+        help="train a cat/dog head on ImageNet MobileNet features",
+        description="Put a cat/dog head on keras.applications.MobileNet (alpha 0.75, ImageNet weights) and "
+        "save ONE .keras file plus a JSON card. --head imagenet instead reads the untouched ImageNet "
+        "classifier as dog breeds vs domestic cats: no training data needed.",
+    )
+    pre.add_argument("--source", metavar="SRC", help="photos to sample from, as for `data prepare`, or an "
+                     "already prepared folder (default: $CATDOG_DATA_SOURCE)")
+    pre.add_argument("--per-class", type=int, default=DEFAULT_PRETRAINED_PER_CLASS, metavar="N",
+                     help=f"photos of each class to sample (default {DEFAULT_PRETRAINED_PER_CLASS})")
+    pre.add_argument("--data-out", type=Path, help="where the sample goes (default: data/pretrained)")
+    pre.add_argument("--head", choices=("trained", "imagenet"), default="trained",
+                     help="trained: learn a head on the photos; imagenet: zero-shot ImageNet classes")
+    pre.add_argument("--epochs", type=int, default=30, help="head training epochs (default 30)")
+    pre.add_argument("--out", type=Path, help="model file (default: models/pretrained.keras)")
+    pre.add_argument("--seed", type=int, default=1337, help="random seed (default 1337)")
+    pre.add_argument("--no-progress", action="store_true", help="no progress bars (for logs)")
+    pre.set_defaults(run=cmd_train_pretrained)
+
+    predict = verbs.add_parser(
+        "predict",
+        help="classify photos with both models",
+        description="Classify image files (or every image in the folders given) with the quick and the "
+        "pretrained model. Files that are not usable images are reported with the reason; the rest are "
+        "still classified. Exit status 1 if any file could not be classified.",
+    )
+    predict.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="image files or folders")
+    predict.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")
+    predict.add_argument("--models", type=Path, metavar="DIR",
+                         help="folder with quick.keras and pretrained.keras (default: $CATDOG_MODELS_DIR or models)")
+    predict.set_defaults(run=cmd_predict)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _quiet_tensorflow()
+    try:
+        run: Callable[[argparse.Namespace, Settings], int] = args.run
+        return run(args, load_settings())
+    except CatdogError as error:
+        print(f"catdog: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("catdog: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,361 @@
+"""Lab data: sample cats and dogs from a folder, an archive or a URL into the layout the lab trains on.
+
+``data/training/{cat,dog}/`` and ``data/validation/{cat,dog}/`` (the 2019 lab's layout), plus
+``manifest.csv`` (one row per kept image) and ``skipped.csv`` (every sampled file that was not usable,
+with the reason). Sampling is deterministic for a seed, and every kept image has been fully decoded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import hashlib
+import os
+import random
+import re
+import shutil
+import tarfile
+import tempfile
+import zipfile
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Iterable, Iterator, Protocol
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from catdog import CLASS_NAMES, CatdogError
+from catdog.config import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_PIXELS
+from catdog.download import download
+from catdog.images import ImageError, decode_image
+
+SPLITS = ("training", "validation")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff")
+MANIFEST_NAME = "manifest.csv"
+SKIPPED_NAME = "skipped.csv"
+MANIFEST_FIELDS = ("file", "split", "class", "sha256", "width", "height", "source")
+# Thumbnails this small carry no signal at model resolution (Kaggle has a few).
+MIN_SIDE = 32
+_CLASS_FOLDERS = {"cat": "cat", "cats": "cat", "dog": "dog", "dogs": "dog"}
+_CLASS_FILE_PREFIX = re.compile(r"^(cat|dog)s?[._-]", re.IGNORECASE)
+
+
+class DataError(CatdogError):
+    """The data source cannot be used; the message says which and why."""
+
+
+def label_for(name: str) -> str | None:
+    """The class of a file from its path: a ``cat``/``Cat``/``dogs`` folder, else a ``cat.123.jpg`` name."""
+    path = PurePosixPath(name.replace("\\", "/"))
+    for folder in reversed(path.parts[:-1]):
+        if folder.lower() in _CLASS_FOLDERS:
+            return _CLASS_FOLDERS[folder.lower()]
+    match = _CLASS_FILE_PREFIX.match(path.name)
+    return match.group(1).lower() if match else None
+
+
+def _is_candidate(name: str) -> bool:
+    base = PurePosixPath(name).name
+    return not base.startswith(".") and base.lower().endswith(IMAGE_SUFFIXES) and "__MACOSX" not in name
+
+
+class ImageSource(Protocol):
+    """Where images come from: names (paths inside the source) and a way to read many of them."""
+
+    description: str
+
+    def names(self) -> list[str]: ...
+
+    def read_many(self, names: Iterable[str]) -> dict[str, bytes]: ...
+
+
+class DirectorySource:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.description = f"folder {root}"
+
+    def names(self) -> list[str]:
+        return [
+            path.relative_to(self.root).as_posix()
+            for path in self.root.rglob("*")
+            if path.is_file() and _is_candidate(path.relative_to(self.root).as_posix())
+        ]
+
+    def read_many(self, names: Iterable[str]) -> dict[str, bytes]:
+        return {name: (self.root / name).read_bytes() for name in names}
+
+
+class ZipSource:
+    def __init__(self, archive: zipfile.ZipFile, path: Path) -> None:
+        self.archive = archive
+        self.description = f"zip archive {path}"
+
+    def names(self) -> list[str]:
+        return [info.filename for info in self.archive.infolist() if not info.is_dir() and _is_candidate(info.filename)]
+
+    def read_many(self, names: Iterable[str]) -> dict[str, bytes]:
+        return {name: self.archive.read(name) for name in names}
+
+
+class TarSource:
+    """Compressed tars cannot seek, so reads are done in one pass over the archive per batch."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.description = f"tar archive {path}"
+
+    def names(self) -> list[str]:
+        with tarfile.open(self.path, "r:*") as archive:
+            return [member.name for member in archive if member.isfile() and _is_candidate(member.name)]
+
+    def read_many(self, names: Iterable[str]) -> dict[str, bytes]:
+        wanted, found = set(names), {}
+        with tarfile.open(self.path, "r:*") as archive:
+            for member in archive:
+                if member.name in wanted and member.isfile():
+                    stream = archive.extractfile(member)
+                    found[member.name] = stream.read() if stream else b""
+                    if len(found) == len(wanted):
+                        break
+        return found
+
+
+@contextlib.contextmanager
+def open_source(source: str, cache_dir: Path, sha256: str | None = None) -> Iterator[ImageSource]:
+    """Open a folder, a zip/tar archive, or an http(s) URL to an archive (downloaded into ``cache_dir``)."""
+    if re.match(r"^https?://", source, re.IGNORECASE):
+        path = download(source, cache_dir, sha256=sha256)
+    else:
+        path = Path(source).expanduser()
+    if path.is_dir():
+        yield DirectorySource(path)
+    elif not path.exists():
+        raise DataError(f"data source {source} does not exist (give a folder, a zip/tar archive or a URL)")
+    elif zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as archive:
+            yield ZipSource(archive, path)
+    elif tarfile.is_tarfile(path):
+        yield TarSource(path)
+    else:
+        raise DataError(f"data source {path} is neither a folder nor a zip or tar archive")
+
+
+@dataclass(frozen=True)
+class Kept:
+    name: str
+    label: str
+    data: bytes
+    sha256: str
+    width: int
+    height: int
+
+
+@dataclass
+class PrepareReport:
+    """What ``prepare`` did: images kept per split and class, and files skipped per reason."""
+
+    out: Path
+    source: str
+    counts: Counter = field(default_factory=Counter)  # (split, class) -> images
+    skipped: Counter = field(default_factory=Counter)  # reason -> files
+    unlabelled: int = 0
+    short_classes: dict[str, int] = field(default_factory=dict)  # class -> images found, if < per_class
+
+    def summary(self) -> str:
+        lines = [f"Prepared {self.out} from {self.source}:"]
+        for split in SPLITS:
+            per_class = ", ".join(f"{self.counts[split, label]} {label}s" for label in CLASS_NAMES)
+            lines.append(f"  {split:<10} {per_class}")
+        if self.skipped:
+            reasons = ", ".join(f"{count} {reason}" for reason, count in sorted(self.skipped.items()))
+            lines.append(f"  skipped    {sum(self.skipped.values())} unusable files ({reasons}); see {SKIPPED_NAME}")
+        for label, found in self.short_classes.items():
+            lines.append(f"  warning: only {found} usable {label} images in the source")
+        return "\n".join(lines)
+
+
+def _check(name: str, label: str, data: bytes, limits: dict[str, int]) -> Kept:
+    decoded = decode_image(data, **limits)
+    if min(decoded.width, decoded.height) < MIN_SIDE:
+        raise ImageError("too-small", f"{decoded.width}x{decoded.height} is smaller than {MIN_SIDE} px on a side")
+    return Kept(name, label, data, hashlib.sha256(data).hexdigest(), decoded.width, decoded.height)
+
+
+def _sample_class(
+    source: ImageSource,
+    names: list[str],
+    label: str,
+    wanted: int,
+    limits: dict[str, int],
+    seen: dict[str, str],
+    skipped: list[tuple[str, str, str, str]],
+    bar: tqdm,
+) -> list[Kept]:
+    """Walk ``names`` (already shuffled) in order, keeping the first ``wanted`` usable, distinct images."""
+    kept: list[Kept] = []
+    position = 0
+    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+        while len(kept) < wanted and position < len(names):
+            # Read a little more than needed so that a few unusable files rarely cost another pass.
+            batch = names[position : position + min(500, (wanted - len(kept)) * 11 // 10 + 8)]
+            position += len(batch)
+            contents = source.read_many(batch)
+
+            def check(name: str) -> Kept | ImageError:
+                try:
+                    return _check(name, label, contents.get(name, b""), limits)
+                except ImageError as error:
+                    return error
+
+            for name, outcome in zip(batch, pool.map(check, batch)):
+                if len(kept) == wanted:
+                    break
+                if isinstance(outcome, ImageError):
+                    skipped.append((name, label, outcome.reason, str(outcome)))
+                elif outcome.sha256 in seen:
+                    skipped.append((name, label, "duplicate", f"same bytes as {seen[outcome.sha256]}"))
+                else:
+                    seen[outcome.sha256] = name
+                    kept.append(outcome)
+                    bar.update(1)
+    return kept
+
+
+def _unique_file_name(directory: Path, name: str) -> Path:
+    base = PurePosixPath(name).name
+    target = directory / base
+    stem, suffix, n = Path(base).stem, Path(base).suffix, 1
+    while target.exists():
+        n += 1
+        target = directory / f"{stem}-{n}{suffix}"
+    return target
+
+
+def prepare(
+    source: str,
+    out: Path,
+    per_class: int,
+    *,
+    validation_fraction: float = 0.2,
+    seed: int = 1337,
+    cache_dir: Path,
+    sha256: str | None = None,
+    max_bytes: int = DEFAULT_MAX_IMAGE_BYTES,
+    max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
+    progress: bool = True,
+) -> PrepareReport:
+    """Sample ``per_class`` usable images of each class from ``source`` and write them under ``out``.
+
+    The previous ``training/``, ``validation/`` and manifests in ``out`` are replaced only once the new
+    set is complete, so a failure leaves the old data as it was.
+    """
+    if per_class < 2:
+        raise DataError(f"--per-class must be at least 2 (one training and one validation image), not {per_class}")
+    if not 0.0 < validation_fraction < 1.0:
+        raise DataError(f"--validation-fraction must be between 0 and 1, not {validation_fraction}")
+    limits = {"max_bytes": max_bytes, "max_pixels": max_pixels}
+    report = PrepareReport(out=out, source=source)
+    skipped: list[tuple[str, str, str, str]] = []
+    seen: dict[str, str] = {}
+    rows: list[dict[str, object]] = []
+    out.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".prepare-", dir=out))
+    try:
+        with open_source(source, cache_dir, sha256) as images:
+            by_class: dict[str, list[str]] = {label: [] for label in CLASS_NAMES}
+            for name in images.names():
+                label = label_for(name)
+                if label is None:
+                    report.unlabelled += 1
+                else:
+                    by_class[label].append(name)
+            if not any(by_class.values()):
+                raise DataError(
+                    f"found no cat or dog images in {images.description}: expected cat/ and dog/ folders "
+                    "(any case) or files named like cat.123.jpg"
+                )
+            rng = random.Random(seed)
+            with tqdm(total=per_class * len(CLASS_NAMES), desc="images", unit="img", disable=not progress) as bar:
+                for label in CLASS_NAMES:
+                    names = sorted(by_class[label])
+                    rng.shuffle(names)
+                    kept = _sample_class(images, names, label, per_class, limits, seen, skipped, bar)
+                    if len(kept) < 2:
+                        raise DataError(f"{images.description} has {len(kept)} usable {label} images; at least 2 are needed")
+                    if len(kept) < per_class:
+                        report.short_classes[label] = len(kept)
+                    n_validation = min(len(kept) - 1, max(1, round(len(kept) * validation_fraction)))
+                    for index, image in enumerate(kept):
+                        split = "validation" if index < n_validation else "training"
+                        directory = staging / split / label
+                        directory.mkdir(parents=True, exist_ok=True)
+                        target = _unique_file_name(directory, image.name)
+                        target.write_bytes(image.data)
+                        report.counts[split, label] += 1
+                        rows.append({
+                            "file": target.relative_to(staging).as_posix(), "split": split, "class": label,
+                            "sha256": image.sha256, "width": image.width, "height": image.height,
+                            "source": image.name,
+                        })
+        rows.sort(key=lambda row: str(row["file"]))
+        with open(staging / MANIFEST_NAME, "w", newline="") as stream:
+            writer = csv.DictWriter(stream, fieldnames=MANIFEST_FIELDS)
+            writer.writeheader()
+            writer.writerows(rows)
+        with open(staging / SKIPPED_NAME, "w", newline="") as stream:
+            writer = csv.writer(stream)
+            writer.writerow(("source", "class", "reason", "detail"))
+            writer.writerows(skipped)
+        for name in (*SPLITS, MANIFEST_NAME, SKIPPED_NAME):
+            old = out / name
+            if old.is_dir():
+                shutil.rmtree(old)
+            elif old.exists():
+                old.unlink()
+            (staging / name).replace(old)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    report.skipped.update(reason for _, _, reason, _ in skipped)
+    return report
+
+
+def read_manifest(data_dir: Path) -> list[dict[str, str]]:
+    path = data_dir / MANIFEST_NAME
+    if not path.exists():
+        raise DataError(f"{path} does not exist: run `catdog data prepare` first")
+    with open(path, newline="") as stream:
+        return list(csv.DictReader(stream))
+
+
+def image_files(data_dir: Path, split: str) -> list[tuple[Path, int]]:
+    """(path, class index) for every image of a split, in a stable order."""
+    files = []
+    for index, label in enumerate(CLASS_NAMES):
+        folder = data_dir / split / label
+        if folder.is_dir():
+            files += [(path, index) for path in sorted(folder.iterdir()) if _is_candidate(path.name)]
+    if not files:
+        raise DataError(f"no images in {data_dir / split}/{{cat,dog}}: run `catdog data prepare` first")
+    return files
+
+
+def load_arrays(paths: list[Path], size: int, *, progress: bool = False, desc: str = "decoding") -> np.ndarray:
+    """Decode image files (with the one decoder) into a uint8 batch of shape (n, size, size, 3)."""
+    def load(path: Path) -> np.ndarray:
+        return decode_image(path.read_bytes(), target_size=size).to_array(size)
+
+    batch = np.empty((len(paths), size, size, 3), dtype=np.uint8)
+    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+        for index, array in enumerate(tqdm(pool.map(load, paths), total=len(paths), desc=desc, disable=not progress)):
+            batch[index] = array
+    return batch
+
+
+def load_split(data_dir: Path, split: str, size: int, *, progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Images and labels (0 = cat, 1 = dog) of one split of a prepared data folder."""
+    files = image_files(data_dir, split)
+    images = load_arrays([path for path, _ in files], size, progress=progress, desc=split)
+    labels = np.array([label for _, label in files], dtype=np.float32)
+    return images, labels

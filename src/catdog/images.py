@@ -1,0 +1,192 @@
+"""The one image decoder: bytes in, a model-ready array out, or an :class:`ImageError` saying why not.
+
+Training, prediction, the notebooks and the Kafka service all call :func:`decode_image`, so an image
+that one of them accepts, all of them accept, and it looks the same to every model.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from catdog.config import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_PIXELS
+
+# Formats a user may send. Everything else PIL can read (PSD, ICO, EPS, …) is refused on purpose:
+# fewer parsers exposed to untrusted bytes. (JPEG includes MPO, the multi-picture JPEG of many cameras.)
+ALLOWED_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF")
+# Transparent pixels are shown on white, as a browser would show them.
+BACKGROUND = (255, 255, 255)
+ORIENTATION_TAG = 0x0112
+
+
+class ImageError(ValueError):
+    """An input that is not a usable image. ``reason`` is a short stable code, the message says why."""
+
+    REASONS = (
+        "empty",
+        "too-large",
+        "too-many-pixels",
+        "too-small",
+        "not-an-image",
+        "unsupported-format",
+        "truncated",
+        "corrupt",
+    )
+
+    def __init__(self, reason: str, message: str) -> None:
+        if reason not in self.REASONS:
+            raise AssertionError(f"unknown image error reason {reason!r}")
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class DecodedImage:
+    """An upright 8-bit RGB picture plus what it was: format, mode, and size as displayed (after EXIF)."""
+
+    image: Image.Image
+    format: str
+    mode: str
+    width: int
+    height: int
+
+    def to_array(self, size: int) -> np.ndarray:
+        """Resize (squashing, as the lab always did) to ``size`` x ``size``: uint8, shape (size, size, 3)."""
+        resized = self.image.resize((size, size), Image.Resampling.BILINEAR)
+        return np.asarray(resized, dtype=np.uint8)
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """Any PIL mode to 8-bit RGB: alpha composited on white, 16/32-bit and float scaled to 0..255."""
+    if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+        values = np.asarray(image, dtype=np.float64)
+        if image.mode == "F":
+            low, high = float(values.min()), float(values.max())
+            values = (values - low) / ((high - low) or 1.0) * 255.0
+        elif image.mode.startswith("I;16") or values.max() > 255:
+            values = values / 257.0  # 16-bit range onto 8-bit
+        image = Image.fromarray(np.clip(np.rint(values), 0, 255).astype(np.uint8), mode="L")
+    if image.mode == "P" or image.mode == "PA":
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "La", "RGBa"):
+        image = image.convert("RGBA")
+        background = Image.new("RGB", image.size, BACKGROUND)
+        background.paste(image, mask=image.getchannel("A"))
+        return background
+    if image.mode != "RGB":
+        image = image.convert("RGB")
+    return image
+
+
+def decode_image(
+    data: bytes,
+    *,
+    max_bytes: int = DEFAULT_MAX_IMAGE_BYTES,
+    max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
+    target_size: int | None = None,
+) -> DecodedImage:
+    """Fully decode ``data`` into an upright RGB image, or raise :class:`ImageError`.
+
+    ``target_size`` lets JPEGs decode at a reduced scale (never below that size), which is several times
+    faster for camera photos that will be shrunk to model input anyway.
+    """
+    if not data:
+        raise ImageError("empty", "the input is empty (0 bytes)")
+    if len(data) > max_bytes:
+        raise ImageError("too-large", f"the input is {len(data):,} bytes, more than the limit of {max_bytes:,}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
+    except Image.DecompressionBombError as error:
+        raise ImageError("too-many-pixels", f"refused as a possible decompression bomb: {error}") from None
+    except UnidentifiedImageError:
+        damaged = _accepted_signature(data)
+        if damaged:
+            raise ImageError("corrupt", f"this starts like a {damaged} but its header is damaged") from None
+        kind = _guess_unsupported(data)
+        if kind:
+            raise ImageError("unsupported-format", f"{kind} images are not accepted; send JPEG, PNG, GIF, WebP or BMP") from None
+        raise ImageError("not-an-image", f"not an image: no known image format starts with {data[:8]!r}") from None
+    except Exception as error:  # PIL raises many types on malformed headers
+        raise ImageError("corrupt", f"the image header is damaged: {error}") from None
+
+    width, height = image.size
+    if width * height > max_pixels:
+        raise ImageError(
+            "too-many-pixels",
+            f"{width}x{height} = {width * height:,} pixels is more than the limit of {max_pixels:,} "
+            "(possible decompression bomb)",
+        )
+    if width < 1 or height < 1:
+        raise ImageError("corrupt", f"the image claims a size of {width}x{height}")
+    source_format, source_mode = image.format or "unknown", image.mode
+    try:
+        if image.getexif().get(ORIENTATION_TAG) in (5, 6, 7, 8):  # turned by a quarter
+            width, height = height, width
+    except Exception:  # unreadable EXIF is dropped below, as if there were none
+        pass
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. PIL's "palette images with transparency" notice
+            if target_size and image.format in ("JPEG", "MPO"):
+                image.draft("RGB", (target_size, target_size))
+            image.load()
+            image = ImageOps.exif_transpose(image) or image
+            image = _to_rgb(image)
+    except ImageError:
+        raise
+    except OSError as error:
+        if "truncated" in str(error):
+            raise ImageError("truncated", f"the {source_format} data is truncated: {error}") from None
+        raise ImageError("corrupt", f"the {source_format} data cannot be decoded: {error}") from None
+    except Exception as error:
+        raise ImageError("corrupt", f"the {source_format} data cannot be decoded: {error}") from None
+    return DecodedImage(image=image, format=source_format, mode=source_mode, width=width, height=height)
+
+
+def load_image_array(data: bytes, size: int, **limits: int) -> np.ndarray:
+    """Decode ``data`` and resize it to one model's input: the shortcut for a single model."""
+    return decode_image(data, target_size=size, **limits).to_array(size)
+
+
+_SIGNATURES = (
+    (b"%PDF", "PDF"),
+    (b"8BPS", "PSD"),
+    (b"\x00\x00\x01\x00", "ICO"),
+    (b"%!PS", "PostScript"),
+    (b"\x00\x00\x00\x0cjP  ", "JPEG 2000"),
+)
+
+
+_ACCEPTED_SIGNATURES = (
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"GIF8", "GIF"),
+    (b"BM", "BMP"),
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
+)
+
+
+def _accepted_signature(data: bytes) -> str | None:
+    """The accepted format ``data`` claims to be by its first bytes, if any."""
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WebP"
+    return next((name for signature, name in _ACCEPTED_SIGNATURES if data.startswith(signature)), None)
+
+
+def _guess_unsupported(data: bytes) -> str | None:
+    """Name a well-known non-accepted format, so the error says what was sent."""
+    for signature, name in _SIGNATURES:
+        if data.startswith(signature):
+            return name
+    if data[4:12] in (b"ftypheic", b"ftypheix", b"ftypavif", b"ftypmif1"):
+        return "HEIC/AVIF"
+    if data.lstrip()[:1] == b"<" and b"<svg" in data[:1024].lower():
+        return "SVG"
+    return None

@@ -1,0 +1,212 @@
+"""The networks: our quick CNN, the 2019 lab's original CNN, and MobileNet with a cat/dog head.
+
+Every model takes raw RGB pixels (0..255, the decoder's output) and returns one sigmoid: p(dog). Each
+model carries its own rescaling, so a caller never needs to know how a model was trained.
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+
+import keras
+from keras import layers
+
+from catdog import CatdogError
+
+QUICK_IMAGE_SIZE = 128
+ORIGINAL_IMAGE_SIZE = 200
+PRETRAINED_IMAGE_SIZE = 224
+MOBILENET_ALPHA = 0.75
+MOBILENET_WEIGHTS_URL = "https://storage.googleapis.com/tensorflow/keras-applications/mobilenet/"
+# ImageNet classes 151..268 are dog breeds and 281..285 domestic cats (tabby, tiger cat, Persian,
+# Siamese, Egyptian cat); the zero-shot head compares the probability mass of the two groups.
+IMAGENET_DOG_CLASSES = (151, 269)
+IMAGENET_CAT_CLASSES = (281, 286)
+
+
+class ModelFileError(CatdogError):
+    """A model file is missing, damaged, unsafe or not a catdog model; the message names the file."""
+
+
+def build_quick_cnn(image_size: int = QUICK_IMAGE_SIZE) -> keras.Model:
+    """Small and fast: few filters, batch norm and global pooling learn from 80 photos in seconds.
+
+    Augmentation lives in the model (active only in training) so 80 photos look like many more.
+    """
+    inputs = keras.Input(shape=(image_size, image_size, 3), name="pixels")
+    x = layers.Rescaling(1.0 / 255)(inputs)
+    x = layers.RandomFlip("horizontal")(x)
+    x = layers.RandomRotation(0.1)(x)
+    x = layers.RandomZoom(0.15)(x)
+    x = layers.Conv2D(16, 3, strides=2, padding="same", use_bias=False)(x)
+    x = layers.BatchNormalization()(x)
+    x = layers.Activation("relu")(x)
+    for filters in (32, 64, 128):
+        x = layers.SeparableConv2D(filters, 3, padding="same", use_bias=False)(x)
+        x = layers.BatchNormalization()(x)
+        x = layers.Activation("relu")(x)
+        x = layers.MaxPooling2D(2)(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    x = layers.Dropout(0.3)(x)
+    outputs = layers.Dense(1, activation="sigmoid", name="p_dog")(x)
+    model = keras.Model(inputs, outputs, name="quick_cnn")
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="binary_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def build_original_cnn(image_size: int = ORIGINAL_IMAGE_SIZE) -> keras.Model:
+    """The 2019 lab's network (gsurma's "model 5"), kept as the baseline the quick CNN must beat."""
+    inputs = keras.Input(shape=(image_size, image_size, 3), name="pixels")
+    x = layers.Rescaling(1.0 / 255)(inputs)
+    for filters in (32, 64, 128, 256):
+        x = layers.Conv2D(filters, 3, padding="same", activation="relu")(x)
+        x = layers.Conv2D(filters, 3, padding="same", activation="relu")(x)
+        x = layers.MaxPooling2D(2)(x)
+    x = layers.Flatten()(x)
+    for _ in range(2):
+        x = layers.Dense(256, activation="relu")(x)
+        x = layers.Dropout(0.5)(x)
+    outputs = layers.Dense(1, activation="sigmoid", name="p_dog")(x)
+    model = keras.Model(inputs, outputs, name="original_cnn")
+    model.compile(optimizer=keras.optimizers.RMSprop(1e-4), loss="binary_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def _alpha_text(alpha: float) -> str:
+    return {0.25: "2_5", 0.5: "5_0", 0.75: "7_5", 1.0: "1_0"}[alpha]
+
+
+def imagenet_weights_file(alpha: float, include_top: bool) -> str:
+    """The file name Keras uses for MobileNet's ImageNet weights at 224 px."""
+    return f"mobilenet_{_alpha_text(alpha)}_{PRETRAINED_IMAGE_SIZE}_tf{'' if include_top else '_no_top'}.h5"
+
+
+def fetch_imagenet_weights(alpha: float, include_top: bool, weights_dir: Path | None = None) -> Path:
+    """Put MobileNet's weights in Keras' cache (``$KERAS_HOME/models/``) and return the cached path.
+
+    Goes through ``keras.utils.get_file`` — Keras' own download and cache — from the public URL, or
+    from ``weights_dir`` (a local mirror, e.g. for disconnected clusters and CI) when one is given.
+    """
+    name = imagenet_weights_file(alpha, include_top)
+    if weights_dir is not None:
+        local = Path(weights_dir).expanduser().resolve() / name
+        if not local.is_file():
+            raise ModelFileError(f"{local} does not exist: CATDOG_WEIGHTS_DIR must hold {name}")
+        origin = local.as_uri()
+    else:
+        origin = MOBILENET_WEIGHTS_URL + name
+    try:
+        return Path(keras.utils.get_file(name, origin, cache_subdir="models"))
+    except Exception as error:
+        raise ModelFileError(f"cannot fetch the ImageNet weights {name} from {origin}: {error}") from None
+
+
+def build_backbone(alpha: float, weights_dir: Path | None, include_top: bool = False) -> keras.Model:
+    fetch_imagenet_weights(alpha, include_top, weights_dir)
+    return keras.applications.MobileNet(
+        input_shape=(PRETRAINED_IMAGE_SIZE, PRETRAINED_IMAGE_SIZE, 3),
+        alpha=alpha,
+        include_top=include_top,
+        pooling=None if include_top else "avg",
+        weights="imagenet",
+    )
+
+
+def _mobilenet_inputs() -> tuple[keras.KerasTensor, keras.KerasTensor]:
+    inputs = keras.Input(shape=(PRETRAINED_IMAGE_SIZE, PRETRAINED_IMAGE_SIZE, 3), name="pixels")
+    # MobileNet's own preprocessing (pixels to -1..1) as a layer, so the saved file takes raw pixels.
+    return inputs, layers.Rescaling(1.0 / 127.5, offset=-1.0, name="mobilenet_preprocess")(inputs)
+
+
+def build_head(feature_size: int) -> keras.Model:
+    """The trainable part on top of frozen MobileNet features."""
+    features = keras.Input(shape=(feature_size,), name="features")
+    x = layers.Dropout(0.2)(features)
+    outputs = layers.Dense(1, activation="sigmoid", name="p_dog")(x)
+    head = keras.Model(features, outputs, name="cat_dog_head")
+    head.compile(optimizer=keras.optimizers.Adam(1e-3), loss="binary_crossentropy", metrics=["accuracy"])
+    return head
+
+
+def assemble_pretrained(backbone: keras.Model, head: keras.Model) -> keras.Model:
+    """One model, pixels to p(dog): preprocessing, the frozen backbone, then the trained head."""
+    backbone.trainable = False
+    inputs, x = _mobilenet_inputs()
+    outputs = head(backbone(x, training=False))
+    model = keras.Model(inputs, outputs, name="mobilenet_cat_dog")
+    model.compile(loss="binary_crossentropy", metrics=["accuracy"])
+    return model
+
+
+@keras.saving.register_keras_serializable(package="catdog")
+class ImageNetCatDog(layers.Layer):
+    """Reads ImageNet's 1000 class probabilities as p(dog) = dog mass / (dog mass + cat mass)."""
+
+    def call(self, probabilities):
+        dog = keras.ops.sum(probabilities[:, IMAGENET_DOG_CLASSES[0] : IMAGENET_DOG_CLASSES[1]], axis=-1, keepdims=True)
+        cat = keras.ops.sum(probabilities[:, IMAGENET_CAT_CLASSES[0] : IMAGENET_CAT_CLASSES[1]], axis=-1, keepdims=True)
+        return dog / (dog + cat + keras.config.epsilon())
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], 1)
+
+
+def build_zero_shot(alpha: float, weights_dir: Path | None) -> keras.Model:
+    """The untouched ImageNet classifier read as cat vs dog: no training data needed."""
+    classifier = build_backbone(alpha, weights_dir, include_top=True)
+    inputs, x = _mobilenet_inputs()
+    outputs = ImageNetCatDog(name="p_dog")(classifier(x, training=False))
+    model = keras.Model(inputs, outputs, name="mobilenet_imagenet_cat_dog")
+    model.compile(loss="binary_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def input_size(model: keras.Model) -> int:
+    """The square image size a model expects."""
+    return int(model.input_shape[1])
+
+
+def save_model(model: keras.Model, path: Path) -> None:
+    """Save as one ``.keras`` file, written beside the target first so a crash leaves the old file intact."""
+    if path.suffix != ".keras":
+        raise ModelFileError(f"{path}: model files must end in .keras")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.stem}.partial.keras")
+    model.save(partial)
+    partial.replace(path)
+
+
+def load_model(path: Path) -> keras.Model:
+    """Load a ``.keras`` file with ``safe_mode=True`` and check it is a catdog model (pixels in, p(dog) out)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"{path} does not exist: train it with `catdog train` or pass --models DIR")
+    if not zipfile.is_zipfile(path):
+        raise ModelFileError(f"{path} is not a .keras model file (damaged, or another format)")
+    try:
+        model = keras.saving.load_model(path, safe_mode=True, compile=False)
+    except ValueError as error:
+        if "safe_mode" in str(error) or "lambda" in str(error).lower():
+            raise ModelFileError(f"{path} contains code (a Lambda layer) and is refused by safe_mode: {error}") from None
+        raise ModelFileError(f"{path} cannot be loaded: {error}") from None
+    except Exception as error:
+        raise ModelFileError(f"{path} cannot be loaded (damaged or made by an incompatible Keras): {error}") from None
+    shape_in, shape_out = tuple(model.input_shape), tuple(model.output_shape)
+    if len(shape_in) != 4 or shape_in[1] != shape_in[2] or shape_in[3] != 3 or shape_out[1:] != (1,):
+        raise ModelFileError(
+            f"{path} is not a catdog model: it maps {shape_in} to {shape_out}, "
+            "expected square RGB images to one p(dog)"
+        )
+    return model
+
+
+def card_path(model_path: Path) -> Path:
+    return model_path.with_suffix(".json")
+
+
+def write_card(model_path: Path, card: dict) -> Path:
+    path = card_path(model_path)
+    path.write_text(json.dumps(card, indent=2, sort_keys=True) + "\n")
+    return path

@@ -1,0 +1,74 @@
+"""Figures a learner looks at: training curves, image grids with both verdicts, confusion matrices."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from catdog import CLASS_NAMES
+
+
+def plot_history(history: dict[str, Sequence[float]], title: str = "training") -> plt.Figure:
+    """Loss and accuracy per epoch, training against validation: the gap between them is overfitting."""
+    figure, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    epochs = np.arange(1, len(history["loss"]) + 1)
+    for axis, metric in zip(axes, ("loss", "accuracy")):
+        axis.plot(epochs, history[metric], label="training", color="tab:blue")
+        if f"val_{metric}" in history:
+            axis.plot(epochs, history[f"val_{metric}"], label="validation", color="tab:orange")
+        axis.set_xlabel("epoch")
+        axis.set_ylabel(metric)
+        axis.grid(alpha=0.3)
+        axis.legend()
+    axes[1].set_ylim(0, 1.02)
+    figure.suptitle(title)
+    figure.tight_layout()
+    return figure
+
+
+def save_figure(figure: plt.Figure, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def confusion_matrix(labels: Sequence[int], predicted: Sequence[int]) -> np.ndarray:
+    """Rows: true class, columns: predicted class (cat, dog)."""
+    matrix = np.zeros((len(CLASS_NAMES), len(CLASS_NAMES)), dtype=int)
+    for true, guess in zip(labels, predicted):
+        matrix[int(true), int(guess)] += 1
+    return matrix
+
+
+def plot_confusion(matrix: np.ndarray, title: str, axis: plt.Axes | None = None) -> plt.Axes:
+    if axis is None:
+        _, axis = plt.subplots(figsize=(3.6, 3.2))
+    axis.imshow(matrix, cmap="Blues")
+    for (row, column), count in np.ndenumerate(matrix):
+        color = "white" if count > matrix.max() / 2 else "black"
+        axis.text(column, row, str(count), ha="center", va="center", color=color, fontsize=13)
+    axis.set_xticks(range(len(CLASS_NAMES)), CLASS_NAMES)
+    axis.set_yticks(range(len(CLASS_NAMES)), CLASS_NAMES)
+    axis.set_xlabel("predicted")
+    axis.set_ylabel("true")
+    axis.set_title(title)
+    return axis
+
+
+def plot_image_grid(
+    images: Sequence[np.ndarray], captions: Sequence[str], *, columns: int = 5, colors: Sequence[str] | None = None
+) -> plt.Figure:
+    """Photos in a grid, each with its caption (e.g. both models' verdicts), colored when given."""
+    rows = max(1, -(-len(images) // columns))
+    figure, axes = plt.subplots(rows, columns, figsize=(2.6 * columns, 2.9 * rows), squeeze=False)
+    for index, axis in enumerate(axes.flat):
+        axis.axis("off")
+        if index < len(images):
+            axis.imshow(images[index])
+            axis.set_title(captions[index], fontsize=9, color=(colors[index] if colors else "black"))
+    figure.tight_layout()
+    return figure

@@ -1,0 +1,97 @@
+"""Classification with both models side by side: the quick CNN and the pretrained MobileNet."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import keras
+import numpy as np
+
+from catdog import CLASS_NAMES, models
+from catdog.data import IMAGE_SUFFIXES
+from catdog.images import DecodedImage, ImageError, decode_image
+
+MODEL_NAMES = ("quick", "pretrained")
+BATCH_SIZE = 32
+
+
+@dataclass(frozen=True)
+class Verdict:
+    label: str
+    p_dog: float
+
+    @classmethod
+    def from_p_dog(cls, p_dog: float) -> "Verdict":
+        return cls(CLASS_NAMES[int(p_dog >= 0.5)], float(p_dog))
+
+
+def model_paths(models_dir: Path) -> dict[str, Path]:
+    return {name: Path(models_dir) / f"{name}.keras" for name in MODEL_NAMES}
+
+
+def load_models(models_dir: Path) -> dict[str, keras.Model]:
+    """Both models from ``models_dir`` (``quick.keras`` and ``pretrained.keras``), loaded safely."""
+    return {name: models.load_model(path) for name, path in model_paths(models_dir).items()}
+
+
+def largest_input(loaded: dict[str, keras.Model]) -> int:
+    return max(models.input_size(model) for model in loaded.values())
+
+
+def classify(loaded: dict[str, keras.Model], images: list[DecodedImage]) -> list[dict[str, Verdict]]:
+    """One batched call per model; each image resized to each model's own input size."""
+    if not images:
+        return []
+    verdicts: list[dict[str, Verdict]] = [{} for _ in images]
+    for name, model in loaded.items():
+        size = models.input_size(model)
+        batch = np.stack([image.to_array(size) for image in images])
+        p_dog = np.asarray(model(batch, training=False)).reshape(-1)
+        for verdict, p in zip(verdicts, p_dog):
+            verdict[name] = Verdict.from_p_dog(p)
+    return verdicts
+
+
+def expand_paths(paths: Iterable[Path]) -> Iterator[Path]:
+    """Files as given; folders walked for image files, in sorted order."""
+    for path in paths:
+        if path.is_dir():
+            yield from sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        else:
+            yield path
+
+
+@dataclass(frozen=True)
+class PathResult:
+    path: Path
+    verdicts: dict[str, Verdict] | None = None
+    error: str | None = None
+
+
+def classify_paths(
+    paths: Iterable[Path], loaded: dict[str, keras.Model], *, max_bytes: int, max_pixels: int
+) -> Iterator[PathResult]:
+    """Classify files in batches, in the order given; an unusable file yields its reason, never stops the rest."""
+    target = largest_input(loaded)
+    pending: list[tuple[Path, DecodedImage | str]] = []
+
+    def flush() -> Iterator[PathResult]:
+        decoded = [item for _, item in pending if isinstance(item, DecodedImage)]
+        verdicts = iter(classify(loaded, decoded))
+        for path, item in pending:
+            yield PathResult(path, verdicts=next(verdicts)) if isinstance(item, DecodedImage) else PathResult(path, error=item)
+        pending.clear()
+
+    for path in expand_paths(paths):
+        try:
+            data = path.read_bytes()
+            pending.append((path, decode_image(data, max_bytes=max_bytes, max_pixels=max_pixels, target_size=target)))
+        except ImageError as error:
+            pending.append((path, f"{error.reason}: {error}"))
+        except OSError as error:
+            pending.append((path, f"unreadable: {error.strerror or error}"))
+        if len(pending) == BATCH_SIZE:
+            yield from flush()
+    yield from flush()

@@ -1,0 +1,98 @@
+"""Shared fixtures: photos from ../shared (never copied into the repo), prepared data sets, trained models.
+
+Keras reads KERAS_HOME when it is first imported, so the weights cache is pointed at a temporary folder
+here, before any test module imports keras: tests never touch ~/.keras and always fetch the ImageNet
+weights through Keras' own mechanism from the local weights folder.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("KERAS_HOME", tempfile.mkdtemp(prefix="catdog-keras-"))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("CATDOG_SHARED") or REPO.parent / "shared").resolve()
+
+
+def shared_path(*parts: str) -> Path:
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        pytest.fail(f"{path} is missing: the tests read photos and weights from ../shared (or $CATDOG_SHARED)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def ocp_lab() -> Path:
+    return shared_path("datasets", "ocp-lab")
+
+
+@pytest.fixture(scope="session")
+def kaggle_dev() -> Path:
+    return shared_path("datasets", "kaggle-dev")
+
+
+@pytest.fixture(scope="session")
+def weights_dir() -> Path:
+    return shared_path("models", "imagenet")
+
+
+@pytest.fixture(scope="session")
+def cat_photos(kaggle_dev: Path) -> list[Path]:
+    return sorted((kaggle_dev / "cat").glob("*.jpg"))
+
+
+@pytest.fixture(scope="session")
+def dog_photos(kaggle_dev: Path) -> list[Path]:
+    return sorted((kaggle_dev / "dog").glob("*.jpg"))
+
+
+@pytest.fixture(scope="session")
+def lab_data(ocp_lab: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The original lab's photos, prepared as `catdog data prepare` does by default."""
+    from catdog.data import prepare
+
+    out = tmp_path_factory.mktemp("lab-data")
+    prepare(str(ocp_lab), out, 50, cache_dir=out / "cache", progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def kaggle_data(kaggle_dev: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """120 Kaggle photos of each class: 60 to train the pretrained head, 60 it never sees (validation)."""
+    from catdog.data import prepare
+
+    out = tmp_path_factory.mktemp("kaggle-data")
+    prepare(str(kaggle_dev), out, 120, validation_fraction=0.5, seed=11, cache_dir=out / "cache", progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def unseen_kaggle(kaggle_data: Path, kaggle_dev: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Another 200 Kaggle photos of each class, none of them in `kaggle_data`, to score models on."""
+    from catdog.data import read_manifest
+
+    used = {row["source"] for row in read_manifest(kaggle_data)}
+    out = tmp_path_factory.mktemp("unseen") / "validation"
+    for label in ("cat", "dog"):
+        (out / label).mkdir(parents=True)
+        fresh = [p for p in sorted((kaggle_dev / label).glob("*.jpg")) if f"{label}/{p.name}" not in used]
+        for path in fresh[-200:]:
+            (out / label / path.name).symlink_to(path)
+    return out.parent
+
+
+@pytest.fixture(scope="session")
+def models_dir(lab_data: Path, kaggle_data: Path, weights_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Both models, trained for real but briefly: the quick CNN on the lab photos, the head on Kaggle ones."""
+    from catdog import training
+
+    out = tmp_path_factory.mktemp("models")
+    training.train_cnn(lab_data, out / "quick.keras", epochs=3, verbose=0)
+    training.train_pretrained(kaggle_data, out / "pretrained.keras", weights_dir=weights_dir, verbose=0, progress=False)
+    return out
