@@ -1,0 +1,27 @@
+"""The benchmark script keeps working (tiny sizes); its figures are measured by `make bench`, not here."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_training_benchmark_runs_and_prints_its_table(weights_dir, tmp_path):
+    figures = tmp_path / "figures.json"
+    result = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "training.py"), "--smoke", "--json", str(figures)],
+        capture_output=True, text=True, timeout=900,
+        env={**os.environ, "CATDOG_WEIGHTS_DIR": str(weights_dir)},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "| training time, fit (s) |" in result.stdout
+    assert "| zero-shot ImageNet head |" in result.stdout
+    summary = json.loads(figures.read_text())
+    assert {run["arch"] for run in summary["runs"]} == {"original", "quick"}
+    assert 0 < summary["fit_time_ratio_quick_over_original"]
+    assert all(0 <= run["unseen_accuracy"] <= 1 for run in summary["runs"])
