@@ -133,6 +133,12 @@ def _shorten(text: str, width: int) -> str:
     return text if len(text) <= width else "…" + text[-(width - 1):]
 
 
+def _add_seed_and_progress(parser: argparse.ArgumentParser, progress: bool = True) -> None:
+    parser.add_argument("--seed", type=int, default=1337, help="the same seed gives the same result (default 1337)")
+    if progress:
+        parser.add_argument("--no-progress", action="store_true", help="no progress bars (for logs)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="catdog",
@@ -156,9 +162,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help=f"photos of each class (default {DEFAULT_LAB_PER_CLASS}, the original lab's size)")
     prep.add_argument("--validation-fraction", type=float, default=0.2, metavar="F",
                       help="share of each class kept for validation (default 0.2)")
-    prep.add_argument("--seed", type=int, default=1337, help="the same seed gives the same sample (default 1337)")
     prep.add_argument("--out", type=Path, help="output folder (default: $CATDOG_DATA_DIR or data)")
-    prep.add_argument("--no-progress", action="store_true", help="no progress bars (for logs)")
+    _add_seed_and_progress(prep)
     prep.set_defaults(run=cmd_data_prepare)
 
     train = verbs.add_parser("train", help="train the quick CNN or the pretrained model")
@@ -174,7 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     quick.add_argument("--arch", choices=("quick", "original"), default="quick",
                        help="quick: ours; original: the 2019 lab's network, for comparison (slow)")
     quick.add_argument("--out", type=Path, help="model file (default: models/quick.keras, or models/original.keras)")
-    quick.add_argument("--seed", type=int, default=1337, help="random seed (default 1337)")
+    _add_seed_and_progress(quick, progress=False)
     quick.set_defaults(run=cmd_train_quick)
 
     pre = train_verbs.add_parser(
@@ -193,8 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="trained: learn a head on the photos; imagenet: zero-shot ImageNet classes")
     pre.add_argument("--epochs", type=int, default=30, help="head training epochs (default 30)")
     pre.add_argument("--out", type=Path, help="model file (default: models/pretrained.keras)")
-    pre.add_argument("--seed", type=int, default=1337, help="random seed (default 1337)")
-    pre.add_argument("--no-progress", action="store_true", help="no progress bars (for logs)")
+    _add_seed_and_progress(pre)
     pre.set_defaults(run=cmd_train_pretrained)
 
     predict = verbs.add_parser(

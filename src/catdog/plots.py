@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Sequence
 
 import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
 import numpy as np
 
 from catdog import CLASS_NAMES
@@ -16,9 +17,10 @@ def plot_history(history: dict[str, Sequence[float]], title: str = "training") -
     figure, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     epochs = np.arange(1, len(history["loss"]) + 1)
     for axis, metric in zip(axes, ("loss", "accuracy")):
-        axis.plot(epochs, history[metric], label="training", color="tab:blue")
+        axis.plot(epochs, history[metric], "o-", markersize=3, label="training", color="tab:blue")
         if f"val_{metric}" in history:
-            axis.plot(epochs, history[f"val_{metric}"], label="validation", color="tab:orange")
+            axis.plot(epochs, history[f"val_{metric}"], "o-", markersize=3, label="validation", color="tab:orange")
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         axis.set_xlabel("epoch")
         axis.set_ylabel(metric)
         axis.grid(alpha=0.3)

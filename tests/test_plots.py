@@ -1,0 +1,31 @@
+"""Figures: curves show both splits per metric; the confusion matrix counts true against predicted."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from catdog import plots
+
+
+def test_history_plot_has_training_and_validation_curves(tmp_path):
+    history = {"loss": [0.9, 0.6], "accuracy": [0.5, 0.7], "val_loss": [0.7, 0.65], "val_accuracy": [0.5, 0.6]}
+    figure = plots.plot_history(history)
+    loss_axis, accuracy_axis = figure.axes
+    assert [line.get_label() for line in loss_axis.lines] == ["training", "validation"]
+    np.testing.assert_allclose(accuracy_axis.lines[1].get_ydata(), [0.5, 0.6])
+    path = plots.save_figure(figure, tmp_path / "curves.png")
+    assert path.read_bytes().startswith(b"\x89PNG")
+
+
+def test_confusion_matrix_rows_are_true_classes():
+    matrix = plots.confusion_matrix([0, 0, 0, 1, 1], [0, 1, 1, 1, 1])
+    assert matrix.tolist() == [[1, 2], [0, 2]]
+    axis = plots.plot_confusion(matrix, "quick")
+    assert sorted(text.get_text() for text in axis.texts) == ["0", "1", "2", "2"]
+
+
+def test_image_grid_captions_every_photo():
+    images = [np.zeros((8, 8, 3), np.uint8)] * 3
+    figure = plots.plot_image_grid(images, ["cat", "dog", "cat"], columns=2)
+    titles = [axis.get_title() for axis in figure.axes if axis.get_title()]
+    assert titles == ["cat", "dog", "cat"] and len(figure.axes) == 4
