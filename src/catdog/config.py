@@ -23,6 +23,8 @@ MIB = 1024 * 1024
 DEFAULT_MAX_IMAGE_BYTES = 10 * MIB
 # 40 megapixels is more than any phone camera; an RGB decode of it takes ~120 MB.
 DEFAULT_MAX_IMAGE_PIXELS = 40_000_000
+# The embedded broker's address (`catdog broker start`); on OpenShift a ConfigMap sets the real one.
+DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
 
 
 class ConfigError(CatdogError, ValueError):
@@ -39,6 +41,30 @@ class Settings:
     cache_dir: Path
     max_image_bytes: int
     max_image_pixels: int
+    kafka: "KafkaSettings"
+
+
+@dataclass(frozen=True)
+class KafkaSettings:
+    """Where the Kafka cluster is and how the pipeline uses it (same names locally and on OpenShift)."""
+
+    bootstrap_servers: str
+    security_protocol: str
+    ssl_cafile: Path | None
+    images_topic: str
+    predictions_topic: str
+    dlq_topic: str
+    group_id: str
+    # One limit for the whole pipeline: producer max_request_size and consumer fetch sizes derive from it.
+    max_image_bytes: int
+    batch_size: int
+    metrics_port: int
+    broker_state_dir: Path
+
+    @property
+    def max_message_bytes(self) -> int:
+        """Room for one image plus its key, headers and record framing."""
+        return self.max_image_bytes + 64 * 1024
 
 
 def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
@@ -59,17 +85,42 @@ def _optional_path(env: Mapping[str, str], name: str) -> Path | None:
     return Path(raw).expanduser() if raw else None
 
 
+def _kafka_settings(env: Mapping[str, str], max_image_bytes: int, cache_dir: Path) -> KafkaSettings:
+    protocol = env.get("KAFKA_SECURITY_PROTOCOL", "").strip().upper() or "PLAINTEXT"
+    if protocol not in ("PLAINTEXT", "SSL"):
+        raise ConfigError(f"KAFKA_SECURITY_PROTOCOL={protocol!r} must be PLAINTEXT or SSL")
+    cafile = _optional_path(env, "KAFKA_SSL_CAFILE")
+    if cafile is not None and not cafile.is_file():
+        raise ConfigError(f"KAFKA_SSL_CAFILE={cafile} does not exist (the Strimzi cluster CA, ca.crt)")
+    return KafkaSettings(
+        bootstrap_servers=env.get("KAFKA_BOOTSTRAP_SERVERS", "").strip() or DEFAULT_BOOTSTRAP,
+        security_protocol=protocol,
+        ssl_cafile=cafile,
+        images_topic=env.get("CATDOG_IMAGES_TOPIC", "").strip() or "images",
+        predictions_topic=env.get("CATDOG_PREDICTIONS_TOPIC", "").strip() or "predictions",
+        dlq_topic=env.get("CATDOG_DLQ_TOPIC", "").strip() or "images-dlq",
+        group_id=env.get("CATDOG_GROUP_ID", "").strip() or "catdog-classifier",
+        max_image_bytes=max_image_bytes,
+        batch_size=_positive_int(env, "CATDOG_BATCH_SIZE", 16),
+        metrics_port=_positive_int(env, "CATDOG_METRICS_PORT", 8000),
+        broker_state_dir=_optional_path(env, "CATDOG_BROKER_DIR") or cache_dir / "broker",
+    )
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Read every catdog setting from ``env`` (default: ``os.environ``)."""
     env = os.environ if env is None else env
     cache_home = Path(env.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    max_image_bytes = _positive_int(env, "CATDOG_MAX_IMAGE_BYTES", DEFAULT_MAX_IMAGE_BYTES)
+    cache_dir = _optional_path(env, "CATDOG_CACHE_DIR") or cache_home / "catdog"
     return Settings(
         data_source=env.get("CATDOG_DATA_SOURCE", "").strip() or PETIMAGES_URL,
         data_sha256=env.get("CATDOG_DATA_SHA256", "").strip().lower() or None,
         data_dir=_optional_path(env, "CATDOG_DATA_DIR") or Path("data"),
         models_dir=_optional_path(env, "CATDOG_MODELS_DIR") or Path("models"),
         weights_dir=_optional_path(env, "CATDOG_WEIGHTS_DIR"),
-        cache_dir=_optional_path(env, "CATDOG_CACHE_DIR") or cache_home / "catdog",
-        max_image_bytes=_positive_int(env, "CATDOG_MAX_IMAGE_BYTES", DEFAULT_MAX_IMAGE_BYTES),
+        cache_dir=cache_dir,
+        max_image_bytes=max_image_bytes,
         max_image_pixels=_positive_int(env, "CATDOG_MAX_IMAGE_PIXELS", DEFAULT_MAX_IMAGE_PIXELS),
+        kafka=_kafka_settings(env, max_image_bytes, cache_dir),
     )

@@ -12,24 +12,28 @@ from typing import Callable
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 import catdog
 from catdog import models
 from catdog.data import MANIFEST_NAME, SPLITS, image_files, load_split
 from catdog.download import sha256_file
 
-QUICK_EPOCHS = 40
+QUICK_EPOCHS = 20
 QUICK_BATCH_SIZE = 16
+# Each quick epoch shows every training photo 4 times, each time augmented differently: 80 passes in all,
+# with a quarter of Keras' per-epoch overhead (validation, callbacks), which dominates on 80 photos.
+QUICK_REPEATS = 4
 # The 2019 lab's settings for its network.
 ORIGINAL_EPOCHS = 32
 ORIGINAL_BATCH_SIZE = 8
 HEAD_EPOCHS = 30
 HEAD_BATCH_SIZE = 32
 FEATURE_BATCH_SIZE = 32
-ARCHITECTURES: dict[str, tuple[Callable[[], keras.Model], int, int, int]] = {
-    # name: (builder, image size, default epochs, batch size)
-    "quick": (models.build_quick_cnn, models.QUICK_IMAGE_SIZE, QUICK_EPOCHS, QUICK_BATCH_SIZE),
-    "original": (models.build_original_cnn, models.ORIGINAL_IMAGE_SIZE, ORIGINAL_EPOCHS, ORIGINAL_BATCH_SIZE),
+ARCHITECTURES: dict[str, tuple[Callable[[], keras.Model], int, int, int, int]] = {
+    # name: (builder, image size, default epochs, batch size, passes over the photos per epoch)
+    "quick": (models.build_quick_cnn, models.QUICK_IMAGE_SIZE, QUICK_EPOCHS, QUICK_BATCH_SIZE, QUICK_REPEATS),
+    "original": (models.build_original_cnn, models.ORIGINAL_IMAGE_SIZE, ORIGINAL_EPOCHS, ORIGINAL_BATCH_SIZE, 1),
 }
 
 
@@ -68,18 +72,23 @@ def train_cnn(
     callbacks: list[keras.callbacks.Callback] | None = None,
 ) -> TrainResult:
     """Train a from-scratch CNN on ``data_dir``'s training split, validating on its validation split."""
-    builder, size, default_epochs, batch_size = ARCHITECTURES[arch]
+    builder, size, default_epochs, batch_size, repeats = ARCHITECTURES[arch]
     keras.utils.set_random_seed(seed)
     x_train, y_train = load_split(data_dir, "training", size)
     x_val, y_val = load_split(data_dir, "validation", size)
+    training_set = (
+        tf.data.Dataset.from_tensor_slices((x_train, y_train))
+        .shuffle(len(x_train), seed=seed)  # reshuffled on every pass
+        .repeat(repeats)
+        .batch(batch_size)
+        .prefetch(tf.data.AUTOTUNE)
+    )
     model = builder()
     started = time.perf_counter()
     fitted = model.fit(
-        x_train, y_train,
-        batch_size=batch_size,
+        training_set,
         epochs=epochs or default_epochs,
         validation_data=(x_val, y_val),
-        shuffle=True,
         verbose=verbose,
         callbacks=callbacks,
     )

