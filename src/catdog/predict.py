@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -40,18 +41,28 @@ def largest_input(loaded: dict[str, keras.Model]) -> int:
     return max(models.input_size(model) for model in loaded.values())
 
 
-def classify(loaded: dict[str, keras.Model], images: list[DecodedImage]) -> list[dict[str, Verdict]]:
-    """One batched call per model; each image resized to each model's own input size."""
-    if not images:
-        return []
+def classify_timed(
+    loaded: dict[str, keras.Model], images: list[DecodedImage]
+) -> tuple[list[dict[str, Verdict]], dict[str, float]]:
+    """One batched call per model, each image resized to that model's input; also the seconds per model."""
     verdicts: list[dict[str, Verdict]] = [{} for _ in images]
+    seconds: dict[str, float] = {}
+    if not images:
+        return verdicts, seconds
     for name, model in loaded.items():
         size = models.input_size(model)
         batch = np.stack([image.to_array(size) for image in images])
+        started = time.perf_counter()
         p_dog = np.asarray(model(batch, training=False)).reshape(-1)
+        seconds[name] = time.perf_counter() - started
         for verdict, p in zip(verdicts, p_dog):
             verdict[name] = Verdict.from_p_dog(p)
-    return verdicts
+    return verdicts, seconds
+
+
+def classify(loaded: dict[str, keras.Model], images: list[DecodedImage]) -> list[dict[str, Verdict]]:
+    """Both (or all given) models on a batch of decoded images."""
+    return classify_timed(loaded, images)[0]
 
 
 def expand_paths(paths: Iterable[Path]) -> Iterator[Path]:

@@ -1,0 +1,246 @@
+"""Kafka I/O: clients built from the settings, sending images, reading images and predictions.
+
+These are the functions the CLI, the classifier service and the notebooks share. An image message is
+the raw file bytes (as in the original lab), keyed by the bytes' sha256, with ``filename``,
+``content-type`` and ``sent-at`` headers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import mimetypes
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterator
+
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka.admin import NewTopic
+from kafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
+
+from catdog import CatdogError
+from catdog.config import KafkaSettings
+from catdog.images import DecodedImage, ImageError, decode_image
+
+# The embedded broker only completes a group join after session_timeout/2, so keep the session short;
+# the heartbeat runs in a background thread, so slow inference cannot end the session.
+SESSION_TIMEOUT_MS = 6000
+HEARTBEAT_INTERVAL_MS = 2000
+# Inference on a bounded batch takes seconds; this leaves ample room before the group evicts us.
+MAX_POLL_INTERVAL_MS = 300_000
+# How long a new client tries to reach a bootstrap server before saying it cannot.
+BOOTSTRAP_TIMEOUT_MS = 10_000
+
+
+class KafkaUnavailable(CatdogError):
+    """No broker answers at the configured bootstrap address."""
+
+
+class ImageTooLarge(CatdogError):
+    """An image is over the pipeline's size limit and was not sent."""
+
+
+def client_config(kafka: KafkaSettings) -> dict:
+    """Connection settings common to producers, consumers and the admin client."""
+    config: dict = {
+        "bootstrap_servers": kafka.bootstrap_servers.split(","),
+        "security_protocol": kafka.security_protocol,
+        "bootstrap_timeout_ms": BOOTSTRAP_TIMEOUT_MS,
+    }
+    if kafka.ssl_cafile is not None:
+        config["ssl_cafile"] = str(kafka.ssl_cafile)
+    return config
+
+
+def _unavailable(kafka: KafkaSettings, error: Exception) -> KafkaUnavailable:
+    return KafkaUnavailable(
+        f"cannot reach Kafka at {kafka.bootstrap_servers} ({error}); start the local broker with "
+        "`catdog broker start`, or set KAFKA_BOOTSTRAP_SERVERS"
+    )
+
+
+def make_producer(kafka: KafkaSettings, **overrides) -> KafkaProducer:
+    """A producer that waits for the broker's acknowledgement (acks=all) and fits the largest image."""
+    try:
+        return KafkaProducer(
+            **client_config(kafka),
+            acks="all",
+            max_request_size=kafka.max_message_bytes,
+            buffer_memory=max(32 * 1024 * 1024, 3 * kafka.max_message_bytes),
+            linger_ms=5,
+            retries=5,
+            **overrides,
+        )
+    except KafkaTimeoutError as error:
+        raise _unavailable(kafka, error) from None
+
+
+def make_consumer(kafka: KafkaSettings, *topics: str, group_id: str | None = None, **overrides) -> KafkaConsumer:
+    """A consumer that reads from the earliest offset, never auto-commits, and fetches the largest image.
+
+    With ``group_id=None`` it joins no group (reading, e.g. for ``catdog results``, commits nothing).
+    """
+    config = {
+        **client_config(kafka),
+        "group_id": group_id,
+        "auto_offset_reset": "earliest",
+        "enable_auto_commit": False,
+        "fetch_max_bytes": max(52428800, kafka.max_message_bytes),
+        "max_partition_fetch_bytes": kafka.max_message_bytes,
+        "session_timeout_ms": SESSION_TIMEOUT_MS,
+        "heartbeat_interval_ms": HEARTBEAT_INTERVAL_MS,
+        "max_poll_interval_ms": MAX_POLL_INTERVAL_MS,
+        **overrides,
+    }
+    try:
+        return KafkaConsumer(*topics, **config)
+    except KafkaTimeoutError as error:
+        raise _unavailable(kafka, error) from None
+
+
+def ensure_topics(kafka: KafkaSettings, partitions: int = 1) -> list[str]:
+    """Create the images, predictions and dead-letter topics if missing; returns those created."""
+    try:
+        admin = KafkaAdminClient(**client_config(kafka))
+    except KafkaTimeoutError as error:
+        raise _unavailable(kafka, error) from None
+    created = []
+    try:
+        existing = set(admin.list_topics())
+        for topic in (kafka.images_topic, kafka.predictions_topic, kafka.dlq_topic):
+            if topic in existing:
+                continue
+            try:
+                admin.create_topics([NewTopic(topic, partitions, 1, topic_configs={
+                    "max.message.bytes": str(kafka.max_message_bytes)})])
+                created.append(topic)
+            except TopicAlreadyExistsError:
+                pass
+    finally:
+        admin.close()
+    return created
+
+
+def image_key(data: bytes) -> bytes:
+    """The message key: the image's sha256, so a resend of the same photo is recognisable."""
+    return hashlib.sha256(data).hexdigest().encode()
+
+
+def content_type(filename: str) -> str:
+    return mimetypes.guess_type(filename)[0] or "application/octet-stream"
+
+
+@dataclass(frozen=True)
+class Sent:
+    filename: str
+    topic: str
+    partition: int
+    offset: int
+    key: str
+
+
+def send_image(producer: KafkaProducer, kafka: KafkaSettings, data: bytes, filename: str,
+               topic: str | None = None, timeout: float = 30.0) -> Sent:
+    """Send one image and wait for the broker to store it. Over-size images are refused before sending."""
+    if len(data) > kafka.max_image_bytes:
+        raise ImageTooLarge(
+            f"{filename} is {len(data):,} bytes, more than the {kafka.max_image_bytes:,}-byte limit "
+            "(CATDOG_MAX_IMAGE_BYTES); it was not sent"
+        )
+    headers = [
+        ("filename", filename.encode()),
+        ("content-type", content_type(filename).encode()),
+        ("sent-at", datetime.now(timezone.utc).isoformat().encode()),
+    ]
+    key = image_key(data)
+    metadata = producer.send(topic or kafka.images_topic, value=data, key=key, headers=headers).get(timeout=timeout)
+    return Sent(filename, metadata.topic, metadata.partition, metadata.offset, key.decode())
+
+
+def headers_dict(headers: list[tuple[str, bytes]] | None) -> dict[str, str]:
+    return {name: value.decode("utf-8", "replace") for name, value in headers or []}
+
+
+@dataclass(frozen=True)
+class ReceivedImage:
+    """An image read from the topic: decoded (or why not), plus where it came from."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: str | None
+    headers: dict[str, str]
+    data: bytes
+    image: DecodedImage | None
+    error: ImageError | None
+
+    @property
+    def filename(self) -> str:
+        return self.headers.get("filename", f"{self.topic}-{self.partition}-{self.offset}")
+
+
+def decode_record(record, max_bytes: int, max_pixels: int | None = None, target_size: int | None = None) -> ReceivedImage:
+    limits = {"max_bytes": max_bytes, "target_size": target_size}
+    if max_pixels:
+        limits["max_pixels"] = max_pixels
+    image, error = None, None
+    try:
+        image = decode_image(record.value or b"", **limits)
+    except ImageError as caught:
+        error = caught
+    return ReceivedImage(
+        topic=record.topic, partition=record.partition, offset=record.offset,
+        key=record.key.decode() if record.key else None, headers=headers_dict(record.headers),
+        data=record.value or b"", image=image, error=error,
+    )
+
+
+def fetch_images(consumer: KafkaConsumer, kafka: KafkaSettings, count: int = 1, timeout: float = 10.0,
+                 commit: bool = True) -> list[ReceivedImage]:
+    """Up to ``count`` next images (fewer if ``timeout`` seconds pass first), decoded with the one decoder.
+
+    The original lab's pattern: call it with ``count=1`` in a cell and run the cell again for the next.
+    """
+    received: list[ReceivedImage] = []
+    deadline = time.monotonic() + timeout
+    while len(received) < count and time.monotonic() < deadline:
+        remaining_ms = max(1, int((deadline - time.monotonic()) * 1000))
+        batches = consumer.poll(timeout_ms=min(remaining_ms, 1000), max_records=count - len(received))
+        for records in batches.values():
+            received += [decode_record(record, kafka.max_image_bytes) for record in records]
+    if commit and received and consumer.config.get("group_id"):
+        consumer.commit()
+    return received
+
+
+def iter_predictions(consumer: KafkaConsumer, timeout: float = 10.0, count: int | None = None) -> Iterator[dict]:
+    """Predictions as published by the classifier service, until ``count`` or ``timeout`` s of silence."""
+    seen = 0
+    while count is None or seen < count:
+        batches = consumer.poll(timeout_ms=int(timeout * 1000), max_records=count - seen if count else 500)
+        if not batches:
+            return
+        for records in batches.values():
+            for record in records:
+                try:
+                    yield json.loads(record.value)
+                except ValueError:
+                    continue  # not one of ours: the predictions topic should only hold JSON results
+                seen += 1
+                if count is not None and seen >= count:
+                    return
+
+
+def send_paths(producer: KafkaProducer, kafka: KafkaSettings, paths: list[Path], topic: str | None = None) -> Iterator[Sent]:
+    """Send files in order, each acknowledged before the next is reported."""
+    for path in paths:
+        yield send_image(producer, kafka, path.read_bytes(), path.name, topic)
+
+
+__all__ = [
+    "KafkaError", "KafkaUnavailable", "ImageTooLarge", "ReceivedImage", "Sent", "client_config", "decode_record",
+    "ensure_topics", "fetch_images", "image_key", "iter_predictions", "make_consumer", "make_producer",
+    "send_image", "send_paths",
+]

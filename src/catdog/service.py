@@ -1,0 +1,173 @@
+"""The classifier service: images topic in, one JSON result per image out, bad messages to the DLQ.
+
+Delivery is at-least-once: a batch's offsets are committed only after every result and dead letter of
+that batch has been acknowledged by the broker. After a crash the uncommitted batch is read again, so a
+result may be published twice; its key and source offset identify the duplicate.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+import time
+from datetime import datetime, timezone
+
+import keras
+from kafka import KafkaConsumer, KafkaProducer
+from kafka.errors import KafkaError
+from kafka.structs import OffsetAndMetadata, TopicPartition
+
+from catdog.config import Settings
+from catdog.kafka_io import KafkaUnavailable, ReceivedImage, decode_record, make_consumer, make_producer
+from catdog.metrics import ServiceMetrics
+from catdog.predict import Verdict, classify_timed, largest_input
+
+log = logging.getLogger("catdog.service")
+# Which replica published a result: the pod name on OpenShift (HOSTNAME), plus the process id.
+INSTANCE = f"{socket.gethostname()}-{os.getpid()}"
+
+POLL_TIMEOUT_MS = 1000
+SEND_TIMEOUT_SECONDS = 30.0
+BACKOFF_FIRST_SECONDS = 1.0
+BACKOFF_MAX_SECONDS = 30.0
+
+
+def result_record(image: ReceivedImage, verdicts: dict[str, Verdict], seconds: dict[str, float], batch: int) -> dict:
+    """The published result: where the image came from, each model's verdict, and whether they agree."""
+    record: dict = {
+        "key": image.key,
+        "source": {"topic": image.topic, "partition": image.partition, "offset": image.offset},
+        "filename": image.filename,
+    }
+    for name, verdict in verdicts.items():
+        record[name] = {
+            "label": verdict.label,
+            "p_dog": round(verdict.p_dog, 4),
+            # The batched call's time shared out over its images.
+            "inference_ms": round(seconds[name] / batch * 1000, 2),
+        }
+    record["agree"] = len({verdict.label for verdict in verdicts.values()}) == 1
+    record["classified_at"] = datetime.now(timezone.utc).isoformat()
+    record["instance"] = INSTANCE
+    return record
+
+
+def dead_letter_headers(image: ReceivedImage) -> list[tuple[str, bytes]]:
+    """The original headers plus why the message was refused and where it came from."""
+    assert image.error is not None
+    extra = {
+        "error": str(image.error), "error-class": image.error.reason,
+        "source-topic": image.topic, "source-partition": str(image.partition), "source-offset": str(image.offset),
+    }
+    kept = [(name, value.encode()) for name, value in image.headers.items() if name not in extra]
+    return kept + [(name, value.encode()) for name, value in extra.items()]
+
+
+class Classifier:
+    """One consumer-group member: poll a bounded batch, classify, publish, then commit."""
+
+    def __init__(self, settings: Settings, models: dict[str, keras.Model], metrics: ServiceMetrics) -> None:
+        self.settings = settings
+        self.kafka = settings.kafka
+        self.models = models
+        self.metrics = metrics
+        self.target_size = largest_input(models)
+        self.stop_event = threading.Event()
+
+    def stop(self) -> None:
+        """Ask the loop to finish its batch, commit and close (safe to call from a signal handler)."""
+        self.stop_event.set()
+
+    def process(self, records: list, producer: KafkaProducer) -> dict[TopicPartition, OffsetAndMetadata]:
+        """Classify and publish one batch; returns the offsets to commit once all sends are acknowledged."""
+        received = [
+            decode_record(r, self.kafka.max_image_bytes, self.settings.max_image_pixels, self.target_size)
+            for r in records
+        ]
+        good = [image for image in received if image.image is not None]
+        verdicts, seconds = classify_timed(self.models, [image.image for image in good])
+        futures = []
+        for image, verdict in zip(good, verdicts):
+            value = json.dumps(result_record(image, verdict, seconds, len(good))).encode()
+            futures.append(producer.send(self.kafka.predictions_topic, key=(image.key or "").encode() or None, value=value))
+        for image in received:
+            if image.error is not None:
+                log.info("dead letter %s [%d]@%d: %s", image.filename, image.partition, image.offset, image.error)
+                futures.append(producer.send(self.kafka.dlq_topic, key=(image.key or "").encode() or None,
+                                             value=image.data, headers=dead_letter_headers(image)))
+        producer.flush(timeout=SEND_TIMEOUT_SECONDS)
+        for future in futures:
+            future.get(timeout=SEND_TIMEOUT_SECONDS)  # raises if the broker did not acknowledge
+        self._observe(received, good, verdicts, seconds, records)
+        offsets: dict[TopicPartition, OffsetAndMetadata] = {}
+        for record in records:
+            partition = TopicPartition(record.topic, record.partition)
+            next_offset = record.offset + 1
+            if partition not in offsets or offsets[partition].offset < next_offset:
+                offsets[partition] = OffsetAndMetadata(next_offset, "", -1)
+        return offsets
+
+    def _observe(self, received, good, verdicts, seconds, records) -> None:
+        m = self.metrics
+        m.batch_size.observe(len(records))
+        for name, spent in seconds.items():
+            m.inference_seconds.labels(name).observe(spent)
+        for verdict in verdicts:
+            for name, v in verdict.items():
+                m.classified.labels(name, v.label).inc()
+                m.p_dog.labels(name).observe(v.p_dog)
+            m.agreements.labels(str(len({v.label for v in verdict.values()}) == 1).lower()).inc()
+        for image in received:
+            if image.error is not None:
+                m.dead_letters.labels(image.error.reason).inc()
+        now_ms = time.time() * 1000
+        for record in records:
+            if record.timestamp and record.timestamp > 0:
+                m.end_to_end_seconds.observe(max(0.0, now_ms - record.timestamp) / 1000)
+
+    def run_session(self) -> None:
+        """Connect, then poll/process/commit until stopped; Kafka errors propagate to :meth:`run`."""
+        consumer: KafkaConsumer | None = None
+        producer: KafkaProducer | None = None
+        try:
+            producer = make_producer(self.kafka)
+            consumer = make_consumer(self.kafka, self.kafka.images_topic, group_id=self.kafka.group_id,
+                                     max_poll_records=self.kafka.batch_size)
+            self.metrics.set_ready(True)
+            log.info("classifying %s from %s as group %s", self.kafka.images_topic, self.kafka.bootstrap_servers,
+                     self.kafka.group_id)
+            while not self.stop_event.is_set():
+                self.metrics.loop_turned()
+                batches = consumer.poll(timeout_ms=POLL_TIMEOUT_MS, max_records=self.kafka.batch_size)
+                records = [record for partition in batches.values() for record in partition]
+                if records:
+                    offsets = self.process(records, producer)
+                    consumer.commit(offsets)
+                    log.info("batch of %d committed", len(records))
+        finally:
+            self.metrics.set_ready(False)
+            if consumer is not None:
+                consumer.close(autocommit=False)
+            if producer is not None:
+                producer.close(timeout=SEND_TIMEOUT_SECONDS)
+
+    def run(self) -> None:
+        """Run until stopped; a missing or lost broker is retried with backoff, never a crash."""
+        delay = BACKOFF_FIRST_SECONDS
+        while not self.stop_event.is_set():
+            started = time.monotonic()
+            try:
+                self.run_session()
+            except (KafkaError, KafkaUnavailable) as error:
+                self.metrics.kafka_errors.inc()
+                if time.monotonic() - started > 2 * BACKOFF_MAX_SECONDS:
+                    delay = BACKOFF_FIRST_SECONDS  # it had been working: start the backoff over
+                log.warning("Kafka problem at %s (%s: %s); retrying in %.0f s",
+                            self.kafka.bootstrap_servers, type(error).__name__, error, delay)
+                self.metrics.loop_turned()
+                self.stop_event.wait(delay)
+                delay = min(delay * 2, BACKOFF_MAX_SECONDS)
+        log.info("stopped")

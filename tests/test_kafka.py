@@ -1,0 +1,346 @@
+"""The Kafka pipeline against the real embedded broker (no mocks): send, classify, dead-letter, results,
+and the service's behaviour under SIGKILL, SIGTERM, two instances, and a missing broker."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from kafka import KafkaProducer
+from kafka.structs import TopicPartition
+
+import samples
+from catdog import broker as embedded
+from catdog.kafka_io import (
+    ImageTooLarge, ensure_topics, fetch_images, image_key, iter_predictions, make_consumer, make_producer, send_image,
+)
+from conftest import free_port, kafka_env
+
+SERVICE_START_SECONDS = 120
+
+
+def catdog(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "catdog.cli", *args], capture_output=True, text=True,
+                          env={**os.environ, **env}, timeout=timeout)
+
+
+class Service:
+    """`catdog classify` in its own process, as it runs on OpenShift."""
+
+    def __init__(self, kafka, models_dir: Path, log: Path, extra_env: dict[str, str] | None = None) -> None:
+        self.port = free_port()
+        self.log = log
+        env = {**os.environ, **kafka_env(kafka), **(extra_env or {}), "PYTHONUNBUFFERED": "1"}
+        with open(log, "ab") as stream:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "catdog.cli", "classify", "--models", str(models_dir),
+                 "--metrics-port", str(self.port)], stdout=stream, stderr=subprocess.STDOUT, env=env)
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def get(self, path: str) -> tuple[int, str]:
+        try:
+            with urllib.request.urlopen(self.url(path), timeout=5) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as error:
+            return error.code, ""
+        except OSError:
+            return 0, ""
+
+    def wait_ready(self) -> None:
+        deadline = time.monotonic() + SERVICE_START_SECONDS
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, self.output()
+            if self.get("/readyz")[0] == 200:
+                return
+            time.sleep(0.3)
+        raise AssertionError(f"service not ready in time:\n{self.output()}")
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def stop(self, signum: int = signal.SIGTERM, timeout: float = 60) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signum)
+        return self.process.wait(timeout)
+
+
+@pytest.fixture
+def services(tmp_path):
+    started: list[Service] = []
+    yield started
+    for service in started:
+        if service.process.poll() is None:
+            service.process.kill()
+            service.process.wait()
+
+
+def start_service(services, kafka, models_dir, tmp_path, name="service", extra_env=None, ready=True) -> Service:
+    service = Service(kafka, models_dir, tmp_path / f"{name}.log", extra_env)
+    services.append(service)
+    if ready:
+        service.wait_ready()
+    return service
+
+
+def collect(kafka, topic: str, count: int, timeout: float = 90) -> list:
+    """Read records from the start of ``topic`` until ``count`` arrived (no group, nothing committed)."""
+    consumer = make_consumer(kafka, topic)
+    records, deadline = [], time.monotonic() + timeout
+    try:
+        while len(records) < count and time.monotonic() < deadline:
+            for batch in consumer.poll(timeout_ms=500).values():
+                records += batch
+    finally:
+        consumer.close()
+    return records
+
+
+def results_by_offset(kafka, count: int, timeout: float = 90) -> dict[tuple[int, int], dict]:
+    records = collect(kafka, kafka.predictions_topic, count, timeout)
+    results = [json.loads(record.value) for record in records]
+    return {(r["source"]["partition"], r["source"]["offset"]): r for r in results}
+
+
+@pytest.fixture
+def photos(cat_photos, dog_photos) -> list[Path]:
+    return cat_photos[100:104] + dog_photos[100:104]
+
+
+def test_embedded_broker_starts_creates_topics_and_stops(tmp_path):
+    state, port = tmp_path / "state", free_port()
+    info = embedded.start(state, port)
+    try:
+        assert embedded.wait_for_port(port, 1)
+        with pytest.raises(embedded.BrokerError, match="already running"):
+            embedded.start(state, port)
+        kafka = replace(load_kafka(), bootstrap_servers=info.bootstrap)
+        assert sorted(ensure_topics(kafka)) == ["images", "images-dlq", "predictions"]
+        assert ensure_topics(kafka) == []  # idempotent
+    finally:
+        stopped = embedded.stop(state)
+    assert stopped is not None and stopped.pid == info.pid
+    assert not embedded.wait_for_port(port, 0.3)
+    assert embedded.stop(state) is None  # nothing left to stop
+
+
+def load_kafka():
+    from catdog.config import load_settings
+
+    return load_settings({}).kafka
+
+
+def test_broker_cli_prints_the_bootstrap_address(tmp_path):
+    env = {"CATDOG_BROKER_DIR": str(tmp_path / "state")}
+    port = free_port()
+    started = catdog("broker", "start", "--port", str(port), env=env)
+    try:
+        assert started.returncode == 0, started.stderr
+        assert f"KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:{port}" in started.stdout
+    finally:
+        stopped = catdog("broker", "stop", env=env)
+    assert "Stopped the broker" in stopped.stdout
+    assert not embedded.wait_for_port(port, 0.3)
+
+
+def test_send_uses_sha256_keys_and_headers_and_refuses_oversize(kafka, photos):
+    ensure_topics(kafka)
+    producer = make_producer(kafka)
+    data = photos[0].read_bytes()
+    sent = send_image(producer, kafka, data, photos[0].name)
+    with pytest.raises(ImageTooLarge, match="not sent"):
+        send_image(producer, replace(kafka, max_image_bytes=len(data) - 1), data, "big.jpg")
+    producer.close()
+    consumer = make_consumer(kafka, kafka.images_topic, group_id=kafka.group_id)
+    [image] = fetch_images(consumer, kafka, count=1, timeout=30)
+    consumer.close()
+    assert (image.partition, image.offset, image.key) == (sent.partition, sent.offset, image_key(data).decode())
+    assert image.headers["filename"] == photos[0].name and image.headers["content-type"] == "image/jpeg"
+    assert image.headers["sent-at"].endswith("+00:00")
+    assert image.image is not None and image.error is None
+
+
+def test_send_cli_prints_offsets_and_refuses_big_files(kafka, photos, tmp_path):
+    ensure_topics(kafka)
+    limit = max(photo.stat().st_size for photo in photos[:2])
+    big = tmp_path / "big.jpg"
+    big.write_bytes(b"\xff" * (limit + 1))
+    result = catdog("send", str(photos[0]), str(photos[1]), str(big),
+                    env=kafka_env(replace(kafka, max_image_bytes=limit)))
+    assert result.returncode == 1
+    assert f"{photos[0].name} -> {kafka.images_topic}[0]@0" in result.stdout
+    assert f"{photos[1].name} -> {kafka.images_topic}[0]@1" in result.stdout
+    assert "big.jpg" not in result.stdout and "over the" in result.stderr
+
+
+def test_the_original_lab_pattern_one_image_per_cell_run(kafka, photos):
+    ensure_topics(kafka)
+    producer = make_producer(kafka)
+    for photo in photos[:3]:
+        send_image(producer, kafka, photo.read_bytes(), photo.name)
+    producer.close()
+    consumer = make_consumer(kafka, kafka.images_topic, group_id=kafka.group_id)
+    names = [fetch_images(consumer, kafka, count=1, timeout=30)[0].filename for _ in range(3)]
+    consumer.close()
+    assert names == [photo.name for photo in photos[:3]]
+    # Committed as it went: a new reader in the same group has nothing left to read.
+    again = make_consumer(kafka, kafka.images_topic, group_id=kafka.group_id)
+    assert fetch_images(again, kafka, count=1, timeout=8) == []
+    again.close()
+
+
+# Every kind of message a user might send, and what the service must do with it.
+MESSAGES = {
+    "empty": (lambda photo: b"", "empty"),
+    "text": (lambda photo: b"hello, I am a cat", "not-an-image"),
+    "html": (lambda photo: samples.html(), "not-an-image"),
+    "random bytes": (lambda photo: samples.random_bytes(), "not-an-image"),
+    "zip": (lambda photo: samples.zip_bytes(), "not-an-image"),
+    "pdf": (lambda photo: samples.pdf(), "unsupported-format"),
+    "truncated jpeg": (lambda photo: photo[: len(photo) // 2], "truncated"),
+    "decompression bomb": (lambda photo: samples.bomb(), "too-many-pixels"),
+    "over-size": (lambda photo: photo + b"\0" * 600_000, "too-large"),
+    "palette png with transparency": (samples.transparent_palette_png, None),
+    "cmyk jpeg": (samples.cmyk_jpeg, None),
+    "16-bit png": (samples.sixteen_bit_png, None),
+    "animated gif": (samples.animated_gif, None),
+    "exif-rotated jpeg": (samples.exif_rotated, None),
+}
+
+
+def test_round_trip_with_every_kind_of_message(kafka, models_dir, photos, services, tmp_path):
+    kafka = replace(kafka, max_image_bytes=600_000)
+    ensure_topics(kafka)
+    base = photos[0].read_bytes()
+    assert len(base) < 600_000
+    raw = KafkaProducer(bootstrap_servers=kafka.bootstrap_servers, max_request_size=4 << 20)
+    expected: dict[int, tuple[str, str | None]] = {}
+    for photo in photos:
+        offset = raw.send(kafka.images_topic, photo.read_bytes(), headers=[("filename", photo.name.encode())]).get(10).offset
+        expected[offset] = (photo.name, None)
+    for kind, (make, reason) in MESSAGES.items():
+        # Sent raw, as any client might: the service, not the sender, must cope.
+        offset = raw.send(kafka.images_topic, make(base), key=kind.encode(),
+                          headers=[("filename", kind.encode())]).get(10).offset
+        expected[offset] = (kind, reason)
+    raw.close()
+    service = start_service(services, kafka, models_dir, tmp_path)
+
+    n_dead = sum(1 for _, reason in expected.values() if reason)
+    results = results_by_offset(kafka, len(expected) - n_dead)
+    dead = collect(kafka, kafka.dlq_topic, n_dead)
+    dead_by_offset = {int(dict(r.headers)["source-offset"]): r for r in dead}
+    for offset, (name, reason) in expected.items():
+        if reason is None:
+            result = results[0, offset]
+            assert result["filename"] == name
+            for model in ("quick", "pretrained"):
+                assert result[model]["label"] in ("cat", "dog") and 0 <= result[model]["p_dog"] <= 1
+                assert result[model]["inference_ms"] > 0
+            assert result["agree"] == (result["quick"]["label"] == result["pretrained"]["label"])
+            assert result["classified_at"].endswith("+00:00")
+        else:
+            letter = dead_by_offset[offset]
+            headers = {k: v.decode() for k, v in letter.headers}
+            assert headers["error-class"] == reason, (name, headers)
+            assert headers["error"] and headers["filename"] == name
+            assert letter.value == MESSAGES[name][0](base)  # the original bytes, kept for inspection
+    # The real photos were classified right by the pretrained model.
+    for photo in photos:
+        result = next(r for r in results.values() if r["filename"] == photo.name)
+        assert result["pretrained"]["label"] in photo.name
+    assert service.process.poll() is None  # still running after all of that
+
+    status, text = service.get("/metrics")
+    assert status == 200
+    assert 'catdog_images_classified_total{label="dog",model="pretrained"}' in text
+    assert 'catdog_dead_letters_total{reason="too-many-pixels"} 1.0' in text
+    assert 'catdog_p_dog_bucket{le="0.5",model="quick"}' in text
+    assert "catdog_end_to_end_seconds_count" in text and "catdog_batch_size_count" in text
+    assert service.get("/healthz")[0] == 200
+    assert service.stop() == 0
+
+
+def test_sigkill_mid_stream_loses_nothing(kafka, models_dir, cat_photos, services, tmp_path):
+    ensure_topics(kafka)
+    producer = make_producer(kafka)
+    sent = [send_image(producer, kafka, p.read_bytes(), p.name) for p in cat_photos[200:248]]
+    producer.close()
+    first = start_service(services, kafka, models_dir, tmp_path, "first")
+    deadline = time.monotonic() + 60
+    while "committed" not in first.output() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    first.stop(signal.SIGKILL)  # mid-stream: some batches done, most not
+    partial = len(collect(kafka, kafka.predictions_topic, len(sent), timeout=3))
+    assert 0 < partial < len(sent)
+    second = start_service(services, kafka, models_dir, tmp_path, "second")
+    results = results_by_offset(kafka, len(sent) + 1000, timeout=45)
+    assert {offset for (_, offset) in results} == {s.offset for s in sent}  # every image has a result
+    second.stop()
+
+
+def test_sigterm_finishes_the_batch_and_commits(kafka, models_dir, dog_photos, services, tmp_path):
+    ensure_topics(kafka)
+    producer = make_producer(kafka)
+    sent = [send_image(producer, kafka, p.read_bytes(), p.name) for p in dog_photos[200:216]]
+    producer.close()
+    service = start_service(services, kafka, models_dir, tmp_path)
+    results_by_offset(kafka, len(sent))
+    assert service.stop(signal.SIGTERM) == 0
+    assert "stopped" in service.output()
+    consumer = make_consumer(kafka, group_id=kafka.group_id)
+    committed = consumer.committed(TopicPartition(kafka.images_topic, 0))
+    consumer.close()
+    assert committed == len(sent)
+
+
+def test_two_instances_share_a_three_partition_topic(kafka, models_dir, cat_photos, dog_photos, services, tmp_path):
+    ensure_topics(kafka, partitions=3)
+    producer = make_producer(kafka)
+    photos = cat_photos[300:330] + dog_photos[300:330]
+    sent = [send_image(producer, kafka, p.read_bytes(), p.name) for p in photos]
+    producer.close()
+    assert len({s.partition for s in sent}) == 3
+    one = start_service(services, kafka, models_dir, tmp_path, "one", ready=False)
+    two = start_service(services, kafka, models_dir, tmp_path, "two", ready=False)
+    one.wait_ready()
+    two.wait_ready()
+    results = results_by_offset(kafka, len(sent) + 1000, timeout=60)
+    assert set(results) >= {(s.partition, s.offset) for s in sent}
+    instances = {r["instance"] for r in results.values()}
+    assert len(instances) == 2, instances
+    one.stop()
+    two.stop()
+
+
+def test_no_broker_at_start_is_retried_then_connects(models_dir, services, tmp_path, kafka):
+    port = free_port()
+    kafka = replace(kafka, bootstrap_servers=f"127.0.0.1:{port}")
+    service = start_service(services, kafka, models_dir, tmp_path, ready=False)
+    deadline = time.monotonic() + SERVICE_START_SECONDS
+    while "retrying in" not in service.output() and time.monotonic() < deadline:
+        assert service.process.poll() is None, service.output()
+        time.sleep(0.3)
+    assert f"Kafka problem at 127.0.0.1:{port}" in service.output()
+    assert service.get("/readyz")[0] == 503 and service.get("/healthz")[0] == 200
+    state = tmp_path / "late-broker"
+    embedded.start(state, port)  # the broker comes up late: the service must connect on its own
+    try:
+        ensure_topics(kafka)
+        service.wait_ready()
+        producer = make_producer(kafka)
+        send_image(producer, kafka, samples.cmyk_jpeg(samples.encode(samples.gradient(), "JPEG")), "late.jpg")
+        producer.close()
+        assert len(results_by_offset(kafka, 1)) == 1
+        assert service.stop() == 0
+    finally:
+        embedded.stop(state)
