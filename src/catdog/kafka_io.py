@@ -68,7 +68,6 @@ def make_producer(kafka: KafkaSettings, **overrides) -> KafkaProducer:
             **client_config(kafka),
             acks="all",
             max_request_size=kafka.max_message_bytes,
-            buffer_memory=max(32 * 1024 * 1024, 3 * kafka.max_message_bytes),
             linger_ms=5,
             retries=5,
             **overrides,

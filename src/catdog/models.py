@@ -34,7 +34,7 @@ def build_quick_cnn(image_size: int = QUICK_IMAGE_SIZE) -> keras.Model:
     """Small and fast: a strided first convolution, three conv + pool stages, global pooling.
 
     Augmentation lives in the model (active only in training) so 80 photos look like many more; global
-    average pooling instead of big dense layers keeps it to ~100k weights, which 80 photos can fit.
+    average pooling instead of big dense layers keeps it to 98k weights, which 80 photos can fit.
     """
     inputs = keras.Input(shape=(image_size, image_size, 3), name="pixels")
     x = layers.Rescaling(1.0 / 255)(inputs)
