@@ -1,5 +1,5 @@
 # Two commands set everything up on a fresh machine:
-#   make demo   prepare the lab photos, train both models, classify a few photos
+#   make demo   prepare the lab photos, train both models, classify photos sent through Kafka
 #   make test   the whole test suite
 # Both build the virtualenv (.venv) themselves from the pinned requirements.
 
@@ -21,10 +21,10 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 PRETRAINED_PER_CLASS ?= 300
 DEMO_PHOTOS ?= data/validation
 
-.PHONY: venv demo data models predict test clean help
+.PHONY: venv demo data models predict test bench clean help
 
 help:
-	@echo "make demo   prepare data, train both models, classify photos"
+	@echo "make demo   prepare data, train both models, run the Kafka round trip"
 	@echo "make test   run every test"
 	@echo "make clean  remove data, models and the virtualenv"
 
@@ -37,21 +37,31 @@ $(BIN)/catdog: requirements.txt requirements-dev.txt pyproject.toml
 
 venv: $(BIN)/catdog
 
-data: venv
+# Data and models are files: a second `make demo` reuses them instead of training again.
+data/manifest.csv: | venv
 	$(BIN)/catdog data prepare --no-progress
 
-models: data
+models/quick.keras: data/manifest.csv
 	$(BIN)/catdog train quick
+
+models/pretrained.keras: | venv
 	$(BIN)/catdog train pretrained --no-progress --per-class $(PRETRAINED_PER_CLASS) \
 		$(if $(PRETRAINED_SOURCE),--source $(PRETRAINED_SOURCE))
 
-predict: venv
+data: data/manifest.csv
+models: models/quick.keras models/pretrained.keras
+
+predict: models
 	$(BIN)/catdog predict $(DEMO_PHOTOS)
 
-demo: models predict
+demo: models
+	BIN=$(BIN) DEMO_PHOTOS=$(DEMO_PHOTOS) bash scripts/demo.sh
 
 test: venv
 	$(BIN)/python -m pytest
 
 clean:
 	rm -rf data/training data/validation data/pretrained data/*.csv models/*.keras models/*.json models/*.png $(VENV)
+
+bench: venv
+	$(BIN)/python benchmarks/training.py

@@ -210,28 +210,38 @@ def cmd_classify(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_results(args: argparse.Namespace, settings: Settings) -> int:
-    from catdog.kafka_io import iter_predictions, make_consumer
+    from catdog.kafka_io import iter_dead_letters, iter_predictions, make_consumer
 
-    consumer = make_consumer(settings.kafka, settings.kafka.predictions_topic)
+    kafka = settings.kafka
+    topic = kafka.dlq_topic if args.dead_letters else kafka.predictions_topic
+    consumer = make_consumer(kafka, topic)
     shown = 0
     try:
+        if args.dead_letters:
+            records = iter_dead_letters(consumer, timeout=args.timeout, count=args.count)
+            header = f"{'message':<32} {'reason':<20} detail"
+        else:
+            records = iter_predictions(consumer, timeout=args.timeout, count=args.count)
+            header = f"{'image':<32} {'quick':<18} {'pretrained':<18} agree  source"
         if not args.json:
-            print(f"{'image':<32} {'quick':<18} {'pretrained':<18} agree  source")
-        for result in iter_predictions(consumer, timeout=args.timeout, count=args.count):
+            print(header)
+        for record in records:
             shown += 1
             if args.json:
-                print(json.dumps(result), flush=True)
-                continue
-            cells = " ".join(
-                f"{result[name]['label']} ({result[name]['p_dog']:.2f})".ljust(18) for name in ("quick", "pretrained")
-            )
-            source = result["source"]
-            print(f"{_shorten(result['filename'], 32):<32} {cells} {'yes' if result['agree'] else 'NO ':<6} "
-                  f"{source['topic']}[{source['partition']}]@{source['offset']}", flush=True)
+                print(json.dumps(record), flush=True)
+            elif args.dead_letters:
+                print(f"{_shorten(record['filename'], 32):<32} {record['error-class']:<20} {record['error']}", flush=True)
+            else:
+                cells = " ".join(
+                    f"{record[name]['label']} ({record[name]['p_dog']:.2f})".ljust(18) for name in ("quick", "pretrained")
+                )
+                source = record["source"]
+                print(f"{_shorten(record['filename'], 32):<32} {cells} {'yes' if record['agree'] else 'NO ':<6} "
+                      f"{source['topic']}[{source['partition']}]@{source['offset']}", flush=True)
     finally:
         consumer.close()
     if shown == 0:
-        print(f"no results on {settings.kafka.predictions_topic} within {args.timeout:g} s", file=sys.stderr)
+        print(f"nothing on {topic} within {args.timeout:g} s", file=sys.stderr)
     return 0
 
 
@@ -360,11 +370,14 @@ def build_parser() -> argparse.ArgumentParser:
     results = verbs.add_parser(
         "results", help="show the classifier's results",
         description="Read the predictions topic from the beginning and print a table (or JSON lines, one per "
-        "result as published). Stops after --count results or --timeout seconds without a new one.",
+        "result as published). Stops after --count results or --timeout seconds without a new one. "
+        "--dead-letters shows the refused messages instead.",
     )
     results.add_argument("--count", type=int, help="stop after this many results")
     results.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the next result (default 10)")
     results.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+    results.add_argument("--dead-letters", action="store_true",
+                         help="show the dead-letter topic instead: messages refused, with the reason")
     results.set_defaults(run=cmd_results)
     return parser
 

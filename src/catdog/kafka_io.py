@@ -13,7 +13,6 @@ import mimetypes
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Iterator
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
@@ -214,8 +213,8 @@ def fetch_images(consumer: KafkaConsumer, kafka: KafkaSettings, count: int = 1, 
     return received
 
 
-def iter_predictions(consumer: KafkaConsumer, timeout: float = 10.0, count: int | None = None) -> Iterator[dict]:
-    """Predictions as published by the classifier service, until ``count`` or ``timeout`` s of silence."""
+def _iter_records(consumer: KafkaConsumer, timeout: float, count: int | None) -> Iterator:
+    """Records in arrival order until ``count`` or ``timeout`` seconds with nothing new."""
     seen = 0
     while count is None or seen < count:
         batches = consumer.poll(timeout_ms=int(timeout * 1000), max_records=count - seen if count else 500)
@@ -223,23 +222,38 @@ def iter_predictions(consumer: KafkaConsumer, timeout: float = 10.0, count: int 
             return
         for records in batches.values():
             for record in records:
-                try:
-                    yield json.loads(record.value)
-                except ValueError:
-                    continue  # not one of ours: the predictions topic should only hold JSON results
+                yield record
                 seen += 1
                 if count is not None and seen >= count:
                     return
 
 
-def send_paths(producer: KafkaProducer, kafka: KafkaSettings, paths: list[Path], topic: str | None = None) -> Iterator[Sent]:
-    """Send files in order, each acknowledged before the next is reported."""
-    for path in paths:
-        yield send_image(producer, kafka, path.read_bytes(), path.name, topic)
+def iter_predictions(consumer: KafkaConsumer, timeout: float = 10.0, count: int | None = None) -> Iterator[dict]:
+    """Predictions as published by the classifier service, until ``count`` or ``timeout`` s of silence."""
+    for record in _iter_records(consumer, timeout, count):
+        try:
+            yield json.loads(record.value)
+        except ValueError:
+            continue  # not one of ours: the predictions topic should only hold JSON results
+
+
+def iter_dead_letters(consumer: KafkaConsumer, timeout: float = 10.0, count: int | None = None) -> Iterator[dict]:
+    """Refused messages from the dead-letter topic: why, where from, and how big (the bytes stay there)."""
+    for record in _iter_records(consumer, timeout, count):
+        headers = headers_dict(record.headers)
+        yield {
+            "key": record.key.decode(errors="replace") if record.key else None,
+            "filename": headers.get("filename", f"{record.topic}-{record.partition}-{record.offset}"),
+            "error-class": headers.get("error-class", "unknown"),
+            "error": headers.get("error", ""),
+            "source": {"topic": headers.get("source-topic"), "partition": int(headers.get("source-partition", -1)),
+                       "offset": int(headers.get("source-offset", -1))},
+            "bytes": len(record.value or b""),
+        }
 
 
 __all__ = [
     "KafkaError", "KafkaUnavailable", "ImageTooLarge", "ReceivedImage", "Sent", "client_config", "decode_record",
-    "ensure_topics", "fetch_images", "image_key", "iter_predictions", "make_consumer", "make_producer",
-    "send_image", "send_paths",
+    "ensure_topics", "fetch_images", "image_key", "iter_dead_letters", "iter_predictions", "make_consumer", "make_producer",
+    "send_image",
 ]
