@@ -271,6 +271,16 @@ def test_round_trip_with_every_kind_of_message(kafka, models_dir, photos, servic
     assert service.get("/healthz")[0] == 200
     assert service.stop() == 0
 
+    # What a user sees: `catdog results`, as a table, as JSON lines, and the dead letters.
+    env = kafka_env(kafka)
+    table = catdog("results", "--count", "3", "--timeout", "10", env=env)
+    assert table.returncode == 0 and "agree" in table.stdout.splitlines()[0]
+    assert len(table.stdout.splitlines()) == 4
+    lines = catdog("results", "--json", "--timeout", "3", env=env).stdout.splitlines()
+    assert sorted(json.loads(line)["source"]["offset"] for line in lines) == sorted(o for (_, o) in results)
+    letters = catdog("results", "--dead-letters", "--json", "--timeout", "3", env=env).stdout.splitlines()
+    assert {json.loads(line)["error-class"] for line in letters} == {r for _, r in expected.values() if r}
+
 
 def test_sigkill_mid_stream_loses_nothing(kafka, models_dir, cat_photos, services, tmp_path):
     ensure_topics(kafka)

@@ -154,8 +154,8 @@ def cmd_broker_stop(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
     from tqdm.auto import tqdm
 
+    from catdog.data import expand_paths
     from catdog.kafka_io import make_producer, send_image
-    from catdog.predict import expand_paths
 
     kafka = settings.kafka
     items: list[tuple[str, Path | None]] = []
@@ -174,7 +174,9 @@ def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
             items.append((path.name, path))
     producer = make_producer(kafka)
     try:
-        for name, path in tqdm(items, desc="sending", unit="img", disable=len(items) < 10, file=sys.stderr):
+        # A bar for many files, and only on a terminal (disable=None); each image's offset is printed anyway.
+        bar = tqdm(items, desc="sending", unit="img", disable=True if len(items) < 10 else None, file=sys.stderr)
+        for name, path in bar:
             data = sys.stdin.buffer.read() if path is None else path.read_bytes()
             sent = send_image(producer, kafka, data, name, topic=args.topic)
             tqdm.write(f"{sent.filename} -> {sent.topic}[{sent.partition}]@{sent.offset}")

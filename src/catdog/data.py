@@ -329,6 +329,15 @@ def read_manifest(data_dir: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(stream))
 
 
+def expand_paths(paths: Iterable[Path]) -> Iterator[Path]:
+    """Files as given; folders walked for image files, in sorted order."""
+    for path in paths:
+        if path.is_dir():
+            yield from sorted(p for p in path.rglob("*") if p.is_file() and _is_candidate(p.name))
+        else:
+            yield path
+
+
 def image_files(data_dir: Path, split: str) -> list[tuple[Path, int]]:
     """(path, class index) for every image of a split, in a stable order."""
     files = []

@@ -11,7 +11,7 @@ import keras
 import numpy as np
 
 from catdog import CLASS_NAMES, models
-from catdog.data import IMAGE_SUFFIXES
+from catdog.data import expand_paths
 from catdog.images import DecodedImage, ImageError, decode_image
 
 MODEL_NAMES = ("quick", "pretrained")
@@ -63,15 +63,6 @@ def classify_timed(
 def classify(loaded: dict[str, keras.Model], images: list[DecodedImage]) -> list[dict[str, Verdict]]:
     """Both (or all given) models on a batch of decoded images."""
     return classify_timed(loaded, images)[0]
-
-
-def expand_paths(paths: Iterable[Path]) -> Iterator[Path]:
-    """Files as given; folders walked for image files, in sorted order."""
-    for path in paths:
-        if path.is_dir():
-            yield from sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-        else:
-            yield path
 
 
 @dataclass(frozen=True)
