@@ -29,3 +29,17 @@ def test_image_grid_captions_every_photo():
     figure = plots.plot_image_grid(images, ["cat", "dog", "cat"], columns=2)
     titles = [axis.get_title() for axis in figure.axes if axis.get_title()]
     assert titles == ["cat", "dog", "cat"] and len(figure.axes) == 4
+
+
+def test_verdict_grid_colours_right_and_wrong():
+    from catdog.predict import Verdict
+
+    images = [np.zeros((8, 8, 3), np.uint8)] * 2
+    verdicts = [
+        {"quick": Verdict.from_p_dog(0.1), "pretrained": Verdict.from_p_dog(0.2)},  # both say cat
+        {"quick": Verdict.from_p_dog(0.9), "pretrained": Verdict.from_p_dog(0.1)},  # they disagree
+    ]
+    figure = plots.plot_verdicts(images, verdicts, truth=[0, 0])
+    titles = [axis.title for axis in figure.axes[:2]]
+    assert titles[0].get_text() == "quick: cat (0.10)\npretrained: cat (0.20)"
+    assert titles[0].get_color() == "tab:green" and titles[1].get_color() == "tab:red"

@@ -4,36 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Callable, Sequence
 
-from catdog import CatdogError
+from catdog import CatdogError, quiet_tensorflow
 from catdog.config import Settings, load_settings
 
 DEFAULT_LAB_PER_CLASS = 50  # the 2019 lab's size: 40 + 10 photos of each class
 DEFAULT_PRETRAINED_PER_CLASS = 500
-
-
-def _quiet_tensorflow() -> None:
-    """TensorFlow's C++ start-up chatter hides the output learners need; keep warnings and errors.
-
-    TF_CPP_MIN_LOG_LEVEL silences most of it, but TF 2.21 logs its oneDNN notice before that setting is
-    read, so the C-level stderr is muted while TensorFlow is imported (an import error still shows).
-    """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if os.environ["TF_CPP_MIN_LOG_LEVEL"] in ("0", "1") or "tensorflow" in sys.modules:
-        return
-    sys.stderr.flush()
-    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
-    try:
-        import tensorflow  # noqa: F401
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
 
 
 def cmd_data_prepare(args: argparse.Namespace, settings: Settings) -> int:
@@ -387,7 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.verb in ("train", "predict", "classify"):
-        _quiet_tensorflow()
+        quiet_tensorflow()
     try:
         run: Callable[[argparse.Namespace, Settings], int] = args.run
         return run(args, load_settings())

@@ -74,3 +74,31 @@ def plot_image_grid(
             axis.set_title(captions[index], fontsize=9, color=(colors[index] if colors else "black"))
     figure.tight_layout()
     return figure
+
+
+def verdict_caption(verdicts: dict) -> str:
+    """One line per model: 'quick: cat (p_dog 0.12)'."""
+    return "\n".join(f"{name}: {v.label} ({v.p_dog:.2f})" for name, v in verdicts.items())
+
+
+def plot_verdicts(
+    images: Sequence[np.ndarray], verdicts: Sequence[dict], truth: Sequence[int] | None = None, columns: int = 5
+) -> plt.Figure:
+    """Photos with both models' verdicts; with the truth known, green where both are right, red otherwise."""
+    captions = [verdict_caption(v) for v in verdicts]
+    colors = None
+    if truth is not None:
+        colors = [
+            "tab:green" if all(x.label == CLASS_NAMES[t] for x in v.values()) else "tab:red"
+            for v, t in zip(verdicts, truth)
+        ]
+    return plot_image_grid(images, captions, columns=columns, colors=colors)
+
+
+def plot_confusions(matrices: dict[str, np.ndarray]) -> plt.Figure:
+    """Confusion matrices side by side, one per model."""
+    figure, axes = plt.subplots(1, len(matrices), figsize=(4 * len(matrices), 3.6), squeeze=False)
+    for axis, (name, matrix) in zip(axes[0], matrices.items()):
+        plot_confusion(matrix, name, axis)
+    figure.tight_layout()
+    return figure

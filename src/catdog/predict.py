@@ -97,3 +97,43 @@ def classify_paths(
         if len(pending) == BATCH_SIZE:
             yield from flush()
     yield from flush()
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Every photo of some splits of a prepared folder, its true class and each model's p(dog)."""
+
+    paths: list[Path]
+    labels: np.ndarray  # 0 = cat, 1 = dog
+    p_dog: dict[str, np.ndarray]
+
+    def predicted(self, model: str) -> np.ndarray:
+        return (self.p_dog[model] >= 0.5).astype(int)
+
+    def verdicts(self, index: int) -> dict[str, Verdict]:
+        return {name: Verdict.from_p_dog(values[index]) for name, values in self.p_dog.items()}
+
+
+def evaluate_folder(
+    loaded: dict[str, keras.Model], data_dir: Path, splits: tuple[str, ...] = ("validation",)
+) -> Evaluation:
+    """Each model on every photo of ``splits`` (decoded once, at each model's own size)."""
+    from catdog.data import image_files, load_arrays
+
+    files = [item for split in splits for item in image_files(data_dir, split)]
+    paths = [path for path, _ in files]
+    p_dog = {}
+    for name, model in loaded.items():
+        images = load_arrays(paths, models.input_size(model))
+        p_dog[name] = model.predict(images, batch_size=BATCH_SIZE, verbose=0).reshape(-1)
+    return Evaluation(paths, np.array([label for _, label in files]), p_dog)
+
+
+def scores(labels: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+    """Accuracy, and precision, recall and F1 for "dog" (the positive class)."""
+    labels, predicted = np.asarray(labels).astype(int), np.asarray(predicted).astype(int)
+    true_positive = int(np.sum((predicted == 1) & (labels == 1)))
+    precision = true_positive / max(1, int(np.sum(predicted == 1)))
+    recall = true_positive / max(1, int(np.sum(labels == 1)))
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"accuracy": float(np.mean(labels == predicted)), "precision": precision, "recall": recall, "f1": f1}

@@ -45,6 +45,31 @@ class TrainResult:
     validation_accuracy: float
 
 
+class LiveCurves(keras.callbacks.Callback):
+    """Redraws the loss and accuracy curves in place after every epoch, so a notebook shows training live."""
+
+    def __init__(self, title: str = "training") -> None:
+        super().__init__()
+        self.title = title
+        self.history: dict[str, list[float]] = {}
+        self._handle = None
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        import matplotlib.pyplot as plt
+        from IPython.display import display
+
+        from catdog import plots
+
+        for key, value in (logs or {}).items():
+            self.history.setdefault(key, []).append(float(value))
+        figure = plots.plot_history(self.history, f"{self.title}: epoch {epoch + 1}")
+        if self._handle is None:
+            self._handle = display(figure, display_id=True)
+        else:
+            self._handle.update(figure)
+        plt.close(figure)
+
+
 def history_path(model_path: Path) -> Path:
     return model_path.with_suffix(".history.json")
 

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Run a command beside the lab's services: the embedded Kafka broker and the classifier service, with
+# the environment set so that the command (JupyterLab, or the notebook tests) finds them. Both services
+# are stopped when the command ends. Models must exist in $CATDOG_MODELS_DIR (make models).
+#   scripts/lab-env.sh jupyter lab ...
+set -euo pipefail
+BIN=${BIN:-.venv/bin}
+export KAFKA_BOOTSTRAP_SERVERS=${KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:${CATDOG_LAB_KAFKA_PORT:-9092}}
+export CATDOG_METRICS_PORT=${CATDOG_METRICS_PORT:-8000}
+export CATDOG_METRICS_URL=${CATDOG_METRICS_URL:-http://127.0.0.1:$CATDOG_METRICS_PORT/metrics}
+export CATDOG_BROKER_DIR=${CATDOG_BROKER_DIR:-$(mktemp -d)}
+LOG_DIR=$(mktemp -d)
+service_pid=""
+
+cleanup() {
+  if [ -n "$service_pid" ] && kill -0 "$service_pid" 2>/dev/null; then
+    kill -TERM "$service_pid"
+    wait "$service_pid" || true
+  fi
+  "$BIN/catdog" broker stop >/dev/null
+}
+trap cleanup EXIT
+
+"$BIN/catdog" broker start --port "${KAFKA_BOOTSTRAP_SERVERS##*:}" >/dev/null
+"$BIN/catdog" classify >"$LOG_DIR/classify.log" 2>&1 &
+service_pid=$!
+for _ in $(seq 1 240); do   # wait (up to 2 min) until the service is ready
+  if "$BIN/python" -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:$CATDOG_METRICS_PORT/readyz', timeout=1)" 2>/dev/null; then
+    break
+  fi
+  kill -0 "$service_pid" 2>/dev/null || { cat "$LOG_DIR/classify.log"; exit 1; }
+  sleep 0.5
+done
+echo "Kafka at $KAFKA_BOOTSTRAP_SERVERS; classifier service metrics at $CATDOG_METRICS_URL (log: $LOG_DIR/classify.log)"
+"$@"
