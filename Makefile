@@ -20,12 +20,14 @@ endif
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 PRETRAINED_PER_CLASS ?= 300
 DEMO_PHOTOS ?= data/validation
+LAB_PORT ?= 8888
 
-.PHONY: venv demo data models predict test bench clean help
+.PHONY: venv demo data models predict test lab bench clean help
 
 help:
 	@echo "make demo   prepare data, train both models, run the Kafka round trip"
 	@echo "make test   run every test"
+	@echo "make lab    JupyterLab with the broker and the classifier service running"
 	@echo "make clean  remove data, models and the virtualenv"
 
 $(BIN)/catdog: requirements.txt requirements-dev.txt pyproject.toml
@@ -57,8 +59,18 @@ predict: models
 demo: models
 	BIN=$(BIN) DEMO_PHOTOS=$(DEMO_PHOTOS) bash scripts/demo.sh
 
+# The package's tests, then every notebook executed against the embedded broker and the service.
 test: venv
 	$(BIN)/python -m pytest
+	BIN=$(BIN) PRETRAINED_SOURCE=$(PRETRAINED_SOURCE) bash scripts/test-notebooks.sh
+
+# JupyterLab on the notebooks, beside the embedded broker and the classifier service. A token is
+# always required: $$JUPYTER_TOKEN, or a fresh random one printed below.
+lab: models
+	@token=$${JUPYTER_TOKEN:-$$($(BIN)/python -c 'import secrets; print(secrets.token_urlsafe(24))')}; \
+	echo "JupyterLab: http://127.0.0.1:$(LAB_PORT)/lab?token=$$token"; \
+	BIN=$(BIN) bash scripts/lab-env.sh $(BIN)/jupyter lab --no-browser --ip=127.0.0.1 --port=$(LAB_PORT) \
+		--ServerApp.root_dir=$(CURDIR) --IdentityProvider.token=$$token --LabApp.default_url=/lab/tree/notebooks/01-cat-dog-lab.ipynb
 
 clean:
 	rm -rf data/training data/validation data/pretrained data/*.csv models/*.keras models/*.json models/*.png $(VENV)

@@ -126,6 +126,14 @@ def test_unusable_and_duplicate_files_are_skipped_with_reasons(few, tmp_path):
     assert (cats / "666.jpg").exists()  # the source is never modified
 
 
+def test_excluded_photos_are_never_picked(kaggle_dev, tmp_path):
+    prepare(str(kaggle_dev), tmp_path / "train", 8, cache_dir=tmp_path / "cache", progress=False)
+    used = {row["sha256"] for row in read_manifest(tmp_path / "train")}
+    report = prepare(str(kaggle_dev), tmp_path / "eval", 8, cache_dir=tmp_path / "cache", progress=False, exclude=used)
+    assert not used & {row["sha256"] for row in read_manifest(tmp_path / "eval")}
+    assert report.skipped["seen"] == 16  # the same seed walks the same photos first
+
+
 def test_a_class_with_too_few_images_is_reported(few, tmp_path):
     source = layout(tmp_path / "src", few, "lower")
     report = prepare(str(source), tmp_path / "data", 15, cache_dir=tmp_path / "cache", progress=False)

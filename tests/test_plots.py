@@ -43,3 +43,10 @@ def test_verdict_grid_colours_right_and_wrong():
     titles = [axis.title for axis in figure.axes[:2]]
     assert titles[0].get_text() == "quick: cat (0.10)\npretrained: cat (0.20)"
     assert titles[0].get_color() == "tab:green" and titles[1].get_color() == "tab:red"
+
+
+def test_drift_plot_draws_each_model_and_skips_empty_windows():
+    figure = plots.plot_drift({"quick": [0.5, None, 0.2], "pretrained": [0.5, 0.4, 0.0]}, ["balanced"] * 2 + ["cats"])
+    lines = {line.get_label(): line for line in figure.axes[0].lines if not line.get_label().startswith("_")}
+    assert list(lines["quick"].get_xdata()) == [1, 3]
+    assert list(lines["pretrained"].get_ydata()) == [0.5, 0.4, 0.0]

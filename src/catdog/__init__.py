@@ -15,7 +15,7 @@ CLASS_NAMES = ("cat", "dog")
 
 
 def quiet_tensorflow() -> None:
-    """Import TensorFlow without its C++ start-up chatter, which hides what learners need to see.
+    """Import TensorFlow without its start-up chatter and notices, which hide what learners need to see.
 
     TF_CPP_MIN_LOG_LEVEL=2 keeps warnings and errors, but TF 2.21 logs its oneDNN notice before reading
     it, so the C-level stderr is muted while TensorFlow is imported (an import error still shows).
@@ -28,8 +28,10 @@ def quiet_tensorflow() -> None:
     saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 2)
     try:
-        import tensorflow  # noqa: F401
+        import tensorflow
     finally:
         os.dup2(saved, 2)
         os.close(saved)
         os.close(devnull)
+    # Python-side notices too (e.g. tf.function retracing when several models predict in turn).
+    tensorflow.get_logger().setLevel("ERROR")

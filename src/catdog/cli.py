@@ -131,7 +131,7 @@ def cmd_broker_stop(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     from catdog.data import expand_paths
     from catdog.kafka_io import make_producer, send_image

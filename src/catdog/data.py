@@ -24,7 +24,7 @@ from pathlib import Path, PurePosixPath
 from typing import Iterable, Iterator, Protocol
 
 import numpy as np
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from catdog import CLASS_NAMES, CatdogError
 from catdog.config import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_PIXELS
@@ -38,6 +38,7 @@ SKIPPED_NAME = "skipped.csv"
 MANIFEST_FIELDS = ("file", "split", "class", "sha256", "width", "height", "source")
 # Thumbnails this small carry no signal at model resolution (Kaggle has a few).
 MIN_SIDE = 32
+EXCLUDED = "a photo the caller excluded (e.g. one a model trained on)"
 _CLASS_FOLDERS = {"cat": "cat", "cats": "cat", "dog": "dog", "dogs": "dog"}
 _CLASS_FILE_PREFIX = re.compile(r"^(cat|dog)s?[._-]", re.IGNORECASE)
 
@@ -215,7 +216,8 @@ def _sample_class(
                 if isinstance(outcome, ImageError):
                     skipped.append((name, label, outcome.reason, str(outcome)))
                 elif outcome.sha256 in seen:
-                    skipped.append((name, label, "duplicate", f"same bytes as {seen[outcome.sha256]}"))
+                    reason = "seen" if seen[outcome.sha256] == EXCLUDED else "duplicate"
+                    skipped.append((name, label, reason, f"same bytes as {seen[outcome.sha256]}"))
                 else:
                     seen[outcome.sha256] = name
                     kept.append(outcome)
@@ -245,8 +247,12 @@ def prepare(
     max_bytes: int = DEFAULT_MAX_IMAGE_BYTES,
     max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
     progress: bool = True,
+    exclude: Iterable[str] = (),
 ) -> PrepareReport:
     """Sample ``per_class`` usable images of each class from ``source`` and write them under ``out``.
+
+    ``exclude`` holds sha256s of photos that must not be picked (e.g. every photo a model trained on,
+    to build an evaluation set of photos it never saw); they are skipped as "seen".
 
     The previous ``training/``, ``validation/`` and manifests in ``out`` are replaced only once the new
     set is complete, so a failure leaves the old data as it was.
@@ -258,7 +264,7 @@ def prepare(
     limits = {"max_bytes": max_bytes, "max_pixels": max_pixels}
     report = PrepareReport(out=out, source=source)
     skipped: list[tuple[str, str, str, str]] = []
-    seen: dict[str, str] = {}
+    seen: dict[str, str] = dict.fromkeys(exclude, EXCLUDED)
     rows: list[dict[str, object]] = []
     out.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".prepare-", dir=out))

@@ -10,7 +10,7 @@ import urllib.request
 from pathlib import Path, PurePosixPath
 from urllib.parse import unquote, urlparse
 
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from catdog import CatdogError
 

@@ -66,7 +66,7 @@ def plot_image_grid(
 ) -> plt.Figure:
     """Photos in a grid, each with its caption (e.g. both models' verdicts), colored when given."""
     rows = max(1, -(-len(images) // columns))
-    figure, axes = plt.subplots(rows, columns, figsize=(2.6 * columns, 2.9 * rows), squeeze=False)
+    figure, axes = plt.subplots(rows, columns, figsize=(2.6 * columns, 3.1 * rows), squeeze=False)
     for index, axis in enumerate(axes.flat):
         axis.axis("off")
         if index < len(images):
@@ -100,5 +100,26 @@ def plot_confusions(matrices: dict[str, np.ndarray]) -> plt.Figure:
     figure, axes = plt.subplots(1, len(matrices), figsize=(4 * len(matrices), 3.6), squeeze=False)
     for axis, (name, matrix) in zip(axes[0], matrices.items()):
         plot_confusion(matrix, name, axis)
+    figure.tight_layout()
+    return figure
+
+
+def plot_drift(windows: dict[str, Sequence[float | None]], phases: Sequence[str]) -> plt.Figure:
+    """Mean p(dog) per window of images for each model, with the phase of the stream shaded behind."""
+    figure, axis = plt.subplots(figsize=(9, 3.8))
+    shades = {}
+    for index, phase in enumerate(phases):
+        color = shades.setdefault(phase, f"C{len(shades) + 2}")
+        axis.axvspan(index + 0.5, index + 1.5, color=color, alpha=0.12, label=phase if index == phases.index(phase) else None)
+    for name, values in windows.items():
+        points = [(index + 1, value) for index, value in enumerate(values) if value is not None]
+        axis.plot([x for x, _ in points], [y for _, y in points], "o-", label=name)
+    axis.axhline(0.5, color="grey", linestyle=":", linewidth=1)
+    axis.set_ylim(-0.02, 1.02)
+    axis.set_xlabel("window of images, in order sent")
+    axis.set_ylabel("mean p(dog)")
+    axis.set_title("prediction drift: mean p(dog) per window")
+    axis.legend(loc="upper right", fontsize=8)
+    axis.grid(alpha=0.3)
     figure.tight_layout()
     return figure
