@@ -13,7 +13,7 @@ def test_defaults_need_no_environment():
     settings = load_settings({"HOME": "/home/learner"})
     assert settings.data_source == PETIMAGES_URL
     assert settings.data_dir == Path("data") and settings.models_dir == Path("models")
-    assert settings.weights_dir is None
+    assert settings.weights_source is None
     assert settings.max_image_bytes == 10 * 1024 * 1024
     assert settings.kafka.images_topic == "images"
     assert settings.kafka.predictions_topic == "predictions"
@@ -22,21 +22,27 @@ def test_defaults_need_no_environment():
 
 
 def test_environment_overrides_each_setting(tmp_path):
-    ca = tmp_path / "ca.crt"
-    ca.write_text("cert")
+    ca, cert, key = tmp_path / "ca.crt", tmp_path / "user.crt", tmp_path / "user.key"
+    for path in (ca, cert, key):
+        path.write_text("pem")
     settings = load_settings({
         "CATDOG_DATA_SOURCE": "/photos", "CATDOG_DATA_DIR": str(tmp_path / "d"), "CATDOG_WEIGHTS_DIR": "/w",
         "CATDOG_MAX_IMAGE_BYTES": "2048", "CATDOG_MAX_IMAGE_PIXELS": "99",
         "KAFKA_BOOTSTRAP_SERVERS": "lab-kafka-bootstrap:9092", "KAFKA_SECURITY_PROTOCOL": "ssl",
-        "KAFKA_SSL_CAFILE": str(ca), "CATDOG_IMAGES_TOPIC": "pets", "CATDOG_GROUP_ID": "g1",
+        "KAFKA_SSL_CAFILE": str(ca), "KAFKA_SSL_CERTFILE": str(cert), "KAFKA_SSL_KEYFILE": str(key),
+        "CATDOG_IMAGES_TOPIC": "pets", "CATDOG_GROUP_ID": "g1",
     })
     assert settings.data_source == "/photos" and settings.data_dir == tmp_path / "d"
-    assert settings.weights_dir == Path("/w")
+    assert settings.weights_source == "/w"
     assert (settings.max_image_bytes, settings.max_image_pixels) == (2048, 99)
     # One size limit for the whole pipeline: Kafka's message limit follows the image limit.
     assert settings.kafka.max_image_bytes == 2048 and settings.kafka.max_message_bytes > 2048
     assert settings.kafka.bootstrap_servers == "lab-kafka-bootstrap:9092"
     assert settings.kafka.security_protocol == "SSL" and settings.kafka.ssl_cafile == ca
+    assert (settings.kafka.ssl_certfile, settings.kafka.ssl_keyfile) == (cert, key)
+    from catdog.kafka_io import client_config
+
+    assert client_config(settings.kafka)["ssl_keyfile"] == str(key)
     assert (settings.kafka.images_topic, settings.kafka.group_id) == ("pets", "g1")
 
 

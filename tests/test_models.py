@@ -151,3 +151,12 @@ def test_a_flipped_or_re_encoded_photo_keeps_its_verdict(models_dir, cat_photos,
         verdicts = classify(loaded, [decode_image(v) for v in variants(data)])
         changed += len({v["pretrained"].label for v in verdicts}) > 1
     assert changed <= 1, f"{changed} of {len(photos)} photos changed verdict when flipped or re-encoded"
+
+
+def test_weights_can_come_from_a_mirror_url(weights_dir, tmp_path):
+    # A mirror is any base URL holding Keras' file names; file:// stands in for an internal http server.
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    (mirror / "mobilenet_2_5_224_tf.h5").write_bytes((weights_dir / "mobilenet_2_5_224_tf.h5").read_bytes())
+    path = models.fetch_imagenet_weights(0.25, True, mirror.as_uri() + "/")
+    assert path.read_bytes() == (mirror / "mobilenet_2_5_224_tf.h5").read_bytes()

@@ -29,9 +29,17 @@ def cmd_data_prepare(args: argparse.Namespace, settings: Settings) -> int:
         max_bytes=settings.max_image_bytes,
         max_pixels=settings.max_image_pixels,
         progress=not args.no_progress,
+        exclude=_manifest_hashes(args.exclude_from),
     )
     print(report.summary())
     return 0
+
+
+def _manifest_hashes(folders: list[Path] | None) -> set[str]:
+    """sha256s of every photo in the manifests of prepared folders (--exclude-from)."""
+    from catdog.data import read_manifest
+
+    return {row["sha256"] for folder in folders or () for row in read_manifest(folder)}
 
 
 def cmd_train_quick(args: argparse.Namespace, settings: Settings) -> int:
@@ -59,15 +67,16 @@ def cmd_train_pretrained(args: argparse.Namespace, settings: Settings) -> int:
             source, data_dir, args.per_class, seed=args.seed, cache_dir=settings.cache_dir,
             sha256=settings.data_sha256, max_bytes=settings.max_image_bytes,
             max_pixels=settings.max_image_pixels, progress=not args.no_progress,
+            exclude=_manifest_hashes(args.exclude_from),
         )
         print(report.summary())
     if args.head == "imagenet":
-        _, val_accuracy = training.build_zero_shot_model(out, data_dir=data_dir, weights_dir=settings.weights_dir)
+        _, val_accuracy = training.build_zero_shot_model(out, data_dir=data_dir, weights_dir=settings.weights_source)
         score = f"validation accuracy {val_accuracy:.3f}" if val_accuracy is not None else "not scored (no --source)"
         print(f"Saved the zero-shot ImageNet head: {score}\n  model   {out}")
         return 0
     result = training.train_pretrained(
-        data_dir, out, weights_dir=settings.weights_dir, epochs=args.epochs, seed=args.seed,
+        data_dir, out, weights_dir=settings.weights_source, epochs=args.epochs, seed=args.seed,
         progress=not args.no_progress,
     )
     chart = plots.save_figure(plots.plot_history(result.history, "MobileNet head"), out.with_suffix(".history.png"))
@@ -230,6 +239,11 @@ def _shorten(text: str, width: int) -> str:
     return text if len(text) <= width else "…" + text[-(width - 1):]
 
 
+def _add_exclude(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--exclude-from", type=Path, action="append", metavar="DIR",
+                        help="never pick photos listed in DIR/manifest.csv (e.g. another split's photos); repeatable")
+
+
 def _add_seed_and_progress(parser: argparse.ArgumentParser, progress: bool = True) -> None:
     parser.add_argument("--seed", type=int, default=1337, help="the same seed gives the same result (default 1337)")
     if progress:
@@ -260,6 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
     prep.add_argument("--validation-fraction", type=float, default=0.2, metavar="F",
                       help="share of each class kept for validation (default 0.2)")
     prep.add_argument("--out", type=Path, help="output folder (default: $CATDOG_DATA_DIR or data)")
+    _add_exclude(prep)
     _add_seed_and_progress(prep)
     prep.set_defaults(run=cmd_data_prepare)
 
@@ -291,6 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
     pre.add_argument("--per-class", type=int, default=DEFAULT_PRETRAINED_PER_CLASS, metavar="N",
                      help=f"photos of each class to sample (default {DEFAULT_PRETRAINED_PER_CLASS})")
     pre.add_argument("--data-out", type=Path, help="where the sample goes (default: data/pretrained)")
+    _add_exclude(pre)
     pre.add_argument("--head", choices=("trained", "imagenet"), default="trained",
                      help="trained: learn a head on the photos; imagenet: zero-shot ImageNet classes")
     pre.add_argument("--epochs", type=int, default=30, help="head training epochs (default 30)")

@@ -19,6 +19,8 @@ PETIMAGES_URL = (
     "https://download.microsoft.com/download/3/E/1/3E1C3F21-ECDB-4869-8368-6DEBA77B919F/"
     "kagglecatsanddogs_5340.zip"
 )
+# Keras' own download location for MobileNet's ImageNet weights; a mirror can stand in for it.
+MOBILENET_WEIGHTS_URL = "https://storage.googleapis.com/tensorflow/keras-applications/mobilenet/"
 MIB = 1024 * 1024
 DEFAULT_MAX_IMAGE_BYTES = 10 * MIB
 # 40 megapixels is more than any phone camera; an RGB decode of it takes ~120 MB.
@@ -37,7 +39,7 @@ class Settings:
     data_sha256: str | None
     data_dir: Path
     models_dir: Path
-    weights_dir: Path | None
+    weights_source: str | None  # a local folder or a base URL holding Keras' MobileNet .h5 files
     cache_dir: Path
     max_image_bytes: int
     max_image_pixels: int
@@ -51,6 +53,9 @@ class KafkaSettings:
     bootstrap_servers: str
     security_protocol: str
     ssl_cafile: Path | None
+    # A client certificate (a Strimzi KafkaUser's user.crt / user.key) for listeners that require one.
+    ssl_certfile: Path | None
+    ssl_keyfile: Path | None
     images_topic: str
     predictions_topic: str
     dlq_topic: str
@@ -89,13 +94,16 @@ def _kafka_settings(env: Mapping[str, str], max_image_bytes: int, cache_dir: Pat
     protocol = env.get("KAFKA_SECURITY_PROTOCOL", "").strip().upper() or "PLAINTEXT"
     if protocol not in ("PLAINTEXT", "SSL"):
         raise ConfigError(f"KAFKA_SECURITY_PROTOCOL={protocol!r} must be PLAINTEXT or SSL")
-    cafile = _optional_path(env, "KAFKA_SSL_CAFILE")
-    if cafile is not None and not cafile.is_file():
-        raise ConfigError(f"KAFKA_SSL_CAFILE={cafile} does not exist (the Strimzi cluster CA, ca.crt)")
+    files = {name: _optional_path(env, name) for name in ("KAFKA_SSL_CAFILE", "KAFKA_SSL_CERTFILE", "KAFKA_SSL_KEYFILE")}
+    for name, path in files.items():
+        if path is not None and not path.is_file():
+            raise ConfigError(f"{name}={path} does not exist (from Strimzi: ca.crt, user.crt, user.key)")
     return KafkaSettings(
         bootstrap_servers=env.get("KAFKA_BOOTSTRAP_SERVERS", "").strip() or DEFAULT_BOOTSTRAP,
         security_protocol=protocol,
-        ssl_cafile=cafile,
+        ssl_cafile=files["KAFKA_SSL_CAFILE"],
+        ssl_certfile=files["KAFKA_SSL_CERTFILE"],
+        ssl_keyfile=files["KAFKA_SSL_KEYFILE"],
         images_topic=env.get("CATDOG_IMAGES_TOPIC", "").strip() or "images",
         predictions_topic=env.get("CATDOG_PREDICTIONS_TOPIC", "").strip() or "predictions",
         dlq_topic=env.get("CATDOG_DLQ_TOPIC", "").strip() or "images-dlq",
@@ -118,7 +126,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         data_sha256=env.get("CATDOG_DATA_SHA256", "").strip().lower() or None,
         data_dir=_optional_path(env, "CATDOG_DATA_DIR") or Path("data"),
         models_dir=_optional_path(env, "CATDOG_MODELS_DIR") or Path("models"),
-        weights_dir=_optional_path(env, "CATDOG_WEIGHTS_DIR"),
+        weights_source=env.get("CATDOG_WEIGHTS_DIR", "").strip() or env.get("CATDOG_WEIGHTS_URL", "").strip() or None,
         cache_dir=cache_dir,
         max_image_bytes=max_image_bytes,
         max_image_pixels=_positive_int(env, "CATDOG_MAX_IMAGE_PIXELS", DEFAULT_MAX_IMAGE_PIXELS),

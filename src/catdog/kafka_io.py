@@ -48,8 +48,9 @@ def client_config(kafka: KafkaSettings) -> dict:
         "security_protocol": kafka.security_protocol,
         "bootstrap_timeout_ms": BOOTSTRAP_TIMEOUT_MS,
     }
-    if kafka.ssl_cafile is not None:
-        config["ssl_cafile"] = str(kafka.ssl_cafile)
+    for option in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+        if getattr(kafka, option) is not None:
+            config[option] = str(getattr(kafka, option))
     return config
 
 

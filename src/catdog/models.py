@@ -7,6 +7,7 @@ model carries its own rescaling, so a caller never needs to know how a model was
 from __future__ import annotations
 
 import json
+import re
 import zipfile
 from pathlib import Path
 
@@ -14,12 +15,12 @@ import keras
 from keras import layers
 
 from catdog import CatdogError
+from catdog.config import MOBILENET_WEIGHTS_URL
 
 QUICK_IMAGE_SIZE = 128
 ORIGINAL_IMAGE_SIZE = 200
 PRETRAINED_IMAGE_SIZE = 224
 MOBILENET_ALPHA = 0.75
-MOBILENET_WEIGHTS_URL = "https://storage.googleapis.com/tensorflow/keras-applications/mobilenet/"
 # ImageNet classes 151..268 are dog breeds and 281..285 domestic cats (tabby, tiger cat, Persian,
 # Siamese, Egyptian cat); the zero-shot head compares the probability mass of the two groups.
 IMAGENET_DOG_CLASSES = (151, 269)
@@ -80,14 +81,17 @@ def imagenet_weights_file(alpha: float, include_top: bool) -> str:
     return f"mobilenet_{_alpha_text(alpha)}_{PRETRAINED_IMAGE_SIZE}_tf{'' if include_top else '_no_top'}.h5"
 
 
-def fetch_imagenet_weights(alpha: float, include_top: bool, weights_dir: Path | None = None) -> Path:
+def fetch_imagenet_weights(alpha: float, include_top: bool, weights_dir: str | Path | None = None) -> Path:
     """Put MobileNet's weights in Keras' cache (``$KERAS_HOME/models/``) and return the cached path.
 
     Goes through ``keras.utils.get_file`` — Keras' own download and cache — from the public URL, or
-    from ``weights_dir`` (a local mirror, e.g. for disconnected clusters and CI) when one is given.
+    from ``weights_dir`` when one is given: a local folder (e.g. for CI) or the base URL of an internal
+    mirror (for disconnected clusters).
     """
     name = imagenet_weights_file(alpha, include_top)
-    if weights_dir is not None:
+    if weights_dir is not None and re.match(r"^(https?|file)://", str(weights_dir)):
+        origin = str(weights_dir).rstrip("/") + "/" + name
+    elif weights_dir is not None:
         local = Path(weights_dir).expanduser().resolve() / name
         if not local.is_file():
             raise ModelFileError(f"{local} does not exist: CATDOG_WEIGHTS_DIR must hold {name}")
@@ -100,7 +104,7 @@ def fetch_imagenet_weights(alpha: float, include_top: bool, weights_dir: Path | 
         raise ModelFileError(f"cannot fetch the ImageNet weights {name} from {origin}: {error}") from None
 
 
-def build_backbone(alpha: float, weights_dir: Path | None, include_top: bool = False) -> keras.Model:
+def build_backbone(alpha: float, weights_dir: str | Path | None, include_top: bool = False) -> keras.Model:
     fetch_imagenet_weights(alpha, include_top, weights_dir)
     return keras.applications.MobileNet(
         input_shape=(PRETRAINED_IMAGE_SIZE, PRETRAINED_IMAGE_SIZE, 3),
@@ -150,7 +154,7 @@ class ImageNetCatDog(layers.Layer):
         return (input_shape[0], 1)
 
 
-def build_zero_shot(alpha: float, weights_dir: Path | None) -> keras.Model:
+def build_zero_shot(alpha: float, weights_dir: str | Path | None) -> keras.Model:
     """The untouched ImageNet classifier read as cat vs dog: no training data needed."""
     classifier = build_backbone(alpha, weights_dir, include_top=True)
     inputs, x = _mobilenet_inputs()

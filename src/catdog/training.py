@@ -161,7 +161,7 @@ def train_pretrained(
     out: Path,
     *,
     alpha: float = models.MOBILENET_ALPHA,
-    weights_dir: Path | None = None,
+    weights_dir: str | Path | None = None,
     epochs: int = HEAD_EPOCHS,
     seed: int = 1337,
     verbose: int = 2,
@@ -206,7 +206,7 @@ def build_zero_shot_model(
     *,
     data_dir: Path | None = None,
     alpha: float = models.MOBILENET_ALPHA,
-    weights_dir: Path | None = None,
+    weights_dir: str | Path | None = None,
 ) -> tuple[Path, float | None]:
     """Save the ImageNet head read as cat vs dog; scored on ``data_dir``'s validation split if given."""
     weights = models.fetch_imagenet_weights(alpha, True, weights_dir)

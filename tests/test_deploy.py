@@ -1,0 +1,297 @@
+"""OpenShift deployment, proven offline: every overlay rendered with kustomize, every object validated
+against a real schema, policy and consistency checks, hadolint on the Containerfile, and the container's
+start script run for real."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import jsonschema
+import kubernetes_validate
+import pytest
+import yaml
+
+from catdog.config import DEFAULT_MAX_IMAGE_BYTES, load_settings
+from conftest import SHARED, free_port
+
+REPO = Path(__file__).resolve().parent.parent
+DEPLOY = REPO / "deploy" / "openshift"
+BIN = Path(sys.executable).parent
+KUBERNETES_VERSION = "1.33.0"
+STRIMZI_KINDS = {"Kafka", "KafkaNodePool", "KafkaTopic", "KafkaUser"}
+OPENSHIFT_KINDS = {"Route", "ImageStream", "BuildConfig"}
+WORKLOAD_KINDS = {"Deployment", "Job"}
+COMPONENTS = sorted(path.name for path in (DEPLOY / "components").iterdir())
+
+
+def tool(name: str) -> str:
+    path = shutil.which(name, path=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
+    if path is None:
+        pytest.fail(f"{name} is not installed (it comes from requirements-dev.txt)")
+    return path
+
+
+def render(directory: Path) -> list[dict]:
+    result = subprocess.run([tool("kubectl"), "kustomize", str(directory)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+def with_component(component: str, tmp_path: Path) -> Path:
+    """A throwaway overlay: the base plus one component, so every component is rendered and checked."""
+    overlay = tmp_path / component
+    overlay.mkdir()
+    (overlay / "kustomization.yaml").write_text(yaml.safe_dump({
+        "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
+        "resources": [os.path.relpath(DEPLOY / "base", overlay)],
+        "components": [os.path.relpath(DEPLOY / "components" / component, overlay)],
+    }))
+    return overlay
+
+
+RENDERS = {
+    "default": lambda tmp: DEPLOY,
+    "dev": lambda tmp: DEPLOY / "overlays" / "dev",
+    "persistent": lambda tmp: DEPLOY / "overlays" / "persistent",
+    "v1beta2": lambda tmp: DEPLOY / "overlays" / "v1beta2",
+    "operator": lambda tmp: DEPLOY / "operator",
+    **{f"base+{name}": (lambda tmp, name=name: with_component(name, tmp)) for name in COMPONENTS},
+}
+
+
+@pytest.fixture(scope="module", params=sorted(RENDERS))
+def rendered(request, tmp_path_factory) -> tuple[str, list[dict]]:
+    return request.param, render(RENDERS[request.param](tmp_path_factory.mktemp("overlay")))
+
+
+def schema_for(obj: dict) -> Path | None:
+    group, _, version = obj["apiVersion"].rpartition("/")
+    kind = obj["kind"].lower()
+    if obj["kind"] in OPENSHIFT_KINDS:
+        return SHARED / "schemas" / "openshift" / "v4.15-strict" / f"{kind}_{group}_{version}.json"
+    if group and "." in group and not group.endswith("k8s.io"):
+        return SHARED / "schemas" / group / f"{kind}_{version}.json"
+    return None  # a core Kubernetes kind: kubernetes-validate has it
+
+
+def test_every_object_validates_against_its_schema(rendered):
+    name, objects = rendered
+    assert objects, f"{name} rendered nothing"
+    for obj in objects:
+        label = f"{name}: {obj['kind']}/{obj['metadata']['name']}"
+        path = schema_for(obj)
+        if path is None:
+            try:
+                kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
+            except kubernetes_validate.SchemaNotFoundError:
+                pytest.fail(f"{label}: no schema for {obj['apiVersion']} {obj['kind']}")
+            except kubernetes_validate.ValidationError as error:
+                pytest.fail(f"{label}: {error}")
+        else:
+            assert path.is_file(), f"{label}: no schema at {path}"
+            schema = json.loads(path.read_text())
+            # No metaschema check: some CRD schemas carry Go regexes (e.g. "^(?i)…") that Python's re
+            # rejects; they only matter for fields we do not set.
+            validator = jsonschema.validators.validator_for(schema)(schema)
+            try:
+                validator.validate(obj)
+            except jsonschema.ValidationError as error:
+                pytest.fail(f"{label}: {error.message} at {list(error.absolute_path)}")
+
+
+def pod_specs(objects: list[dict]) -> list[tuple[str, dict]]:
+    return [(f"{o['kind']}/{o['metadata']['name']}", o["spec"]["template"]["spec"])
+            for o in objects if o["kind"] in WORKLOAD_KINDS]
+
+
+def test_containers_run_non_root_unprivileged_with_limits_and_probes(rendered):
+    _, objects = rendered
+    for name, spec in pod_specs(objects):
+        assert spec["securityContext"]["runAsNonRoot"] is True, name
+        for container in spec["containers"]:
+            where = f"{name}/{container['name']}"
+            context = container["securityContext"]
+            assert context["allowPrivilegeEscalation"] is False, where
+            assert context["capabilities"]["drop"] == ["ALL"], where
+            assert "runAsUser" not in context and "runAsUser" not in spec["securityContext"], \
+                f"{where}: OpenShift assigns the UID"
+            assert {"requests", "limits"} <= set(container["resources"]), where
+            if name.startswith("Deployment"):
+                assert "readinessProbe" in container and "livenessProbe" in container, where
+
+
+def test_every_route_uses_tls_and_redirects_http(rendered):
+    _, objects = rendered
+    for route in [o for o in objects if o["kind"] == "Route"]:
+        assert route["spec"]["tls"]["termination"] in ("edge", "reencrypt", "passthrough")
+        assert route["spec"]["tls"]["insecureEdgeTerminationPolicy"] == "Redirect"
+
+
+def test_configmaps_hold_no_secrets(rendered):
+    _, objects = rendered
+    for config_map in [o for o in objects if o["kind"] == "ConfigMap"]:
+        for key, value in config_map.get("data", {}).items():
+            assert not any(word in key.upper() for word in ("TOKEN", "PASSWORD", "SECRET", "KEY")), key
+            assert "BEGIN" not in value, key  # no certificates or keys either
+
+
+def by_kind(objects: list[dict], kind: str) -> list[dict]:
+    return [o for o in objects if o["kind"] == kind]
+
+
+@pytest.fixture(scope="module")
+def default_objects() -> list[dict]:
+    return render(DEPLOY)
+
+
+def test_topics_bootstrap_and_size_limits_agree_everywhere(default_objects):
+    settings = load_settings({}).kafka
+    [config_map] = by_kind(default_objects, "ConfigMap")
+    [kafka] = by_kind(default_objects, "Kafka")
+    config = config_map["data"]
+    topics = {topic["metadata"]["name"]: topic for topic in by_kind(default_objects, "KafkaTopic")}
+    # Topic names: ConfigMap = KafkaTopics = the Python defaults.
+    named = {config["CATDOG_IMAGES_TOPIC"], config["CATDOG_PREDICTIONS_TOPIC"], config["CATDOG_DLQ_TOPIC"]}
+    assert named == set(topics) == {settings.images_topic, settings.predictions_topic, settings.dlq_topic}
+    assert all(t["metadata"]["labels"]["strimzi.io/cluster"] == kafka["metadata"]["name"] for t in topics.values())
+    # Bootstrap: Strimzi's <cluster>-kafka-bootstrap service on the plain listener's port.
+    plain = next(listener for listener in kafka["spec"]["kafka"]["listeners"] if listener["name"] == "plain")
+    assert config["KAFKA_BOOTSTRAP_SERVERS"] == f"{kafka['metadata']['name']}-kafka-bootstrap:{plain['port']}"
+    assert config["CATDOG_GROUP_ID"] == settings.group_id
+    # One size limit: the image limit, and the message limit derived from it, everywhere.
+    assert int(config["CATDOG_MAX_IMAGE_BYTES"]) == DEFAULT_MAX_IMAGE_BYTES
+    message_limit = load_settings({"CATDOG_MAX_IMAGE_BYTES": config["CATDOG_MAX_IMAGE_BYTES"]}).kafka.max_message_bytes
+    assert kafka["spec"]["kafka"]["config"]["message.max.bytes"] == message_limit
+    assert kafka["spec"]["kafka"]["config"]["replica.fetch.max.bytes"] == message_limit
+    assert all(t["spec"]["config"]["max.message.bytes"] == message_limit for t in topics.values())
+    # Listeners: plain 9092 (this namespace only), tls 9093, route 9094 with TLS.
+    ports = {listener["name"]: (listener["port"], listener["tls"]) for listener in kafka["spec"]["kafka"]["listeners"]}
+    assert ports == {"plain": (9092, False), "tls": (9093, True), "route": (9094, True)}
+    assert plain["networkPolicyPeers"] == [{"podSelector": {}}]
+
+
+def test_classifier_replicas_never_exceed_partitions(tmp_path):
+    objects = render(DEPLOY / "overlays" / "persistent")
+    partitions = next(t for t in by_kind(objects, "KafkaTopic") if t["metadata"]["name"] == "images")["spec"]["partitions"]
+    classifier = next(d for d in by_kind(objects, "Deployment") if d["metadata"]["name"] == "catdog-classifier")
+    assert classifier["spec"]["replicas"] <= partitions
+    [scaler] = by_kind(objects, "ScaledObject")
+    assert scaler["spec"]["maxReplicaCount"] <= partitions
+    assert scaler["spec"]["triggers"][0]["metadata"]["topic"] == "images"
+
+
+def test_persistent_overlay_replicates_three_times():
+    objects = render(DEPLOY / "overlays" / "persistent")
+    [pool] = by_kind(objects, "KafkaNodePool")
+    assert pool["spec"]["replicas"] == 3 and pool["spec"]["storage"]["type"] == "jbod"
+    assert all(t["spec"]["replicas"] == 3 for t in by_kind(objects, "KafkaTopic"))
+    [kafka] = by_kind(objects, "Kafka")
+    assert kafka["spec"]["kafka"]["config"]["min.insync.replicas"] == 2
+
+
+def test_alerts_watch_drift_and_dead_letters(tmp_path):
+    objects = render(with_component("monitoring", tmp_path))
+    [rule] = by_kind(objects, "PrometheusRule")
+    alerts = {r["alert"]: r["expr"] for group in rule["spec"]["groups"] for r in group["rules"]}
+    assert "catdog_p_dog_sum" in alerts["CatdogPredictionDrift"]
+    assert "catdog_dead_letters_total" in alerts["CatdogDeadLetterRate"]
+    [monitor] = by_kind(objects, "ServiceMonitor")
+    [service] = [s for s in by_kind(objects, "Service") if s["metadata"]["name"] == "catdog-classifier"]
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+
+
+def test_containerfile_passes_hadolint():
+    result = subprocess.run([tool("hadolint"), str(REPO / "Containerfile")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_containerfile_runs_as_numeric_non_root_user_with_group_zero():
+    lines = (REPO / "Containerfile").read_text().splitlines()
+    users = [line.split()[1] for line in lines if line.startswith("USER ")]
+    assert users[-1] == "1001:0"
+    text = "\n".join(lines)
+    for label in ("io.k8s.description", "io.k8s.display-name", "io.openshift.expose-services", "io.openshift.tags"):
+        assert label in text
+    assert "chgrp -R 0" in text and "chmod -R g=u" in text and "EXPOSE 8888" in text
+
+
+def get_status(url: str) -> int:
+    try:
+        return urllib.request.urlopen(url, timeout=3).status
+    except urllib.error.HTTPError as error:
+        return error.code
+    except OSError:
+        return 0
+
+
+@pytest.mark.parametrize("given_token", [True, False], ids=["token from the Secret", "generated token"])
+def test_start_script_serves_jupyterlab_only_with_the_token(given_token, tmp_path):
+    home = tmp_path / "home"
+    (home / "notebooks").mkdir(parents=True)
+    port, prefix = free_port(), "/notebook/catdog/lab/"
+    env = {**os.environ, "HOME": str(home), "JUPYTER_PORT": str(port), "NB_PREFIX": prefix.rstrip("/"),
+           "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "JUPYTER_TOKEN": "s3cret-token" if given_token else ""}
+    command = ["bash", str(REPO / "scripts" / "start-notebook.sh")]
+    as_openshift = ["setpriv", "--reuid=1000670000", "--regid=0", "--clear-groups"]  # a random UID, group 0
+    if os.getuid() == 0 and shutil.which("setpriv") and subprocess.run(
+        [*as_openshift, "bash", "-c", "python -c pass && jupyter --version"], capture_output=True, env=env
+    ).returncode == 0:  # only where that user can run this environment's Python and Jupyter
+        os.chmod(tmp_path, 0o777)
+        os.chmod(home, 0o777)
+        command = [*as_openshift, *command]
+    elif os.getuid() == 0:
+        command.append("--allow-root")  # Jupyter refuses root otherwise, as it should in the image
+    log = tmp_path / "jupyter.log"
+    with open(log, "wb") as stream:
+        process = subprocess.Popen(command, env=env, stdout=stream, stderr=subprocess.STDOUT)
+    try:
+        base = f"http://127.0.0.1:{port}{prefix}"
+        deadline = time.monotonic() + 90
+        while get_status(base + "api/status") == 0 and time.monotonic() < deadline:
+            assert process.poll() is None, log.read_text()
+            time.sleep(0.3)
+        token = "s3cret-token"
+        if not given_token:
+            line = next(line for line in log.read_text().splitlines() if "JupyterLab token (generated" in line)
+            token = line.rsplit(" ", 1)[1]
+            assert len(token) >= 32
+        assert get_status(base + "api/status") == 403  # no token, no entry
+        assert get_status(base + "api/status?token=wrong") == 403
+        assert get_status(f"{base}api/status?token={token}") == 200
+        assert "s3cret-token" not in " ".join(open(f"/proc/{process.pid}/cmdline").read().split("\0"))
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
+def test_image_bake_step_builds_data_models_and_weights_offline(kaggle_dev, weights_dir, tmp_path):
+    """The Containerfile's build step, run here with local sources standing in for the public ones."""
+    env = {
+        **os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+        "CATDOG_DATA_SOURCE": str(tmp_path / "photos"), "CATDOG_DATA_DIR": str(tmp_path / "data"),
+        "CATDOG_MODELS_DIR": str(tmp_path / "models"), "CATDOG_CACHE_DIR": str(tmp_path / "cache"),
+        "KERAS_HOME": str(tmp_path / "keras"), "CATDOG_WEIGHTS_URL": weights_dir.as_uri() + "/",
+    }
+    env.pop("CATDOG_WEIGHTS_DIR", None)
+    (tmp_path / "cache").mkdir()
+    result = subprocess.run(["bash", str(REPO / "scripts" / "bake-image.sh"), str(kaggle_dev), "6", "12"],
+                            env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    from catdog.data import read_manifest
+
+    assert len(read_manifest(tmp_path / "data")) == 12
+    lab_pool = {row["sha256"] for row in read_manifest(tmp_path / "photos")}
+    pretrained = {row["sha256"] for row in read_manifest(tmp_path / "data" / "pretrained")}
+    assert len(pretrained) == 24 and not lab_pool & pretrained
+    assert {p.name for p in (tmp_path / "models").glob("*.keras")} == {"quick.keras", "pretrained.keras"}
+    cached = {p.name for p in (tmp_path / "keras" / "models").iterdir()}
+    assert {"mobilenet_7_5_224_tf.h5", "mobilenet_7_5_224_tf_no_top.h5"} <= cached
+    assert not (tmp_path / "cache").exists()
