@@ -75,5 +75,7 @@ lab: models
 clean:
 	rm -rf data/training data/validation data/pretrained data/*.csv models/*.keras models/*.json models/*.png $(VENV)
 
+# Benchmarks (ratios measured in one run; figures in benchmarks/RESULTS.md). BENCH_ARGS=--smoke: seconds.
 bench: venv
-	$(BIN)/python benchmarks/training.py
+	$(BIN)/python benchmarks/training.py $(BENCH_ARGS)
+	$(BIN)/python benchmarks/pipeline.py $(BENCH_ARGS)

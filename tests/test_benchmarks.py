@@ -25,3 +25,17 @@ def test_training_benchmark_runs_and_prints_its_table(weights_dir, tmp_path):
     assert {run["arch"] for run in summary["runs"]} == {"original", "quick"}
     assert 0 < summary["fit_time_ratio_quick_over_original"]
     assert all(0 <= run["unseen_accuracy"] <= 1 for run in summary["runs"])
+
+
+def test_pipeline_benchmark_runs_and_prints_its_table(weights_dir, tmp_path):
+    figures = tmp_path / "pipeline.json"
+    result = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "pipeline.py"), "--smoke", "--json", str(figures)],
+        capture_output=True, text=True, timeout=900,
+        env={**os.environ, "CATDOG_WEIGHTS_DIR": str(weights_dir)},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "| service end to end vs both models batched" in result.stdout
+    summary = json.loads(figures.read_text())
+    assert summary["burst"]["images"] == 40  # every image of the burst came back with a result
+    assert summary["service_images_per_s"] > 0 and summary["latency_ms"]["p50"] > 0
