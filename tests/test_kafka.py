@@ -182,6 +182,18 @@ def test_send_cli_prints_offsets_and_refuses_big_files(kafka, photos, tmp_path):
     assert "big.jpg" not in result.stdout and "over the" in result.stderr
 
 
+def test_send_reads_one_image_from_stdin(kafka, photos):
+    ensure_topics(kafka)
+    result = subprocess.run([sys.executable, "-m", "catdog.cli", "send", "-"], input=photos[0].read_bytes(),
+                            capture_output=True, env={**os.environ, **kafka_env(kafka)}, timeout=120)
+    assert result.returncode == 0, result.stderr.decode()[-2000:]
+    assert f"stdin -> {kafka.images_topic}[0]@0" in result.stdout.decode()
+    consumer = make_consumer(kafka, kafka.images_topic)
+    [image] = fetch_images(consumer, kafka, count=1, timeout=30)
+    consumer.close()
+    assert image.data == photos[0].read_bytes() and image.key == image_key(image.data).decode()
+
+
 def test_the_original_lab_pattern_one_image_per_cell_run(kafka, photos):
     ensure_topics(kafka)
     producer = make_producer(kafka)
