@@ -210,6 +210,27 @@ def test_the_original_lab_pattern_one_image_per_cell_run(kafka, photos):
     again.close()
 
 
+def test_slow_processing_between_polls_keeps_the_group_membership(kafka, photos):
+    """Inference slower than the session timeout must not get the consumer thrown out of its group:
+    heartbeats run in the background, and max.poll.interval leaves minutes between polls."""
+    from catdog.kafka_io import SESSION_TIMEOUT_MS
+
+    ensure_topics(kafka)
+    producer = make_producer(kafka)
+    for photo in photos[:2]:
+        send_image(producer, kafka, photo.read_bytes(), photo.name)
+    producer.close()
+    consumer = make_consumer(kafka, kafka.images_topic, group_id=kafka.group_id, max_poll_records=1)
+    first = fetch_images(consumer, kafka, count=1, timeout=30, commit=False)
+    generation = consumer._coordinator._generation
+    time.sleep(SESSION_TIMEOUT_MS / 1000 * 1.5)  # "inference" longer than the session timeout
+    consumer.commit()  # would raise CommitFailedError had the group moved on without us
+    second = fetch_images(consumer, kafka, count=1, timeout=30)
+    assert consumer._coordinator._generation == generation  # no rebalance happened
+    consumer.close()
+    assert [first[0].offset, second[0].offset] == [0, 1]
+
+
 # Every kind of message a user might send, and what the service must do with it.
 MESSAGES = {
     "empty": (lambda photo: b"", "empty"),

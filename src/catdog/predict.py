@@ -149,7 +149,10 @@ def evaluate_folder(
     p_dog = {}
     for name, model in loaded.items():
         images = load_arrays(paths, models.input_size(model))
-        p_dog[name] = model.predict(images, batch_size=BATCH_SIZE, verbose=0).reshape(-1)
+        run = predict_fn(model)
+        p_dog[name] = np.concatenate(
+            [run(images[start:start + BATCH_SIZE]).numpy().reshape(-1) for start in range(0, len(images), BATCH_SIZE)]
+        )
     return Evaluation(paths, np.array([label for _, label in files]), p_dog)
 
 
