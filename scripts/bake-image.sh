@@ -1,18 +1,20 @@
 #!/usr/bin/env bash
 # Build time (see Containerfile): bake a sample of the photos, both models and both sets of MobileNet
 # ImageNet weights into the image, so the lab needs no internet at run time.
-#   bake-image.sh DATA_SOURCE LAB_PER_CLASS PRETRAINED_PER_CLASS
-# Writes $CATDOG_DATA_SOURCE (the lab's photo pool), $CATDOG_DATA_DIR, $CATDOG_MODELS_DIR, $KERAS_HOME;
+#   bake-image.sh DATA_SOURCE LAB_PER_CLASS PRETRAINED_PER_CLASS EVAL_PER_CLASS
+# Writes $CATDOG_DATA_SOURCE (the lab's photo pool: the lab's photos plus EVAL_PER_CLASS more of each
+# class that no model trains on, for notebook 02), $CATDOG_DATA_DIR, $CATDOG_MODELS_DIR, $KERAS_HOME;
 # the downloaded archive (in $CATDOG_CACHE_DIR) is deleted at the end.
 set -euo pipefail
-source=$1 lab_per_class=$2 pretrained_per_class=$3
+source=$1 lab_per_class=$2 pretrained_per_class=$3 eval_per_class=$4
 : "${CATDOG_DATA_SOURCE:?set CATDOG_DATA_SOURCE to where the lab photos go}"
 cache=${CATDOG_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/catdog}
 
-catdog data prepare --source "$source" --per-class "$lab_per_class" --out "$CATDOG_DATA_SOURCE" --no-progress
+catdog data prepare --source "$source" --per-class "$((lab_per_class + eval_per_class))" \
+  --out "$CATDOG_DATA_SOURCE" --no-progress
 catdog data prepare --per-class "$lab_per_class" --no-progress        # the lab's data/, from that pool
 catdog train quick
-# The pretrained head never trains on a photo the lab validates on.
+# The pretrained head never trains on a photo of the pool: the lab validates and notebook 02 evaluates on it.
 catdog train pretrained --source "$source" --per-class "$pretrained_per_class" --no-progress \
   --exclude-from "$CATDOG_DATA_SOURCE"
 zero_shot=$(mktemp -d)

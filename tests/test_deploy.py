@@ -282,13 +282,14 @@ def test_image_bake_step_builds_data_models_and_weights_offline(kaggle_dev, weig
     }
     env.pop("CATDOG_WEIGHTS_DIR", None)
     (tmp_path / "cache").mkdir()
-    result = subprocess.run(["bash", str(REPO / "scripts" / "bake-image.sh"), str(kaggle_dev), "6", "12"],
+    result = subprocess.run(["bash", str(REPO / "scripts" / "bake-image.sh"), str(kaggle_dev), "6", "12", "4"],
                             env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     from catdog.data import read_manifest
 
-    assert len(read_manifest(tmp_path / "data")) == 12
+    lab_data = {row["sha256"] for row in read_manifest(tmp_path / "data")}
     lab_pool = {row["sha256"] for row in read_manifest(tmp_path / "photos")}
+    assert len(lab_data) == 12 and len(lab_pool) == 20 and lab_data < lab_pool  # 8 left for evaluation
     pretrained = {row["sha256"] for row in read_manifest(tmp_path / "data" / "pretrained")}
     assert len(pretrained) == 24 and not lab_pool & pretrained
     assert {p.name for p in (tmp_path / "models").glob("*.keras")} == {"quick.keras", "pretrained.keras"}
