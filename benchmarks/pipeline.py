@@ -193,7 +193,7 @@ def original_pattern(kafka, loaded, count: int) -> float:
     and committed per image. Same models, same decoder, same broker."""
     from catdog.images import decode_image
     from catdog.kafka_io import make_consumer, make_producer
-    from catdog.predict import classify_timed, predict_fn
+    from catdog.predict import classify_timed
 
     consumer = make_consumer(kafka, kafka.images_topic, group_id=kafka.group_id + "-original", max_poll_records=1)
     producer = make_producer(kafka)

@@ -20,7 +20,7 @@ from kafka.structs import TopicPartition
 import samples
 from catdog import broker as embedded
 from catdog.kafka_io import (
-    ImageTooLarge, ensure_topics, fetch_images, image_key, iter_predictions, make_consumer, make_producer, send_image,
+    ImageTooLarge, ensure_topics, fetch_images, image_key, make_consumer, make_producer, send_image,
 )
 from conftest import free_port, kafka_env
 

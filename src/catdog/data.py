@@ -204,13 +204,13 @@ def _sample_class(
             position += len(batch)
             contents = source.read_many(batch)
 
-            def check(name: str) -> Kept | ImageError:
+            def check(name: str, contents: dict[str, bytes] = contents) -> Kept | ImageError:
                 try:
                     return _check(name, label, contents.get(name, b""), limits)
                 except ImageError as error:
                     return error
 
-            for name, outcome in zip(batch, pool.map(check, batch)):
+            for name, outcome in zip(batch, pool.map(check, batch), strict=True):
                 if len(kept) == wanted:
                     break
                 if isinstance(outcome, ImageError):

@@ -79,7 +79,7 @@ def classify_timed(
         started = time.perf_counter()
         p_dog = predict_fn(model)(batch).numpy().reshape(-1)
         seconds[name] = time.perf_counter() - started
-        for verdict, p in zip(verdicts, p_dog):
+        for verdict, p in zip(verdicts, p_dog, strict=True):
             verdict[name] = Verdict.from_p_dog(p)
     return verdicts, seconds
 

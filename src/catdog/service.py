@@ -90,7 +90,7 @@ class Classifier:
         good = [image for image in received if image.image is not None]
         verdicts, seconds = classify_timed(self.models, [image.image for image in good])
         futures = []
-        for image, verdict in zip(good, verdicts):
+        for image, verdict in zip(good, verdicts, strict=True):
             value = json.dumps(result_record(image, verdict, seconds, len(good))).encode()
             futures.append(producer.send(self.kafka.predictions_topic, key=(image.key or "").encode() or None, value=value))
         for image in received:
