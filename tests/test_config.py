@@ -37,6 +37,7 @@ def test_environment_overrides_each_setting(tmp_path):
     assert (settings.max_image_bytes, settings.max_image_pixels) == (2048, 99)
     # One size limit for the whole pipeline: Kafka's message limit follows the image limit.
     assert settings.kafka.max_image_bytes == 2048 and settings.kafka.max_message_bytes > 2048
+    assert settings.kafka.max_image_pixels == 99
     assert settings.kafka.bootstrap_servers == "lab-kafka-bootstrap:9092"
     assert settings.kafka.security_protocol == "SSL" and settings.kafka.ssl_cafile == ca
     assert (settings.kafka.ssl_certfile, settings.kafka.ssl_keyfile) == (cert, key)

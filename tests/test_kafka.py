@@ -194,6 +194,18 @@ def test_send_reads_one_image_from_stdin(kafka, photos):
     assert image.data == photos[0].read_bytes() and image.key == image_key(image.data).decode()
 
 
+def test_fetch_images_applies_the_configured_pixel_limit(kafka, photos):
+    ensure_topics(kafka)
+    producer = make_producer(kafka)
+    send_image(producer, kafka, photos[0].read_bytes(), photos[0].name)
+    producer.close()
+    strict = replace(kafka, max_image_pixels=100)  # as if CATDOG_MAX_IMAGE_PIXELS=100
+    consumer = make_consumer(strict, strict.images_topic)
+    [image] = fetch_images(consumer, strict, count=1, timeout=30)
+    consumer.close()
+    assert image.image is None and image.error.reason == "too-many-pixels"
+
+
 def test_the_original_lab_pattern_one_image_per_cell_run(kafka, photos):
     ensure_topics(kafka)
     producer = make_producer(kafka)

@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from catdog import CatdogError
+from catdog.config import DEFAULT_BROKER_PORT
 
-DEFAULT_PORT = 9092
+DEFAULT_PORT = DEFAULT_BROKER_PORT
 START_TIMEOUT_SECONDS = 15.0
 STOP_TIMEOUT_SECONDS = 10.0
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from catdog import CatdogError, quiet_tensorflow
-from catdog.config import Settings, load_settings
+from catdog.config import DEFAULT_BROKER_PORT, Settings, load_settings
 
 DEFAULT_LAB_PER_CLASS = 50  # the 2019 lab's size: 40 + 10 photos of each class
 DEFAULT_PRETRAINED_PER_CLASS = 500
@@ -188,7 +188,7 @@ def cmd_classify(args: argparse.Namespace, settings: Settings) -> int:
     metrics = service_metrics.ServiceMetrics()
     port = settings.kafka.metrics_port if args.metrics_port is None else args.metrics_port
     server = service_metrics.serve(metrics, port)
-    classifier = Classifier(settings, loaded, metrics)
+    classifier = Classifier(settings.kafka, loaded, metrics)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: classifier.stop())
     print(f"Serving metrics on :{server.server_port}/metrics (health: /healthz, /readyz)", flush=True)
@@ -335,7 +335,8 @@ def build_parser() -> argparse.ArgumentParser:
         "background on 127.0.0.1, wait until it accepts connections, create the images, predictions and "
         "dead-letter topics, and print the bootstrap address. Data lives in memory: a restart starts empty.",
     )
-    start.add_argument("--port", type=int, default=9092, help="port on 127.0.0.1 (default 9092)")
+    start.add_argument("--port", type=int, default=DEFAULT_BROKER_PORT,
+                       help=f"port on 127.0.0.1 (default {DEFAULT_BROKER_PORT})")
     start.add_argument("--partitions", type=int, default=1, help="partitions per topic (default 1)")
     start.set_defaults(run=cmd_broker_start)
     stop = broker_verbs.add_parser("stop", help="stop the broker that `broker start` started",

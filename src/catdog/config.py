@@ -26,7 +26,8 @@ DEFAULT_MAX_IMAGE_BYTES = 10 * MIB
 # 40 megapixels is more than any phone camera; an RGB decode of it takes ~120 MB.
 DEFAULT_MAX_IMAGE_PIXELS = 40_000_000
 # The embedded broker's address (`catdog broker start`); on OpenShift a ConfigMap sets the real one.
-DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
+DEFAULT_BROKER_PORT = 9092
+DEFAULT_BOOTSTRAP = f"127.0.0.1:{DEFAULT_BROKER_PORT}"
 
 
 class ConfigError(CatdogError, ValueError):
@@ -62,6 +63,7 @@ class KafkaSettings:
     group_id: str
     # One limit for the whole pipeline: producer max_request_size and consumer fetch sizes derive from it.
     max_image_bytes: int
+    max_image_pixels: int
     batch_size: int
     metrics_port: int
     broker_state_dir: Path
@@ -90,7 +92,7 @@ def _optional_path(env: Mapping[str, str], name: str) -> Path | None:
     return Path(raw).expanduser() if raw else None
 
 
-def _kafka_settings(env: Mapping[str, str], max_image_bytes: int, cache_dir: Path) -> KafkaSettings:
+def _kafka_settings(env: Mapping[str, str], max_image_bytes: int, max_image_pixels: int, cache_dir: Path) -> KafkaSettings:
     protocol = env.get("KAFKA_SECURITY_PROTOCOL", "").strip().upper() or "PLAINTEXT"
     if protocol not in ("PLAINTEXT", "SSL"):
         raise ConfigError(f"KAFKA_SECURITY_PROTOCOL={protocol!r} must be PLAINTEXT or SSL")
@@ -109,6 +111,7 @@ def _kafka_settings(env: Mapping[str, str], max_image_bytes: int, cache_dir: Pat
         dlq_topic=env.get("CATDOG_DLQ_TOPIC", "").strip() or "images-dlq",
         group_id=env.get("CATDOG_GROUP_ID", "").strip() or "catdog-classifier",
         max_image_bytes=max_image_bytes,
+        max_image_pixels=max_image_pixels,
         batch_size=_positive_int(env, "CATDOG_BATCH_SIZE", 16),
         metrics_port=_positive_int(env, "CATDOG_METRICS_PORT", 8000),
         broker_state_dir=_optional_path(env, "CATDOG_BROKER_DIR") or cache_dir / "broker",
@@ -120,6 +123,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
     cache_home = Path(env.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     max_image_bytes = _positive_int(env, "CATDOG_MAX_IMAGE_BYTES", DEFAULT_MAX_IMAGE_BYTES)
+    max_image_pixels = _positive_int(env, "CATDOG_MAX_IMAGE_PIXELS", DEFAULT_MAX_IMAGE_PIXELS)
     cache_dir = _optional_path(env, "CATDOG_CACHE_DIR") or cache_home / "catdog"
     return Settings(
         data_source=env.get("CATDOG_DATA_SOURCE", "").strip() or PETIMAGES_URL,
@@ -129,6 +133,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         weights_source=env.get("CATDOG_WEIGHTS_DIR", "").strip() or env.get("CATDOG_WEIGHTS_URL", "").strip() or None,
         cache_dir=cache_dir,
         max_image_bytes=max_image_bytes,
-        max_image_pixels=_positive_int(env, "CATDOG_MAX_IMAGE_PIXELS", DEFAULT_MAX_IMAGE_PIXELS),
-        kafka=_kafka_settings(env, max_image_bytes, cache_dir),
+        max_image_pixels=max_image_pixels,
+        kafka=_kafka_settings(env, max_image_bytes, max_image_pixels, cache_dir),
     )

@@ -185,13 +185,12 @@ class ReceivedImage:
         return self.headers.get("filename", f"{self.topic}-{self.partition}-{self.offset}")
 
 
-def decode_record(record, max_bytes: int, max_pixels: int | None = None, target_size: int | None = None) -> ReceivedImage:
-    limits = {"max_bytes": max_bytes, "target_size": target_size}
-    if max_pixels:
-        limits["max_pixels"] = max_pixels
+def decode_record(record, kafka: KafkaSettings, target_size: int | None = None) -> ReceivedImage:
+    """One message through the one decoder, with the pipeline's size limits; never raises for bad bytes."""
     image, error = None, None
     try:
-        image = decode_image(record.value or b"", **limits)
+        image = decode_image(record.value or b"", max_bytes=kafka.max_image_bytes,
+                             max_pixels=kafka.max_image_pixels, target_size=target_size)
     except ImageError as caught:
         error = caught
     return ReceivedImage(
@@ -213,7 +212,7 @@ def fetch_images(consumer: KafkaConsumer, kafka: KafkaSettings, count: int = 1, 
         remaining_ms = max(1, int((deadline - time.monotonic()) * 1000))
         batches = consumer.poll(timeout_ms=min(remaining_ms, 1000), max_records=count - len(received))
         for records in batches.values():
-            received += [decode_record(record, kafka.max_image_bytes) for record in records]
+            received += [decode_record(record, kafka) for record in records]
     if commit and received and consumer.config.get("group_id"):
         consumer.commit()
     return received

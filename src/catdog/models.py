@@ -115,7 +115,7 @@ def build_backbone(alpha: float, weights_dir: str | Path | None, include_top: bo
     )
 
 
-def _mobilenet_inputs() -> tuple[keras.KerasTensor, keras.KerasTensor]:
+def mobilenet_inputs() -> tuple[keras.KerasTensor, keras.KerasTensor]:
     inputs = keras.Input(shape=(PRETRAINED_IMAGE_SIZE, PRETRAINED_IMAGE_SIZE, 3), name="pixels")
     # MobileNet's own preprocessing (pixels to -1..1) as a layer, so the saved file takes raw pixels.
     return inputs, layers.Rescaling(1.0 / 127.5, offset=-1.0, name="mobilenet_preprocess")(inputs)
@@ -134,7 +134,7 @@ def build_head(feature_size: int) -> keras.Model:
 def assemble_pretrained(backbone: keras.Model, head: keras.Model) -> keras.Model:
     """One model, pixels to p(dog): preprocessing, the frozen backbone, then the trained head."""
     backbone.trainable = False
-    inputs, x = _mobilenet_inputs()
+    inputs, x = mobilenet_inputs()
     outputs = head(backbone(x, training=False))
     model = keras.Model(inputs, outputs, name="mobilenet_cat_dog")
     model.compile(loss="binary_crossentropy", metrics=["accuracy"])
@@ -157,7 +157,7 @@ class ImageNetCatDog(layers.Layer):
 def build_zero_shot(alpha: float, weights_dir: str | Path | None) -> keras.Model:
     """The untouched ImageNet classifier read as cat vs dog: no training data needed."""
     classifier = build_backbone(alpha, weights_dir, include_top=True)
-    inputs, x = _mobilenet_inputs()
+    inputs, x = mobilenet_inputs()
     outputs = ImageNetCatDog(name="p_dog")(classifier(x, training=False))
     model = keras.Model(inputs, outputs, name="mobilenet_imagenet_cat_dog")
     model.compile(loss="binary_crossentropy", metrics=["accuracy"])

@@ -20,7 +20,7 @@ from kafka import KafkaConsumer, KafkaProducer
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
-from catdog.config import Settings
+from catdog.config import KafkaSettings
 from catdog.kafka_io import KafkaUnavailable, ReceivedImage, decode_record, make_consumer, make_producer
 from catdog.metrics import ServiceMetrics
 from catdog.predict import Verdict, classify_timed, largest_input
@@ -69,9 +69,8 @@ def dead_letter_headers(image: ReceivedImage) -> list[tuple[str, bytes]]:
 class Classifier:
     """One consumer-group member: poll a bounded batch, classify, publish, then commit."""
 
-    def __init__(self, settings: Settings, models: dict[str, keras.Model], metrics: ServiceMetrics) -> None:
-        self.settings = settings
-        self.kafka = settings.kafka
+    def __init__(self, kafka: KafkaSettings, models: dict[str, keras.Model], metrics: ServiceMetrics) -> None:
+        self.kafka = kafka
         self.models = models
         self.metrics = metrics
         self.target_size = largest_input(models)
@@ -83,10 +82,7 @@ class Classifier:
 
     def process(self, records: list, producer: KafkaProducer) -> dict[TopicPartition, OffsetAndMetadata]:
         """Classify and publish one batch; returns the offsets to commit once all sends are acknowledged."""
-        received = [
-            decode_record(r, self.kafka.max_image_bytes, self.settings.max_image_pixels, self.target_size)
-            for r in records
-        ]
+        received = [decode_record(record, self.kafka, self.target_size) for record in records]
         good = [image for image in received if image.image is not None]
         verdicts, seconds = classify_timed(self.models, [image.image for image in good])
         futures = []

@@ -124,7 +124,7 @@ def train_cnn(
 
 
 def feature_extractor(backbone: keras.Model) -> keras.Model:
-    inputs, x = models._mobilenet_inputs()
+    inputs, x = models.mobilenet_inputs()
     return keras.Model(inputs, backbone(x, training=False), name="features")
 
 
