@@ -20,6 +20,8 @@ cleanup() {
   "$BIN/catdog" broker stop >/dev/null
 }
 trap cleanup EXIT
+trap 'exit 143' TERM  # stopped by a signal (Ctrl+C, a test, a pod ending): still stop both services
+trap 'exit 130' INT
 
 "$BIN/catdog" broker start --port "${KAFKA_BOOTSTRAP_SERVERS##*:}" >/dev/null
 "$BIN/catdog" classify >"$LOG_DIR/classify.log" 2>&1 &

@@ -6,13 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from catdog.config import PETIMAGES_URL, ConfigError, load_settings
+from catdog.config import LAB_MARKER, PETIMAGES_URL, ConfigError, load_settings
 
 
-def test_defaults_need_no_environment():
-    settings = load_settings({"HOME": "/home/learner"})
-    assert settings.data_source == PETIMAGES_URL
-    assert settings.data_dir == Path("data") and settings.models_dir == Path("models")
+def test_defaults_need_no_environment(tmp_path):
+    settings = load_settings({"HOME": "/home/learner"}, cwd=tmp_path)
+    assert settings.data_source == PETIMAGES_URL == settings.eval_source
+    assert settings.data_dir == tmp_path / "data" and settings.models_dir == tmp_path / "models"
+    assert settings.metrics_url == "http://127.0.0.1:8000/metrics"
     assert settings.weights_source is None
     assert settings.max_image_bytes == 10 * 1024 * 1024
     assert settings.kafka.images_topic == "images"
@@ -57,3 +58,36 @@ def test_unusable_values_name_the_variable(name, value, message):
     with pytest.raises(ConfigError, match=message) as caught:
         load_settings({name: value})
     assert name in str(caught.value)
+
+
+def make_lab(folder: Path) -> Path:
+    (folder / LAB_MARKER).parent.mkdir(parents=True)
+    (folder / LAB_MARKER).write_text("{}")
+    return folder
+
+
+@pytest.mark.parametrize("start", [".", "notebooks", "notebooks/deeper"])
+def test_a_kernel_anywhere_in_the_lab_uses_the_labs_folders(tmp_path, start):
+    """JupyterLab starts kernels in the notebook's folder: data/ and models/ must not move with it."""
+    lab = make_lab(tmp_path / "lab")
+    cwd = lab / start
+    cwd.mkdir(parents=True, exist_ok=True)
+    settings = load_settings({"CATDOG_DATA_SOURCE": "photos", "CATDOG_CACHE_DIR": ".cache"}, cwd=cwd)
+    assert settings.lab_dir == lab
+    assert (settings.data_dir, settings.models_dir) == (lab / "data", lab / "models")
+    # Relative paths given in the environment are the lab's too; URLs stay URLs.
+    assert settings.data_source == str(lab / "photos") == settings.eval_source
+    assert settings.cache_dir == lab / ".cache"
+    assert load_settings({"CATDOG_EVAL_SOURCE": "https://mirror/pets.zip"}, cwd=cwd).eval_source == "https://mirror/pets.zip"
+
+
+def test_catdog_lab_dir_names_the_lab_folder(tmp_path):
+    """The image sets it to its home; relative settings then resolve there wherever the command runs."""
+    lab = tmp_path / "home"
+    settings = load_settings({"CATDOG_LAB_DIR": str(lab), "CATDOG_MODELS_DIR": "work/models"}, cwd=tmp_path)
+    assert settings.data_dir == lab / "data" and settings.models_dir == lab / "work" / "models"
+
+
+def test_outside_a_lab_relative_paths_are_the_working_folders(tmp_path):
+    settings = load_settings({"CATDOG_DATA_DIR": "mine"}, cwd=tmp_path)
+    assert settings.lab_dir == tmp_path and settings.data_dir == tmp_path / "mine"

@@ -8,7 +8,7 @@ import urllib.request
 import numpy as np
 import pytest
 
-from catdog import metrics
+from catdog import metrics, monitoring
 from catdog.predict import scores
 from conftest import free_port
 
@@ -41,16 +41,16 @@ def test_health_endpoints_follow_readiness_and_the_loop(served):
 
 def test_scrape_reads_counts_and_the_drift_signal(served):
     service_metrics, base = served
-    before = metrics.scrape(base + "/metrics")
+    before = monitoring.scrape(base + "/metrics")
     for p in (0.9, 0.8, 0.1):
         service_metrics.p_dog.labels("quick").observe(p)
         service_metrics.classified.labels("quick", "dog" if p >= 0.5 else "cat").inc()
     service_metrics.dead_letters.labels("truncated").inc()
-    after = metrics.scrape(base + "/metrics")
+    after = monitoring.scrape(base + "/metrics")
     assert after.classified[("quick", "dog")] == 2 and after.dead_letters == {"truncated": 1}
     assert after.total("quick") == 3
-    assert metrics.window_mean_p_dog(before, after, "quick") == pytest.approx(0.6)
-    assert metrics.window_mean_p_dog(after, after, "quick") is None
+    assert monitoring.window_mean_p_dog(before, after, "quick") == pytest.approx(0.6)
+    assert monitoring.window_mean_p_dog(after, after, "quick") is None
     assert after.p_dog_buckets["quick"][0.5] == 1  # one p(dog) at or below 0.5
 
 

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from catdog.notebooks import pre_save_hook, strip_outputs
+
 NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
 MACHINE_PATH = re.compile(r"(/home/|/root/|/tmp/|/work/|/Users/|C:\\\\)")
 SECRET = re.compile(r"(token=\w{8,}|\"token\"\s*:|password\s*=)", re.IGNORECASE)
@@ -26,6 +28,31 @@ def test_stored_notebook_has_no_outputs_paths_or_tokens(path):
             assert cell.get("outputs") == [] and cell.get("execution_count") is None, "stale outputs stored"
     assert not MACHINE_PATH.search(text), MACHINE_PATH.search(text)
     assert not SECRET.search(text), SECRET.search(text)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.name)
+def test_stored_notebook_is_what_a_save_from_make_lab_writes(path):
+    """`make lab` saves the lessons through pre_save_hook: running them must not change these bytes."""
+    text = path.read_text()
+    assert json.dumps(strip_outputs(json.loads(text)), indent=1, ensure_ascii=False, sort_keys=True) + "\n" == text
+
+
+def test_pre_save_hook_strips_the_lessons_only():
+    def saved(path: str) -> dict:
+        model = {"type": "notebook", "content": {
+            "metadata": {"kernelspec": {"name": "python3"}, "language_info": {"name": "python", "version": "3.11.7"}},
+            "cells": [{"cell_type": "code", "execution_count": 3, "metadata": {"scrolled": True, "tags": ["keep"]},
+                       "outputs": [{"output_type": "stream", "name": "stdout", "text": "hi"}], "source": "print('hi')"}],
+        }}
+        pre_save_hook(model=model, path=path, contents_manager=None)
+        return model["content"]
+
+    lesson = saved("notebooks/01-cat-dog-lab.ipynb")
+    assert lesson["cells"][0]["outputs"] == [] and lesson["cells"][0]["execution_count"] is None
+    assert lesson["cells"][0]["metadata"] == {"tags": ["keep"]} and lesson["cells"][0]["source"] == "print('hi')"
+    assert lesson["metadata"] == {"kernelspec": {"name": "python3"}, "language_info": {"name": "python"}}
+    mine = saved("my-experiment.ipynb")  # a learner's own notebook keeps what they ran
+    assert mine["cells"][0]["outputs"] and mine["cells"][0]["execution_count"] == 3
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.name)

@@ -200,7 +200,7 @@ def cmd_classify(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_results(args: argparse.Namespace, settings: Settings) -> int:
-    from catdog.kafka_io import iter_dead_letters, iter_predictions, make_consumer
+    from catdog.kafka_io import PREDICTION_HEADER, format_prediction, iter_dead_letters, iter_predictions, make_consumer
 
     kafka = settings.kafka
     topic = kafka.dlq_topic if args.dead_letters else kafka.predictions_topic
@@ -212,7 +212,7 @@ def cmd_results(args: argparse.Namespace, settings: Settings) -> int:
             header = f"{'message':<32} {'reason':<20} detail"
         else:
             records = iter_predictions(consumer, timeout=args.timeout, count=args.count)
-            header = f"{'image':<32} {'quick':<18} {'pretrained':<18} agree  source"
+            header = PREDICTION_HEADER
         if not args.json:
             print(header)
         for record in records:
@@ -222,12 +222,7 @@ def cmd_results(args: argparse.Namespace, settings: Settings) -> int:
             elif args.dead_letters:
                 print(f"{_shorten(record['filename'], 32):<32} {record['error-class']:<20} {record['error']}", flush=True)
             else:
-                cells = " ".join(
-                    f"{record[name]['label']} ({record[name]['p_dog']:.2f})".ljust(18) for name in ("quick", "pretrained")
-                )
-                source = record["source"]
-                print(f"{_shorten(record['filename'], 32):<32} {cells} {'yes' if record['agree'] else 'NO ':<6} "
-                      f"{source['topic']}[{source['partition']}]@{source['offset']}", flush=True)
+                print(format_prediction(record), flush=True)
     finally:
         consumer.close()
     if shown == 0:

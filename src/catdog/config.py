@@ -28,6 +28,9 @@ DEFAULT_MAX_IMAGE_PIXELS = 40_000_000
 # The embedded broker's address (`catdog broker start`); on OpenShift a ConfigMap sets the real one.
 DEFAULT_BROKER_PORT = 9092
 DEFAULT_BOOTSTRAP = f"127.0.0.1:{DEFAULT_BROKER_PORT}"
+# The file that marks a lab folder (the repository, or the image's home): relative paths resolve there,
+# so a kernel that JupyterLab starts in notebooks/ finds the same data/ and models/ as the CLI.
+LAB_MARKER = Path("notebooks") / "01-cat-dog-lab.ipynb"
 
 
 class ConfigError(CatdogError, ValueError):
@@ -36,6 +39,7 @@ class ConfigError(CatdogError, ValueError):
 
 @dataclass(frozen=True)
 class Settings:
+    lab_dir: Path  # every relative path below was resolved against it
     data_source: str
     data_sha256: str | None
     data_dir: Path
@@ -45,6 +49,8 @@ class Settings:
     max_image_bytes: int
     max_image_pixels: int
     kafka: "KafkaSettings"
+    eval_source: str  # photos for notebook 02's evaluation (default: the data source)
+    metrics_url: str  # the classifier service's Prometheus metrics, for the notebooks
 
 
 @dataclass(frozen=True)
@@ -87,16 +93,44 @@ def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
     return value
 
 
-def _optional_path(env: Mapping[str, str], name: str) -> Path | None:
+def _optional_path(env: Mapping[str, str], name: str, base: Path | None = None) -> Path | None:
+    """The path in ``name``; a relative one is taken from ``base`` (the lab folder) when given."""
     raw = env.get(name, "").strip()
-    return Path(raw).expanduser() if raw else None
+    if not raw:
+        return None
+    path = Path(raw).expanduser()
+    return base / path if base is not None and not path.is_absolute() else path
 
 
-def _kafka_settings(env: Mapping[str, str], max_image_bytes: int, max_image_pixels: int, cache_dir: Path) -> KafkaSettings:
+def find_lab_dir(env: Mapping[str, str], cwd: Path) -> Path:
+    """``$CATDOG_LAB_DIR``, else the nearest folder from ``cwd`` up that holds the lab notebooks, else ``cwd``.
+
+    JupyterLab starts each kernel in its notebook's folder; without this, ``data`` and ``models`` would
+    become ``notebooks/data`` and ``notebooks/models`` there and the lab would not find its models.
+    """
+    configured = _optional_path(env, "CATDOG_LAB_DIR", cwd)
+    if configured is not None:
+        return configured
+    for folder in (cwd, *cwd.parents):
+        if (folder / LAB_MARKER).is_file():
+            return folder
+    return cwd
+
+
+def _source(env: Mapping[str, str], name: str, base: Path) -> str | None:
+    """A source setting: a URL as given, a local path resolved against the lab folder."""
+    raw = env.get(name, "").strip()
+    if not raw or "://" in raw:
+        return raw or None
+    return str(_optional_path(env, name, base))
+
+
+def _kafka_settings(env: Mapping[str, str], max_image_bytes: int, max_image_pixels: int, cache_dir: Path,
+                    lab_dir: Path) -> KafkaSettings:
     protocol = env.get("KAFKA_SECURITY_PROTOCOL", "").strip().upper() or "PLAINTEXT"
     if protocol not in ("PLAINTEXT", "SSL"):
         raise ConfigError(f"KAFKA_SECURITY_PROTOCOL={protocol!r} must be PLAINTEXT or SSL")
-    files = {name: _optional_path(env, name) for name in ("KAFKA_SSL_CAFILE", "KAFKA_SSL_CERTFILE", "KAFKA_SSL_KEYFILE")}
+    files = {name: _optional_path(env, name, lab_dir) for name in ("KAFKA_SSL_CAFILE", "KAFKA_SSL_CERTFILE", "KAFKA_SSL_KEYFILE")}
     for name, path in files.items():
         if path is not None and not path.is_file():
             raise ConfigError(f"{name}={path} does not exist (from Strimzi: ca.crt, user.crt, user.key)")
@@ -114,25 +148,35 @@ def _kafka_settings(env: Mapping[str, str], max_image_bytes: int, max_image_pixe
         max_image_pixels=max_image_pixels,
         batch_size=_positive_int(env, "CATDOG_BATCH_SIZE", 16),
         metrics_port=_positive_int(env, "CATDOG_METRICS_PORT", 8000),
-        broker_state_dir=_optional_path(env, "CATDOG_BROKER_DIR") or cache_dir / "broker",
+        broker_state_dir=_optional_path(env, "CATDOG_BROKER_DIR", lab_dir) or cache_dir / "broker",
     )
 
 
-def load_settings(env: Mapping[str, str] | None = None) -> Settings:
-    """Read every catdog setting from ``env`` (default: ``os.environ``)."""
+def load_settings(env: Mapping[str, str] | None = None, cwd: Path | None = None) -> Settings:
+    """Read every catdog setting from ``env`` (default: ``os.environ``).
+
+    Relative paths, given or default, resolve against the lab folder (:func:`find_lab_dir`), so the
+    CLI in the repository and a kernel in ``notebooks/`` use the same ``data/`` and ``models/``.
+    """
     env = os.environ if env is None else env
+    lab_dir = find_lab_dir(env, (cwd or Path.cwd()).absolute())
     cache_home = Path(env.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     max_image_bytes = _positive_int(env, "CATDOG_MAX_IMAGE_BYTES", DEFAULT_MAX_IMAGE_BYTES)
     max_image_pixels = _positive_int(env, "CATDOG_MAX_IMAGE_PIXELS", DEFAULT_MAX_IMAGE_PIXELS)
-    cache_dir = _optional_path(env, "CATDOG_CACHE_DIR") or cache_home / "catdog"
+    cache_dir = _optional_path(env, "CATDOG_CACHE_DIR", lab_dir) or cache_home / "catdog"
+    kafka = _kafka_settings(env, max_image_bytes, max_image_pixels, cache_dir, lab_dir)
+    data_source = _source(env, "CATDOG_DATA_SOURCE", lab_dir) or PETIMAGES_URL
     return Settings(
-        data_source=env.get("CATDOG_DATA_SOURCE", "").strip() or PETIMAGES_URL,
+        lab_dir=lab_dir,
+        data_source=data_source,
         data_sha256=env.get("CATDOG_DATA_SHA256", "").strip().lower() or None,
-        data_dir=_optional_path(env, "CATDOG_DATA_DIR") or Path("data"),
-        models_dir=_optional_path(env, "CATDOG_MODELS_DIR") or Path("models"),
-        weights_source=env.get("CATDOG_WEIGHTS_DIR", "").strip() or env.get("CATDOG_WEIGHTS_URL", "").strip() or None,
+        data_dir=_optional_path(env, "CATDOG_DATA_DIR", lab_dir) or lab_dir / "data",
+        models_dir=_optional_path(env, "CATDOG_MODELS_DIR", lab_dir) or lab_dir / "models",
+        weights_source=_source(env, "CATDOG_WEIGHTS_DIR", lab_dir) or env.get("CATDOG_WEIGHTS_URL", "").strip() or None,
         cache_dir=cache_dir,
         max_image_bytes=max_image_bytes,
         max_image_pixels=max_image_pixels,
-        kafka=_kafka_settings(env, max_image_bytes, max_image_pixels, cache_dir),
+        kafka=kafka,
+        eval_source=_source(env, "CATDOG_EVAL_SOURCE", lab_dir) or data_source,
+        metrics_url=env.get("CATDOG_METRICS_URL", "").strip() or f"http://127.0.0.1:{kafka.metrics_port}/metrics",
     )

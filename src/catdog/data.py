@@ -289,7 +289,11 @@ def prepare(
                     rng.shuffle(names)
                     kept = _sample_class(images, names, label, per_class, limits, seen, skipped, bar)
                     if len(kept) < 2:
-                        raise DataError(f"{images.description} has {len(kept)} usable {label} images; at least 2 are needed")
+                        excluded = sum(1 for _, _, reason, _ in skipped if reason == "seen")
+                        hint = (f" once {excluded} photos already used elsewhere are left out: choose a larger source"
+                                " (for notebook 02, CATDOG_EVAL_SOURCE)" if excluded else "")
+                        raise DataError(f"{images.description} has {len(kept)} usable {label} images{hint}; "
+                                        "at least 2 are needed")
                     if len(kept) < per_class:
                         report.short_classes[label] = len(kept)
                     n_validation = min(len(kept) - 1, max(1, round(len(kept) * validation_fraction)))

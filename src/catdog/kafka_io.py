@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Iterator
 
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
 
@@ -35,6 +35,8 @@ MAX_POLL_INTERVAL_MS = 300_000
 FETCH_MAX_WAIT_MS = 20
 # How long a new client tries to reach a bootstrap server before saying it cannot.
 BOOTSTRAP_TIMEOUT_MS = 10_000
+# A result is produced after its image, but on another machine's clock: look this far back for it.
+CLOCK_SKEW_MS = 60_000
 
 
 class KafkaUnavailable(CatdogError):
@@ -143,6 +145,7 @@ class Sent:
     partition: int
     offset: int
     key: str
+    timestamp: int  # the record's Kafka timestamp (ms): where readers of "what happened since" start
 
 
 def send_image(producer: KafkaProducer, kafka: KafkaSettings, data: bytes, filename: str,
@@ -160,7 +163,8 @@ def send_image(producer: KafkaProducer, kafka: KafkaSettings, data: bytes, filen
     ]
     key = image_key(data)
     metadata = producer.send(topic or kafka.images_topic, value=data, key=key, headers=headers).get(timeout=timeout)
-    return Sent(filename, metadata.topic, metadata.partition, metadata.offset, key.decode())
+    timestamp = metadata.timestamp if metadata.timestamp and metadata.timestamp > 0 else int(time.time() * 1000)
+    return Sent(filename, metadata.topic, metadata.partition, metadata.offset, key.decode(), timestamp)
 
 
 def headers_dict(headers: list[tuple[str, bytes]] | None) -> dict[str, str]:
@@ -218,6 +222,98 @@ def fetch_images(consumer: KafkaConsumer, kafka: KafkaSettings, count: int = 1, 
     return received
 
 
+def make_reader(kafka: KafkaSettings, topic: str, *, since_ms: int | None = None, sent: Sent | None = None,
+                last: int | None = None) -> KafkaConsumer:
+    """A consumer in no group, on every partition of ``topic``, positioned for one learner's question.
+
+    ``sent``: from that record on (its own partition at its offset, the others from its timestamp);
+    ``since_ms``: from the first record at or after that Kafka timestamp; ``last``: the last ``last``
+    records of each partition; none of them: from the beginning. Joining no group, it never waits on
+    (or becomes) a stale group member, and commits nothing.
+    """
+    consumer = make_consumer(kafka)
+    try:
+        partitions = consumer.partitions_for_topic(topic)
+        if not partitions:
+            raise CatdogError(f"topic {topic!r} does not exist on {kafka.bootstrap_servers}")
+        assigned = [TopicPartition(topic, partition) for partition in sorted(partitions)]
+        consumer.assign(assigned)
+        if sent is not None:
+            since_ms = sent.timestamp
+        if since_ms is not None:
+            found = consumer.offsets_for_times({partition: since_ms for partition in assigned})
+            for partition in assigned:
+                match = found.get(partition)
+                # The embedded broker answers "none" as offset 0 with timestamp -1, Kafka as None.
+                if match is None or match.timestamp < 0:
+                    consumer.seek_to_end(partition)  # nothing that recent yet: wait for what comes
+                else:
+                    consumer.seek(partition, match.offset)
+        elif last is not None:
+            beginnings, ends = consumer.beginning_offsets(assigned), consumer.end_offsets(assigned)
+            for partition in assigned:
+                consumer.seek(partition, max(beginnings[partition], ends[partition] - last))
+        else:
+            consumer.seek_to_beginning(*assigned)
+        if sent is not None:
+            consumer.seek(TopicPartition(sent.topic, sent.partition), sent.offset)
+    except BaseException:
+        consumer.close()
+        raise
+    return consumer
+
+
+def collect_predictions(kafka: KafkaSettings, sent: list[Sent], timeout: float = 60.0) -> dict[tuple[str, int, int], dict]:
+    """The classifier service's results for these sent images, matched by their (topic, partition,
+    offset), waiting up to ``timeout`` seconds for the last; those that did not come are absent."""
+    wanted = {(record.topic, record.partition, record.offset) for record in sent}
+    found: dict[tuple[str, int, int], dict] = {}
+    if not wanted:
+        return found
+    reader = make_reader(kafka, kafka.predictions_topic, since_ms=min(r.timestamp for r in sent) - CLOCK_SKEW_MS)
+    deadline = time.monotonic() + timeout
+    try:
+        while len(found) < len(wanted) and time.monotonic() < deadline:
+            for result in iter_predictions(reader, timeout=min(1.0, max(0.01, deadline - time.monotonic()))):
+                source = result.get("source") or {}
+                where = (source.get("topic"), source.get("partition"), source.get("offset"))
+                if where in wanted:
+                    found[where] = result
+    finally:
+        reader.close()
+    return found
+
+
+def find_prediction(kafka: KafkaSettings, sent: Sent, timeout: float = 60.0) -> dict | None:
+    """The classifier service's result for one sent image, or None if it did not come in ``timeout`` s."""
+    return collect_predictions(kafka, [sent], timeout).get((sent.topic, sent.partition, sent.offset))
+
+
+def latest_predictions(kafka: KafkaSettings, count: int = 5, timeout: float = 5.0) -> list[dict]:
+    """The ``count`` most recent results on the predictions topic, newest first (every learner's, on a
+    shared cluster)."""
+    reader = make_reader(kafka, kafka.predictions_topic, last=count)
+    try:
+        results = list(iter_predictions(reader, timeout=timeout))
+    finally:
+        reader.close()
+    results.sort(key=lambda result: result.get("classified_at", ""), reverse=True)
+    return results[:count]
+
+
+def format_prediction(result: dict, width: int = 32) -> str:
+    """One result as a table row: file, both verdicts with p(dog), agreement, and where it came from."""
+    filename = result.get("filename", "?")
+    filename = filename if len(filename) <= width else "…" + filename[-(width - 1):]
+    cells = " ".join(f"{result[name]['label']} ({result[name]['p_dog']:.2f})".ljust(18) for name in ("quick", "pretrained"))
+    source = result["source"]
+    return (f"{filename:<{width}} {cells} {'yes' if result['agree'] else 'NO ':<6} "
+            f"{source['topic']}[{source['partition']}]@{source['offset']}")
+
+
+PREDICTION_HEADER = f"{'image':<32} {'quick':<18} {'pretrained':<18} agree  source"
+
+
 def _iter_records(consumer: KafkaConsumer, timeout: float, count: int | None) -> Iterator:
     """Records in arrival order until ``count`` or ``timeout`` seconds with nothing new."""
     seen = 0
@@ -237,9 +333,11 @@ def iter_predictions(consumer: KafkaConsumer, timeout: float = 10.0, count: int 
     """Predictions as published by the classifier service, until ``count`` or ``timeout`` s of silence."""
     for record in _iter_records(consumer, timeout, count):
         try:
-            yield json.loads(record.value)
-        except ValueError:
+            result = json.loads(record.value)
+        except (TypeError, ValueError):
             continue  # not one of ours: the predictions topic should only hold JSON results
+        if isinstance(result, dict):
+            yield result
 
 
 def iter_dead_letters(consumer: KafkaConsumer, timeout: float = 10.0, count: int | None = None) -> Iterator[dict]:
@@ -259,6 +357,6 @@ def iter_dead_letters(consumer: KafkaConsumer, timeout: float = 10.0, count: int
 
 __all__ = [
     "KafkaError", "KafkaUnavailable", "ImageTooLarge", "ReceivedImage", "Sent", "client_config", "decode_record",
-    "ensure_topics", "fetch_images", "image_key", "iter_dead_letters", "iter_predictions", "make_consumer", "make_producer",
-    "send_image",
+    "collect_predictions", "ensure_topics", "fetch_images", "find_prediction", "format_prediction", "image_key", "iter_dead_letters",
+    "iter_predictions", "latest_predictions", "make_consumer", "make_producer", "make_reader", "send_image",
 ]

@@ -1,19 +1,17 @@
 """Prometheus metrics and health endpoints of the classifier service.
 
 ``/metrics`` is for Prometheus; ``/healthz`` (liveness: the loop is turning) and ``/readyz`` (readiness:
-models loaded and connected to Kafka) are for OpenShift's probes.
+models loaded and connected to Kafka) are for OpenShift's probes. Reading them from a notebook is
+:mod:`catdog.monitoring`'s job.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-import urllib.request
-from dataclasses import dataclass, field
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
-from prometheus_client.parser import text_string_to_metric_families
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
@@ -90,58 +88,3 @@ def serve(metrics: ServiceMetrics, port: int, host: str = "0.0.0.0") -> WSGIServ
     server = make_server(host, port, app, server_class=_ThreadingWSGIServer, handler_class=_QuietHandler)
     threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
     return server
-
-
-@dataclass
-class Snapshot:
-    """What a running service's /metrics said at one moment: enough to follow counts and drift."""
-
-    at: float
-    classified: dict[tuple[str, str], float] = field(default_factory=dict)  # (model, label) -> images
-    dead_letters: dict[str, float] = field(default_factory=dict)  # reason -> messages
-    p_dog_count: dict[str, float] = field(default_factory=dict)  # model -> observations
-    p_dog_sum: dict[str, float] = field(default_factory=dict)
-    p_dog_buckets: dict[str, dict[float, float]] = field(default_factory=dict)  # model -> le -> cumulative
-
-    def total(self, model: str) -> float:
-        return self.p_dog_count.get(model, 0.0)
-
-
-def scrape(url: str, timeout: float = 5.0) -> Snapshot:
-    """Read and parse a service's Prometheus metrics (the same text Prometheus scrapes)."""
-    with urllib.request.urlopen(url, timeout=timeout) as response:
-        text = response.read().decode()
-    snapshot = Snapshot(at=time.time())
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            labels = sample.labels
-            if sample.name == "catdog_images_classified_total":
-                snapshot.classified[labels["model"], labels["label"]] = sample.value
-            elif sample.name == "catdog_dead_letters_total":
-                snapshot.dead_letters[labels["reason"]] = sample.value
-            elif sample.name == "catdog_p_dog_count":
-                snapshot.p_dog_count[labels["model"]] = sample.value
-            elif sample.name == "catdog_p_dog_sum":
-                snapshot.p_dog_sum[labels["model"]] = sample.value
-            elif sample.name == "catdog_p_dog_bucket":
-                snapshot.p_dog_buckets.setdefault(labels["model"], {})[float(labels["le"])] = sample.value
-    return snapshot
-
-
-def wait_for_total(url: str, model: str, total: float, timeout: float = 60.0) -> Snapshot:
-    """Scrape until ``model`` has classified ``total`` images in all (or ``timeout`` s pass)."""
-    deadline = time.monotonic() + timeout
-    snapshot = scrape(url)
-    while snapshot.total(model) < total and time.monotonic() < deadline:
-        time.sleep(0.5)
-        snapshot = scrape(url)
-    return snapshot
-
-
-def window_mean_p_dog(before: Snapshot, after: Snapshot, model: str) -> float | None:
-    """Mean p(dog) of the images classified between two snapshots: the drift signal, as PromQL computes
-    it from rate(catdog_p_dog_sum) / rate(catdog_p_dog_count)."""
-    count = after.p_dog_count.get(model, 0.0) - before.p_dog_count.get(model, 0.0)
-    if count <= 0:
-        return None
-    return (after.p_dog_sum.get(model, 0.0) - before.p_dog_sum.get(model, 0.0)) / count

@@ -95,6 +95,24 @@ def plot_verdicts(
     return plot_image_grid(images, captions, columns=columns, colors=colors)
 
 
+def show_received(received: Sequence, loaded: dict, waited: float) -> plt.Figure | None:
+    """Images read from a topic (``kafka_io.fetch_images``) with both models' verdicts, or why one could
+    not be classified; says so when nothing arrived instead of showing nothing."""
+    from catdog.predict import classify, largest_input
+
+    if not received:
+        print(f"No new image arrived within {waited:g} s. Send one (the cell above, or `catdog send PHOTO`) "
+              "and run this cell again.")
+        return None
+    for item in received:
+        print(f"{item.filename} from {item.topic}[{item.partition}]@{item.offset}"
+              + (f": not classified, {item.error.reason} ({item.error})" if item.error else ""))
+    usable = [item.image for item in received if item.image is not None]
+    if not usable:
+        return None
+    return plot_verdicts([image.to_array(largest_input(loaded)) for image in usable], classify(loaded, usable), columns=len(usable))
+
+
 def plot_confusions(matrices: dict[str, np.ndarray]) -> plt.Figure:
     """Confusion matrices side by side, one per model."""
     figure, axes = plt.subplots(1, len(matrices), figsize=(4 * len(matrices), 3.6), squeeze=False)
