@@ -3,8 +3,9 @@
 # ImageNet weights into the image, so the lab needs no internet at run time.
 #   bake-image.sh DATA_SOURCE LAB_PER_CLASS PRETRAINED_PER_CLASS EVAL_PER_CLASS
 # Writes $CATDOG_DATA_SOURCE (the lab's photo pool: the lab's photos plus EVAL_PER_CLASS more of each
-# class that no model trains on, for notebook 02), $CATDOG_DATA_DIR, $CATDOG_MODELS_DIR, $KERAS_HOME;
-# the downloaded archive (in $CATDOG_CACHE_DIR) is deleted at the end.
+# class that no model trains on, for notebook 02), the lab's data/ and models/ (in $CATDOG_LAB_DIR, or
+# $CATDOG_DATA_DIR / $CATDOG_MODELS_DIR), $KERAS_HOME; the downloaded archive (in $CATDOG_CACHE_DIR) is
+# deleted at the end. WEIGHTS_SHA256 (optional): FILE=SHA256,… for the ImageNet weights, checked.
 set -euo pipefail
 source=$1 lab_per_class=$2 pretrained_per_class=$3 eval_per_class=$4
 : "${CATDOG_DATA_SOURCE:?set CATDOG_DATA_SOURCE to where the lab photos go}"
@@ -20,3 +21,11 @@ catdog train pretrained --source "$source" --per-class "$pretrained_per_class" -
 zero_shot=$(mktemp -d)
 catdog train pretrained --head imagenet --out "$zero_shot/zero-shot.keras"  # caches the 1000-class weights
 rm -rf "$zero_shot" "$cache"
+# The weights' hashes, when the mirror knows them (WEIGHTS_SHA256="FILE=SHA256,FILE=SHA256"): any other
+# bytes fail the build, so no image ships them.
+if [ -n "${WEIGHTS_SHA256:-}" ]; then
+  IFS=, read -ra expected <<<"$WEIGHTS_SHA256"
+  for pair in "${expected[@]}"; do
+    echo "${pair#*=}  ${KERAS_HOME:-$HOME/.keras}/models/${pair%%=*}"
+  done | sha256sum --check --strict
+fi

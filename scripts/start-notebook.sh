@@ -1,25 +1,45 @@
 #!/usr/bin/env bash
-# The container's entry point: JupyterLab on the lab notebook, always behind a token.
+# The container's entry point: JupyterLab on the lab notebooks, behind a token.
 #   JUPYTER_TOKEN  the token (from a Secret); if unset, a random one is generated and printed to the log
 #   NB_PREFIX      base URL, set by OpenShift AI / Open Data Hub when the image runs as a workbench
+#   NOTEBOOK_ARGS  more options, as OpenShift AI / Open Data Hub pass them (port, base URL, and an empty
+#                  token: their OAuth proxy guards the workbench instead)
 #   JUPYTER_PORT   port (default 8888)
 # `catdog classify` (the classifier service) runs from the same image with its own command.
 set -euo pipefail
 
-if [ -z "${JUPYTER_TOKEN:-}" ]; then
+# The lab baked into the image (notebooks, photos' samples, models) is copied into HOME on first start:
+# a workbench mounts a fresh volume on HOME, which hides whatever the image put there. Nothing already in
+# HOME is replaced, so a learner's work survives restarts.
+baked=${CATDOG_BAKED_LAB:-/opt/app-root/lab}
+for item in notebooks data models; do
+  if [ -e "$baked/$item" ] && [ ! -e "$HOME/$item" ]; then
+    cp -R "$baked/$item" "$HOME/$item"
+  fi
+done
+export CATDOG_LAB_DIR=$HOME  # the lab the notebooks use: the learner's copy
+
+# OpenShift AI / Open Data Hub pass their own options in NOTEBOOK_ARGS (port, base URL, an empty token:
+# their OAuth proxy guards the workbench). Jupyter refuses an option given twice, so theirs win.
+notebook_args=" ${NOTEBOOK_ARGS:-}"
+sets() { [[ "$notebook_args" == *" --ServerApp.$1="* || "$notebook_args" == *" --$1="* ]]; }
+
+if [ -z "${JUPYTER_TOKEN:-}" ] && ! sets token; then
   JUPYTER_TOKEN=$(python -c 'import secrets; print(secrets.token_urlsafe(32))')
   echo "JupyterLab token (generated; set JUPYTER_TOKEN from a Secret to choose it): ${JUPYTER_TOKEN}"
 fi
 export JUPYTER_TOKEN  # read by Jupyter Server itself, so it never shows in the process list
 
-args=(
-  --no-browser
-  --ip=0.0.0.0
-  "--port=${JUPYTER_PORT:-8888}"
-  "--ServerApp.root_dir=${CATDOG_LAB_DIR:-$HOME}"
-  --LabApp.default_url=/lab/tree/notebooks/01-cat-dog-lab.ipynb
-)
-if [ -n "${NB_PREFIX:-}" ]; then
+args=(--no-browser --LabApp.default_url=/lab/tree/notebooks/01-cat-dog-lab.ipynb)
+sets ip || args+=(--ip=0.0.0.0)
+sets port || args+=("--port=${JUPYTER_PORT:-8888}")
+sets root_dir || args+=("--ServerApp.root_dir=${HOME}")
+if [ -n "${NB_PREFIX:-}" ] && ! sets base_url; then
   args+=("--ServerApp.base_url=${NB_PREFIX}")
 fi
-exec jupyter lab "${args[@]}" "$@"  # extra options, e.g. from the container command
+# Word-split like the workbench images do (their values carry no spaces).
+set -f
+# shellcheck disable=SC2206
+extra=(${NOTEBOOK_ARGS:-})
+set +f
+exec jupyter lab "${args[@]}" "${extra[@]}" "$@"  # extra options, e.g. from the container command

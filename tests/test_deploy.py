@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from catdog.config import DEFAULT_MAX_IMAGE_BYTES, load_settings
+from catdog.download import sha256_file
 from conftest import SHARED, free_port
 
 REPO = Path(__file__).resolve().parent.parent
@@ -220,7 +221,9 @@ def test_containerfile_runs_as_numeric_non_root_user_with_group_zero():
     text = "\n".join(lines)
     for label in ("io.k8s.description", "io.k8s.display-name", "io.openshift.expose-services", "io.openshift.tags"):
         assert label in text
-    assert "chgrp -R 0" in text and "chmod -R g=u" in text and "EXPOSE 8888" in text
+    # The UBI base's fix-permissions: group 0 owns and can write the app root (site-packages for %pip).
+    assert "fix-permissions /opt/app-root -P" in text and "EXPOSE 8888" in text
+    assert "ARG BASE_IMAGE=registry.access.redhat.com/ubi9/python-311" in text and "FROM ${BASE_IMAGE}" in text
 
 
 def get_status(url: str) -> int:
@@ -279,8 +282,12 @@ def test_image_bake_step_builds_data_models_and_weights_offline(kaggle_dev, weig
         "CATDOG_DATA_SOURCE": str(tmp_path / "photos"), "CATDOG_DATA_DIR": str(tmp_path / "data"),
         "CATDOG_MODELS_DIR": str(tmp_path / "models"), "CATDOG_CACHE_DIR": str(tmp_path / "cache"),
         "KERAS_HOME": str(tmp_path / "keras"), "CATDOG_WEIGHTS_URL": weights_dir.as_uri() + "/",
+        # The mirror's hashes, checked after download (a disconnected build passes them as a build arg).
+        "WEIGHTS_SHA256": ",".join(f"{name}={sha256_file(weights_dir / name)}" for name in
+                                   ("mobilenet_7_5_224_tf.h5", "mobilenet_7_5_224_tf_no_top.h5")),
     }
     env.pop("CATDOG_WEIGHTS_DIR", None)
+    env.pop("CATDOG_LAB_DIR", None)
     (tmp_path / "cache").mkdir()
     result = subprocess.run(["bash", str(REPO / "scripts" / "bake-image.sh"), str(kaggle_dev), "6", "12", "4"],
                             env=env, capture_output=True, text=True, timeout=600)
@@ -296,3 +303,37 @@ def test_image_bake_step_builds_data_models_and_weights_offline(kaggle_dev, weig
     cached = {p.name for p in (tmp_path / "keras" / "models").iterdir()}
     assert {"mobilenet_7_5_224_tf.h5", "mobilenet_7_5_224_tf_no_top.h5"} <= cached
     assert not (tmp_path / "cache").exists()
+
+
+def test_start_script_as_a_workbench_seeds_an_empty_home_and_takes_the_dashboards_options(tmp_path):
+    """OpenShift AI mounts a fresh volume on HOME and passes NB_PREFIX plus NOTEBOOK_ARGS (port, base URL,
+    an empty token behind its OAuth proxy): the baked lab must appear, and Jupyter must not refuse an
+    option given twice."""
+    baked, home = tmp_path / "baked", tmp_path / "home"
+    for name in ("notebooks/01-cat-dog-lab.ipynb", "models/quick.keras", "data/manifest.csv"):
+        (baked / name).parent.mkdir(parents=True, exist_ok=True)
+        (baked / name).write_text("{}" if name.endswith(".ipynb") else "baked")
+    (home / "models").mkdir(parents=True)
+    (home / "models" / "quick.keras").write_text("the learner's own")  # survives a restart
+    port, prefix = free_port(), "/notebook/lab-ns/catdog"
+    env = {**os.environ, "HOME": str(home), "CATDOG_BAKED_LAB": str(baked), "NB_PREFIX": prefix,
+           "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "JUPYTER_TOKEN": "",
+           "NOTEBOOK_ARGS": f"--ServerApp.port={port} --ServerApp.token='' --ServerApp.password='' "
+                            f"--ServerApp.base_url={prefix} --ServerApp.quit_button=False"}
+    command = ["bash", str(REPO / "scripts" / "start-notebook.sh"), *(["--allow-root"] if os.getuid() == 0 else [])]
+    log = tmp_path / "jupyter.log"
+    with open(log, "wb") as stream:
+        process = subprocess.Popen(command, env=env, stdout=stream, stderr=subprocess.STDOUT)
+    try:
+        url = f"http://127.0.0.1:{port}{prefix}/api/contents/notebooks"
+        deadline = time.monotonic() + 90
+        while get_status(url) == 0 and time.monotonic() < deadline:
+            assert process.poll() is None, log.read_text()
+            time.sleep(0.3)
+        assert get_status(url) == 200, log.read_text()  # the dashboard's OAuth proxy guards it, not a token
+        assert (home / "notebooks" / "01-cat-dog-lab.ipynb").is_file() and (home / "data" / "manifest.csv").is_file()
+        assert (home / "models" / "quick.keras").read_text() == "the learner's own"
+        assert "token (generated" not in log.read_text()
+    finally:
+        process.terminate()
+        process.wait(30)
