@@ -20,9 +20,21 @@ done
 export CATDOG_LAB_DIR=$HOME  # the lab the notebooks use: the learner's copy
 
 # OpenShift AI / Open Data Hub pass their own options in NOTEBOOK_ARGS (port, base URL, an empty token:
-# their OAuth proxy guards the workbench). Jupyter refuses an option given twice, so theirs win.
-notebook_args=" ${NOTEBOOK_ARGS:-}"
-sets() { [[ "$notebook_args" == *" --ServerApp.$1="* || "$notebook_args" == *" --$1="* ]]; }
+# their OAuth proxy guards the workbench), one per line. Word-split as the workbench images do (values
+# carry no spaces); Jupyter refuses an option given twice, so theirs win over ours.
+set -f
+# shellcheck disable=SC2206
+extra=(${NOTEBOOK_ARGS:-})
+set +f
+sets() {
+  local option
+  for option in "${extra[@]}"; do
+    case "$option" in
+      --ServerApp."$1"=* | --ServerApp."$1" | --"$1"=* | --"$1") return 0 ;;
+    esac
+  done
+  return 1
+}
 
 if [ -z "${JUPYTER_TOKEN:-}" ] && ! sets token; then
   JUPYTER_TOKEN=$(python -c 'import secrets; print(secrets.token_urlsafe(32))')
@@ -37,9 +49,4 @@ sets root_dir || args+=("--ServerApp.root_dir=${HOME}")
 if [ -n "${NB_PREFIX:-}" ] && ! sets base_url; then
   args+=("--ServerApp.base_url=${NB_PREFIX}")
 fi
-# Word-split like the workbench images do (their values carry no spaces).
-set -f
-# shellcheck disable=SC2206
-extra=(${NOTEBOOK_ARGS:-})
-set +f
 exec jupyter lab "${args[@]}" "${extra[@]}" "$@"  # extra options, e.g. from the container command

@@ -1,23 +1,25 @@
 #!/usr/bin/env bash
-# The programs `make test` needs beyond Python: Chromium and ChromeDriver, for the browser test of the
-# lab (tests/test_lab_browser.py). Installs the missing Debian packages when it can (root with apt-get,
-# as in CI); otherwise names what is missing and fails, so the browser test is never skipped quietly.
+# The programs `make test` needs beyond Python: Chromium and ChromeDriver, for the browser walks through
+# the lab (tests/test_lab_browser.py, tests/test_image.py), and podman, runc and mmdebstrap, to build and
+# run the container image (tests/test_image.py). Installs the missing Debian packages when it can (root
+# with apt-get, as in CI); otherwise names what is missing and fails, so no test is ever skipped quietly.
 set -euo pipefail
-declare -A package_of=([chromium]=chromium [chromedriver]=chromium-driver)
+declare -A package_of=([chromium]=chromium [chromedriver]=chromium-driver [podman]=podman [runc]=runc
+                       [mmdebstrap]=mmdebstrap)
 missing=()
-for program in chromium chromedriver; do
+for program in chromium chromedriver podman runc mmdebstrap; do
   command -v "$program" >/dev/null || missing+=("${package_of[$program]}")
 done
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-  echo "Installing ${missing[*]} (Debian packages) for the browser test of the lab"
+  echo "Installing ${missing[*]} (Debian packages) for the browser and container image tests"
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   exit 0
 fi
-echo "make test needs ${missing[*]} for the browser test of the lab, and cannot install them here." >&2
+echo "make test needs ${missing[*]} for the browser and container image tests, and cannot install them here." >&2
 echo "On Debian or Ubuntu: sudo apt-get install -y ${missing[*]}" >&2
 echo "(or point CATDOG_CHROMIUM and CATDOG_CHROMEDRIVER at a Chromium and its matching driver)" >&2
 exit 1

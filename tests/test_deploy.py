@@ -226,6 +226,13 @@ def test_containerfile_runs_as_numeric_non_root_user_with_group_zero():
     assert "ARG BASE_IMAGE=registry.access.redhat.com/ubi9/python-311" in text and "FROM ${BASE_IMAGE}" in text
 
 
+def test_containerfile_needs_no_pipefail_because_oci_builds_ignore_shell():
+    """podman builds OCI images by default and OCI has no SHELL: a pipe in a RUN would hide a failure."""
+    text = (REPO / "Containerfile").read_text().replace("\\\n", " ")
+    runs = [line for line in text.splitlines() if line.startswith("RUN ")]
+    assert runs and all("|" not in run.replace("||", "") for run in runs), runs
+
+
 def get_status(url: str) -> int:
     try:
         return urllib.request.urlopen(url, timeout=3).status
@@ -318,8 +325,9 @@ def test_start_script_as_a_workbench_seeds_an_empty_home_and_takes_the_dashboard
     port, prefix = free_port(), "/notebook/lab-ns/catdog"
     env = {**os.environ, "HOME": str(home), "CATDOG_BAKED_LAB": str(baked), "NB_PREFIX": prefix,
            "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "JUPYTER_TOKEN": "",
-           "NOTEBOOK_ARGS": f"--ServerApp.port={port} --ServerApp.token='' --ServerApp.password='' "
-                            f"--ServerApp.base_url={prefix} --ServerApp.quit_button=False"}
+           # one option per line, as the dashboard writes them
+           "NOTEBOOK_ARGS": f"--ServerApp.port={port}\n--ServerApp.token=''\n--ServerApp.password=''\n"
+                            f"--ServerApp.base_url={prefix}\n--ServerApp.quit_button=False"}
     command = ["bash", str(REPO / "scripts" / "start-notebook.sh"), *(["--allow-root"] if os.getuid() == 0 else [])]
     log = tmp_path / "jupyter.log"
     with open(log, "wb") as stream:

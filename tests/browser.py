@@ -1,0 +1,193 @@
+"""A learner's clicks in JupyterLab, from headless Chromium: open a notebook by its URL, Run → Run All
+Cells, File → Save Notebook, and read what the learner sees (prompts, outputs, figures) from JupyterLab's
+own models (exposed with --LabApp.expose_app_in_browser). Used by the walks through `make lab`
+(test_lab_browser.py) and through the container image (test_image.py).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+NOTEBOOKS = ("notebooks/01-cat-dog-lab.ipynb", "notebooks/02-evaluate-and-monitor.ipynb")
+# CI sizes, through the same variables the notebooks read (see scripts/test-notebooks.sh); set them to
+# run the full lab in the browser (e.g. CATDOG_LAB_EPOCHS=20 to time the quick CNN cell as learners see it).
+LAB_SIZES = {name: os.environ.get(name, default) for name, default in
+             (("CATDOG_LAB_EPOCHS", "3"), ("CATDOG_EVAL_PER_CLASS", "20"), ("CATDOG_DRIFT_PHOTOS", "10"))}
+NOTEBOOK_SECONDS = 900
+CHROMIUM = Path(os.environ.get("CATDOG_CHROMIUM", "/usr/bin/chromium"))
+CHROMEDRIVER = Path(os.environ.get("CATDOG_CHROMEDRIVER", "/usr/bin/chromedriver"))
+
+# State of the open notebook, read from JupyterLab's own models (exposed with
+# --LabApp.expose_app_in_browser): what a learner sees in the prompts and outputs.
+NOTEBOOK_STATE_JS = """
+const panel = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+if (!panel || !panel.content || !panel.sessionContext || !panel.context) { return null; }
+const cells = panel.content.widgets.map((cell, index) => {
+  const model = cell.model;
+  const outputs = model.type === 'code' ? model.outputs.toJSON() : [];
+  return {
+    index, type: model.type, source: model.sharedModel.getSource(),
+    count: model.type === 'code' ? model.executionCount : null,
+    prompt: model.type === 'code' ? (cell.promptNode ? cell.promptNode.textContent : '') : '',
+    errors: outputs.filter(o => o.output_type === 'error').map(o => o.ename + ': ' + o.evalue),
+    text: outputs.map(o => [].concat(o.text || (o.data && o.data['text/plain']) || []).join('')).join(''),
+    pngs: outputs.filter(o => o.data && o.data['image/png']).length,
+  };
+});
+return {
+  path: panel.context.path,
+  ready: panel.context.isReady && !!panel.sessionContext.session,
+  status: panel.sessionContext.kernelDisplayStatus,
+  cells,
+};
+"""
+
+
+def browser():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    for path, package in ((CHROMIUM, "chromium"), (CHROMEDRIVER, "chromium-driver")):
+        if not path.exists():
+            pytest.fail(f"{path} is missing: the browser tests need Debian's {package} (make test installs it as root)")
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1600,1200",
+                 "--disable-gpu", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"):
+        options.add_argument(flag)
+    return webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+
+
+def wait_for(predicate, timeout: float, interval: float = 1.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    return None
+
+
+def lab_link(lab_url: str, path: str) -> str:
+    """The address that opens ``path`` in the JupyterLab at ``lab_url`` (``…/lab``, maybe ``?token=…``)."""
+    base, _, query = lab_url.partition("?")
+    return f"{base}/tree/{path}" + (f"?{query}" if query else "")
+
+
+def click_menu(driver, menu: str, item: str) -> None:
+    """Open a menu of JupyterLab's menu bar and click one of its items, as a learner does."""
+    from selenium.webdriver.common.by import By
+
+    driver.find_element(By.XPATH, f"//li[contains(@class,'lm-MenuBar-item')][.//*[text()='{menu}']]").click()
+    driver.find_element(By.XPATH, f"//li[contains(@class,'lm-Menu-item')][.//*[text()='{item}']]").click()
+
+
+def run_notebook(driver, lab_url: str, path: str, shots: Path) -> dict:
+    """Open ``path`` from its URL, Run → Run All Cells, wait until every cell ran or one failed.
+
+    ``lab_url``: JupyterLab's address up to ``/lab`` (base URL included), with the token if it needs one.
+    """
+    driver.get(lab_link(lab_url, path))
+
+    def opened():
+        state = driver.execute_script(NOTEBOOK_STATE_JS)
+        return state if state and state["path"] == path and state["ready"] and state["status"] == "idle" else None
+
+    assert wait_for(opened, 180), f"{path} did not open with an idle kernel"
+    click_menu(driver, "Run", "Run All Cells")
+    started = time.monotonic()
+
+    def finished():
+        state = driver.execute_script(NOTEBOOK_STATE_JS)
+        code = [cell for cell in state["cells"] if cell["type"] == "code"]
+        if any(cell["errors"] for cell in code):
+            return state
+        if state["status"] == "idle" and all(cell["count"] for cell in code):
+            return state
+        return None
+
+    state = wait_for(finished, NOTEBOOK_SECONDS, interval=2) or driver.execute_script(NOTEBOOK_STATE_JS)
+    state["seconds"] = time.monotonic() - started
+    save_screenshots(driver, state, shots)
+    click_menu(driver, "File", "Save Notebook")  # as autosave or Ctrl+S would: outputs go to the file
+    assert wait_for(lambda: not driver.execute_script(
+        "return window.jupyterapp.shell.currentWidget.context.model.dirty"), 30), f"{path} was not saved"
+    return state
+
+
+def save_screenshots(driver, state: dict, shots: Path) -> None:
+    """Each figure (scrolled into view, as a learner sees it), then the notebook's end."""
+    shots.mkdir(parents=True, exist_ok=True)
+    rendered = {}
+    for cell in state["cells"]:
+        if not cell["pngs"]:
+            continue
+        images = driver.execute_script(
+            "const panel = window.jupyterapp.shell.currentWidget; const index = arguments[0];"
+            "panel.content.activeCellIndex = index; panel.content.scrollToItem(index, 'start');"
+            "return Array.from(panel.content.widgets[index].node.querySelectorAll('.jp-OutputArea img'));",
+            cell["index"])
+        rendered[cell["index"]] = 0
+        for number, image in enumerate(images):
+            wait_for(lambda: driver.execute_script(
+                "return arguments[0].complete && arguments[0].naturalWidth > 0", image), 10, 0.2)
+            if driver.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", image):
+                rendered[cell["index"]] += 1
+                image.screenshot(str(shots / f"cell-{cell['index']:02d}-figure-{number + 1}.png"))
+    state["rendered"] = rendered
+    driver.execute_script(
+        "const panel = window.jupyterapp.shell.currentWidget;"
+        "panel.content.activeCellIndex = panel.content.widgets.length - 1;"
+        "panel.content.scrollToItem(panel.content.widgets.length - 1, 'end');")
+    time.sleep(1)
+    driver.save_screenshot(str(shots / "end.png"))
+
+
+def problems(state: dict) -> list[str]:
+    found = []
+    for cell in state["cells"]:
+        if cell["type"] != "code":
+            continue
+        where = f"cell {cell['index']} ({cell['source'].splitlines()[0][:60]!r})"
+        found += [f"{where}: {error}" for error in cell["errors"]]
+        if not cell["count"] and not cell["errors"]:
+            found.append(f"{where} never finished (prompt {cell['prompt']!r})")
+        if "plots." in cell["source"] and cell["count"]:
+            if cell["pngs"] == 0:
+                found.append(f"{where} draws a figure but has none")
+            elif state["rendered"].get(cell["index"], 0) < cell["pngs"]:
+                found.append(f"{where}: {cell['pngs']} figure(s), {state['rendered'].get(cell['index'], 0)} rendered")
+    return found
+
+
+def walk_lab(driver, lab_url: str, artifacts: Path) -> dict:
+    """Every lab notebook, in order, as a learner runs it; fails on what a learner would see go wrong.
+
+    Saves each notebook's cells.json and screenshots under ``artifacts``; returns the timings.
+    """
+    driver.get(lab_link(lab_url, NOTEBOOKS[0]))
+    assert wait_for(lambda: driver.execute_script("return !!window.jupyterapp"), 120), "JupyterLab did not load"
+    timings = {}
+    for path in NOTEBOOKS:
+        name = Path(path).stem
+        state = run_notebook(driver, lab_url, path, artifacts / name)
+        (artifacts / name / "cells.json").write_text(json.dumps(state, indent=1))
+        timings[name] = round(state["seconds"], 1)
+        assert not problems(state), f"{path}:\n" + "\n".join(problems(state)) + f"\nscreenshots: {artifacts / name}"
+        if name.startswith("01"):
+            trained = re.search(r"trained in ([\d.]+) s", "".join(cell["text"] for cell in state["cells"]))
+            assert trained, "the quick CNN cell did not report its training time"
+            timings["01 quick CNN cell (fit seconds)"] = float(trained.group(1))
+            mine = next(cell for cell in state["cells"] if "find_prediction" in cell["source"])
+            assert "(no result" not in mine["text"] and "your photo:" in mine["text"], mine["text"]
+    (artifacts / "timings.json").write_text(json.dumps(timings, indent=1))
+    page = driver.page_source
+    assert "Jupyter news" not in page and "notified about official" not in page, "the news prompt showed"
+    return timings

@@ -1,0 +1,327 @@
+"""The container image, built from the real Containerfile and run the way OpenShift runs it.
+
+The image is built by tests/image/build.sh exactly as CI and a disconnected cluster would: FROM a
+UBI-shaped stand-in base (no registry here), photos and ImageNet weights from a local HTTP mirror with
+their sha256 checked, this machine's CA bundle as the build's extra CA. Then, as OpenShift does:
+containers run as a random UID in group 0, the lab from the image's own CMD behind a token, a workbench
+(OpenShift AI) with an empty volume on HOME and the dashboard's NOTEBOOK_ARGS, the learner's whole walk
+through both notebooks in Chromium inside the container against a broker outside it and a classifier in
+a second container, `%pip install` from a notebook, and the classifier stopped by SIGTERM.
+
+Screenshots and the build's figures go to $CATDOG_ARTIFACTS/image (default test-artifacts/image).
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import hashlib
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+import zipfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+from browser import LAB_SIZES, browser, problems, run_notebook, walk_lab, wait_for
+from conftest import REPO, SHARED, free_port
+
+IMAGE = "localhost/catdog:test"
+CONTAINERS_CONF = REPO / "tests" / "image" / "containers.conf"
+RANDOM_UID = "23456:0"  # any UID OpenShift's restricted SCC picks, always in group 0
+SERVICE_UID = "34567:0"
+BUILD_SECONDS = 3000
+START_SECONDS = 120
+ARTIFACTS = Path(os.environ.get("CATDOG_ARTIFACTS") or REPO / "test-artifacts") / "image"
+BIN = Path(sys.prefix) / "bin"
+CLASSIFIER = REPO / "deploy" / "openshift" / "base" / "classifier" / "deployment.yaml"
+# The environment and options the OpenShift AI / Open Data Hub dashboard gives a workbench (one per line,
+# word-split by the workbench images' start scripts: its OAuth proxy guards the server, not a token).
+WORKBENCH_PREFIX = "/notebook/catdog-lab/catdog"
+WORKBENCH_ARGS = "\n".join([
+    "--ServerApp.port={port}", "--ServerApp.token=''", "--ServerApp.password=''",
+    f"--ServerApp.base_url={WORKBENCH_PREFIX}", "--ServerApp.quit_button=False",
+    '--ServerApp.tornado_settings={"user":"learner","hub_host":"https://rhods-dashboard.example","hub_prefix":"/projects/catdog-lab"}',
+])
+
+
+def podman(*args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess:
+    result = subprocess.run(["podman", *args], capture_output=True, text=True, timeout=timeout)
+    if check and result.returncode != 0:
+        pytest.fail(f"podman {' '.join(args[:3])} … failed ({result.returncode}):\n{result.stderr[-3000:]}")
+    return result
+
+
+def logs(name: str) -> str:
+    result = podman("logs", name, check=False)
+    return result.stdout + result.stderr
+
+
+def status(url: str) -> int:
+    """The HTTP status of a GET, 0 while nothing answers."""
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+    except OSError:
+        return 0
+
+
+def get_json(url: str):
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return json.load(response)
+
+
+@pytest.fixture(scope="module")
+def image():
+    """The image, built by tests/image/build.sh (as CI builds it) from this checkout."""
+    os.environ.setdefault("CONTAINERS_CONF", str(CONTAINERS_CONF))
+    shutil.rmtree(ARTIFACTS, ignore_errors=True)
+    ARTIFACTS.mkdir(parents=True)
+    log = ARTIFACTS / "build.log"
+    env = {**os.environ, "SHARED": str(SHARED), "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    with open(log, "w") as stream:
+        result = subprocess.run(["bash", str(REPO / "tests" / "image" / "build.sh"), IMAGE], env=env,
+                                stdout=stream, stderr=subprocess.STDOUT, timeout=BUILD_SECONDS)
+    text = log.read_text(errors="replace")
+    assert result.returncode == 0, f"the image did not build (log: {log}):\n{text[-6000:]}"
+    built = re.search(r"image: \S+ built in (\d+) s, (\d+) bytes", text)
+    assert built, text[-2000:]
+    (ARTIFACTS / "build.json").write_text(json.dumps({"seconds": int(built.group(1)), "bytes": int(built.group(2))}))
+    return IMAGE
+
+
+@pytest.fixture(scope="module")
+def containers():
+    """Start containers from the image; every one is removed at the end, whatever happened."""
+    started: list[str] = []
+
+    def run(*args: str, name: str | None = None) -> str:
+        name = name or f"catdog-test-{uuid.uuid4().hex[:8]}"
+        podman("run", "--detach", "--name", name, *args)
+        started.append(name)
+        return name
+
+    yield run
+    for name in started:
+        (ARTIFACTS / f"{name}.log").write_text(logs(name))
+        podman("rm", "--force", "--time", "5", name, check=False)
+
+
+def wait_answering(url: str, name: str, expect: int = 200) -> None:
+    def answered():
+        running = podman("inspect", "--format", "{{.State.Running}}", name, check=False).stdout.strip()
+        assert running == "true", f"container {name} stopped:\n{logs(name)[-4000:]}"
+        return status(url) == expect
+
+    assert wait_for(answered, START_SECONDS, 0.5), f"{url} did not answer {expect}:\n{logs(name)[-4000:]}"
+
+
+def test_image_runs_as_the_random_uid_openshift_gives_it(image):
+    user = podman("run", "--rm", "--user", RANDOM_UID, image, "bash", "-c",
+                  'id -u; id -g; echo "$HOME"; test -w "$HOME" && test -w /opt/app-root/lib && echo writable; '
+                  "catdog --help >/dev/null && echo cli").stdout.split()
+    assert user == ["23456", "0", "/opt/app-root/src", "writable", "cli"]
+    config = json.loads(podman("image", "inspect", image).stdout)[0]["Config"]
+    assert config["User"] == "1001:0" and config["Cmd"] == ["/usr/local/bin/start-notebook.sh"]
+
+
+def test_lab_starts_from_the_images_cmd_and_answers_only_with_its_token(image, containers):
+    port = free_port()
+    name = containers("--user", RANDOM_UID, "--env", f"JUPYTER_PORT={port}", image)
+    base = f"http://127.0.0.1:{port}"
+    token = wait_for(lambda: (re.findall(r"JupyterLab token \(generated[^)]*\): (\S+)", logs(name)) or [None])[0],
+                     START_SECONDS, 0.5)
+    assert token, f"no generated token in the log:\n{logs(name)[-3000:]}"
+    wait_answering(f"{base}/api/status?token={token}", name)
+    for path in ("/api/status", "/api/contents", "/api/kernels"):
+        assert status(base + path) == 403, f"{path} answered without the token"
+        assert status(f"{base}{path}?token=wrong-{token}") == 403, f"{path} answered a wrong token"
+    listing = get_json(f"{base}/api/contents/notebooks?token={token}")
+    assert {item["name"] for item in listing["content"]} >= {"01-cat-dog-lab.ipynb", "02-evaluate-and-monitor.ipynb"}
+    # Given by environment, never by argument: nothing in the process list shows it.
+    commands = podman("exec", name, "bash", "-c", "cat /proc/[0-9]*/cmdline | tr '\\0' ' '").stdout
+    assert "jupyter" in commands and token not in commands
+
+
+def test_workbench_mode_shows_the_whole_lab_on_an_empty_home(image, containers, tmp_path):
+    """OpenShift AI mounts a fresh volume on /opt/app-root/src and passes NB_PREFIX and NOTEBOOK_ARGS:
+    the lab must appear complete, with no token (the OAuth proxy guards it), and survive a restart."""
+    home = tmp_path / "home"
+    home.mkdir()
+    os.chmod(home, 0o770)  # a fresh PVC: empty, writable by group 0 (fsGroup), not by the image's user
+    port = free_port()
+    args = ("--user", RANDOM_UID, "--volume", f"{home}:/opt/app-root/src", "--env", f"NB_PREFIX={WORKBENCH_PREFIX}",
+            "--env", "NOTEBOOK_ARGS=" + WORKBENCH_ARGS.replace("{port}", str(port)), image)
+    base = f"http://127.0.0.1:{port}{WORKBENCH_PREFIX}"
+    name = containers(*args)
+    wait_answering(f"{base}/api/status", name)
+
+    def listing(path: str) -> set[str]:
+        return {item["name"] for item in get_json(f"{base}/api/contents/{path}")["content"]}
+
+    assert listing("notebooks") >= {"01-cat-dog-lab.ipynb", "02-evaluate-and-monitor.ipynb"}
+    assert listing("models") >= {"quick.keras", "pretrained.keras"}
+    assert listing("data") >= {"training", "validation"}
+    assert status(f"{base}/lab/tree/notebooks/01-cat-dog-lab.ipynb") == 200
+    assert "token (generated" not in logs(name)
+    # A learner's edit is in the volume and survives a restart (nothing baked is copied over it).
+    notebook = home / "notebooks" / "01-cat-dog-lab.ipynb"
+    edited = json.loads(notebook.read_text())
+    edited["cells"].insert(0, {"cell_type": "markdown", "metadata": {}, "source": "my notes"})
+    notebook.write_text(json.dumps(edited))
+    podman("rm", "--force", "--time", "10", name)
+    name = containers(*args)
+    wait_answering(f"{base}/api/status", name)
+    reopened = get_json(f"{base}/api/contents/notebooks/01-cat-dog-lab.ipynb")["content"]
+    assert reopened["cells"][0]["source"] == "my notes"
+
+
+@pytest.fixture(scope="module")
+def services(image, containers, tmp_path_factory):
+    """The embedded broker on the host (outside every container) and `catdog classify` from the image in
+    its own container, as the classifier Deployment runs it."""
+    state = tmp_path_factory.mktemp("image-broker")
+    kafka_port, metrics_port = free_port(), free_port()
+    env = {**os.environ, "CATDOG_BROKER_DIR": str(state)}
+    subprocess.run([BIN / "catdog", "broker", "start", "--port", str(kafka_port), "--partitions", "3"],
+                   env=env, check=True, capture_output=True)
+    bootstrap = f"127.0.0.1:{kafka_port}"
+    name = containers("--user", SERVICE_UID, "--env", f"KAFKA_BOOTSTRAP_SERVERS={bootstrap}",
+                      "--env", f"CATDOG_METRICS_PORT={metrics_port}", image, "catdog", "classify")
+    wait_answering(f"http://127.0.0.1:{metrics_port}/readyz", name)
+    yield {"bootstrap": bootstrap, "metrics": f"http://127.0.0.1:{metrics_port}/metrics", "classifier": name}
+    subprocess.run([BIN / "catdog", "broker", "stop"], env=env, check=False, capture_output=True)
+
+
+def test_the_classifier_container_classifies_photos_sent_with_catdog_send(services, cat_photos, dog_photos, tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for photo in cat_photos[-3:] + dog_photos[-3:]:
+        (photos / photo.name).write_bytes(photo.read_bytes())
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": services["bootstrap"]}
+    sent = subprocess.run([BIN / "catdog", "send", str(photos)], env=env, capture_output=True, text=True, check=True)
+    assert len(re.findall(r"images\[\d+\]@\d+", sent.stdout)) == 6, sent.stdout
+    results = subprocess.run([BIN / "catdog", "results", "--json", "--count", "6", "--timeout", "60"], env=env,
+                             capture_output=True, text=True, check=True).stdout
+    published = {row["filename"]: row for row in map(json.loads, results.splitlines())}
+    assert set(published) == {photo.name for photo in photos.iterdir()}
+    for row in published.values():
+        assert {row["quick"]["label"], row["pretrained"]["label"]} <= {"cat", "dog"}, row
+    right = [row["pretrained"]["label"] == row["filename"].split("-")[1] for row in published.values()]
+    assert sum(right) >= 5, published  # the pretrained model is ~0.97 accurate on these photos
+
+
+def local_wheel(folder: Path, name: str, version: str, files: dict[str, bytes]) -> Path:
+    """A wheel built here (no index, no network): ``files`` are its package's files."""
+    dist = f"{name.replace('-', '_')}-{version}"
+    metadata = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode()
+    wheel = b"Wheel-Version: 1.0\nGenerator: catdog-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+    entries = {**files, f"{dist}.dist-info/METADATA": metadata, f"{dist}.dist-info/WHEEL": wheel}
+    record = io.StringIO()
+    writer = csv.writer(record, lineterminator="\n")
+    for path, data in entries.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        writer.writerow([path, f"sha256={digest}", len(data)])
+    writer.writerow([f"{dist}.dist-info/RECORD", "", ""])
+    target = folder / f"{dist}-py3-none-any.whl"
+    with zipfile.ZipFile(target, "w") as archive:
+        for path, data in entries.items():
+            archive.writestr(path, data)
+        archive.writestr(f"{dist}.dist-info/RECORD", record.getvalue())
+    target.chmod(0o644)
+    return target
+
+
+@pytest.fixture(scope="module")
+def wheels(tmp_path_factory) -> dict[str, str]:
+    """A new package, and an upgrade of one the image installed as root at build time (webencodings, at
+    the version requirements.txt pins through JupyterLab) carrying the same code under a higher version."""
+    import importlib.metadata
+
+    import webencodings
+
+    folder = tmp_path_factory.mktemp("wheels")
+    folder.chmod(0o755)
+    new = local_wheel(folder, "catdog-pip-probe", "1.0", {"catdog_pip_probe.py": b"GREETING = 'installed by the learner'\n"})
+    upgrade_version = importlib.metadata.version("webencodings") + ".post1"
+    package = Path(webencodings.__file__).parent
+    upgrade = local_wheel(folder, "webencodings", upgrade_version,
+                          {f"webencodings/{path.name}": path.read_bytes() for path in package.glob("*.py")})
+    return {"folder": str(folder), "new": new.name, "upgrade": upgrade.name, "upgrade_version": upgrade_version}
+
+
+@pytest.fixture(scope="module")
+def lab_in_image(image, containers, services, wheels):
+    """The lab as a learner gets it from the image: its CMD as a random UID, with a token, pointed at the
+    broker outside and the classifier container's metrics (as the notebook Deployment's ConfigMap does)."""
+    port, token = free_port(), uuid.uuid4().hex
+    env = {**LAB_SIZES, "JUPYTER_TOKEN": token, "JUPYTER_PORT": str(port),
+           "KAFKA_BOOTSTRAP_SERVERS": services["bootstrap"], "CATDOG_METRICS_URL": services["metrics"],
+           "NOTEBOOK_ARGS": "--LabApp.expose_app_in_browser=True"}
+    name = containers("--user", RANDOM_UID, "--volume", f"{wheels['folder']}:/wheels:ro",
+                      *[option for key, value in env.items() for option in ("--env", f"{key}={value}")], image)
+    wait_answering(f"http://127.0.0.1:{port}/api/status?token={token}", name)
+    return {"url": f"http://127.0.0.1:{port}/lab?token={token}", "api": f"http://127.0.0.1:{port}/api",
+            "token": token, "name": name}
+
+
+@pytest.fixture(scope="module")
+def driver(lab_in_image):
+    session = browser()
+    yield session
+    session.quit()
+
+
+def test_every_notebook_runs_in_the_browser_inside_the_container(lab_in_image, driver):
+    timings = walk_lab(driver, lab_in_image["url"], ARTIFACTS / "lab-browser")
+    assert set(timings) >= {"01-cat-dog-lab", "02-evaluate-and-monitor"}
+
+
+def test_pip_install_from_a_notebook_works_as_the_random_uid(lab_in_image, driver, wheels):
+    """A new package and an upgrade of an installed one, into the image's own environment."""
+    cells = [
+        f"%pip install --no-index --no-deps /wheels/{wheels['new']} /wheels/{wheels['upgrade']}",
+        "import importlib.metadata, os, catdog_pip_probe, webencodings\n"
+        "print(catdog_pip_probe.GREETING, catdog_pip_probe.__file__)\n"
+        "print('webencodings', importlib.metadata.version('webencodings'), webencodings.__file__)\n"
+        "print('uid', os.getuid())",
+    ]
+    notebook = {"nbformat": 4, "nbformat_minor": 5, "metadata": {"kernelspec": {
+        "name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}},
+        "cells": [{"cell_type": "code", "metadata": {}, "source": source, "outputs": [], "execution_count": None,
+                   "id": f"cell-{index}"} for index, source in enumerate(cells)]}
+    request = urllib.request.Request(f"{lab_in_image['api']}/contents/pip-check.ipynb?token={lab_in_image['token']}",
+                                     method="PUT", headers={"Content-Type": "application/json"},
+                                     data=json.dumps({"type": "notebook", "content": notebook}).encode())
+    urllib.request.urlopen(request, timeout=10)
+    state = run_notebook(driver, lab_in_image["url"], "pip-check.ipynb", ARTIFACTS / "pip-check")
+    installed, probe = state["cells"][0]["text"], state["cells"][1]["text"]
+    assert "Successfully installed" in installed and "user installation" not in installed, installed
+    assert not problems(state), problems(state)
+    site = "/opt/app-root/lib/python3.11/site-packages/"
+    assert f"installed by the learner {site}catdog_pip_probe.py" in probe, probe
+    assert f"webencodings {wheels['upgrade_version']} {site}webencodings/__init__.py" in probe, probe
+    assert "uid 23456" in probe, probe
+
+
+def test_the_classifier_container_stops_cleanly_on_sigterm_within_its_grace_period(services):
+    grace = yaml.safe_load(CLASSIFIER.read_text())["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+    started = time.monotonic()
+    podman("stop", "--time", str(grace), services["classifier"], timeout=grace + 30)
+    seconds = time.monotonic() - started
+    state = json.loads(podman("inspect", services["classifier"]).stdout)[0]["State"]
+    assert state["ExitCode"] == 0, logs(services["classifier"])[-3000:]
+    assert seconds < grace, f"took {seconds:.1f} s of a {grace} s grace period"
+    assert "stopped" in logs(services["classifier"]).lower()
