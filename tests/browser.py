@@ -10,6 +10,7 @@ import json
 import os
 import re
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -47,6 +48,16 @@ return {
   cells,
 };
 """
+
+
+@contextmanager
+def browser_session():
+    """Headless Chromium for one walk; always quit."""
+    session = browser()
+    try:
+        yield session
+    finally:
+        session.quit()
 
 
 def browser():

@@ -53,11 +53,22 @@ def test_environment_overrides_each_setting(tmp_path):
     ("CATDOG_MAX_IMAGE_PIXELS", "0", "greater than zero"),
     ("KAFKA_SECURITY_PROTOCOL", "SASL_SSL", "PLAINTEXT or SSL"),
     ("KAFKA_SSL_CAFILE", "/nowhere/ca.crt", "does not exist"),
+    ("CATDOG_METRICS_PORT", "70000", "a port from 0"),
+    ("CATDOG_DLQ_TOPIC", "bad topic!", "not a Kafka topic name"),
 ])
 def test_unusable_values_name_the_variable(name, value, message):
     with pytest.raises(ConfigError, match=message) as caught:
         load_settings({name: value})
     assert name in str(caught.value)
+
+
+def test_metrics_port_zero_means_any_free_port_as_on_the_command_line():
+    assert load_settings({"CATDOG_METRICS_PORT": "0"}).kafka.metrics_port == 0
+
+
+def test_bootstrap_servers_written_with_spaces_after_commas():
+    settings = load_settings({"KAFKA_BOOTSTRAP_SERVERS": " kafka-0:9092, kafka-1:9092 ,kafka-2:9092, "})
+    assert settings.kafka.bootstrap_servers == "kafka-0:9092,kafka-1:9092,kafka-2:9092"
 
 
 def make_lab(folder: Path) -> Path:

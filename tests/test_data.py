@@ -162,7 +162,8 @@ def test_a_failed_prepare_leaves_the_previous_data_untouched(few, tmp_path):
 
 
 class RangeHandler(http.server.SimpleHTTPRequestHandler):
-    """Serves files with HTTP Range support; can be told to cut the first transfer short."""
+    """Serves files as web servers do: an ETag, Range requests honoured only while If-Range still names
+    the file's current ETag (else the whole file); can be told to cut the first transfer short."""
 
     cut_after: int | None = None
     ranges_seen: list[str] = []
@@ -176,15 +177,17 @@ class RangeHandler(http.server.SimpleHTTPRequestHandler):
             self.send_error(404, "Not Found")
             return
         data = path.read_bytes()
+        etag = '"' + hashlib.sha256(data).hexdigest()[:16] + '"'
         start = 0
         header = self.headers.get("Range")
-        if header:
+        if header and self.headers.get("If-Range", etag) == etag:
             type(self).ranges_seen.append(header)
             start = int(header.removeprefix("bytes=").split("-")[0])
             self.send_response(206)
             self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
         else:
             self.send_response(200)
+        self.send_header("ETag", etag)
         self.send_header("Content-Length", str(len(data) - start))
         self.end_headers()
         body = data[start:]
@@ -242,6 +245,21 @@ def test_a_broken_download_resumes_where_it_stopped(server, few, tmp_path):
     assert RangeHandler.ranges_seen == [f"bytes={archive.stat().st_size // 3}-"]
     assert hashlib.sha256(path.read_bytes()).hexdigest() == expected
     assert not (cache / "photos.zip.part").exists()
+
+
+def test_a_file_that_changed_on_the_server_starts_over_instead_of_being_spliced(server, few, tmp_path):
+    """PetImages has no published hash: a resume must not glue the start of one file to another's end."""
+    root, base = server
+    archive = make_zip(few, root / "photos.zip")
+    RangeHandler.cut_after = archive.stat().st_size // 2
+    cache = tmp_path / "cache"
+    with pytest.raises(DownloadError, match="resume"):
+        download(f"{base}/photos.zip", cache, progress=False)
+    archive.write_bytes(b"a newer archive" + archive.read_bytes()[::-1])  # replaced upstream meanwhile
+    path = download(f"{base}/photos.zip", cache, progress=False)
+    assert path.read_bytes() == archive.read_bytes()
+    assert RangeHandler.ranges_seen == []  # asked with If-Range: the server sent the whole new file
+    assert sorted(p.name for p in cache.iterdir()) == ["photos.zip"]
 
 
 def test_a_download_with_the_wrong_hash_is_deleted(server, few, tmp_path):

@@ -33,7 +33,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from browser import LAB_SIZES, browser, problems, run_notebook, walk_lab, wait_for
+from browser import LAB_SIZES, browser_session, problems, run_notebook, walk_lab, wait_for
 from conftest import REPO, SHARED, free_port
 
 IMAGE = "localhost/catdog:test"
@@ -279,9 +279,8 @@ def lab_in_image(image, containers, services, wheels):
 
 @pytest.fixture(scope="module")
 def driver(lab_in_image):
-    session = browser()
-    yield session
-    session.quit()
+    with browser_session() as session:
+        yield session
 
 
 def test_every_notebook_runs_in_the_browser_inside_the_container(lab_in_image, driver):

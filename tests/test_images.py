@@ -133,6 +133,27 @@ def test_bad_input_is_refused_with_its_reason(kind, photo):
     assert str(caught.value)  # a message a person can read
 
 
+def test_thirty_two_bit_tiff_is_stretched_not_clipped_to_white():
+    """A 32-bit integer image (mode I) beyond the 16-bit range: e.g. a scientific camera's TIFF."""
+    ramp = np.tile(np.linspace(0, 2**31 - 1, 256).astype(np.int32), (40, 1))
+    data = encode(Image.fromarray(ramp, mode="I"), "TIFF")
+    assert Image.open(io.BytesIO(data)).mode == "I"
+    array = np.asarray(decode_image(data).image)
+    assert array[0, 0, 0] == 0 and array[0, -1, 0] == 255
+    assert 110 < array[0, 128, 0] < 145
+
+
+def test_a_pixel_limit_above_pillows_own_is_the_one_that_counts(monkeypatch):
+    """Pillow refuses images over twice its MAX_IMAGE_PIXELS by itself; CATDOG_MAX_IMAGE_PIXELS decides."""
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1_000)  # Pillow alone would refuse over 2,000 pixels
+    data = encode(gradient(100, 60), "PNG")  # 6,000 pixels
+    assert decode_image(data, max_pixels=10_000).image.size == (100, 60)
+    assert Image.MAX_IMAGE_PIXELS == 1_000  # left as it was
+    with pytest.raises(ImageError) as caught:
+        decode_image(data, max_pixels=5_000)
+    assert caught.value.reason == "too-many-pixels"
+
+
 def test_size_limits_are_configurable(photo):
     with pytest.raises(ImageError, match="more than the limit") as caught:
         decode_image(photo, max_bytes=len(photo) - 1)

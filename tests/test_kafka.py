@@ -10,11 +10,14 @@ import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import yaml
 from kafka import KafkaProducer
+from kafka.errors import KafkaError
 from kafka.structs import TopicPartition
 
 import samples
@@ -25,6 +28,7 @@ from catdog.kafka_io import (
 from conftest import free_port, kafka_env
 
 SERVICE_START_SECONDS = 120
+CLASSIFIER = Path(__file__).resolve().parent.parent / "deploy" / "openshift" / "base" / "classifier" / "deployment.yaml"
 
 
 def catdog(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess:
@@ -53,8 +57,8 @@ class Service:
                 return response.status, response.read().decode()
         except urllib.error.HTTPError as error:
             return error.code, ""
-        except OSError:
-            return 0, ""
+        except OSError as error:
+            return 0, repr(error)
 
     def wait_ready(self) -> None:
         deadline = time.monotonic() + SERVICE_START_SECONDS
@@ -130,7 +134,35 @@ def test_embedded_broker_starts_creates_topics_and_stops(tmp_path):
         stopped = embedded.stop(state)
     assert stopped is not None and stopped.pid == info.pid
     assert not embedded.wait_for_port(port, 0.3)
+    assert not Path(f"/proc/{info.pid}").exists()  # reaped: no zombie left by a broker started in-process
     assert embedded.stop(state) is None  # nothing left to stop
+
+
+def test_broker_stop_keeps_the_record_until_the_process_is_gone(tmp_path, monkeypatch):
+    """A broker that ignores SIGTERM is killed; one that cannot be signalled keeps its record."""
+    state, port = tmp_path / "state", free_port()
+    state.mkdir()
+    # Looks like our broker to `stop` (a tansu command line with its address) and ignores SIGTERM.
+    stubborn = subprocess.Popen(["bash", "-c", "trap '' TERM; while :; do sleep 0.1; done", "tansu",
+                                 f"127.0.0.1:{port}"])
+    deadline = time.monotonic() + 10
+    while not embedded._is_our_broker(stubborn.pid, port) and time.monotonic() < deadline:
+        time.sleep(0.05)  # until the child has exec'd its command line
+    record = {"pid": stubborn.pid, "port": port, "log": str(state / "broker.log")}
+    (state / "broker.json").write_text(json.dumps(record))
+    monkeypatch.setattr(embedded, "STOP_TIMEOUT_SECONDS", 1.0)
+    real_kill = os.kill
+
+    def refused(pid, signum):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(embedded.os, "kill", refused)
+    with pytest.raises(embedded.BrokerError, match="cannot stop"):
+        embedded.stop(state)
+    assert json.loads((state / "broker.json").read_text()) == record  # not forgotten
+    monkeypatch.setattr(embedded.os, "kill", real_kill)
+    assert embedded.stop(state).pid == stubborn.pid
+    assert not Path(f"/proc/{stubborn.pid}").exists() and not (state / "broker.json").exists()
 
 
 def load_kafka():
@@ -358,6 +390,68 @@ def test_sigterm_finishes_the_batch_and_commits(kafka, models_dir, dog_photos, s
     committed = consumer.committed(TopicPartition(kafka.images_topic, 0))
     consumer.close()
     assert committed == len(sent)
+
+
+@contextmanager
+def frozen(broker):
+    """The broker stops answering (SIGSTOP), as a hung or partitioned node does, until the block ends."""
+    os.kill(broker.pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(broker.pid, signal.SIGCONT)
+
+
+def test_sigterm_mid_batch_with_a_broker_that_stopped_answering_ends_within_the_grace_period(
+        kafka, models_dir, broker, dog_photos, services, tmp_path):
+    """The batch's results cannot be acknowledged and the group cannot be left: the pod must still be gone
+    before OpenShift's SIGKILL (the uncommitted batch is read again by the next pod)."""
+    grace = yaml.safe_load(CLASSIFIER.read_text())["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+    ensure_topics(kafka)
+    producer = make_producer(kafka)
+    producer.send(kafka.images_topic, b"not an image").get(10)  # logged as the batch is processed
+    for photo in dog_photos[300:315]:
+        send_image(producer, kafka, photo.read_bytes(), photo.name)
+    producer.close()
+    service = start_service(services, kafka, models_dir, tmp_path, ready=False)
+    deadline = time.monotonic() + SERVICE_START_SECONDS
+    while "dead letter" not in service.output() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert "dead letter" in service.output(), service.output()[-3000:]
+    with frozen(broker):  # mid-batch: its sends will not be acknowledged
+        started = time.monotonic()
+        service.process.send_signal(signal.SIGTERM)
+        code = service.process.wait(grace + 90)
+        seconds = time.monotonic() - started
+    assert seconds < grace - 10, f"{seconds:.1f} s of a {grace} s grace period:\n{service.output()[-3000:]}"
+    assert code == 0, service.output()[-3000:]
+
+
+def test_a_dead_letter_the_broker_does_not_acknowledge_leaves_its_offset_uncommitted(
+        kafka, models_dir, broker, monkeypatch):
+    """Offsets are committed only after every dead letter of the batch is acknowledged."""
+    from catdog import service as service_module
+    from catdog.metrics import ServiceMetrics
+    from catdog.predict import load_models
+
+    ensure_topics(kafka)
+    raw = KafkaProducer(bootstrap_servers=kafka.bootstrap_servers)
+    for payload in (b"", b"not an image", samples.random_bytes()):
+        raw.send(kafka.images_topic, payload).get(10)
+    raw.close()
+    classifier = service_module.Classifier(kafka, load_models(models_dir), ServiceMetrics())
+    consumer = make_consumer(kafka, kafka.images_topic, group_id=kafka.group_id)
+    records, deadline = [], time.monotonic() + 30
+    while len(records) < 3 and time.monotonic() < deadline:
+        records += [r for batch in consumer.poll(timeout_ms=500).values() for r in batch]
+    producer = make_producer(kafka)
+    producer.send(kafka.dlq_topic, b"warm-up").get(10)  # connected, the topic known: only the ack fails
+    monkeypatch.setattr(service_module, "SEND_TIMEOUT_SECONDS", 2.0)
+    with frozen(broker), pytest.raises(KafkaError):
+        classifier.process(records, producer)  # what run_session commits comes only from its return
+    producer.close(timeout=5)
+    assert consumer.committed(TopicPartition(kafka.images_topic, 0)) is None
+    consumer.close(autocommit=False)
 
 
 def test_two_instances_share_a_three_partition_topic(kafka, models_dir, cat_photos, dog_photos, services, tmp_path):

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from browser import LAB_SIZES, browser, walk_lab, wait_for
+from browser import LAB_SIZES, browser_session, walk_lab, wait_for
 from conftest import REPO, SHARED, free_port
 
 START_SECONDS = 600  # make lab trains both models before JupyterLab starts
@@ -89,9 +89,8 @@ def lab(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def driver(lab):
-    session = browser()
-    yield session
-    session.quit()
+    with browser_session() as session:
+        yield session
 
 
 def test_make_lab_runs_every_notebook_in_the_browser(lab, driver):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+import time
 import urllib.error
 import urllib.request
 
@@ -22,9 +24,9 @@ def served():
     server.shutdown()
 
 
-def status(url: str) -> int:
+def status(url: str, timeout: float = 5) -> int:
     try:
-        return urllib.request.urlopen(url, timeout=5).status
+        return urllib.request.urlopen(url, timeout=timeout).status
     except urllib.error.HTTPError as error:
         return error.code
 
@@ -37,6 +39,22 @@ def test_health_endpoints_follow_readiness_and_the_loop(served):
     assert status(base + "/readyz") == 200
     service_metrics._last_loop -= metrics.STALL_SECONDS + 1  # the poll loop has hung
     assert status(base + "/healthz") == 503 and status(base + "/readyz") == 503
+
+
+def test_probes_answer_while_other_clients_hold_connections_open(served):
+    """A kubelet probe must not queue behind a slow scraper or an idle keep-alive connection."""
+    service_metrics, base = served
+    service_metrics.set_ready(True)
+    port = int(base.rsplit(":", 1)[1])
+    idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(3)]
+    idle[0].sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")  # a request that never ends
+    try:
+        started = time.monotonic()
+        assert status(base + "/healthz", timeout=2) == 200 and status(base + "/readyz", timeout=2) == 200
+        assert time.monotonic() - started < 2
+    finally:
+        for connection in idle:
+            connection.close()
 
 
 def test_scrape_reads_counts_and_the_drift_signal(served):

@@ -112,16 +112,49 @@ def start(state_dir: Path, port: int = DEFAULT_PORT) -> BrokerInfo:
     return info
 
 
+def _reap(pid: int, wait: float = 0.0) -> None:
+    """Collect the exit status if the broker is our own child (started in this process): no zombie.
+    ``wait``: how long to give a process that is still exiting."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                return
+        except ChildProcessError:
+            return  # not our child, or already collected
+        if time.monotonic() >= deadline:
+            return
+        time.sleep(0.02)
+
+
+def _gone(info: BrokerInfo) -> bool:
+    _reap(info.pid)
+    return not _is_our_broker(info.pid, info.port)
+
+
 def stop(state_dir: Path) -> BrokerInfo | None:
-    """Stop exactly the broker that ``start`` recorded; None if none was running."""
+    """Stop exactly the broker that ``start`` recorded; None if none was running. Its record is deleted
+    only once the process is gone, so a failed stop can be tried again."""
     info = read_state(state_dir)
-    _state_file(state_dir).unlink(missing_ok=True)
-    if info is None or not _is_our_broker(info.pid, info.port):
+    if info is None or _gone(info):
+        _state_file(state_dir).unlink(missing_ok=True)
         return None
-    os.kill(info.pid, signal.SIGTERM)
-    deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
-    while time.monotonic() < deadline and _is_our_broker(info.pid, info.port):
-        time.sleep(0.05)
-    if _is_our_broker(info.pid, info.port):
-        os.kill(info.pid, signal.SIGKILL)
+    try:
+        os.kill(info.pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
+        while time.monotonic() < deadline and not _gone(info):
+            time.sleep(0.05)
+        if not _gone(info):
+            os.kill(info.pid, signal.SIGKILL)
+            deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
+            while time.monotonic() < deadline and not _gone(info):
+                time.sleep(0.05)
+    except ProcessLookupError:
+        pass
+    except PermissionError as error:
+        raise BrokerError(f"cannot stop the broker (pid {info.pid}): {error}") from None
+    if not _gone(info):
+        raise BrokerError(f"the broker (pid {info.pid}) did not stop; its record is kept in {_state_file(state_dir)}")
+    _reap(info.pid, wait=STOP_TIMEOUT_SECONDS)
+    _state_file(state_dir).unlink(missing_ok=True)
     return info

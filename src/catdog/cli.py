@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Callable, Sequence
 
+from kafka.errors import KafkaError
+
 from catdog import CatdogError, quiet_tensorflow
 from catdog.config import DEFAULT_BROKER_PORT, Settings, load_settings
 
@@ -211,7 +213,10 @@ def cmd_results(args: argparse.Namespace, settings: Settings) -> int:
             records = iter_dead_letters(consumer, timeout=args.timeout, count=args.count)
             header = f"{'message':<32} {'reason':<20} detail"
         else:
-            records = iter_predictions(consumer, timeout=args.timeout, count=args.count)
+            def skipped(record, reason: str) -> None:
+                print(f"skipped {record.topic}[{record.partition}]@{record.offset}: {reason}", file=sys.stderr)
+
+            records = iter_predictions(consumer, timeout=args.timeout, count=args.count, on_skip=skipped)
             header = PREDICTION_HEADER
         if not args.json:
             print(header)
@@ -385,6 +390,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CatdogError as error:
         print(f"catdog: error: {error}", file=sys.stderr)
         return 2
+    except KafkaError as error:  # one line, never a traceback: the broker said no, or went away
+        print(f"catdog: error: Kafka: {type(error).__name__}: {error}", file=sys.stderr)
+        return 3
     except KeyboardInterrupt:
         print("catdog: interrupted", file=sys.stderr)
         return 130

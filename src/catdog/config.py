@@ -7,6 +7,7 @@ names are used locally, in CI and on OpenShift (where they come from a ConfigMap
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
@@ -80,17 +81,44 @@ class KafkaSettings:
         return self.max_image_bytes + 64 * 1024
 
 
-def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+def _whole_number(env: Mapping[str, str], name: str, default: int) -> int:
     raw = env.get(name, "").strip()
     if not raw:
         return default
     try:
-        value = int(raw)
+        return int(raw)
     except ValueError:
         raise ConfigError(f"{name}={raw!r} is not a whole number") from None
+
+
+def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+    value = _whole_number(env, name, default)
     if value <= 0:
-        raise ConfigError(f"{name}={raw!r} must be greater than zero")
+        raise ConfigError(f"{name}={env[name].strip()!r} must be greater than zero")
     return value
+
+
+def _port(env: Mapping[str, str], name: str, default: int) -> int:
+    """A TCP port; 0 asks the system for a free one (as ``--metrics-port 0`` does)."""
+    value = _whole_number(env, name, default)
+    if not 0 <= value <= 65535:
+        raise ConfigError(f"{name}={env[name].strip()!r} must be a port from 0 (any free one) to 65535")
+    return value
+
+
+def _bootstrap(env: Mapping[str, str]) -> str:
+    """host:port[,host:port…] with the spaces people put after commas taken out."""
+    servers = [part.strip() for part in env.get("KAFKA_BOOTSTRAP_SERVERS", "").split(",") if part.strip()]
+    return ",".join(servers) or DEFAULT_BOOTSTRAP
+
+
+def _topic(env: Mapping[str, str], name: str, default: str) -> str:
+    """A topic name Kafka accepts (checked here: clients refuse others with a bare ValueError)."""
+    topic = env.get(name, "").strip() or default
+    if not re.fullmatch(r"[A-Za-z0-9._-]{1,249}", topic) or topic in (".", ".."):
+        raise ConfigError(f"{name}={topic!r} is not a Kafka topic name (letters, digits, '.', '_', '-'; "
+                          "at most 249)")
+    return topic
 
 
 def _optional_path(env: Mapping[str, str], name: str, base: Path | None = None) -> Path | None:
@@ -135,19 +163,19 @@ def _kafka_settings(env: Mapping[str, str], max_image_bytes: int, max_image_pixe
         if path is not None and not path.is_file():
             raise ConfigError(f"{name}={path} does not exist (from Strimzi: ca.crt, user.crt, user.key)")
     return KafkaSettings(
-        bootstrap_servers=env.get("KAFKA_BOOTSTRAP_SERVERS", "").strip() or DEFAULT_BOOTSTRAP,
+        bootstrap_servers=_bootstrap(env),
         security_protocol=protocol,
         ssl_cafile=files["KAFKA_SSL_CAFILE"],
         ssl_certfile=files["KAFKA_SSL_CERTFILE"],
         ssl_keyfile=files["KAFKA_SSL_KEYFILE"],
-        images_topic=env.get("CATDOG_IMAGES_TOPIC", "").strip() or "images",
-        predictions_topic=env.get("CATDOG_PREDICTIONS_TOPIC", "").strip() or "predictions",
-        dlq_topic=env.get("CATDOG_DLQ_TOPIC", "").strip() or "images-dlq",
+        images_topic=_topic(env, "CATDOG_IMAGES_TOPIC", "images"),
+        predictions_topic=_topic(env, "CATDOG_PREDICTIONS_TOPIC", "predictions"),
+        dlq_topic=_topic(env, "CATDOG_DLQ_TOPIC", "images-dlq"),
         group_id=env.get("CATDOG_GROUP_ID", "").strip() or "catdog-classifier",
         max_image_bytes=max_image_bytes,
         max_image_pixels=max_image_pixels,
         batch_size=_positive_int(env, "CATDOG_BATCH_SIZE", 16),
-        metrics_port=_positive_int(env, "CATDOG_METRICS_PORT", 8000),
+        metrics_port=_port(env, "CATDOG_METRICS_PORT", 8000),
         broker_state_dir=_optional_path(env, "CATDOG_BROKER_DIR", lab_dir) or cache_dir / "broker",
     )
 

@@ -35,29 +35,57 @@ def file_name_for(url: str) -> str:
     return name or "download"
 
 
+def _range_start(content_range: str | None) -> int | None:
+    """The first byte of ``Content-Range: bytes START-END/TOTAL``."""
+    if not content_range or not content_range.startswith("bytes ") or "-" not in content_range:
+        return None
+    try:
+        return int(content_range[6:].split("-", 1)[0])
+    except ValueError:
+        return None
+
+
+def _validator(headers) -> str | None:
+    """What identifies this version of the file, for If-Range: a strong ETag, else Last-Modified."""
+    etag = headers.get("ETag")
+    if etag and not etag.startswith("W/"):
+        return etag
+    return headers.get("Last-Modified")
+
+
 def download(url: str, cache_dir: Path, *, sha256: str | None = None, progress: bool = True) -> Path:
     """Fetch ``url`` into ``cache_dir`` and return the file's path.
 
     A finished file is reused. An interrupted one stays as ``<name>.part`` and the next call resumes it
-    with an HTTP Range request (or starts over if the server ignores ranges).
+    with an HTTP Range request, only if the server shows (If-Range on its ETag or Last-Modified, and a
+    Content-Range that starts where the part ends) that it is the same file: a file that changed on the
+    server, or a server that ignores ranges, starts over rather than splicing two files together.
     """
     cache_dir.mkdir(parents=True, exist_ok=True)
     final = cache_dir / file_name_for(url)
     partial = final.with_name(final.name + ".part")
+    validator_file = final.with_name(final.name + ".part-validator")
     if final.exists():
         if sha256 is None or sha256_file(final) == sha256:
             return final
         final.unlink()  # a stale or damaged copy: fetch it again
 
-    offset = partial.stat().st_size if partial.exists() else 0
+    validator = validator_file.read_text().strip() if validator_file.exists() else ""
+    offset = partial.stat().st_size if partial.exists() and validator else 0
     request = urllib.request.Request(url, headers={"User-Agent": "catdog"})
     if offset:
         request.add_header("Range", f"bytes={offset}-")
+        request.add_header("If-Range", validator)
     try:
         response = urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS)
     except urllib.error.HTTPError as error:
-        if error.code == 416 and offset:  # the part is already complete
+        total = (error.headers.get("Content-Range") or "").rpartition("/")[2]
+        if error.code == 416 and offset and total == str(offset):  # the part is already complete
             response = None
+        elif error.code == 416:  # the part is longer than the file: not the same file
+            partial.unlink(missing_ok=True)
+            validator_file.unlink(missing_ok=True)
+            return download(url, cache_dir, sha256=sha256, progress=progress)
         else:
             raise DownloadError(f"cannot download {url}: HTTP {error.code} {error.reason}") from None
     except (urllib.error.URLError, OSError) as error:
@@ -65,9 +93,13 @@ def download(url: str, cache_dir: Path, *, sha256: str | None = None, progress: 
 
     if response is not None:
         with response:
-            resumed = response.status == 206
-            if not resumed:
+            resumed = bool(offset) and response.status == 206 \
+                and _range_start(response.headers.get("Content-Range")) == offset
+            if response.status == 206 and not resumed:
+                raise DownloadError(f"{url} answered with another byte range than asked; run the same command again")
+            if not resumed:  # a fresh start: remember which version of the file this part is of
                 offset = 0
+                validator_file.write_text(_validator(response.headers) or "")
             length = response.headers.get("Content-Length")
             expected = offset + int(length) if length else None
             mode = "ab" if resumed else "wb"
@@ -91,6 +123,7 @@ def download(url: str, cache_dir: Path, *, sha256: str | None = None, progress: 
                 "run the same command again to resume it"
             )
 
+    validator_file.unlink(missing_ok=True)
     if sha256 is not None:
         actual = sha256_file(partial)
         if actual != sha256:

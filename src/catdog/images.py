@@ -7,6 +7,7 @@ that one of them accepts, all of them accept, and it looks the same to every mod
 from __future__ import annotations
 
 import io
+import threading
 import warnings
 from dataclasses import dataclass
 
@@ -64,11 +65,12 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     """Any PIL mode to 8-bit RGB: alpha composited on white, 16/32-bit and float scaled to 0..255."""
     if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
         values = np.asarray(image, dtype=np.float64)
-        if image.mode == "F":
-            low, high = float(values.min()), float(values.max())
-            values = (values - low) / ((high - low) or 1.0) * 255.0
-        elif image.mode.startswith("I;16") or values.max() > 255:
+        low, high = float(values.min()), float(values.max())
+        if image.mode.startswith("I;16") or (image.mode == "I" and low >= 0 and 255 < high <= 65535):
             values = values / 257.0  # 16-bit range onto 8-bit
+        elif image.mode == "F" or low < 0 or high > 65535:
+            # Floats, and 32-bit integers beyond 16 bits, have no fixed range: stretch what is there.
+            values = (values - low) / ((high - low) or 1.0) * 255.0
         image = Image.fromarray(np.clip(np.rint(values), 0, 255).astype(np.uint8), mode="L")
     if image.mode == "P" or image.mode == "PA":
         image = image.convert("RGBA")
@@ -80,6 +82,27 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     if image.mode != "RGB":
         image = image.convert("RGB")
     return image
+
+
+_PIL_LIMIT = threading.Lock()
+
+
+def _open(data: bytes, max_pixels: int) -> Image.Image:
+    """Image.open with our pixel limit as the only one: Pillow's own (MAX_IMAGE_PIXELS, an error at twice
+    it) would otherwise refuse images that a larger CATDOG_MAX_IMAGE_PIXELS allows."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            return Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
+        except Image.DecompressionBombError:
+            if Image.MAX_IMAGE_PIXELS is None or max_pixels <= 2 * Image.MAX_IMAGE_PIXELS:
+                raise  # over our limit too
+        with _PIL_LIMIT:
+            saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, max_pixels
+            try:
+                return Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
+            finally:
+                Image.MAX_IMAGE_PIXELS = saved
 
 
 def decode_image(
@@ -99,9 +122,7 @@ def decode_image(
     if len(data) > max_bytes:
         raise ImageError("too-large", f"the input is {len(data):,} bytes, more than the limit of {max_bytes:,}")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
+        image = _open(data, max_pixels)
     except Image.DecompressionBombError as error:
         raise ImageError("too-many-pixels", f"refused as a possible decompression bomb: {error}") from None
     except UnidentifiedImageError:

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import mimetypes
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Iterator
+from typing import Callable, Iterator
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
@@ -22,6 +23,8 @@ from kafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
 from catdog import CatdogError
 from catdog.config import KafkaSettings
 from catdog.images import DecodedImage, ImageError, decode_image
+
+log = logging.getLogger(__name__)
 
 # The embedded broker only completes a group join after session_timeout/2, so keep the session short;
 # the heartbeat runs in a background thread, so slow inference cannot end the session.
@@ -167,13 +170,35 @@ def send_image(producer: KafkaProducer, kafka: KafkaSettings, data: bytes, filen
     return Sent(filename, metadata.topic, metadata.partition, metadata.offset, key.decode(), timestamp)
 
 
-def headers_dict(headers: list[tuple[str, bytes]] | None) -> dict[str, str]:
-    return {name: value.decode("utf-8", "replace") for name, value in headers or []}
+def header_text(value: bytes | None) -> str:
+    """A header value as text: null (legal in Kafka) is empty, bytes that are not UTF-8 are replaced."""
+    return "" if value is None else bytes(value).decode("utf-8", "replace")
+
+
+def headers_dict(headers: list[tuple[str, bytes | None]] | None) -> dict[str, str]:
+    """Headers as text, for display: of a repeated name the last value wins (ours come last)."""
+    return {str(name): header_text(value) for name, value in headers or []}
+
+
+def key_text(key: bytes | None) -> str | None:
+    """A record key as text: UTF-8 as is, any other bytes (Avro ids, hashes) as ``0x`` and hex."""
+    if not key:
+        return None
+    try:
+        return bytes(key).decode("utf-8")
+    except UnicodeDecodeError:
+        return "0x" + bytes(key).hex()
+
+
+class RecordError(CatdogError):
+    """A record that failed for a reason other than its image bytes: ``reason`` is ``internal-error``."""
+
+    reason = "internal-error"
 
 
 @dataclass(frozen=True)
 class ReceivedImage:
-    """An image read from the topic: decoded (or why not), plus where it came from."""
+    """An image read from the topic: decoded (or why not), plus where it came from, key and headers as sent."""
 
     topic: str
     partition: int
@@ -182,25 +207,32 @@ class ReceivedImage:
     headers: dict[str, str]
     data: bytes
     image: DecodedImage | None
-    error: ImageError | None
+    error: ImageError | RecordError | None
+    raw_key: bytes | None = None
+    raw_headers: tuple[tuple[str, bytes | None], ...] = ()
 
     @property
     def filename(self) -> str:
-        return self.headers.get("filename", f"{self.topic}-{self.partition}-{self.offset}")
+        return self.headers.get("filename") or f"{self.topic}-{self.partition}-{self.offset}"
 
 
 def decode_record(record, kafka: KafkaSettings, target_size: int | None = None) -> ReceivedImage:
-    """One message through the one decoder, with the pipeline's size limits; never raises for bad bytes."""
+    """One record through the one decoder, with the pipeline's size limits. Never raises: whatever is
+    wrong with the record (its bytes, its key, its headers, a bug) is its ``error``."""
+    value = record.value if isinstance(record.value, (bytes, bytearray)) else b""
     image, error = None, None
     try:
-        image = decode_image(record.value or b"", max_bytes=kafka.max_image_bytes,
-                             max_pixels=kafka.max_image_pixels, target_size=target_size)
+        image = decode_image(bytes(value), max_bytes=kafka.max_image_bytes, max_pixels=kafka.max_image_pixels,
+                             target_size=target_size)
     except ImageError as caught:
         error = caught
+    except Exception as caught:  # noqa: BLE001 - one record's failure must not stop the others
+        error = RecordError(f"decoding failed: {type(caught).__name__}: {caught}")
+    raw_headers = tuple((str(name), None if header is None else bytes(header)) for name, header in record.headers or [])
     return ReceivedImage(
-        topic=record.topic, partition=record.partition, offset=record.offset,
-        key=record.key.decode() if record.key else None, headers=headers_dict(record.headers),
-        data=record.value or b"", image=image, error=error,
+        topic=record.topic, partition=record.partition, offset=record.offset, key=key_text(record.key),
+        headers=headers_dict(list(raw_headers)), data=bytes(value), image=image, error=error,
+        raw_key=None if record.key is None else bytes(record.key), raw_headers=raw_headers,
     )
 
 
@@ -329,15 +361,47 @@ def _iter_records(consumer: KafkaConsumer, timeout: float, count: int | None) ->
                     return
 
 
-def iter_predictions(consumer: KafkaConsumer, timeout: float = 10.0, count: int | None = None) -> Iterator[dict]:
-    """Predictions as published by the classifier service, until ``count`` or ``timeout`` s of silence."""
+def prediction_problem(result: object) -> str | None:
+    """Why a predictions record is not one of the classifier's results (None if it is one)."""
+    if not isinstance(result, dict):
+        return f"JSON {type(result).__name__}, not an object"
+    source = result.get("source")
+    if not isinstance(source, dict) or not {"topic", "partition", "offset"} <= source.keys():
+        return "no source topic/partition/offset"
+    for model in ("quick", "pretrained"):
+        verdict = result.get(model)
+        if not isinstance(verdict, dict) or verdict.get("label") not in ("cat", "dog") \
+                or not isinstance(verdict.get("p_dog"), (int, float)):
+            return f"no {model} verdict"
+    return None
+
+
+def _log_skipped(record, reason: str) -> None:
+    log.warning("skipped %s[%d]@%d: %s", record.topic, record.partition, record.offset, reason)
+
+
+def iter_predictions(consumer: KafkaConsumer, timeout: float = 10.0, count: int | None = None,
+                     on_skip: Callable[[object, str], None] = _log_skipped) -> Iterator[dict]:
+    """Predictions as published by the classifier service, until ``count`` records or ``timeout`` s of
+    silence. Anything else on the topic (another client's records) is passed to ``on_skip`` with why."""
     for record in _iter_records(consumer, timeout, count):
         try:
             result = json.loads(record.value)
         except (TypeError, ValueError):
-            continue  # not one of ours: the predictions topic should only hold JSON results
-        if isinstance(result, dict):
+            on_skip(record, "not JSON" if record.value else "no value")
+            continue
+        problem = prediction_problem(result)
+        if problem:
+            on_skip(record, f"not a catdog result ({problem})")
+        else:
             yield result
+
+
+def _int_header(headers: dict[str, str], name: str) -> int:
+    try:
+        return int(headers.get(name, ""))
+    except ValueError:
+        return -1
 
 
 def iter_dead_letters(consumer: KafkaConsumer, timeout: float = 10.0, count: int | None = None) -> Iterator[dict]:
@@ -345,18 +409,19 @@ def iter_dead_letters(consumer: KafkaConsumer, timeout: float = 10.0, count: int
     for record in _iter_records(consumer, timeout, count):
         headers = headers_dict(record.headers)
         yield {
-            "key": record.key.decode(errors="replace") if record.key else None,
-            "filename": headers.get("filename", f"{record.topic}-{record.partition}-{record.offset}"),
-            "error-class": headers.get("error-class", "unknown"),
+            "key": key_text(record.key),
+            "filename": headers.get("filename") or f"{record.topic}-{record.partition}-{record.offset}",
+            "error-class": headers.get("error-class") or "unknown",
             "error": headers.get("error", ""),
-            "source": {"topic": headers.get("source-topic"), "partition": int(headers.get("source-partition", -1)),
-                       "offset": int(headers.get("source-offset", -1))},
+            "source": {"topic": headers.get("source-topic"), "partition": _int_header(headers, "source-partition"),
+                       "offset": _int_header(headers, "source-offset")},
             "bytes": len(record.value or b""),
         }
 
 
 __all__ = [
-    "KafkaError", "KafkaUnavailable", "ImageTooLarge", "ReceivedImage", "Sent", "client_config", "decode_record",
+    "KafkaError", "KafkaUnavailable", "ImageTooLarge", "ReceivedImage", "RecordError", "Sent", "client_config", "decode_record",
+    "header_text", "headers_dict", "key_text", "prediction_problem",
     "collect_predictions", "ensure_topics", "fetch_images", "find_prediction", "format_prediction", "image_key", "iter_dead_letters",
     "iter_predictions", "latest_predictions", "make_consumer", "make_producer", "make_reader", "send_image",
 ]

@@ -1,7 +1,7 @@
 """Prometheus metrics and health endpoints of the classifier service.
 
 ``/metrics`` is for Prometheus; ``/healthz`` (liveness: the loop is turning) and ``/readyz`` (readiness:
-models loaded and connected to Kafka) are for OpenShift's probes. Reading them from a notebook is
+models loaded, and the last poll of Kafka read its records) are for OpenShift's probes. Reading them from a notebook is
 :mod:`catdog.monitoring`'s job.
 """
 
@@ -12,6 +12,7 @@ import time
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
+from prometheus_client.exposition import ThreadingWSGIServer
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
@@ -44,6 +45,9 @@ class ServiceMetrics:
                                ["model"], buckets=P_DOG_BUCKETS, registry=r)
         self.kafka_errors = Counter("catdog_kafka_errors", "Kafka failures that made the service retry",
                                     registry=r)
+        self.unreadable_batches = Counter(
+            "catdog_unreadable_batches", "Fetches whose record batch could not be read (unknown codec, corrupt "
+            "batch): the partition does not move until it can", registry=r)
         self.ready = Gauge("catdog_ready", "1 while models are loaded and Kafka is connected", registry=r)
         self.last_loop = Gauge("catdog_last_loop_timestamp_seconds", "When the poll loop last turned", registry=r)
         self._last_loop = time.monotonic()
@@ -69,12 +73,11 @@ class _QuietHandler(WSGIRequestHandler):
         pass
 
 
-class _ThreadingWSGIServer(WSGIServer):
-    daemon_threads = True
-
-
 def serve(metrics: ServiceMetrics, port: int, host: str = "0.0.0.0") -> WSGIServer:
-    """Serve /metrics, /healthz and /readyz in a background thread; returns the server (shut it down)."""
+    """Serve /metrics, /healthz and /readyz in a background thread; returns the server (shut it down).
+
+    prometheus_client's threading server: a thread per request, so a slow or idle client (a scrape, an
+    open connection) never holds up the probes."""
     prometheus = make_wsgi_app(metrics.registry)
 
     def app(environ, start_response):
@@ -85,6 +88,6 @@ def serve(metrics: ServiceMetrics, port: int, host: str = "0.0.0.0") -> WSGIServ
             return [b"ok\n" if ok else b"not ready\n"]
         return prometheus(environ, start_response)
 
-    server = make_server(host, port, app, server_class=_ThreadingWSGIServer, handler_class=_QuietHandler)
+    server = make_server(host, port, app, server_class=ThreadingWSGIServer, handler_class=_QuietHandler)
     threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
     return server

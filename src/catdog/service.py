@@ -13,15 +13,20 @@ import os
 import socket
 import threading
 import time
+from dataclasses import replace
 from datetime import datetime, timezone
 
 import keras
 from kafka import KafkaConsumer, KafkaProducer
-from kafka.errors import KafkaError
+from kafka.errors import (
+    CorruptRecordError, KafkaError, MessageSizeTooLargeError, RecordListTooLargeError, UnsupportedCodecError,
+)
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from catdog.config import KafkaSettings
-from catdog.kafka_io import KafkaUnavailable, ReceivedImage, decode_record, make_consumer, make_producer
+from catdog.kafka_io import (
+    KafkaUnavailable, ReceivedImage, RecordError, decode_record, make_consumer, make_producer,
+)
 from catdog.metrics import ServiceMetrics
 from catdog.predict import Verdict, classify_timed, largest_input
 
@@ -30,7 +35,10 @@ log = logging.getLogger("catdog.service")
 INSTANCE = f"{socket.gethostname()}-{os.getpid()}"
 
 POLL_TIMEOUT_MS = 1000
-SEND_TIMEOUT_SECONDS = 30.0
+# A stop (SIGTERM) waits at most for the batch in hand, its acknowledgements and the two closes: within
+# the classifier Deployment's 60 s grace period (terminationGracePeriodSeconds), whatever the broker does.
+SEND_TIMEOUT_SECONDS = 20.0  # for all of one batch's acknowledgements together
+CLOSE_TIMEOUT_SECONDS = 5.0  # each of the consumer's and the producer's close
 BACKOFF_FIRST_SECONDS = 1.0
 BACKOFF_MAX_SECONDS = 30.0
 
@@ -56,13 +64,14 @@ def result_record(image: ReceivedImage, verdicts: dict[str, Verdict], seconds: d
 
 
 def dead_letter_headers(image: ReceivedImage) -> list[tuple[str, bytes]]:
-    """The original headers plus why the message was refused and where it came from."""
+    """The sender's headers as sent (a null value becomes empty: our client cannot write null), then why
+    the message was refused and where it came from. Readers take the last value of a name: ours."""
     assert image.error is not None
+    kept = [(name, value or b"") for name, value in image.raw_headers]
     extra = {
         "error": str(image.error), "error-class": image.error.reason,
         "source-topic": image.topic, "source-partition": str(image.partition), "source-offset": str(image.offset),
     }
-    kept = [(name, value.encode()) for name, value in image.headers.items() if name not in extra]
     return kept + [(name, value.encode()) for name, value in extra.items()]
 
 
@@ -81,23 +90,34 @@ class Classifier:
         self.stop_event.set()
 
     def process(self, records: list, producer: KafkaProducer) -> dict[TopicPartition, OffsetAndMetadata]:
-        """Classify and publish one batch; returns the offsets to commit once all sends are acknowledged."""
+        """Classify and publish one batch; returns the offsets to commit once all sends are acknowledged.
+
+        Each record ends as one result or one dead letter, whatever is wrong with the others."""
         received = [decode_record(record, self.kafka, self.target_size) for record in records]
-        good = [image for image in received if image.image is not None]
-        verdicts, seconds = classify_timed(self.models, [image.image for image in good])
+        received, verdicts, seconds = self._classify(received)
+        good = [image for image in received if image.error is None]
         futures = []
         for image, verdict in zip(good, verdicts, strict=True):
             value = json.dumps(result_record(image, verdict, seconds, len(good))).encode()
-            futures.append(producer.send(self.kafka.predictions_topic, key=(image.key or "").encode() or None, value=value))
+            futures.append((None, producer.send(self.kafka.predictions_topic, key=image.raw_key, value=value)))
         for image in received:
             if image.error is not None:
                 log.info("dead letter %s [%d]@%d: %s", image.filename, image.partition, image.offset, image.error)
-                futures.append(producer.send(self.kafka.dlq_topic, key=(image.key or "").encode() or None,
-                                             value=image.data, headers=dead_letter_headers(image)))
-        producer.flush(timeout=SEND_TIMEOUT_SECONDS)
-        for future in futures:
-            future.get(timeout=SEND_TIMEOUT_SECONDS)  # raises if the broker did not acknowledge
-        self._observe(received, good, verdicts, seconds, records)
+                futures.append((image, self._send_dead_letter(producer, image)))
+        deadline = time.monotonic() + SEND_TIMEOUT_SECONDS
+
+        def remaining() -> float:
+            return max(0.1, deadline - time.monotonic())
+
+        producer.flush(timeout=remaining())
+        for image, future in futures:
+            try:
+                future.get(timeout=remaining())  # raises if the broker did not acknowledge in time
+            except (MessageSizeTooLargeError, RecordListTooLargeError):
+                if image is None:
+                    raise
+                self._send_dead_letter(producer, image, keep_value=False).get(timeout=remaining())
+        self._observe(received, verdicts, seconds, records)
         offsets: dict[TopicPartition, OffsetAndMetadata] = {}
         for record in records:
             partition = TopicPartition(record.topic, record.partition)
@@ -106,7 +126,44 @@ class Classifier:
                 offsets[partition] = OffsetAndMetadata(next_offset, "", -1)
         return offsets
 
-    def _observe(self, received, good, verdicts, seconds, records) -> None:
+    def _send_dead_letter(self, producer: KafkaProducer, image: ReceivedImage, keep_value: bool = True):
+        """The record's own bytes, key and headers plus why. Bytes too big for the dead-letter topic (the
+        images topic took more than ours does) are left out and said so: the record stays where
+        ``source-*`` points, and its partition moves on."""
+        headers = dead_letter_headers(image)
+        if keep_value:
+            try:
+                return producer.send(self.kafka.dlq_topic, key=image.raw_key, value=image.data, headers=headers)
+            except MessageSizeTooLargeError:
+                pass
+        note = (f"{len(image.data)} bytes, more than the dead-letter topic takes; the original is at "
+                f"{image.topic}[{image.partition}]@{image.offset}")
+        return producer.send(self.kafka.dlq_topic, key=image.raw_key, value=b"",
+                             headers=headers + [("value-omitted", note.encode())])
+
+    def _classify(self, received: list[ReceivedImage]):
+        """Both models on the decoded images, batched. If the batch fails, each image alone: one that still
+        fails becomes a dead letter (``internal-error``) instead of taking the batch down with it."""
+        good = [image for image in received if image.error is None]
+        try:
+            verdicts, seconds = classify_timed(self.models, [image.image for image in good])
+            return received, verdicts, seconds
+        except Exception as error:  # noqa: BLE001 - isolate the record that caused it
+            log.warning("classifying a batch of %d failed (%s: %s); classifying one at a time",
+                        len(good), type(error).__name__, error)
+        outcome: dict[int, tuple] = {}
+        for image in good:
+            try:
+                outcome[id(image)] = classify_timed(self.models, [image.image])
+            except Exception as error:  # noqa: BLE001
+                outcome[id(image)] = RecordError(f"classifying failed: {type(error).__name__}: {error}")
+        checked = [replace(image, image=None, error=outcome[id(image)]) if isinstance(outcome.get(id(image)), RecordError)
+                   else image for image in received]
+        kept = [outcome[id(image)] for image in good if not isinstance(outcome[id(image)], RecordError)]
+        seconds = {name: sum(spent[name] for _, spent in kept) for name in self.models} if kept else {}
+        return checked, [verdicts[0] for verdicts, _ in kept], seconds
+
+    def _observe(self, received, verdicts, seconds, records) -> None:
         m = self.metrics
         m.batch_size.observe(len(records))
         for name, spent in seconds.items():
@@ -132,12 +189,12 @@ class Classifier:
             producer = make_producer(self.kafka)
             consumer = make_consumer(self.kafka, self.kafka.images_topic, group_id=self.kafka.group_id,
                                      max_poll_records=self.kafka.batch_size)
-            self.metrics.set_ready(True)
             log.info("classifying %s from %s as group %s", self.kafka.images_topic, self.kafka.bootstrap_servers,
                      self.kafka.group_id)
             while not self.stop_event.is_set():
                 self.metrics.loop_turned()
-                batches = consumer.poll(timeout_ms=POLL_TIMEOUT_MS, max_records=self.kafka.batch_size)
+                batches = self._poll(consumer)
+                self.metrics.set_ready(True)  # connected, and what was fetched could be read
                 records = [record for partition in batches.values() for record in partition]
                 if records:
                     offsets = self.process(records, producer)
@@ -146,9 +203,26 @@ class Classifier:
         finally:
             self.metrics.set_ready(False)
             if consumer is not None:
-                consumer.close(autocommit=False)
+                consumer.close(autocommit=False, timeout_ms=int(CLOSE_TIMEOUT_SECONDS * 1000))
             if producer is not None:
-                producer.close(timeout=SEND_TIMEOUT_SECONDS)
+                producer.close(timeout=CLOSE_TIMEOUT_SECONDS)
+
+    def _poll(self, consumer: KafkaConsumer) -> dict:
+        """One poll. A fetched batch that cannot be read (a codec we lack, a corrupt batch) stops its
+        partition: say where, count it, and fail readiness until a retry reads it."""
+        try:
+            return consumer.poll(timeout_ms=POLL_TIMEOUT_MS, max_records=self.kafka.batch_size)
+        except (UnsupportedCodecError, CorruptRecordError) as error:
+            self.metrics.unreadable_batches.inc()
+            self.metrics.set_ready(False)
+            try:
+                where = ", ".join(f"{tp.topic}[{tp.partition}]@{consumer.position(tp)}"
+                                  for tp in sorted(consumer.assignment()))
+            except KafkaError:
+                where = "unknown positions"
+            log.error("cannot read a fetched record batch (%s: %s); the partition stays at its position, one of: "
+                      "%s", type(error).__name__, error, where)
+            raise
 
     def run(self) -> None:
         """Run until stopped; a missing or lost broker is retried with backoff, never a crash."""
