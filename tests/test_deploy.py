@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -183,8 +184,9 @@ def test_classifier_replicas_never_exceed_partitions(tmp_path):
     objects = render(DEPLOY / "overlays" / "persistent")
     partitions = next(t for t in by_kind(objects, "KafkaTopic") if t["metadata"]["name"] == "images")["spec"]["partitions"]
     classifier = next(d for d in by_kind(objects, "Deployment") if d["metadata"]["name"] == "catdog-classifier")
-    assert classifier["spec"]["replicas"] <= partitions
+    assert classifier["spec"].get("replicas", 1) <= partitions  # without replicas: KEDA's min, 1
     [scaler] = by_kind(objects, "ScaledObject")
+    assert scaler["spec"]["minReplicaCount"] <= partitions
     assert scaler["spec"]["maxReplicaCount"] <= partitions
     assert scaler["spec"]["triggers"][0]["metadata"]["topic"] == "images"
 
@@ -207,6 +209,104 @@ def test_alerts_watch_drift_and_dead_letters(tmp_path):
     [monitor] = by_kind(objects, "ServiceMonitor")
     [service] = [s for s in by_kind(objects, "Service") if s["metadata"]["name"] == "catdog-classifier"]
     assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+
+
+def test_the_autoscaler_can_resolve_and_reach_the_brokers():
+    """KEDA's Kafka scaler runs in KEDA's namespace (openshift-keda): a short Service name would resolve
+    there, and Strimzi's NetworkPolicy for the plain listener admits only the lab's own pods."""
+    objects = render(DEPLOY / "overlays" / "persistent")
+    [scaled] = by_kind(objects, "ScaledObject")
+    [kafka] = by_kind(objects, "Kafka")
+    namespace = kafka["metadata"]["namespace"]
+    address = scaled["spec"]["triggers"][0]["metadata"]["bootstrapServers"]
+    assert address == f"catdog-kafka-bootstrap.{namespace}.svc:9092"
+    assert scaled["metadata"]["namespace"] == namespace
+    [plain] = [listener for listener in kafka["spec"]["kafka"]["listeners"] if listener["port"] == 9092]
+    assert {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "openshift-keda"}}} \
+        in plain["networkPolicyPeers"]
+    assert {"podSelector": {}} in plain["networkPolicyPeers"]  # the lab's own pods still
+
+
+def test_kafka_pods_have_requests_and_memory_limits(rendered):
+    """Strimzi's pods are BestEffort without resources: the first evicted when a node runs short."""
+    _, objects = rendered
+    for pool in by_kind(objects, "KafkaNodePool"):
+        assert pool["spec"]["resources"]["requests"] and pool["spec"]["resources"]["limits"]["memory"]
+    for kafka in by_kind(objects, "Kafka"):
+        for operator in ("topicOperator", "userOperator"):
+            resources = kafka["spec"]["entityOperator"][operator]["resources"]
+            assert resources["requests"] and resources["limits"]["memory"], operator
+
+
+def test_with_autoscaling_the_deployment_leaves_replicas_to_keda(tmp_path):
+    """Every `oc apply` of a fixed replica count would undo what KEDA's HPA scaled to."""
+    for objects, scaled in ((render(with_component("autoscaling", tmp_path)), True),
+                            (render(DEPLOY / "overlays" / "dev"), False)):
+        [classifier] = [d for d in by_kind(objects, "Deployment") if d["metadata"]["name"] == "catdog-classifier"]
+        assert ("replicas" in classifier["spec"]) is not scaled
+
+
+def test_no_manifest_offers_a_gpu_that_the_cpu_only_image_cannot_use():
+    """requirements.txt pins tensorflow-cpu: a GPU request, or advice to add one, would waste the GPU."""
+    assert "tensorflow-cpu" in (REPO / "requirements.txt").read_text()
+    for path in DEPLOY.rglob("*.yaml"):
+        text = path.read_text()
+        assert "nvidia.com/gpu" not in text and "GPU node" not in text, path
+
+
+def test_a_disconnected_build_takes_its_mirrors_from_the_buildconfig(tmp_path):
+    """`oc start-build --from-repo/--from-dir` is a binary build: oc drops --build-arg (with a warning),
+    so the mirrors must be in the BuildConfig, under names the Containerfile declares."""
+    objects = render(with_component("mirrors", tmp_path))
+    [build] = by_kind(objects, "BuildConfig")
+    docker = build["spec"]["strategy"]["dockerStrategy"]
+    assert docker["dockerfilePath"] == "Containerfile"  # the patch adds to the strategy, keeps the rest
+    declared = set(re.findall(r"^ARG (\w+)", (REPO / "Containerfile").read_text(), re.MULTILINE))
+    names = {arg["name"] for arg in docker["buildArgs"]}
+    assert {"DATA_SOURCE", "DATA_SHA256", "WEIGHTS_URL", "WEIGHTS_SHA256"} <= names <= declared
+    readme = (REPO / "README.md").read_text()
+    assert not re.search(r"oc start-build \w+[^\n]*(\\\n[^\n]*)*--build-arg", readme), "the README passes --build-arg"
+
+
+def test_the_readme_names_what_the_persistent_overlay_needs_on_the_cluster():
+    """Its ScaledObject needs KEDA (a KedaController) and its alerts user-workload monitoring."""
+    kinds = {obj["kind"] for obj in render(DEPLOY / "overlays" / "persistent")}
+    assert {"ScaledObject", "ServiceMonitor", "PrometheusRule"} <= kinds
+    steps = (REPO / "README.md").read_text().split("### Step by step")[1].split("```")[1]
+    assert "KedaController" in steps and "openshift-keda" in steps and "enableUserWorkload: true" in steps
+
+
+def test_the_operator_install_adds_no_second_operator_group_to_openshift_operators():
+    """openshift-operators comes with OpenShift's `global-operators` OperatorGroup; OLM fails every CSV
+    in a namespace with two (TooManyOperatorGroups), other teams' operators included."""
+    objects = render(DEPLOY / "operator")
+    assert not by_kind(objects, "OperatorGroup")
+    [subscription] = by_kind(objects, "Subscription")
+    assert subscription["metadata"]["namespace"] == "openshift-operators"
+
+
+def test_the_operator_follows_a_version_channel_and_upgrades_only_when_approved():
+    [subscription] = by_kind(render(DEPLOY / "operator"), "Subscription")
+    assert re.fullmatch(r"amq-streams-3\.\d+\.x", subscription["spec"]["channel"]), subscription["spec"]
+    assert subscription["spec"]["installPlanApproval"] == "Manual"
+    assert "oc patch installplan" in (REPO / "README.md").read_text()  # and the README says how to approve
+
+
+def test_alerts_fire_on_the_series_they_are_for_and_not_otherwise(tmp_path):
+    """`promtool test rules` on the rendered PrometheusRule: only garbage arriving (no classified series
+    at all) must still raise the dead-letter alert; a balanced stream must not raise drift."""
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.fail("promtool is not installed (Debian's prometheus package; `make test` installs it as root)")
+    (tmp_path / "kustomize").mkdir()
+    [rule] = by_kind(render(with_component("monitoring", tmp_path / "kustomize")), "PrometheusRule")
+    (tmp_path / "rules.yaml").write_text(yaml.safe_dump(rule["spec"]))
+    shutil.copy(REPO / "tests" / "prometheus" / "catdog-rules.test.yaml", tmp_path)
+    checked = subprocess.run([promtool, "check", "rules", str(tmp_path / "rules.yaml")], capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    tested = subprocess.run([promtool, "test", "rules", str(tmp_path / "catdog-rules.test.yaml")],
+                            capture_output=True, text=True, cwd=tmp_path)
+    assert tested.returncode == 0, tested.stdout + tested.stderr
 
 
 def test_containerfile_passes_hadolint():
