@@ -55,6 +55,7 @@ def test_environment_overrides_each_setting(tmp_path):
     ("KAFKA_SSL_CAFILE", "/nowhere/ca.crt", "does not exist"),
     ("CATDOG_METRICS_PORT", "70000", "a port from 0"),
     ("CATDOG_DLQ_TOPIC", "bad topic!", "not a Kafka topic name"),
+    ("CATDOG_MODEL_RELOAD_SECONDS", "-1", "0 \\(off\\) or more seconds"),
 ])
 def test_unusable_values_name_the_variable(name, value, message):
     with pytest.raises(ConfigError, match=message) as caught:

@@ -276,6 +276,38 @@ def test_the_readme_names_what_the_persistent_overlay_needs_on_the_cluster():
     assert "KedaController" in steps and "openshift-keda" in steps and "enableUserWorkload: true" in steps
 
 
+def test_the_retrained_model_reaches_the_classifier(tmp_path):
+    """The training Job writes onto the volume the classifier serves from (and hot-reloads); a first start
+    seeds it with the image's baked models; the Job waits for the image; every catdog:latest is resolved."""
+    objects = render(with_component("training", tmp_path))
+    [job] = by_kind(objects, "Job")
+    [classifier] = [d for d in by_kind(objects, "Deployment") if d["metadata"]["name"] == "catdog-classifier"]
+    pod, job_pod = classifier["spec"]["template"]["spec"], job["spec"]["template"]["spec"]
+
+    def mount(spec: dict, container: dict, claim: str) -> str:
+        [volume] = [v["name"] for v in spec["volumes"] if v.get("persistentVolumeClaim", {}).get("claimName") == claim]
+        return next(m["mountPath"] for m in container["volumeMounts"] if m["name"] == volume)
+
+    [serve] = pod["containers"]
+    models_dir = next(e["value"] for e in serve["env"] if e["name"] == "CATDOG_MODELS_DIR")
+    assert mount(pod, serve, "catdog-models") == models_dir
+    [train] = job_pod["containers"]
+    out = train["command"][train["command"].index("--out") + 1]
+    assert out == f"{mount(job_pod, train, 'catdog-models')}/pretrained.keras"  # what the service watches
+    [seed] = pod["initContainers"]
+    baked = re.search(r"CATDOG_LAB_DIR=(\S+)", (REPO / "Containerfile").read_text()).group(1)
+    assert f"{baked}/models/$name.keras" in seed["command"][-1] and mount(pod, seed, "catdog-models") == models_dir
+    assert job["spec"]["suspend"] is True  # started by hand once the image exists (README)
+    [stream] = by_kind(objects, "ImageStream")
+    assert stream["spec"]["lookupPolicy"]["local"] is True  # catdog:latest in a Job resolves to the build
+    triggers = json.loads(classifier["metadata"]["annotations"]["image.openshift.io/triggers"])
+    paths = {trigger["fieldPath"] for trigger in triggers}
+    assert {f'spec.template.spec.containers[?(@.name=="{c["name"]}")].image' for c in pod["containers"]} | \
+        {f'spec.template.spec.initContainers[?(@.name=="{c["name"]}")].image' for c in pod["initContainers"]} == paths
+    readme = (REPO / "README.md").read_text()
+    assert "oc patch job catdog-train-pretrained" in readme and "now serving pretrained model" in readme
+
+
 def test_the_operator_install_adds_no_second_operator_group_to_openshift_operators():
     """openshift-operators comes with OpenShift's `global-operators` OperatorGroup; OLM fails every CSV
     in a namespace with two (TooManyOperatorGroups), other teams' operators included."""

@@ -495,3 +495,55 @@ def test_no_broker_at_start_is_retried_then_connects(models_dir, services, tmp_p
         assert service.stop() == 0
     finally:
         embedded.stop(state)
+
+
+def test_a_new_model_file_is_served_without_a_restart_and_a_broken_one_is_not(
+        kafka, models_dir, cat_photos, services, tmp_path):
+    """Hot reload: results name the model version that made them; a retrained file written to the
+    models folder is served from the next batch on; a damaged one leaves the last good model serving."""
+    import shutil
+
+    from catdog.models import model_version
+
+    folder = tmp_path / "models"
+    shutil.copytree(models_dir, folder)
+    ensure_topics(kafka)
+    first = model_version(folder / "pretrained.keras")
+    service = start_service(services, kafka, folder, tmp_path, extra_env={"CATDOG_MODEL_RELOAD_SECONDS": "1"})
+    producer = make_producer(kafka)
+    sent = 0
+
+    def classify_four() -> list[dict]:
+        nonlocal sent
+        for photo in cat_photos[500 + sent:504 + sent]:
+            send_image(producer, kafka, photo.read_bytes(), photo.name)
+        sent += 4
+        return sorted(results_by_offset(kafka, sent).items())[-4:]
+
+    def replace_model(data: bytes) -> None:  # as a trainer writes it: beside, then renamed
+        (folder / ".pretrained.partial.keras").write_bytes(data)
+        (folder / ".pretrained.partial.keras").replace(folder / "pretrained.keras")
+
+    def wait_for_log(text: str) -> None:
+        deadline = time.monotonic() + 60
+        while text not in service.output() and time.monotonic() < deadline:
+            assert service.process.poll() is None, service.output()[-3000:]
+            time.sleep(0.2)
+        assert text in service.output(), service.output()[-3000:]
+
+    assert {result["pretrained"]["version"] for _, result in classify_four()} == {first}
+    replace_model((models_dir / "quick.keras").read_bytes())  # another valid catdog model
+    second = model_version(folder / "pretrained.keras")
+    wait_for_log(f"now serving pretrained model {second} (was {first})")
+    assert {result["pretrained"]["version"] for _, result in classify_four()} == {second}
+    assert {result["quick"]["version"] for _, result in classify_four()} == {model_version(folder / "quick.keras")}
+
+    replace_model(b"PK\x03\x04 not a model at all")
+    wait_for_log("new pretrained model not loaded, still serving version " + second)
+    assert {result["pretrained"]["version"] for _, result in classify_four()} == {second}
+    producer.close()
+    status, text = service.get("/metrics")
+    assert f'catdog_model_version{{model="pretrained",version="{second}"}} 1.0' in text
+    assert f'version="{first}"' not in text
+    assert 'catdog_model_reload_failures_total{model="pretrained"} 1.0' in text
+    assert service.stop() == 0

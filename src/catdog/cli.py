@@ -182,21 +182,30 @@ def cmd_classify(args: argparse.Namespace, settings: Settings) -> int:
     import signal
 
     from catdog import metrics as service_metrics
-    from catdog.predict import load_models
-    from catdog.service import Classifier
+    from catdog.models import model_version
+    from catdog.predict import load_models, model_paths
+    from catdog.service import Classifier, ModelWatcher
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    loaded = load_models(args.models or settings.models_dir)
+    folder = args.models or settings.models_dir
+    loaded = load_models(folder)
+    versions = {name: model_version(path) for name, path in model_paths(folder).items()}
     metrics = service_metrics.ServiceMetrics()
     port = settings.kafka.metrics_port if args.metrics_port is None else args.metrics_port
     server = service_metrics.serve(metrics, port)
-    classifier = Classifier(settings.kafka, loaded, metrics)
+    watcher = None
+    if settings.model_reload_seconds:  # a retrained model written to the folder is served without a restart
+        watcher = ModelWatcher(folder, versions, metrics, interval=settings.model_reload_seconds).start()
+    classifier = Classifier(settings.kafka, loaded, metrics, versions=versions, watcher=watcher)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: classifier.stop())
-    print(f"Serving metrics on :{server.server_port}/metrics (health: /healthz, /readyz)", flush=True)
+    print(f"Serving metrics on :{server.server_port}/metrics (health: /healthz, /readyz); models "
+          + ", ".join(f"{name} {version}" for name, version in versions.items()), flush=True)
     try:
         classifier.run()
     finally:
+        if watcher is not None:
+            watcher.stop()
         server.shutdown()
     return 0
 

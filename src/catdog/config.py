@@ -52,6 +52,7 @@ class Settings:
     kafka: "KafkaSettings"
     eval_source: str  # photos for notebook 02's evaluation (default: the data source)
     metrics_url: str  # the classifier service's Prometheus metrics, for the notebooks
+    model_reload_seconds: int = 10  # how often the service looks for a new model file; 0: never
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,13 @@ def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
     value = _whole_number(env, name, default)
     if value <= 0:
         raise ConfigError(f"{name}={env[name].strip()!r} must be greater than zero")
+    return value
+
+
+def _seconds(env: Mapping[str, str], name: str, default: int) -> int:
+    value = _whole_number(env, name, default)
+    if value < 0:
+        raise ConfigError(f"{name}={env[name].strip()!r} must be 0 (off) or more seconds")
     return value
 
 
@@ -207,4 +215,5 @@ def load_settings(env: Mapping[str, str] | None = None, cwd: Path | None = None)
         kafka=kafka,
         eval_source=_source(env, "CATDOG_EVAL_SOURCE", lab_dir) or data_source,
         metrics_url=env.get("CATDOG_METRICS_URL", "").strip() or f"http://127.0.0.1:{kafka.metrics_port}/metrics",
+        model_reload_seconds=_seconds(env, "CATDOG_MODEL_RELOAD_SECONDS", 10),
     )

@@ -48,6 +48,12 @@ class ServiceMetrics:
         self.unreadable_batches = Counter(
             "catdog_unreadable_batches", "Fetches whose record batch could not be read (unknown codec, corrupt "
             "batch): the partition does not move until it can", registry=r)
+        self.model_version = Gauge("catdog_model_version", "1 for each model version being served "
+                                   "(version: the first 12 hex digits of the .keras file's sha256)",
+                                   ["model", "version"], registry=r)
+        self.model_reload_failures = Counter("catdog_model_reload_failures", "New model files that could not "
+                                             "be loaded or checked (the old model kept serving)", ["model"],
+                                             registry=r)
         self.ready = Gauge("catdog_ready", "1 while models are loaded and Kafka is connected", registry=r)
         self.last_loop = Gauge("catdog_last_loop_timestamp_seconds", "When the poll loop last turned", registry=r)
         self._last_loop = time.monotonic()

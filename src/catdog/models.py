@@ -6,6 +6,7 @@ model carries its own rescaling, so a caller never needs to know how a model was
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import zipfile
@@ -201,6 +202,15 @@ def load_model(path: Path) -> keras.Model:
             "expected square RGB images to one p(dog)"
         )
     return model
+
+
+def model_version(path: Path) -> str:
+    """A model file's version as results and metrics show it: the first 12 hex digits of its sha256."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for chunk in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()[:12]
 
 
 def card_path(model_path: Path) -> Path:

@@ -15,8 +15,11 @@ import threading
 import time
 from dataclasses import replace
 from datetime import datetime, timezone
+from pathlib import Path
 
 import keras
+import numpy as np
+import tensorflow as tf
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.errors import (
     CorruptRecordError, KafkaError, MessageSizeTooLargeError, RecordListTooLargeError, UnsupportedCodecError,
@@ -28,7 +31,8 @@ from catdog.kafka_io import (
     KafkaUnavailable, ReceivedImage, RecordError, decode_record, make_consumer, make_producer,
 )
 from catdog.metrics import ServiceMetrics
-from catdog.predict import Verdict, classify_timed, largest_input
+from catdog.models import ModelFileError, load_model, model_version
+from catdog.predict import Verdict, classify_timed, largest_input, predict_fn
 
 log = logging.getLogger("catdog.service")
 # Which replica published a result: the pod name on OpenShift (HOSTNAME), plus the process id.
@@ -43,8 +47,10 @@ BACKOFF_FIRST_SECONDS = 1.0
 BACKOFF_MAX_SECONDS = 30.0
 
 
-def result_record(image: ReceivedImage, verdicts: dict[str, Verdict], seconds: dict[str, float], batch: int) -> dict:
-    """The published result: where the image came from, each model's verdict, and whether they agree."""
+def result_record(image: ReceivedImage, verdicts: dict[str, Verdict], seconds: dict[str, float], batch: int,
+                  versions: dict[str, str] | None = None) -> dict:
+    """The published result: where the image came from, each model's verdict (and the version of the
+    model file that gave it), and whether they agree."""
     record: dict = {
         "key": image.key,
         "source": {"topic": image.topic, "partition": image.partition, "offset": image.offset},
@@ -57,6 +63,8 @@ def result_record(image: ReceivedImage, verdicts: dict[str, Verdict], seconds: d
             # The batched call's time shared out over its images.
             "inference_ms": round(seconds[name] / batch * 1000, 2),
         }
+        if versions and name in versions:
+            record[name]["version"] = versions[name]
     record["agree"] = len({verdict.label for verdict in verdicts.values()}) == 1
     record["classified_at"] = datetime.now(timezone.utc).isoformat()
     record["instance"] = INSTANCE
@@ -75,15 +83,99 @@ def dead_letter_headers(image: ReceivedImage) -> list[tuple[str, bytes]]:
     return kept + [(name, value.encode()) for name, value in extra.items()]
 
 
+class ModelWatcher:
+    """Hot reload: notices a new file for a model in the models folder (a retrained model written to the
+    volume), loads it with safe_mode and checks it on a sample batch, all off the hot path, and offers it
+    to the classifier, which swaps it in between batches. A file that fails keeps the old model serving."""
+
+    def __init__(self, folder: Path, versions: dict[str, str], metrics: ServiceMetrics, interval: float) -> None:
+        self.folder = Path(folder)
+        self.versions = dict(versions)  # what is being served (or already offered)
+        self.metrics = metrics
+        self.interval = interval
+        self.failed: set[tuple[str, str]] = set()
+        self.seen = {name: self._stamp(name) for name in versions}
+        self.pending: dict[str, tuple[keras.Model, str]] = {}
+        self.lock = threading.Lock()
+        self.stop_event = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="model-watcher", daemon=True)
+
+    def _stamp(self, name: str) -> tuple[int, int] | None:
+        try:
+            status = (self.folder / f"{name}.keras").stat()
+        except OSError:
+            return None
+        return status.st_mtime_ns, status.st_size
+
+    def check(self) -> None:
+        """Look once for changed model files; load and check each new version."""
+        for name in list(self.versions):
+            stamp = self._stamp(name)
+            if stamp is None or stamp == self.seen.get(name):
+                continue
+            self.seen[name] = stamp
+            path = self.folder / f"{name}.keras"
+            version = "unreadable"
+            try:
+                version = model_version(path)
+                if version == self.versions[name] or (name, version) in self.failed:
+                    continue
+                model = load_model(path)
+                p_dog = predict_fn(model)(tf.zeros((2, *model.input_shape[1:]), tf.uint8)).numpy().reshape(-1)
+                if p_dog.shape != (2,) or not np.all((p_dog >= 0) & (p_dog <= 1)):
+                    raise ModelFileError(f"{path} does not answer a probability per image")
+            except Exception as error:  # noqa: BLE001 - whatever is wrong with the file, keep serving
+                self.failed.add((name, version))
+                self.metrics.model_reload_failures.labels(name).inc()
+                log.error("new %s model not loaded, still serving version %s: %s", name, self.versions[name], error)
+                continue
+            with self.lock:
+                self.pending[name] = (model, version)
+            self.versions[name] = version
+            log.info("new %s model %s loaded and checked; swapping it in after the current batch", name, version)
+
+    def take(self) -> dict[str, tuple[keras.Model, str]]:
+        with self.lock:
+            pending, self.pending = self.pending, {}
+        return pending
+
+    def _run(self) -> None:
+        while not self.stop_event.wait(self.interval):
+            self.check()
+
+    def start(self) -> "ModelWatcher":
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+
 class Classifier:
     """One consumer-group member: poll a bounded batch, classify, publish, then commit."""
 
-    def __init__(self, kafka: KafkaSettings, models: dict[str, keras.Model], metrics: ServiceMetrics) -> None:
+    def __init__(self, kafka: KafkaSettings, models: dict[str, keras.Model], metrics: ServiceMetrics,
+                 versions: dict[str, str] | None = None, watcher: ModelWatcher | None = None) -> None:
         self.kafka = kafka
-        self.models = models
+        self.models = dict(models)
         self.metrics = metrics
+        self.versions = dict(versions or {})
+        self.watcher = watcher
         self.target_size = largest_input(models)
         self.stop_event = threading.Event()
+        for name, version in self.versions.items():
+            metrics.model_version.labels(name, version).set(1)
+
+    def swap_models(self) -> None:
+        """Between batches: serve the new models the watcher has loaded and checked."""
+        for name, (model, version) in (self.watcher.take() if self.watcher else {}).items():
+            old = self.versions.get(name)
+            self.models[name], self.versions[name] = model, version
+            if old:
+                self.metrics.model_version.remove(name, old)
+            self.metrics.model_version.labels(name, version).set(1)
+            self.target_size = largest_input(self.models)
+            log.info("now serving %s model %s (was %s)", name, version, old)
 
     def stop(self) -> None:
         """Ask the loop to finish its batch, commit and close (safe to call from a signal handler)."""
@@ -98,7 +190,7 @@ class Classifier:
         good = [image for image in received if image.error is None]
         futures = []
         for image, verdict in zip(good, verdicts, strict=True):
-            value = json.dumps(result_record(image, verdict, seconds, len(good))).encode()
+            value = json.dumps(result_record(image, verdict, seconds, len(good), self.versions)).encode()
             futures.append((None, producer.send(self.kafka.predictions_topic, key=image.raw_key, value=value)))
         for image in received:
             if image.error is not None:
@@ -193,6 +285,7 @@ class Classifier:
                      self.kafka.group_id)
             while not self.stop_event.is_set():
                 self.metrics.loop_turned()
+                self.swap_models()
                 batches = self._poll(consumer)
                 self.metrics.set_ready(True)  # connected, and what was fetched could be read
                 records = [record for partition in batches.values() for record in partition]
