@@ -308,6 +308,17 @@ def test_the_retrained_model_reaches_the_classifier(tmp_path):
     assert "oc patch job catdog-train-pretrained" in readme and "now serving pretrained model" in readme
 
 
+def test_the_v1beta2_overlay_states_the_operator_range_it_really_runs_on():
+    """Strimzi before 0.40 needs ZooKeeper (KRaft is behind a feature gate); 0.40-0.45 need both
+    annotations for KRaft and node pools; from 0.49 the v1 API is served (CHANGELOG)."""
+    [kafka] = by_kind(render(DEPLOY / "overlays" / "v1beta2"), "Kafka")
+    assert kafka["apiVersion"] == "kafka.strimzi.io/v1beta2" and "zookeeper" not in kafka["spec"]
+    assert kafka["metadata"]["annotations"] == {"strimzi.io/kraft": "enabled", "strimzi.io/node-pools": "enabled"}
+    for text in ((DEPLOY / "overlays" / "v1beta2" / "kustomization.yaml").read_text(),
+                 (REPO / "README.md").read_text()):
+        assert "Strimzi 0.40 to 0.48" in text
+
+
 def test_the_operator_install_adds_no_second_operator_group_to_openshift_operators():
     """openshift-operators comes with OpenShift's `global-operators` OperatorGroup; OLM fails every CSV
     in a namespace with two (TooManyOperatorGroups), other teams' operators included."""
