@@ -20,6 +20,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from browser import NOTEBOOKS
 from catdog.config import DEFAULT_MAX_IMAGE_BYTES, load_settings
 from catdog.download import sha256_file
 from conftest import SHARED, free_port
@@ -236,6 +237,34 @@ def test_kafka_pods_have_requests_and_memory_limits(rendered):
         for operator in ("topicOperator", "userOperator"):
             resources = kafka["spec"]["entityOperator"][operator]["resources"]
             assert resources["requests"] and resources["limits"]["memory"], operator
+
+
+MEMORY_UNITS = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "K": 10**3, "M": 10**6, "G": 10**9, "": 1}
+
+
+def mebibytes(quantity: str) -> float:
+    number, unit = re.fullmatch(r"([\d.]+)([KMG]i?)?", str(quantity)).groups()
+    return float(number) * MEMORY_UNITS[unit or ""] / 2**20
+
+
+def test_the_notebooks_memory_is_sized_from_the_measured_full_size_lab(rendered):
+    """benchmarks/lab_memory.py walks every notebook full-size in the image, kernels kept alive as a
+    learner leaves them: the request must hold that working set, the limit twice its peak (a learner
+    re-runs cells, holds more figures; the kubelet OOM-kills at the limit)."""
+    measured = json.loads((REPO / "benchmarks" / "lab-memory.json").read_text())
+    walked = {Path(path).stem for path in NOTEBOOKS}
+    assert walked <= set(measured["by_phase_mib"]), "a notebook was added: re-run benchmarks/lab_memory.py"
+    name, objects = rendered
+    notebooks = [d for d in by_kind(objects, "Deployment") if d["metadata"]["name"] == "catdog-notebook"]
+    if name == "operator":
+        assert not notebooks
+        return
+    [notebook] = notebooks
+    resources = notebook["spec"]["template"]["spec"]["containers"][0]["resources"]
+    request, limit = mebibytes(resources["requests"]["memory"]), mebibytes(resources["limits"]["memory"])
+    assert request >= measured["by_phase_mib"]["both kernels idle"]["working_set"], resources
+    assert limit >= 2 * measured["peak_working_set_mib"], resources
+    assert limit <= 4 * measured["peak_working_set_mib"], "far above what the lab uses: a node fits fewer learners"
 
 
 def test_with_autoscaling_the_deployment_leaves_replicas_to_keda(tmp_path):

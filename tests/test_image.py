@@ -45,6 +45,7 @@ START_SECONDS = 120
 ARTIFACTS = Path(os.environ.get("CATDOG_ARTIFACTS") or REPO / "test-artifacts") / "image"
 BIN = Path(sys.prefix) / "bin"
 CLASSIFIER = REPO / "deploy" / "openshift" / "base" / "classifier" / "deployment.yaml"
+NOTEBOOK = REPO / "deploy" / "openshift" / "base" / "notebook" / "deployment.yaml"
 # The environment and options the OpenShift AI / Open Data Hub dashboard gives a workbench (one per line,
 # word-split by the workbench images' start scripts: its OAuth proxy guards the server, not a token).
 WORKBENCH_PREFIX = "/notebook/catdog-lab/catdog"
@@ -262,15 +263,23 @@ def wheels(tmp_path_factory) -> dict[str, str]:
     return {"folder": str(folder), "new": new.name, "upgrade": upgrade.name, "upgrade_version": upgrade_version}
 
 
+def notebook_memory_limit() -> str:
+    """The notebook Deployment's memory limit in bytes: the kubelet sets it on the container's cgroup."""
+    [container] = yaml.safe_load(NOTEBOOK.read_text())["spec"]["template"]["spec"]["containers"]
+    number, unit = re.fullmatch(r"(\d+)(Mi|Gi)", container["resources"]["limits"]["memory"]).groups()
+    return str(int(number) * {"Mi": 2**20, "Gi": 2**30}[unit])
+
+
 @pytest.fixture(scope="module")
 def lab_in_image(image, containers, services, wheels):
-    """The lab as a learner gets it from the image: its CMD as a random UID, with a token, pointed at the
-    broker outside and the classifier container's metrics (as the notebook Deployment's ConfigMap does)."""
+    """The lab as a learner gets it from the image: its CMD as a random UID, with a token, under the notebook
+    Deployment's memory limit, pointed at the broker outside and the classifier container's metrics (as the
+    Deployment's ConfigMap does)."""
     port, token = free_port(), uuid.uuid4().hex
     env = {**LAB_SIZES, "JUPYTER_TOKEN": token, "JUPYTER_PORT": str(port),
            "KAFKA_BOOTSTRAP_SERVERS": services["bootstrap"], "CATDOG_METRICS_URL": services["metrics"],
            "NOTEBOOK_ARGS": "--LabApp.expose_app_in_browser=True"}
-    name = containers("--user", RANDOM_UID, "--volume", f"{wheels['folder']}:/wheels:ro",
+    name = containers("--user", RANDOM_UID, "--memory", notebook_memory_limit(), "--volume", f"{wheels['folder']}:/wheels:ro",
                       *[option for key, value in env.items() for option in ("--env", f"{key}={value}")], image)
     wait_answering(f"http://127.0.0.1:{port}/api/status?token={token}", name)
     return {"url": f"http://127.0.0.1:{port}/lab?token={token}", "api": f"http://127.0.0.1:{port}/api",
