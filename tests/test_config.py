@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -31,7 +32,7 @@ def test_environment_overrides_each_setting(tmp_path):
         "CATDOG_MAX_IMAGE_BYTES": "2048", "CATDOG_MAX_IMAGE_PIXELS": "99",
         "KAFKA_BOOTSTRAP_SERVERS": "lab-kafka-bootstrap:9092", "KAFKA_SECURITY_PROTOCOL": "ssl",
         "KAFKA_SSL_CAFILE": str(ca), "KAFKA_SSL_CERTFILE": str(cert), "KAFKA_SSL_KEYFILE": str(key),
-        "CATDOG_IMAGES_TOPIC": "pets", "CATDOG_GROUP_ID": "g1",
+        "CATDOG_IMAGES_TOPIC": "pets", "CATDOG_GROUP_ID": "g1", "CATDOG_FETCH_WAIT_MS": "500",
     })
     assert settings.data_source == "/photos" and settings.data_dir == tmp_path / "d"
     assert settings.weights_source == "/w"
@@ -46,6 +47,11 @@ def test_environment_overrides_each_setting(tmp_path):
 
     assert client_config(settings.kafka)["ssl_keyfile"] == str(key)
     assert (settings.kafka.images_topic, settings.kafka.group_id) == ("pets", "g1")
+    from catdog.kafka_io import make_consumer
+
+    # What the consumers are built with (no broker needed to build one that subscribes to nothing).
+    assert make_consumer(replace(settings.kafka, bootstrap_servers="127.0.0.1:1", security_protocol="PLAINTEXT"),
+                         api_version=(2, 8)).config["fetch_max_wait_ms"] == 500
 
 
 @pytest.mark.parametrize("name, value, message", [
@@ -56,6 +62,7 @@ def test_environment_overrides_each_setting(tmp_path):
     ("CATDOG_METRICS_PORT", "70000", "a port from 0"),
     ("CATDOG_DLQ_TOPIC", "bad topic!", "not a Kafka topic name"),
     ("CATDOG_MODEL_RELOAD_SECONDS", "-1", "0 \\(off\\) or more seconds"),
+    ("CATDOG_FETCH_WAIT_MS", "0", "greater than zero"),
 ])
 def test_unusable_values_name_the_variable(name, value, message):
     with pytest.raises(ConfigError, match=message) as caught:

@@ -4,6 +4,7 @@ with its own reason."""
 from __future__ import annotations
 
 import io
+import re
 
 import numpy as np
 import pytest
@@ -130,7 +131,18 @@ def test_bad_input_is_refused_with_its_reason(kind, photo):
     with pytest.raises(ImageError) as caught:
         decode_image(make(photo))
     assert caught.value.reason == reason, str(caught.value)
-    assert str(caught.value)  # a message a person can read
+    # A message a person can act on: it says what was wrong in words, not only the machine reason.
+    assert re.search(MESSAGES[reason], str(caught.value)), str(caught.value)
+
+
+MESSAGES = {
+    "empty": r"empty \(0 bytes\)",
+    "not-an-image": r"^not an image: no known image format starts with b",
+    "unsupported-format": r"^(PDF|PSD) images are not accepted; send JPEG, PNG",
+    "truncated": r"^the (JPEG|PNG) data is truncated",
+    "corrupt": r"^this starts like a JPEG but its header is damaged|^the (image header|JPEG data) (is damaged|cannot be decoded)",
+    "too-many-pixels": r"decompression bomb",
+}
 
 
 def test_thirty_two_bit_tiff_is_stretched_not_clipped_to_white():

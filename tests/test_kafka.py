@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -359,21 +360,84 @@ def test_round_trip_with_every_kind_of_message(kafka, models_dir, photos, servic
     assert {json.loads(line)["error-class"] for line in letters} == {r for _, r in expected.values() if r}
 
 
-def test_sigkill_mid_stream_loses_nothing(kafka, models_dir, cat_photos, services, tmp_path):
+def committed_offsets(kafka) -> dict[int, int | None]:
+    """The classifier group's committed offsets on the images topic, read without joining the group."""
+    from kafka import KafkaConsumer
+
+    consumer = KafkaConsumer(bootstrap_servers=kafka.bootstrap_servers, group_id=kafka.group_id,
+                             enable_auto_commit=False)
+    try:
+        partitions = consumer.partitions_for_topic(kafka.images_topic) or set()
+        return {p: consumer.committed(TopicPartition(kafka.images_topic, p)) for p in partitions}
+    finally:
+        consumer.close(autocommit=False)
+
+
+def wait_committed(kafka, sent: list, timeout: float = 60) -> bool:
+    """True once the group has committed past the last of ``sent`` on each partition."""
+    expected = {}
+    for record in sent:
+        expected[record.partition] = max(expected.get(record.partition, 0), record.offset + 1)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        committed = committed_offsets(kafka)
+        if all(committed.get(p) == offset for p, offset in expected.items()):
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def results_for(kafka, sent: list, timeout: float = 90, settle: float = 0.0) -> dict[tuple[int, int], list[dict]]:
+    """Read results from the start until every record of ``sent`` has one, then ``settle`` seconds more
+    (for duplicates still on their way); every result, keyed by its source partition and offset."""
+    wanted = {(s.partition, s.offset) for s in sent}
+    consumer = make_consumer(kafka, kafka.predictions_topic)
+    results: dict[tuple[int, int], list[dict]] = {}
+    deadline = time.monotonic() + timeout
+    try:
+        while not wanted <= set(results) and time.monotonic() < deadline:
+            read(consumer, results)
+        quiet_until = time.monotonic() + settle
+        while time.monotonic() < quiet_until:
+            if read(consumer, results):
+                quiet_until = time.monotonic() + settle
+    finally:
+        consumer.close()
+    return results
+
+
+def read(consumer, results: dict) -> int:
+    count = 0
+    for batch in consumer.poll(timeout_ms=200).values():
+        for record in batch:
+            result = json.loads(record.value)
+            results.setdefault((result["source"]["partition"], result["source"]["offset"]), []).append(result)
+            count += 1
+    return count
+
+
+def test_sigkill_loses_nothing_and_repeats_nothing_committed(kafka, models_dir, cat_photos, services, tmp_path):
+    """SIGKILL (the OOM killer, a lost node) gives no chance to clean up: what was committed is never
+    classified again, and what was sent while the pod was gone is classified by the next one."""
     ensure_topics(kafka)
     producer = make_producer(kafka)
-    sent = [send_image(producer, kafka, p.read_bytes(), p.name) for p in cat_photos[200:248]]
-    producer.close()
+    done = [send_image(producer, kafka, p.read_bytes(), p.name) for p in cat_photos[200:224]]
     first = start_service(services, kafka, models_dir, tmp_path, "first")
-    deadline = time.monotonic() + 60
-    while "committed" not in first.output() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    first.stop(signal.SIGKILL)  # mid-stream: some batches done, most not
-    partial = len(collect(kafka, kafka.predictions_topic, len(sent), timeout=3))
-    assert 0 < partial < len(sent)
+    assert wait_committed(kafka, done), committed_offsets(kafka)
+    first.process.send_signal(signal.SIGSTOP)  # frozen, so it reads none of what follows; then killed
+    pending = [send_image(producer, kafka, p.read_bytes(), p.name) for p in cat_photos[224:248]]
+    producer.close()
+    first.stop(signal.SIGKILL)
+    before = results_for(kafka, done, settle=2.0)
+    assert set(before) == {(s.partition, s.offset) for s in done}  # nothing of what followed was read
+    assert all(len(copies) == 1 for copies in before.values())
     second = start_service(services, kafka, models_dir, tmp_path, "second")
-    results = results_by_offset(kafka, len(sent) + 1000, timeout=45)
-    assert {offset for (_, offset) in results} == {s.offset for s in sent}  # every image has a result
+    assert wait_committed(kafka, pending), committed_offsets(kafka)
+    results = results_for(kafka, done + pending, settle=2.0)
+    assert set(results) == {(s.partition, s.offset) for s in done + pending}  # every image has a result
+    assert all(len(copies) == 1 for copies in results.values()), "a committed image was classified again"
+    assert {copies[0]["instance"] for (_, offset), copies in results.items() if offset >= pending[0].offset} \
+        == {f"{socket.gethostname()}-{second.process.pid}"}
     second.stop()
 
 
@@ -465,9 +529,9 @@ def test_two_instances_share_a_three_partition_topic(kafka, models_dir, cat_phot
     two = start_service(services, kafka, models_dir, tmp_path, "two", ready=False)
     one.wait_ready()
     two.wait_ready()
-    results = results_by_offset(kafka, len(sent) + 1000, timeout=60)
-    assert set(results) >= {(s.partition, s.offset) for s in sent}
-    instances = {r["instance"] for r in results.values()}
+    results = results_for(kafka, sent, timeout=60)
+    assert set(results) == {(s.partition, s.offset) for s in sent}
+    instances = {copy["instance"] for copies in results.values() for copy in copies}
     assert len(instances) == 2, instances
     one.stop()
     two.stop()

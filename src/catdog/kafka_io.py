@@ -32,10 +32,6 @@ SESSION_TIMEOUT_MS = 6000
 HEARTBEAT_INTERVAL_MS = 2000
 # Inference on a bounded batch takes seconds; this leaves ample room before the group evicts us.
 MAX_POLL_INTERVAL_MS = 300_000
-# How long the broker may hold a fetch open when no data is waiting. The embedded broker does not answer
-# a waiting fetch early when data arrives, so Kafka's 500 ms default added ~250 ms to every
-# send-to-result trip there (measured); 20 ms costs a few small requests a second while idle.
-FETCH_MAX_WAIT_MS = 20
 # How long a new client tries to reach a bootstrap server before saying it cannot.
 BOOTSTRAP_TIMEOUT_MS = 10_000
 # A result is produced after its image, but on another machine's clock: look this far back for it.
@@ -100,7 +96,7 @@ def make_consumer(kafka: KafkaSettings, *topics: str, group_id: str | None = Non
         "session_timeout_ms": SESSION_TIMEOUT_MS,
         "heartbeat_interval_ms": HEARTBEAT_INTERVAL_MS,
         "max_poll_interval_ms": MAX_POLL_INTERVAL_MS,
-        "fetch_max_wait_ms": FETCH_MAX_WAIT_MS,
+        "fetch_max_wait_ms": kafka.fetch_wait_ms,
         **overrides,
     }
     try:

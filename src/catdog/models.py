@@ -22,6 +22,8 @@ QUICK_IMAGE_SIZE = 128
 ORIGINAL_IMAGE_SIZE = 200
 PRETRAINED_IMAGE_SIZE = 224
 MOBILENET_ALPHA = 0.75
+# The 2019 lab's zoom augmentation (ImageDataGenerator's zoom_range=0.1: each axis from 0.9 to 1.1).
+ORIGINAL_ZOOM = (-0.1, 0.1)
 # ImageNet classes 151..268 are dog breeds and 281..285 domestic cats (tabby, tiger cat, Persian,
 # Siamese, Egyptian cat); the zero-shot head compares the probability mass of the two groups.
 IMAGENET_DOG_CLASSES = (151, 269)
@@ -56,9 +58,18 @@ def build_quick_cnn(image_size: int = QUICK_IMAGE_SIZE) -> keras.Model:
 
 
 def build_original_cnn(image_size: int = ORIGINAL_IMAGE_SIZE) -> keras.Model:
-    """The 2019 lab's network (gsurma's "model 5"), kept as the baseline the quick CNN must beat."""
+    """The 2019 lab's network (gsurma's "model 5") with its 2019 training: the baseline the quick CNN must beat.
+
+    The 2019 notebook fed it through ``ImageDataGenerator(rescale=1/255, shear_range=0.1, zoom_range=0.1,
+    horizontal_flip=True)``; these layers do the same inside the model, active only in training.
+    zoom_range scales each axis apart. shear_range is in degrees there: 0.1 degrees moves the farthest
+    pixel of a 200 px image by 0.35 px, so it is left out (Keras 3.15's RandomShear also cannot be
+    loaded back from a saved model with a range that small).
+    """
     inputs = keras.Input(shape=(image_size, image_size, 3), name="pixels")
     x = layers.Rescaling(1.0 / 255)(inputs)
+    x = layers.RandomZoom(height_factor=ORIGINAL_ZOOM, width_factor=ORIGINAL_ZOOM, fill_mode="nearest")(x)
+    x = layers.RandomFlip("horizontal")(x)
     for filters in (32, 64, 128, 256):
         x = layers.Conv2D(filters, 3, padding="same", activation="relu")(x)
         x = layers.Conv2D(filters, 3, padding="same", activation="relu")(x)

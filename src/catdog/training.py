@@ -43,6 +43,7 @@ class TrainResult:
     history: dict[str, list[float]]
     seconds: float
     validation_accuracy: float
+    model: keras.Model | None = None  # the trained model still in memory (what was saved to model_path)
 
 
 class LiveCurves(keras.callbacks.Callback):
@@ -120,7 +121,7 @@ def train_cnn(
     seconds = time.perf_counter() - started
     models.save_model(model, out)
     save_history(out, fitted.history)
-    return TrainResult(out, fitted.history, seconds, float(fitted.history["val_accuracy"][-1]))
+    return TrainResult(out, fitted.history, seconds, float(fitted.history["val_accuracy"][-1]), model)
 
 
 def feature_extractor(backbone: keras.Model) -> keras.Model:
