@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from catdog import training
 
 VERBS = [[], ["data"], ["data", "prepare"], ["train"], ["train", "quick"], ["train", "pretrained"], ["predict"]]
 
@@ -51,6 +54,22 @@ def test_train_quick_saves_model_history_and_curves(lab_data, tmp_path):
     assert "Trained the quick CNN" in result.stdout
     assert out.is_file() and out.with_suffix(".history.json").is_file()
     assert out.with_suffix(".history.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_train_quick_from_a_source_samples_prepares_and_stops_at_its_time_budget(kaggle_dev, lab_data, tmp_path):
+    """One command, like `train pretrained`: the photos it wants, trained for a time, not an epoch count."""
+    out, budget = tmp_path / "quick.keras", 6.0
+    result = catdog("train", "quick", "--source", str(kaggle_dev), "--per-class", "40", "--seconds", str(budget),
+                    "--exclude-from", str(lab_data), "--out", str(out), "--no-progress",
+                    env={"CATDOG_DATA_DIR": str(tmp_path / "data"), "CATDOG_CACHE_DIR": str(tmp_path / "cache")})
+    assert result.returncode == 0, result.stderr
+    assert "training   32 cats, 32 dogs" in result.stdout and "validation 8 cats, 8 dogs" in result.stdout
+    assert (tmp_path / "data" / "quick" / "manifest.csv").is_file()
+    seconds = float(re.search(r"Trained the quick CNN in ([\d.]+) s", result.stdout).group(1))
+    epochs = len(json.loads(out.with_suffix(".history.json").read_text())["loss"])
+    # Stopped by the budget (after its last batch and that epoch's validation), not by an epoch count.
+    assert budget <= seconds < budget + 5, result.stdout
+    assert 1 < epochs < training.BUDGET_MAX_EPOCHS
 
 
 def test_train_pretrained_from_a_prepared_folder(kaggle_data, weights_dir, tmp_path):

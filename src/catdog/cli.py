@@ -15,6 +15,7 @@ from catdog.config import DEFAULT_BROKER_PORT, Settings, load_settings
 
 DEFAULT_LAB_PER_CLASS = 50  # the 2019 lab's size: 40 + 10 photos of each class
 DEFAULT_PRETRAINED_PER_CLASS = 500
+DEFAULT_QUICK_PER_CLASS = 1000
 
 
 def cmd_data_prepare(args: argparse.Namespace, settings: Settings) -> int:
@@ -46,10 +47,22 @@ def _manifest_hashes(folders: list[Path] | None) -> set[str]:
 
 def cmd_train_quick(args: argparse.Namespace, settings: Settings) -> int:
     from catdog import plots, training
+    from catdog.data import prepare
 
     out = args.out or settings.models_dir / ("quick.keras" if args.arch == "quick" else "original.keras")
-    result = training.train_cnn(args.data or settings.data_dir, out, arch=args.arch, epochs=args.epochs, seed=args.seed)
-    figure = plots.plot_history(result.history, f"{args.arch} CNN on {args.data or settings.data_dir}")
+    data_dir, seconds = args.data or settings.data_dir, args.seconds
+    if args.source:  # sample, prepare and train in one go, within a time budget
+        data_dir = args.data_out or settings.data_dir / "quick"
+        report = prepare(
+            args.source, data_dir, args.per_class, seed=args.seed, cache_dir=settings.cache_dir,
+            sha256=settings.data_sha256, max_bytes=settings.max_image_bytes,
+            max_pixels=settings.max_image_pixels, progress=not args.no_progress,
+            exclude=_manifest_hashes(args.exclude_from),
+        )
+        print(report.summary())
+        seconds = training.QUICK_BUDGET_SECONDS if seconds is None else seconds
+    result = training.train_cnn(data_dir, out, arch=args.arch, epochs=args.epochs, seed=args.seed, seconds=seconds)
+    figure = plots.plot_history(result.history, f"{args.arch} CNN on {data_dir}")
     chart = plots.save_figure(figure, out.with_suffix(".history.png"))
     print(f"Trained the {args.arch} CNN in {result.seconds:.1f} s: validation accuracy {result.validation_accuracy:.2f}")
     print(f"  model   {out}\n  curves  {chart}")
@@ -296,11 +309,20 @@ def build_parser() -> argparse.ArgumentParser:
         "save the model, its per-epoch history (JSON) and its training curves (PNG).",
     )
     quick.add_argument("--data", type=Path, help="prepared data folder (default: $CATDOG_DATA_DIR or data)")
-    quick.add_argument("--epochs", type=int, help="passes over the training photos (default: the architecture's own)")
+    quick.add_argument("--source", metavar="SRC", help="sample photos from SRC (as for `data prepare`), prepare "
+                       "them and train in one go, within --seconds")
+    quick.add_argument("--per-class", type=int, default=DEFAULT_QUICK_PER_CLASS, metavar="N",
+                       help=f"with --source: photos of each class to sample (default {DEFAULT_QUICK_PER_CLASS})")
+    quick.add_argument("--data-out", type=Path, help="with --source: where the sample goes (default: data/quick)")
+    _add_exclude(quick)
+    quick.add_argument("--seconds", type=float, help="training time budget (default with --source: "
+                       "the budget that keeps any N up to 1000 under a minute on 2 cores; else none)")
+    quick.add_argument("--epochs", type=int, help="passes over the training photos (default: the architecture's "
+                       "own; with --seconds, at most this many)")
     quick.add_argument("--arch", choices=("quick", "original"), default="quick",
                        help="quick: ours; original: the 2019 lab's network, for comparison (slow)")
     quick.add_argument("--out", type=Path, help="model file (default: models/quick.keras, or models/original.keras)")
-    _add_seed_and_progress(quick, progress=False)
+    _add_seed_and_progress(quick)
     quick.set_defaults(run=cmd_train_quick)
 
     pre = train_verbs.add_parser(

@@ -24,6 +24,10 @@ QUICK_BATCH_SIZE = 16
 # Each quick epoch shows every training photo 4 times, each time augmented differently: 80 passes in all,
 # with a quarter of Keras' per-epoch overhead (validation, callbacks), which dominates on 80 photos.
 QUICK_REPEATS = 4
+# With a time budget (`catdog train quick --source`), the most epochs: the budget ends training first.
+BUDGET_MAX_EPOCHS = 1000
+# `catdog train quick --source`: training stops after this many seconds, whatever the number of photos.
+QUICK_BUDGET_SECONDS = 55.0
 # The 2019 lab's settings for its network.
 ORIGINAL_EPOCHS = 32
 ORIGINAL_BATCH_SIZE = 8
@@ -35,6 +39,23 @@ ARCHITECTURES: dict[str, tuple[Callable[[], keras.Model], int, int, int, int]] =
     "quick": (models.build_quick_cnn, models.QUICK_IMAGE_SIZE, QUICK_EPOCHS, QUICK_BATCH_SIZE, QUICK_REPEATS),
     "original": (models.build_original_cnn, models.ORIGINAL_IMAGE_SIZE, ORIGINAL_EPOCHS, ORIGINAL_BATCH_SIZE, 1),
 }
+
+
+class TimeBudget(keras.callbacks.Callback):
+    """Stops training after the batch that uses up ``seconds``: a budget instead of an epoch count, so
+    any number of photos trains in the same wait (more photos: fewer passes over each)."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__()
+        self.seconds = seconds
+        self.started = 0.0
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self.started = time.perf_counter()
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        if time.perf_counter() - self.started >= self.seconds:
+            self.model.stop_training = True
 
 
 @dataclass
@@ -96,12 +117,21 @@ def train_cnn(
     seed: int = 1337,
     verbose: int = 2,
     callbacks: list[keras.callbacks.Callback] | None = None,
+    seconds: float | None = None,
 ) -> TrainResult:
-    """Train a from-scratch CNN on ``data_dir``'s training split, validating on its validation split."""
+    """Train a from-scratch CNN on ``data_dir``'s training split, validating on its validation split.
+
+    ``seconds``: a training time budget; then ``epochs`` is only a ceiling (default: until the budget).
+    """
     builder, size, default_epochs, batch_size, repeats = ARCHITECTURES[arch]
     keras.utils.set_random_seed(seed)
     x_train, y_train = load_split(data_dir, "training", size)
     x_val, y_val = load_split(data_dir, "validation", size)
+    if seconds is not None:
+        callbacks = [*(callbacks or []), TimeBudget(seconds)]
+        default_epochs = BUDGET_MAX_EPOCHS
+        # Repeating within an epoch only pays on a few dozen photos (see QUICK_REPEATS).
+        repeats = max(1, min(repeats, round(QUICK_REPEATS * 80 / max(1, len(x_train)))))
     training_set = (
         tf.data.Dataset.from_tensor_slices((x_train, y_train))
         .shuffle(len(x_train), seed=seed)  # reshuffled on every pass
