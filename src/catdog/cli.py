@@ -47,19 +47,12 @@ def _manifest_hashes(folders: list[Path] | None) -> set[str]:
 
 def cmd_train_quick(args: argparse.Namespace, settings: Settings) -> int:
     from catdog import plots, training
-    from catdog.data import prepare
 
     out = args.out or settings.models_dir / ("quick.keras" if args.arch == "quick" else "original.keras")
     data_dir, seconds = args.data or settings.data_dir, args.seconds
     if args.source:  # sample, prepare and train in one go, within a time budget
         data_dir = args.data_out or settings.data_dir / "quick"
-        report = prepare(
-            args.source, data_dir, args.per_class, seed=args.seed, cache_dir=settings.cache_dir,
-            sha256=settings.data_sha256, max_bytes=settings.max_image_bytes,
-            max_pixels=settings.max_image_pixels, progress=not args.no_progress,
-            exclude=_manifest_hashes(args.exclude_from),
-        )
-        print(report.summary())
+        _sample(args, settings, args.source, data_dir)
         seconds = training.QUICK_BUDGET_SECONDS if seconds is None else seconds
     result = training.train_cnn(data_dir, out, arch=args.arch, epochs=args.epochs, seed=args.seed, seconds=seconds)
     figure = plots.plot_history(result.history, f"{args.arch} CNN on {data_dir}")
@@ -71,20 +64,14 @@ def cmd_train_quick(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_train_pretrained(args: argparse.Namespace, settings: Settings) -> int:
     from catdog import plots, training
-    from catdog.data import MANIFEST_NAME, prepare
+    from catdog.data import MANIFEST_NAME
 
     out = args.out or settings.models_dir / "pretrained.keras"
     source = args.source or settings.data_source
     data_dir = Path(source) if (Path(source) / MANIFEST_NAME).is_file() else None
     if data_dir is None and (args.head == "trained" or args.source):
         data_dir = args.data_out or settings.data_dir / "pretrained"
-        report = prepare(
-            source, data_dir, args.per_class, seed=args.seed, cache_dir=settings.cache_dir,
-            sha256=settings.data_sha256, max_bytes=settings.max_image_bytes,
-            max_pixels=settings.max_image_pixels, progress=not args.no_progress,
-            exclude=_manifest_hashes(args.exclude_from),
-        )
-        print(report.summary())
+        _sample(args, settings, source, data_dir)
     if args.head == "imagenet":
         _, val_accuracy = training.build_zero_shot_model(out, data_dir=data_dir, weights_dir=settings.weights_source)
         score = f"validation accuracy {val_accuracy:.3f}" if val_accuracy is not None else "not scored (no --source)"
@@ -261,6 +248,28 @@ def _shorten(text: str, width: int) -> str:
     return text if len(text) <= width else "…" + text[-(width - 1):]
 
 
+def _add_sample(parser: argparse.ArgumentParser, source_help: str, per_class: int, folder: str) -> None:
+    """--source, --per-class, --data-out and --exclude-from: a training verb that samples its own photos."""
+    parser.add_argument("--source", metavar="SRC", help=source_help)
+    parser.add_argument("--per-class", type=int, default=per_class, metavar="N",
+                        help=f"photos of each class to sample (default {per_class})")
+    parser.add_argument("--data-out", type=Path, help=f"where the sample goes (default: data/{folder})")
+    _add_exclude(parser)
+
+
+def _sample(args: argparse.Namespace, settings: Settings, source: str, data_dir: Path) -> None:
+    """Prepare ``args.per_class`` photos of each class from ``source`` into ``data_dir`` and say what was kept."""
+    from catdog.data import prepare
+
+    report = prepare(
+        source, data_dir, args.per_class, seed=args.seed, cache_dir=settings.cache_dir,
+        sha256=settings.data_sha256, max_bytes=settings.max_image_bytes,
+        max_pixels=settings.max_image_pixels, progress=not args.no_progress,
+        exclude=_manifest_hashes(args.exclude_from),
+    )
+    print(report.summary())
+
+
 def _add_exclude(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--exclude-from", type=Path, action="append", metavar="DIR",
                         help="never pick photos listed in DIR/manifest.csv (e.g. another split's photos); repeatable")
@@ -309,12 +318,8 @@ def build_parser() -> argparse.ArgumentParser:
         "save the model, its per-epoch history (JSON) and its training curves (PNG).",
     )
     quick.add_argument("--data", type=Path, help="prepared data folder (default: $CATDOG_DATA_DIR or data)")
-    quick.add_argument("--source", metavar="SRC", help="sample photos from SRC (as for `data prepare`), prepare "
-                       "them and train in one go, within --seconds")
-    quick.add_argument("--per-class", type=int, default=DEFAULT_QUICK_PER_CLASS, metavar="N",
-                       help=f"with --source: photos of each class to sample (default {DEFAULT_QUICK_PER_CLASS})")
-    quick.add_argument("--data-out", type=Path, help="with --source: where the sample goes (default: data/quick)")
-    _add_exclude(quick)
+    _add_sample(quick, "sample photos from SRC (as for `data prepare`), prepare them and train in one go, "
+                "within --seconds", DEFAULT_QUICK_PER_CLASS, "quick")
     quick.add_argument("--seconds", type=float, help="training time budget (default with --source: "
                        "the budget that keeps any N up to 1000 under a minute on 2 cores; else none)")
     quick.add_argument("--epochs", type=int, help="passes over the training photos (default: the architecture's "
@@ -332,12 +337,8 @@ def build_parser() -> argparse.ArgumentParser:
         "save ONE .keras file plus a JSON card. --head imagenet instead reads the untouched ImageNet "
         "classifier as dog breeds vs domestic cats: no training data needed.",
     )
-    pre.add_argument("--source", metavar="SRC", help="photos to sample from, as for `data prepare`, or an "
-                     "already prepared folder (default: $CATDOG_DATA_SOURCE)")
-    pre.add_argument("--per-class", type=int, default=DEFAULT_PRETRAINED_PER_CLASS, metavar="N",
-                     help=f"photos of each class to sample (default {DEFAULT_PRETRAINED_PER_CLASS})")
-    pre.add_argument("--data-out", type=Path, help="where the sample goes (default: data/pretrained)")
-    _add_exclude(pre)
+    _add_sample(pre, "photos to sample from, as for `data prepare`, or an already prepared folder "
+                "(default: $CATDOG_DATA_SOURCE)", DEFAULT_PRETRAINED_PER_CLASS, "pretrained")
     pre.add_argument("--head", choices=("trained", "imagenet"), default="trained",
                      help="trained: learn a head on the photos; imagenet: zero-shot ImageNet classes")
     pre.add_argument("--epochs", type=int, default=30, help="head training epochs (default 30)")
