@@ -35,9 +35,18 @@ def test_quick_cnn_trains_saves_history_and_reloads_identically(lab_data, tmp_pa
 
 
 def test_training_is_repeatable_for_a_seed(lab_data, tmp_path):
-    first = training.train_cnn(lab_data, tmp_path / "a.keras", epochs=1, seed=3, verbose=0)
-    second = training.train_cnn(lab_data, tmp_path / "b.keras", epochs=1, seed=3, verbose=0)
-    np.testing.assert_allclose(first.history["loss"], second.history["loss"], rtol=1e-4)
+    """The seed fixes the initial weights, the shuffling and the augmentation. TensorFlow's two CPU threads
+    still add float rounding in a different order from run to run (measured: 0.3 % on a first-epoch
+    loss), so "the same" means within a hundredth of p(dog), while another seed lands elsewhere."""
+    images, _ = load_split(lab_data, "validation", models.QUICK_IMAGE_SIZE)
+
+    def p_dog(seed: int, name: str) -> np.ndarray:
+        result = training.train_cnn(lab_data, tmp_path / name, epochs=3, seed=seed, verbose=0)
+        return result.model.predict(images, verbose=0).reshape(-1)
+
+    first, second, other = p_dog(3, "a.keras"), p_dog(3, "b.keras"), p_dog(4, "c.keras")
+    np.testing.assert_allclose(first, second, atol=0.01)
+    assert np.abs(first - other).max() > 0.02
 
 
 def test_original_architecture_is_the_2019_network():
