@@ -3,7 +3,7 @@
 # ImageNet weights into the image, so the lab needs no internet at run time.
 #   bake-image.sh DATA_SOURCE LAB_PER_CLASS PRETRAINED_PER_CLASS EVAL_PER_CLASS
 # Writes $CATDOG_DATA_SOURCE (the lab's photo pool: the lab's photos plus EVAL_PER_CLASS more of each
-# class that no model trains on, for notebook 02), the lab's data/ and models/ (in $CATDOG_LAB_DIR, or
+# class that no model trains on, for notebooks 02 and 03), the lab's data/ and models/ (in $CATDOG_LAB_DIR, or
 # $CATDOG_DATA_DIR / $CATDOG_MODELS_DIR), $KERAS_HOME; the downloaded archive (in $CATDOG_CACHE_DIR) is
 # deleted at the end. WEIGHTS_SHA256 (optional): FILE=SHA256,… for the ImageNet weights, checked.
 set -euo pipefail

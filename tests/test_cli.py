@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from catdog import training
+from catdog import models, training
 
-VERBS = [[], ["data"], ["data", "prepare"], ["train"], ["train", "quick"], ["train", "pretrained"], ["predict"]]
+VERBS = [[], ["data"], ["data", "prepare"], ["train"], ["train", "quick"], ["train", "pretrained"], ["experiment"], ["predict"]]
 
 
 def catdog(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
@@ -70,6 +70,8 @@ def test_train_quick_from_a_source_samples_prepares_and_stops_at_its_time_budget
     # Stopped by the budget (after its last batch and that epoch's validation), not by an epoch count.
     assert budget <= seconds < budget + 5, result.stdout
     assert 1 < epochs < training.BUDGET_MAX_EPOCHS
+    # Within a budget the quick CNN takes the small input that measured best (more passes per second).
+    assert models.input_size(models.load_model(out)) == training.BUDGET_IMAGE_SIZE
 
 
 def test_train_pretrained_from_a_prepared_folder(kaggle_data, weights_dir, tmp_path):

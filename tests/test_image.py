@@ -33,7 +33,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from browser import LAB_SIZES, browser_session, problems, run_notebook, walk_lab, wait_for
+from browser import LAB_SIZES, NOTEBOOKS, browser_session, problems, run_notebook, walk_lab, wait_for
 from conftest import REPO, SHARED, free_port
 
 IMAGE = "localhost/catdog:test"
@@ -48,6 +48,7 @@ CLASSIFIER = REPO / "deploy" / "openshift" / "base" / "classifier" / "deployment
 NOTEBOOK = REPO / "deploy" / "openshift" / "base" / "notebook" / "deployment.yaml"
 # The environment and options the OpenShift AI / Open Data Hub dashboard gives a workbench (one per line,
 # word-split by the workbench images' start scripts: its OAuth proxy guards the server, not a token).
+LESSONS = {Path(path).name for path in NOTEBOOKS}
 WORKBENCH_PREFIX = "/notebook/catdog-lab/catdog"
 WORKBENCH_ARGS = "\n".join([
     "--ServerApp.port={port}", "--ServerApp.token=''", "--ServerApp.password=''",
@@ -150,7 +151,7 @@ def test_lab_starts_from_the_images_cmd_and_answers_only_with_its_token(image, c
         assert status(base + path) == 403, f"{path} answered without the token"
         assert status(f"{base}{path}?token=wrong-{token}") == 403, f"{path} answered a wrong token"
     listing = get_json(f"{base}/api/contents/notebooks?token={token}")
-    assert {item["name"] for item in listing["content"]} >= {"01-cat-dog-lab.ipynb", "02-evaluate-and-monitor.ipynb"}
+    assert {item["name"] for item in listing["content"]} >= LESSONS
     # Given by environment, never by argument: nothing in the process list shows it.
     commands = podman("exec", name, "bash", "-c", "cat /proc/[0-9]*/cmdline | tr '\\0' ' '").stdout
     assert "jupyter" in commands and token not in commands
@@ -172,7 +173,7 @@ def test_workbench_mode_shows_the_whole_lab_on_an_empty_home(image, containers, 
     def listing(path: str) -> set[str]:
         return {item["name"] for item in get_json(f"{base}/api/contents/{path}")["content"]}
 
-    assert listing("notebooks") >= {"01-cat-dog-lab.ipynb", "02-evaluate-and-monitor.ipynb"}
+    assert listing("notebooks") >= LESSONS
     assert listing("models") >= {"quick.keras", "pretrained.keras"}
     assert listing("data") >= {"training", "validation"}
     assert status(f"{base}/lab/tree/notebooks/01-cat-dog-lab.ipynb") == 200
@@ -294,7 +295,7 @@ def driver(lab_in_image):
 
 def test_every_notebook_runs_in_the_browser_inside_the_container(lab_in_image, driver):
     timings = walk_lab(driver, lab_in_image["url"], ARTIFACTS / "lab-browser")
-    assert set(timings) >= {"01-cat-dog-lab", "02-evaluate-and-monitor"}
+    assert set(timings) == {Path(path).stem for path in NOTEBOOKS}
 
 
 def test_pip_install_from_a_notebook_works_as_the_random_uid(lab_in_image, driver, wheels):

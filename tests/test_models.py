@@ -213,3 +213,42 @@ def test_a_photo_gets_the_same_verdict_in_the_notebook_the_cli_and_the_service(m
             assert cli.verdicts[name].p_dog == pytest.approx(evaluation.p_dog[name][index], abs=1e-5)
             assert service[name].p_dog == pytest.approx(evaluation.p_dog[name][index], abs=1e-5)
     assert len(image_files(kaggle_data, "validation")) == len(evaluation.paths)
+
+
+def test_fine_tuning_trains_the_last_two_blocks_only_and_keeps_imagenet_statistics(kaggle_data, unseen_kaggle,
+                                                                                   weights_dir, tmp_path):
+    out = tmp_path / "tuned.keras"
+    result = training.train_pretrained(kaggle_data, out, weights_dir=weights_dir, epochs=5, verbose=0,
+                                       progress=False, fine_tune=True)
+    tuned = models.load_model(out)  # one safe file, as the frozen one
+    imagenet = models.build_backbone(models.MOBILENET_ALPHA, weights_dir)
+    [backbone] = [layer for layer in tuned.layers if layer.name == imagenet.name]
+    first_tuned = [layer.name for layer in imagenet.layers].index(training.FINE_TUNE_FROM)
+    changed = set()
+    for index, (before, after) in enumerate(zip(imagenet.layers, backbone.layers, strict=True)):
+        for old, new in zip(before.get_weights(), after.get_weights(), strict=True):
+            if isinstance(before, keras.layers.BatchNormalization) or index < first_tuned:
+                np.testing.assert_array_equal(old, new, err_msg=after.name)  # frozen, statistics kept
+            elif not np.array_equal(old, new):
+                changed.add(after.name)
+    assert {"conv_dw_12", "conv_pw_12", "conv_dw_13", "conv_pw_13"} <= changed
+    assert {"fine_tune_loss", "fine_tune_val_loss"} <= set(result.history)
+    assert json.loads(models.card_path(out).read_text())["head"].startswith("trained, last two MobileNet blocks")
+    assert result.validation_accuracy >= 0.9 and accuracy_on(tuned, unseen_kaggle) >= 0.95
+
+
+def test_quick_cnn_within_a_budget_gives_the_service_the_verdicts_it_trained_for(kaggle_data, unseen_kaggle,
+                                                                                 tmp_path):
+    """The budgeted quick CNN takes 40 px photos; the service resizes its 224 px batch inside the model's
+    graph. Both ways of shrinking a photo must agree, or the service would score worse than training did."""
+    from catdog import predict
+
+    result = training.train_cnn(kaggle_data, tmp_path / "quick.keras", seconds=8, verbose=0)
+    model = models.load_model(result.model_path)
+    assert models.input_size(model) == training.BUDGET_IMAGE_SIZE
+    images, labels = load_split(unseen_kaggle, "validation", training.BUDGET_IMAGE_SIZE)
+    as_trained = model.predict(images, verbose=0).reshape(-1)
+    served = predict.evaluate_folder({"quick": model, "pretrained_size": models.build_quick_cnn(224)}, unseen_kaggle)
+    assert served.p_dog["quick"] == pytest.approx(as_trained, abs=0.1)
+    agree = np.mean((served.p_dog["quick"] >= 0.5) == (as_trained >= 0.5))
+    assert agree >= 0.95, f"verdicts agree on {agree:.1%} of {len(labels)} photos"

@@ -54,7 +54,8 @@ def cmd_train_quick(args: argparse.Namespace, settings: Settings) -> int:
         data_dir = args.data_out or settings.data_dir / "quick"
         _sample(args, settings, args.source, data_dir)
         seconds = training.QUICK_BUDGET_SECONDS if seconds is None else seconds
-    result = training.train_cnn(data_dir, out, arch=args.arch, epochs=args.epochs, seed=args.seed, seconds=seconds)
+    result = training.train_cnn(data_dir, out, arch=args.arch, epochs=args.epochs, seed=args.seed, seconds=seconds,
+                                image_size=args.image_size)
     figure = plots.plot_history(result.history, f"{args.arch} CNN on {data_dir}")
     chart = plots.save_figure(figure, out.with_suffix(".history.png"))
     print(f"Trained the {args.arch} CNN in {result.seconds:.1f} s: validation accuracy {result.validation_accuracy:.2f}")
@@ -79,11 +80,35 @@ def cmd_train_pretrained(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     result = training.train_pretrained(
         data_dir, out, weights_dir=settings.weights_source, epochs=args.epochs, seed=args.seed,
-        progress=not args.no_progress,
+        progress=not args.no_progress, fine_tune=args.fine_tune,
     )
-    chart = plots.save_figure(plots.plot_history(result.history, "MobileNet head"), out.with_suffix(".history.png"))
-    print(f"Trained the MobileNet head in {result.seconds:.1f} s: validation accuracy {result.validation_accuracy:.3f}")
+    what = "MobileNet head and its last two blocks" if args.fine_tune else "MobileNet head"
+    chart = plots.save_figure(plots.plot_history(result.history, what), out.with_suffix(".history.png"))
+    print(f"Trained the {what} in {result.seconds:.1f} s: validation accuracy {result.validation_accuracy:.3f}")
     print(f"  model   {out}\n  card    {out.with_suffix('.json')}\n  curves  {chart}")
+    return 0
+
+
+def cmd_experiment(args: argparse.Namespace, settings: Settings) -> int:
+    from catdog import experiments, plots
+
+    work = args.out or settings.data_dir / "experiments"
+    csv_path, done = work / "results.csv", []
+
+    def save(row: dict) -> None:  # as the grid goes: a long grid stopped early keeps the rows it made
+        done.append(row)
+        experiments.save_rows(done, csv_path)
+
+    rows = experiments.run_grid(
+        args.source or settings.eval_source, work, per_class=args.per_class, image_sizes=args.image_sizes,
+        seconds=args.seconds, seeds=args.seeds, test_per_class=args.test_per_class,
+        exclude=_manifest_hashes(args.exclude_from), cache_dir=settings.cache_dir, progress=not args.no_progress,
+        on_row=save,
+    )
+    summary = experiments.summarize(rows)
+    chart = plots.save_figure(plots.plot_experiments(summary), work / "results.png")
+    print(experiments.markdown_table(summary))
+    print(f"  rows    {experiments.save_rows(rows, csv_path)}\n  curves  {chart}")
     return 0
 
 
@@ -281,6 +306,27 @@ def _add_seed_and_progress(parser: argparse.ArgumentParser, progress: bool = Tru
         parser.add_argument("--no-progress", action="store_true", help="no progress bars (for logs)")
 
 
+def _numbers(kind: Callable[[str], int | float]) -> Callable[[str], list]:
+    """A comma-separated list of numbers, as argparse's ``type``."""
+    def parse(text: str) -> list:
+        try:
+            values = [kind(part) for part in text.split(",") if part.strip()]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of numbers") from None
+        if not values or min(values) <= 0:
+            raise argparse.ArgumentTypeError(f"{text!r}: give one or more positive numbers")
+        return values
+    return parse
+
+
+def experiments_default(name: str) -> str:
+    """A grid default from catdog.experiments, as the comma-separated text the option takes."""
+    from catdog import experiments
+
+    value = getattr(experiments, name)
+    return ",".join(f"{v:g}" for v in value) if isinstance(value, tuple) else str(value)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="catdog",
@@ -324,6 +370,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "the budget that keeps any N up to 1000 under a minute on 2 cores; else none)")
     quick.add_argument("--epochs", type=int, help="passes over the training photos (default: the architecture's "
                        "own; with --seconds, at most this many)")
+    quick.add_argument("--image-size", type=int, metavar="PX", help="input size in pixels (default: the "
+                       "architecture's own, 128 for quick; within a time budget 40, which measured best)")
     quick.add_argument("--arch", choices=("quick", "original"), default="quick",
                        help="quick: ours; original: the 2019 lab's network, for comparison (slow)")
     quick.add_argument("--out", type=Path, help="model file (default: models/quick.keras, or models/original.keras)")
@@ -342,9 +390,37 @@ def build_parser() -> argparse.ArgumentParser:
     pre.add_argument("--head", choices=("trained", "imagenet"), default="trained",
                      help="trained: learn a head on the photos; imagenet: zero-shot ImageNet classes")
     pre.add_argument("--epochs", type=int, default=30, help="head training epochs (default 30)")
+    pre.add_argument("--fine-tune", action="store_true", help="also train MobileNet's last two blocks, at a small "
+                     "learning rate, after the head (a few minutes more on 2 cores; see benchmarks/RESULTS.md)")
     pre.add_argument("--out", type=Path, help="model file (default: models/pretrained.keras)")
     _add_seed_and_progress(pre)
     pre.set_defaults(run=cmd_train_pretrained)
+
+    experiment = verbs.add_parser(
+        "experiment",
+        help="train the quick CNN over a grid of photos, input sizes and time budgets",
+        description="Sample a test set from SRC, then train the quick CNN on every combination of photos per "
+        "class, input size, time budget and seed (each seed its own photos), never on a test photo (sha256). "
+        "Prints the mean unseen accuracy and spread per combination; writes every run to results.csv and "
+        "the learning and cost curves to results.png.",
+    )
+    experiment.add_argument("--source", metavar="SRC", help="photos to sample from, as for `data prepare` "
+                            "(default: $CATDOG_EVAL_SOURCE, else the data source)")
+    experiment.add_argument("--per-class", type=_numbers(int), default=experiments_default("GRID_PER_CLASS"),
+                            metavar="N,N", help="training photos of each class, comma-separated (default %(default)s)")
+    experiment.add_argument("--image-sizes", type=_numbers(int), default=experiments_default("GRID_IMAGE_SIZES"),
+                            metavar="PX,PX", help="input sizes in pixels (default %(default)s)")
+    experiment.add_argument("--seconds", type=_numbers(float), default=experiments_default("GRID_SECONDS"),
+                            metavar="S,S", help="training time budgets (default %(default)s)")
+    experiment.add_argument("--seeds", type=_numbers(int), default=experiments_default("GRID_SEEDS"),
+                            metavar="K,K", help="seeds: each draws its own photos and weights (default %(default)s)")
+    experiment.add_argument("--test-per-class", type=int, default=experiments_default("TEST_PER_CLASS"),
+                            metavar="N", help="unseen test photos of each class (default %(default)s)")
+    experiment.add_argument("--out", type=Path, help="working folder for samples, results.csv and results.png "
+                            "(default: data/experiments)")
+    _add_exclude(experiment)
+    experiment.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
+    experiment.set_defaults(run=cmd_experiment)
 
     predict = verbs.add_parser(
         "predict",

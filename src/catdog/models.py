@@ -34,21 +34,26 @@ class ModelFileError(CatdogError):
     """A model file is missing, damaged, unsafe or not a catdog model; the message names the file."""
 
 
-def build_quick_cnn(image_size: int = QUICK_IMAGE_SIZE) -> keras.Model:
+def build_quick_cnn(image_size: int = QUICK_IMAGE_SIZE, *, batch_norm: bool = False) -> keras.Model:
     """Small and fast: a strided first convolution, three conv + pool stages, global pooling.
 
     Augmentation lives in the model (active only in training) so 80 photos look like many more; global
     average pooling instead of big dense layers keeps it to 98k weights, which 80 photos can fit.
+    ``batch_norm``: each convolution's output normalised, as the time-budgeted training uses it (see
+    ``training.BUDGET_*``): on 1500 photos in a minute, normalised layers learn faster.
     """
     inputs = keras.Input(shape=(image_size, image_size, 3), name="pixels")
     x = layers.Rescaling(1.0 / 255)(inputs)
     x = layers.RandomFlip("horizontal")(x)
     x = layers.RandomRotation(0.1)(x)
     x = layers.RandomZoom(0.15)(x)
-    x = layers.Conv2D(16, 3, strides=2, padding="same", activation="relu")(x)
-    for filters in (32, 64, 128):
-        x = layers.Conv2D(filters, 3, padding="same", activation="relu")(x)
-        x = layers.MaxPooling2D(2)(x)
+    for index, filters in enumerate((16, 32, 64, 128)):
+        x = layers.Conv2D(filters, 3, strides=2 if index == 0 else 1, padding="same",
+                          activation=None if batch_norm else "relu", use_bias=not batch_norm)(x)
+        if batch_norm:
+            x = layers.Activation("relu")(layers.BatchNormalization()(x))
+        if index > 0:
+            x = layers.MaxPooling2D(2)(x)
     x = layers.GlobalAveragePooling2D()(x)
     x = layers.Dropout(0.3)(x)
     outputs = layers.Dense(1, activation="sigmoid", name="p_dog")(x)

@@ -141,3 +141,42 @@ def plot_drift(windows: dict[str, Sequence[float | None]], phases: Sequence[str]
     axis.grid(alpha=0.3)
     figure.tight_layout()
     return figure
+
+
+def plot_experiments(summary: Sequence[dict]) -> plt.Figure:
+    """The grid at a glance. Left, the learning curve: unseen accuracy against training photos. Right, the
+    cost curve: the same against training seconds. Bars: the spread over seeds; dashed: a coin toss."""
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    sizes = sorted({row["image_size"] for row in summary})
+    budgets = sorted({row["seconds"] for row in summary})
+    counts = sorted({row["photos"] for row in summary})
+    colors = dict(zip(sizes, ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple")))
+    styles = ("-", "--", ":", "-.")
+    for size in sizes:
+        for style, budget in zip(styles, budgets):
+            points = sorted((r for r in summary if r["image_size"] == size and r["seconds"] == budget),
+                            key=lambda r: r["photos"])
+            left.errorbar([r["photos"] for r in points], [r["accuracy"] for r in points],
+                          yerr=[r["spread"] for r in points], fmt="o" + style, color=colors[size], capsize=3,
+                          label=f"{size} px, {budget:g} s")
+        for marker, count in zip("os^Dv", counts):
+            points = sorted((r for r in summary if r["image_size"] == size and r["photos"] == count),
+                            key=lambda r: r["fit_seconds"])
+            right.errorbar([r["fit_seconds"] for r in points], [r["accuracy"] for r in points],
+                           yerr=[r["spread"] for r in points], fmt=marker + "-", color=colors[size], capsize=3,
+                           alpha=0.4 + 0.6 * (counts.index(count) + 1) / len(counts),
+                           label=f"{count} photos, {size} px")
+    left.set_xscale("log")
+    left.set_xticks(counts, [str(c) for c in counts])
+    left.minorticks_off()
+    left.set_xlabel("training photos")
+    left.set_ylabel("accuracy on unseen photos")
+    left.set_title("learning curve: more photos")
+    right.set_xlabel("training seconds")
+    right.set_title("cost curve: more seconds")
+    for axis in (left, right):
+        axis.axhline(0.5, color="grey", linestyle="--", linewidth=1)
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=8)
+    figure.tight_layout()
+    return figure
