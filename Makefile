@@ -80,3 +80,4 @@ clean:
 bench: venv
 	$(BIN)/python benchmarks/training.py $(BENCH_ARGS)
 	$(BIN)/python benchmarks/pipeline.py $(BENCH_ARGS)
+	$(BIN)/python benchmarks/accuracy.py $(BENCH_ARGS)

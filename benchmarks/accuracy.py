@@ -6,8 +6,8 @@ Every model is trained by the CLI command a user types, in a subprocess, and sco
 sampled first and excluded from every training sample (--exclude-from). Each quick run is scored twice: on
 photos decoded at its own input size (as it trained) and as the service and `catdog predict` prepare them.
 
-    python benchmarks/accuracy.py                 # the figures in RESULTS.md ("Quick model" and "Fine-tuning")
-    python benchmarks/accuracy.py --smoke         # seconds: small sizes, checks the script itself
+    python benchmarks/accuracy.py --json benchmarks/accuracy.json   # RESULTS.md's "Quick model", "Fine-tuning"
+    python benchmarks/accuracy.py --smoke         # a minute: tiny sizes, checks the script, measures nothing
 """
 
 from __future__ import annotations
@@ -58,15 +58,36 @@ def spread(values: list[float]) -> dict[str, float]:
             "min": min(values), "max": max(values)}
 
 
+def table(report: dict) -> str:
+    """The figures as RESULTS.md shows them."""
+    lines = [f"unseen Kaggle photos: {report['test_photos']}; training photos per class: {report['per_class']}",
+             "| model | command | training s | unseen accuracy (as served) |", "|---|---|---:|---|"]
+    if "lab" in report:
+        lab = report["lab"]
+        lines.append(f"| quick CNN, the lab's 80 photos | `{lab['command']}` | {lab['fit_seconds']:.1f} | "
+                     f"{lab['as_served']:.3f} |")
+    if "quick" in report:
+        quick, served = report["quick"], report["quick"]["as_served"]
+        lines.append(f"| quick CNN within its budget, {len(quick['runs'])} seeds | `{quick['command']}` | "
+                     f"≤ {quick['fit_seconds_max']:.1f} | **{served['mean']:.3f}** ± {served['sd']:.3f} "
+                     f"(min {served['min']:.3f}, max {served['max']:.3f}) |")
+    for name, label in (("pretrained", "MobileNet, frozen + head"), ("fine-tune", "MobileNet, last two blocks fine-tuned")):
+        if name in report:
+            run_ = report[name]
+            lines.append(f"| {label} | `{run_['command'].strip()}` | {run_['fit_seconds']:.1f} "
+                         f"(command {run_['command_seconds']:.0f}) | **{run_['as_served']:.3f}** |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--per-class", type=int, default=750, help="training photos of each class (default 750: "
                         "../shared's Kaggle set has 1000 cats and 997 dogs, so 250 of each stay unseen)")
     parser.add_argument("--test-per-class", type=int, default=250)
-    parser.add_argument("--seeds", type=int, default=3, help="quick runs, each its own seed and photos")
+    parser.add_argument("--seeds", type=int, default=5, help="quick runs, each its own seed and photos")
     parser.add_argument("--skip", nargs="*", default=[], choices=("lab", "quick", "pretrained", "fine-tune"))
     parser.add_argument("--smoke", action="store_true", help="tiny sizes: checks the script, not the figures")
-    parser.add_argument("--json", type=Path, default=REPO / "benchmarks" / "accuracy.json")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     if args.smoke:
         args.per_class, args.test_per_class, args.seeds = 12, 6, 2
@@ -75,6 +96,9 @@ def main() -> None:
     env = {**os.environ, "CATDOG_CACHE_DIR": str(work / "cache"), "CATDOG_DATA_DIR": str(work / "data"),
            "CATDOG_WEIGHTS_DIR": os.environ.get("CATDOG_WEIGHTS_DIR", str(SHARED / "models" / "imagenet")),
            "TF_CPP_MIN_LOG_LEVEL": "3"}
+    import catdog
+
+    catdog.quiet_tensorflow()
     from catdog import experiments
 
     test_dir = experiments.prepare_test_set(str(kaggle), work, args.test_per_class, cache_dir=work / "cache")
@@ -120,9 +144,9 @@ def main() -> None:
                         **scores(out, test_dir)}
         print(f"{name}:", report[name], flush=True)
 
-    if not args.smoke:
+    if args.json:
         args.json.write_text(json.dumps(report, indent=1) + "\n")
-    print(json.dumps(report, indent=1))
+    print(table(report))
 
 
 if __name__ == "__main__":

@@ -52,3 +52,19 @@ def test_pipeline_benchmark_runs_and_prints_its_table(weights_dir, tmp_path):
     assert f"| {ratios['service_over_batched']:.2f} (target >= 0.9) |" in stdout
     assert ratios["service_over_2019_loop"] == pytest.approx(
         summary["service"]["images_per_s"] / summary["loop_2019"]["images_per_s"])
+
+
+def test_accuracy_benchmark_scores_every_command_on_the_same_unseen_photos(weights_dir, tmp_path):
+    stdout, report = run_smoke("accuracy.py", weights_dir, tmp_path)
+    assert {"lab", "quick", "pretrained", "fine-tune"} <= set(report) and report["test_photos"] == 12
+    runs = report["quick"]["runs"]
+    assert [run["seed"] for run in runs] == [1, 2]  # one per seed, each its own photos
+    for scored in [report["lab"], report["pretrained"], report["fine-tune"], *runs]:
+        for key in ("as_trained", "as_served"):  # a whole number of the 12 test photos
+            assert scored[key] * 12 == pytest.approx(round(scored[key] * 12))
+    for run in runs:  # the smoke's 3 s budget stopped each run, not an epoch count
+        assert 3 <= run["fit_seconds"] < 3 + 5 and run["epochs"] >= 1
+    served = [run["as_served"] for run in runs]
+    assert report["quick"]["as_served"]["mean"] == pytest.approx(sum(served) / 2, abs=1e-4)
+    assert report["quick"]["fit_seconds_max"] == max(run["fit_seconds"] for run in runs)
+    assert "--fine-tune" in report["fine-tune"]["command"] and "| MobileNet, last two blocks fine-tuned |" in stdout

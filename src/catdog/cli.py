@@ -490,7 +490,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.verb in ("train", "predict", "classify"):
+    if args.verb in ("train", "experiment", "predict", "classify"):
         quiet_tensorflow()
     try:
         run: Callable[[argparse.Namespace, Settings], int] = args.run

@@ -91,7 +91,9 @@ def run_grid(
     out by sha256, so no trial ever trains on a photo it is scored on. ``on_row`` sees each row as it is
     made (e.g. to save a CSV as the grid goes).
     """
-    from catdog import training  # TensorFlow loads only when a grid runs, not for `catdog --help`
+    import keras  # TensorFlow loads only when a grid runs, not for `catdog --help`
+
+    from catdog import training
 
     work_dir = Path(work_dir)
     test_dir = prepare_test_set(source, work_dir, test_per_class, exclude=exclude, cache_dir=cache_dir)
@@ -116,6 +118,8 @@ def run_grid(
                     "test_photos": len(test_images),
                     "test_accuracy": round(training.accuracy(model, test_images, test_labels, batch_size=256), 4),
                 }
+                del model
+                keras.backend.clear_session()  # each trial's model and traced functions would pile up otherwise
                 rows.append(row)
                 bar.update()
                 if on_row is not None:
