@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 import numpy as np
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from catdog.data import load_split, prepare, read_manifest
 
