@@ -61,7 +61,7 @@ def test_accuracy_benchmark_scores_every_command_on_the_same_unseen_photos(weigh
     assert [run["seed"] for run in runs] == [1, 2]  # one per seed, each its own photos
     for scored in [report["lab"], report["pretrained"], report["fine-tune"], *runs]:
         for key in ("as_trained", "as_served"):  # a whole number of the 12 test photos
-            assert scored[key] * 12 == pytest.approx(round(scored[key] * 12))
+            assert scored[key] * 12 == pytest.approx(round(scored[key] * 12), abs=0.01)  # rounded to 4 places
     for run in runs:  # the smoke's 3 s budget stopped each run, not an epoch count
         assert 3 <= run["fit_seconds"] < 3 + 5 and run["epochs"] >= 1
     served = [run["as_served"] for run in runs]
