@@ -295,7 +295,7 @@ def driver(lab_in_image):
 
 def test_every_notebook_runs_in_the_browser_inside_the_container(lab_in_image, driver):
     timings = walk_lab(driver, lab_in_image["url"], ARTIFACTS / "lab-browser")
-    assert set(timings) == {Path(path).stem for path in NOTEBOOKS}
+    assert set(timings) >= {Path(path).stem for path in NOTEBOOKS}
 
 
 def test_pip_install_from_a_notebook_works_as_the_random_uid(lab_in_image, driver, wheels):
