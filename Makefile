@@ -1,7 +1,7 @@
 # Two commands set everything up on a fresh machine:
 #   make demo   prepare the lab photos, train both models, classify photos sent through Kafka
 #   make test   the whole test suite
-# Both build the virtualenv (.venv) themselves from the pinned requirements.
+# Both build the virtualenv (.venv) themselves from the hashed lock files (requirements*.lock).
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -24,7 +24,7 @@ PRETRAINED_PER_CLASS ?= 300
 DEMO_PHOTOS ?= data/validation
 LAB_PORT ?= 8888
 
-.PHONY: venv demo data models predict test lab bench clean help
+.PHONY: venv lock demo data models predict test lab bench clean help
 
 help:
 	@echo "make demo   prepare data, train both models, run the Kafka round trip"
@@ -32,14 +32,23 @@ help:
 	@echo "make lab    JupyterLab with the broker and the classifier service running"
 	@echo "make clean  remove data, models and the virtualenv"
 
-$(BIN)/catdog: requirements.txt requirements-dev.txt pyproject.toml
+# Exactly the locked stack, every file checked against its hash (requirements-dev.lock: the runtime lock,
+# which the image installs, plus the test tools). `make lock` refreshes both after editing requirements*.txt.
+$(BIN)/catdog: requirements-dev.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements.txt -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements-dev.lock
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	@touch $@
 
 venv: $(BIN)/catdog
+
+# The hashed lock files, from the pins in requirements.txt and requirements-dev.txt, by uv (pinned in
+# requirements-dev.txt). Versions already locked are kept; LOCK_ARGS=--upgrade takes the newest allowed.
+LOCK := $(BIN)/uv pip compile --universal --python-version 3.11 --generate-hashes --quiet $(LOCK_ARGS)
+lock: venv
+	$(LOCK) requirements.txt -o requirements.lock
+	$(LOCK) requirements.txt requirements-dev.txt -c requirements.lock -o requirements-dev.lock
 
 # Data and models are files: a second `make demo` reuses them instead of training again.
 data/manifest.csv: | venv

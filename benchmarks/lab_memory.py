@@ -33,6 +33,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
 from browser import NOTEBOOKS, browser_session, run_notebook, wait_for  # noqa: E402
+from catdog.broker import CLIENT_ENV  # noqa: E402
 
 IMAGE = "localhost/catdog:bench-memory"
 BAKE_SIZES = {"LAB_PER_CLASS": "50", "EVAL_PER_CLASS": "900", "PRETRAINED_PER_CLASS": "40"}
@@ -100,6 +101,7 @@ def main() -> None:
     try:
         bootstrap = f"127.0.0.1:{kafka_port}"
         started.append(podman("run", "--detach", "--user", "34567:0", "--env", f"KAFKA_BOOTSTRAP_SERVERS={bootstrap}",
+                              *[f"--env={name}={value}" for name, value in CLIENT_ENV.items()],
                               "--env", f"CATDOG_METRICS_PORT={metrics_port}", IMAGE, "catdog", "classify"))
         lab = podman("run", "--detach", "--user", RANDOM_UID, "--env", f"JUPYTER_TOKEN={token}",
                      "--env", f"JUPYTER_PORT={lab_port}", "--env", f"KAFKA_BOOTSTRAP_SERVERS={bootstrap}",

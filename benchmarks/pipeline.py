@@ -181,7 +181,9 @@ def kafka_env(kafka) -> dict:
     return {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers, "CATDOG_IMAGES_TOPIC": kafka.images_topic,
             "CATDOG_PREDICTIONS_TOPIC": kafka.predictions_topic, "CATDOG_DLQ_TOPIC": kafka.dlq_topic,
             "CATDOG_GROUP_ID": kafka.group_id, "CATDOG_BATCH_SIZE": str(kafka.batch_size),
-            "CATDOG_FETCH_WAIT_MS": str(kafka.fetch_wait_ms), "TF_CPP_MIN_LOG_LEVEL": "3"}
+            "CATDOG_FETCH_WAIT_MS": str(kafka.fetch_wait_ms), "TF_CPP_MIN_LOG_LEVEL": "3",
+            "CATDOG_SESSION_TIMEOUT_MS": str(kafka.session_timeout_ms),
+            "CATDOG_HEARTBEAT_INTERVAL_MS": str(kafka.heartbeat_interval_ms)}
 
 
 def send_backlog(kafka, photos: list[bytes], count: int) -> None:
@@ -395,7 +397,7 @@ def main() -> None:
         loaded = load_models(models_dir)
         photo_paths = sorted((KAGGLE_SOURCE / "cat").glob("*.jpg"))[-150:] + sorted((KAGGLE_SOURCE / "dog").glob("*.jpg"))[-150:]
         photos = [path.read_bytes() for path in photo_paths][: max(args.photos, 50)]
-        base = load_settings({}).kafka
+        base = load_settings(broker.CLIENT_ENV).kafka
         batch_size = base.batch_size
         figures["models"] = model_speed(loaded, photos[: args.photos], batch_size)
         print(f"models alone: {json.dumps(figures['models'], indent=1)}", flush=True)

@@ -23,15 +23,23 @@ trap cleanup EXIT
 trap 'exit 143' TERM  # stopped by a signal (Ctrl+C, a test, a pod ending): still stop both services
 trap 'exit 130' INT
 
-"$BIN/catdog" broker start --port "${KAFKA_BOOTSTRAP_SERVERS##*:}" >/dev/null
+# Its exports: the address, and the consumer-group timings this broker needs (Kafka's defaults elsewhere).
+eval "$("$BIN/catdog" broker start --port "${KAFKA_BOOTSTRAP_SERVERS##*:}" | grep '^export ')"
 "$BIN/catdog" classify >"$LOG_DIR/classify.log" 2>&1 &
 service_pid=$!
+ready=""
 for _ in $(seq 1 240); do   # wait (up to 2 min) until the service is ready
   if "$BIN/python" -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:$CATDOG_METRICS_PORT/readyz', timeout=1)" 2>/dev/null; then
+    ready=1
     break
   fi
   kill -0 "$service_pid" 2>/dev/null || { cat "$LOG_DIR/classify.log"; exit 1; }
   sleep 0.5
 done
+if [ -z "$ready" ]; then
+  echo "the classifier service did not become ready in 2 minutes; its log ($LOG_DIR/classify.log):" >&2
+  cat "$LOG_DIR/classify.log" >&2
+  exit 1
+fi
 echo "Kafka at $KAFKA_BOOTSTRAP_SERVERS; classifier service metrics at $CATDOG_METRICS_URL (log: $LOG_DIR/classify.log)"
 "$@"

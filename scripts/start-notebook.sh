@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The container's entry point: JupyterLab on the lab notebooks, behind a token.
-#   JUPYTER_TOKEN  the token (from a Secret); if unset, a random one is generated and printed to the log
+#   JUPYTER_TOKEN  the token (from a Secret); if unset, one is generated on the first start, printed to the
+#                  log and kept in HOME (on the volume), so a restart does not change it
 #   NB_PREFIX      base URL, set by OpenShift AI / Open Data Hub when the image runs as a workbench
 #   NOTEBOOK_ARGS  more options, as OpenShift AI / Open Data Hub pass them (port, base URL, and an empty
 #                  token: their OAuth proxy guards the workbench instead)
@@ -18,6 +19,8 @@ for item in notebooks data models; do
   fi
 done
 export CATDOG_LAB_DIR=$HOME  # the lab the notebooks use: the learner's copy
+# TensorFlow's and OpenMP's threads sized to the container's CPU limit, for every kernel (catdog.threads).
+eval "$(python -c 'from catdog.threads import shell_exports; print(shell_exports())')"
 
 # OpenShift AI / Open Data Hub pass their own options in NOTEBOOK_ARGS (port, base URL, an empty token:
 # their OAuth proxy guards the workbench), one per line. Word-split as the workbench images do (values
@@ -36,9 +39,17 @@ sets() {
   return 1
 }
 
+kept_token=$HOME/.local/share/catdog/jupyter-token
 if [ -z "${JUPYTER_TOKEN:-}" ] && ! sets token; then
-  JUPYTER_TOKEN=$(python -c 'import secrets; print(secrets.token_urlsafe(32))')
-  echo "JupyterLab token (generated; set JUPYTER_TOKEN from a Secret to choose it): ${JUPYTER_TOKEN}"
+  if [ -s "$kept_token" ]; then
+    JUPYTER_TOKEN=$(cat "$kept_token")
+    echo "JupyterLab token (kept from the first start in $kept_token): ${JUPYTER_TOKEN}"
+  else
+    JUPYTER_TOKEN=$(python -c 'import secrets; print(secrets.token_urlsafe(32))')
+    mkdir -p "$(dirname "$kept_token")"
+    (umask 077 && printf '%s\n' "$JUPYTER_TOKEN" >"$kept_token")
+    echo "JupyterLab token (generated; set JUPYTER_TOKEN from a Secret to choose it): ${JUPYTER_TOKEN}"
+  fi
 fi
 export JUPYTER_TOKEN  # read by Jupyter Server itself, so it never shows in the process list
 

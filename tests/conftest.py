@@ -122,11 +122,12 @@ def kafka(broker, request):
     """Settings for this test alone: its own topics and consumer group on the session's broker."""
     from dataclasses import replace
 
+    from catdog.broker import CLIENT_ENV
     from catdog.config import load_settings
 
     name = request.node.name.replace("[", "-").replace("]", "").replace("_", "-")[:60]
     return replace(
-        load_settings({}).kafka,
+        load_settings(CLIENT_ENV).kafka,
         bootstrap_servers=broker.bootstrap,
         images_topic=f"{name}-images",
         predictions_topic=f"{name}-predictions",
@@ -139,6 +140,8 @@ def kafka(broker, request):
 def kafka_env(kafka) -> dict[str, str]:
     """The environment that points a `catdog` subprocess at the same topics."""
     return {
+        "CATDOG_SESSION_TIMEOUT_MS": str(kafka.session_timeout_ms),
+        "CATDOG_HEARTBEAT_INTERVAL_MS": str(kafka.heartbeat_interval_ms),
         "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
         "CATDOG_IMAGES_TOPIC": kafka.images_topic,
         "CATDOG_PREDICTIONS_TOPIC": kafka.predictions_topic,

@@ -78,3 +78,18 @@ def html() -> bytes:
 
 def random_bytes() -> bytes:
     return np.random.default_rng(0).bytes(5000)
+
+
+def giants(width: int = 8000, height: int = 5000) -> dict[str, bytes]:
+    """The largest images the pipeline accepts (40 megapixels at the default limit) in every lossless
+    format that compresses a flat picture to kilobytes: each is legal and small on the wire, and each
+    is ~120-640 MB once decoded at full size."""
+    flat = Image.new("RGB", (width, height), (150, 110, 70))
+    return {
+        "giant-rgb.png": encode(flat, "PNG"),
+        "giant-rgb.webp": encode(flat, "WEBP", lossless=True),
+        "giant-rgb.tiff": encode(flat, "TIFF", compression="tiff_adobe_deflate"),
+        "giant-palette.png": encode(flat.quantize(4), "PNG"),
+        "giant-16bit.png": encode(Image.new("I;16", (width, height), 30000), "PNG"),
+        "giant-rgba.png": encode(flat.convert("RGBA"), "PNG"),
+    }

@@ -309,7 +309,7 @@ def test_the_retrained_model_reaches_the_classifier(tmp_path):
     """The training Job writes onto the volume the classifier serves from (and hot-reloads); a first start
     seeds it with the image's baked models; the Job waits for the image; every catdog:latest is resolved."""
     objects = render(with_component("training", tmp_path))
-    [job] = by_kind(objects, "Job")
+    [job] = [j for j in by_kind(objects, "Job") if j["metadata"]["name"] == "catdog-train-pretrained"]
     [classifier] = [d for d in by_kind(objects, "Deployment") if d["metadata"]["name"] == "catdog-classifier"]
     pod, job_pod = classifier["spec"]["template"]["spec"], job["spec"]["template"]["spec"]
 
@@ -460,7 +460,7 @@ def test_start_script_serves_jupyterlab_only_with_the_token(given_token, tmp_pat
         process.wait(30)
 
 
-def test_image_bake_step_builds_data_models_and_weights_offline(kaggle_dev, weights_dir, tmp_path):
+def test_image_bake_step_builds_data_models_and_weights_offline(kaggle_dev, ocp_lab, weights_dir, tmp_path):
     """The Containerfile's build step, run here with local sources standing in for the public ones."""
     env = {
         **os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
@@ -474,6 +474,11 @@ def test_image_bake_step_builds_data_models_and_weights_offline(kaggle_dev, weig
     env.pop("CATDOG_WEIGHTS_DIR", None)
     env.pop("CATDOG_LAB_DIR", None)
     (tmp_path / "cache").mkdir()
+    # A source too small for the sizes asked fails before any training, naming the build arg to lower.
+    too_many = subprocess.run(["bash", str(REPO / "scripts" / "bake-image.sh"), str(ocp_lab), "6", "12", "40"],
+                              env=env, capture_output=True, text=True, timeout=600)
+    assert too_many.returncode != 0 and "EVAL_PER_CLASS" in too_many.stderr, too_many.stderr[-2000:]
+    assert not (tmp_path / "models").exists() and not (tmp_path / "data" / "training").exists()
     result = subprocess.run(["bash", str(REPO / "scripts" / "bake-image.sh"), str(kaggle_dev), "6", "12", "4"],
                             env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
@@ -523,3 +528,82 @@ def test_start_script_as_a_workbench_seeds_an_empty_home_and_takes_the_dashboard
     finally:
         process.terminate()
         process.wait(30)
+
+
+def read_write_once_claims(objects: list[dict]) -> set[str]:
+    return {o["metadata"]["name"] for o in by_kind(objects, "PersistentVolumeClaim")
+            if o["spec"]["accessModes"] == ["ReadWriteOnce"]}
+
+
+def test_a_readwriteonce_volume_is_never_mounted_by_a_rolling_or_scaled_deployment(rendered):
+    """A second pod of a Deployment on another node hangs on Multi-Attach for an RWO volume: such a
+    Deployment runs one replica, replaced with Recreate, and no autoscaler adds replicas to it."""
+    name, objects = rendered
+    claims = read_write_once_claims(objects)
+    scaled = {o["spec"]["scaleTargetRef"]["name"] for o in by_kind(objects, "ScaledObject")}
+    for deployment in by_kind(objects, "Deployment"):
+        spec = deployment["spec"]
+        mounted = {v["persistentVolumeClaim"]["claimName"] for v in spec["template"]["spec"].get("volumes", [])
+                   if "persistentVolumeClaim" in v}
+        if mounted & claims:
+            where = f"{name}: {deployment['metadata']['name']} mounts {sorted(mounted & claims)}"
+            assert spec.get("strategy", {}).get("type") == "Recreate", where
+            assert spec.get("replicas", 1) == 1 and deployment["metadata"]["name"] not in scaled, where
+
+
+def test_the_learners_home_is_the_volume_and_its_token_a_secret_generated_on_the_cluster(default_objects):
+    """HOME (where the start script seeds the lab, and where notebooks save and train) is the PVC; the
+    token comes from a Secret that no manifest holds, created once by a Job allowed only that; a rebuild
+    does not restart the session (paused trigger), a rollout picks the new image up (README)."""
+    [notebook] = [d for d in by_kind(default_objects, "Deployment") if d["metadata"]["name"] == "catdog-notebook"]
+    pod = notebook["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    [volume] = pod["volumes"]
+    [mount] = container["volumeMounts"]
+    assert mount["name"] == volume["name"] and mount["mountPath"] == "/opt/app-root/src"  # the image's HOME
+    assert volume["persistentVolumeClaim"]["claimName"] in read_write_once_claims(default_objects)
+    [token] = [e["valueFrom"]["secretKeyRef"] for e in container["env"] if e["name"] == "JUPYTER_TOKEN"]
+    assert not token.get("optional") and token["key"] == "token"
+    assert not by_kind(default_objects, "Secret")  # never in git
+    [job] = [j for j in by_kind(default_objects, "Job") if j["metadata"]["name"] == "catdog-notebook-token"]
+    job_pod = job["spec"]["template"]["spec"]
+    script = job_pod["containers"][0]["command"][-1]
+    assert f"oc create secret generic {token['name']} --from-literal={token['key']}=" in script
+    assert f"oc get secret {token['name']}" in script and "exit 0" in script  # generated once, then kept
+    [binding] = [b for b in by_kind(default_objects, "RoleBinding") if b["subjects"][0]["name"] == job_pod["serviceAccountName"]]
+    [role] = [r for r in by_kind(default_objects, "Role") if r["metadata"]["name"] == binding["roleRef"]["name"]]
+    assert {(tuple(rule["resources"]), tuple(rule.get("resourceNames", [])), tuple(rule["verbs"])) for rule in role["rules"]} \
+        == {(("secrets",), (token["name"],), ("get",)), (("secrets",), (), ("create",))}
+    [trigger] = json.loads(notebook["metadata"]["annotations"]["image.openshift.io/triggers"])
+    assert trigger["paused"] is True
+    assert "oc rollout restart deploy/catdog-notebook" in (REPO / "README.md").read_text()
+
+
+def test_only_the_token_job_gets_a_kubernetes_api_token(rendered):
+    name, objects = rendered
+    for workload, spec in pod_specs(objects):
+        if workload == "Job/catdog-notebook-token":
+            assert spec.get("automountServiceAccountToken", True), workload
+        else:
+            assert spec.get("automountServiceAccountToken") is False, f"{name}: {workload}"
+
+
+def test_the_classifier_has_minutes_to_load_its_models_before_liveness_counts(default_objects):
+    [classifier] = [d for d in by_kind(default_objects, "Deployment") if d["metadata"]["name"] == "catdog-classifier"]
+    [container] = classifier["spec"]["template"]["spec"]["containers"]
+    startup = container["startupProbe"]
+    assert startup["periodSeconds"] * startup["failureThreshold"] >= 180
+    assert "initialDelaySeconds" not in container["livenessProbe"]
+
+
+def test_real_kafka_gets_kafkas_group_timings_and_only_the_embedded_broker_its_own(default_objects):
+    """The 6 s session the embedded broker needs would mean rebalances on throttled pods: the ConfigMap
+    leaves Kafka's defaults (45 s / 3 s), which are what the code uses unless told."""
+    from catdog.broker import CLIENT_ENV
+
+    [config_map] = by_kind(default_objects, "ConfigMap")
+    assert not set(CLIENT_ENV) & set(config_map["data"])
+    cluster = load_settings(config_map["data"]).kafka
+    assert (cluster.session_timeout_ms, cluster.heartbeat_interval_ms) == (45_000, 3_000)
+    embedded = load_settings(CLIENT_ENV).kafka
+    assert (embedded.session_timeout_ms, embedded.heartbeat_interval_ms) == (6_000, 2_000)

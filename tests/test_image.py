@@ -34,6 +34,7 @@ import pytest
 import yaml
 
 from browser import LAB_SIZES, NOTEBOOKS, browser_session, problems, run_notebook, walk_lab, wait_for
+import samples
 from conftest import REPO, SHARED, free_port
 
 IMAGE = "localhost/catdog:test"
@@ -62,6 +63,13 @@ def podman(*args: str, check: bool = True, timeout: float = 300) -> subprocess.C
     if check and result.returncode != 0:
         pytest.fail(f"podman {' '.join(args[:3])} … failed ({result.returncode}):\n{result.stderr[-3000:]}")
     return result
+
+
+def embedded_broker_env() -> list[str]:
+    """The consumer-group timings the embedded broker needs (`catdog broker start` prints them)."""
+    from catdog.broker import CLIENT_ENV
+
+    return [f"--env={name}={value}" for name, value in CLIENT_ENV.items()]
 
 
 def logs(name: str) -> str:
@@ -139,9 +147,13 @@ def test_image_runs_as_the_random_uid_openshift_gives_it(image):
     assert config["User"] == "1001:0" and config["Cmd"] == ["/usr/local/bin/start-notebook.sh"]
 
 
-def test_lab_starts_from_the_images_cmd_and_answers_only_with_its_token(image, containers):
+def test_lab_starts_from_the_images_cmd_and_answers_only_with_its_token(image, containers, tmp_path):
     port = free_port()
-    name = containers("--user", RANDOM_UID, "--env", f"JUPYTER_PORT={port}", image)
+    home = tmp_path / "home"
+    home.mkdir(mode=0o770)
+    home.chmod(0o770)
+    args = ("--user", RANDOM_UID, "--env", f"JUPYTER_PORT={port}", "--volume", f"{home}:/opt/app-root/src", image)
+    name = containers(*args)
     base = f"http://127.0.0.1:{port}"
     token = wait_for(lambda: (re.findall(r"JupyterLab token \(generated[^)]*\): (\S+)", logs(name)) or [None])[0],
                      START_SECONDS, 0.5)
@@ -155,6 +167,11 @@ def test_lab_starts_from_the_images_cmd_and_answers_only_with_its_token(image, c
     # Given by environment, never by argument: nothing in the process list shows it.
     commands = podman("exec", name, "bash", "-c", "cat /proc/[0-9]*/cmdline | tr '\\0' ' '").stdout
     assert "jupyter" in commands and token not in commands
+    # Kept in HOME: a new container on the same HOME (a pod restart on its volume) answers the same token.
+    podman("rm", "--force", "--time", "10", name)
+    name = containers(*args)
+    wait_answering(f"{base}/api/status?token={token}", name)
+    assert "kept from the first start" in logs(name)
 
 
 def test_workbench_mode_shows_the_whole_lab_on_an_empty_home(image, containers, tmp_path):
@@ -193,14 +210,15 @@ def test_workbench_mode_shows_the_whole_lab_on_an_empty_home(image, containers, 
 @pytest.fixture(scope="module")
 def services(image, containers, tmp_path_factory):
     """The embedded broker on the host (outside every container) and `catdog classify` from the image in
-    its own container, as the classifier Deployment runs it."""
+    its own container, as the classifier Deployment runs it: under its memory limit, no swap."""
     state = tmp_path_factory.mktemp("image-broker")
     kafka_port, metrics_port = free_port(), free_port()
     env = {**os.environ, "CATDOG_BROKER_DIR": str(state)}
     subprocess.run([BIN / "catdog", "broker", "start", "--port", str(kafka_port), "--partitions", "3"],
                    env=env, check=True, capture_output=True)
     bootstrap = f"127.0.0.1:{kafka_port}"
-    name = containers("--user", SERVICE_UID, "--env", f"KAFKA_BOOTSTRAP_SERVERS={bootstrap}",
+    name = containers("--user", SERVICE_UID, "--memory", memory_limit(CLASSIFIER), "--memory-swap", memory_limit(CLASSIFIER),
+                      "--env", f"KAFKA_BOOTSTRAP_SERVERS={bootstrap}", *embedded_broker_env(),
                       "--env", f"CATDOG_METRICS_PORT={metrics_port}", image, "catdog", "classify")
     wait_answering(f"http://127.0.0.1:{metrics_port}/readyz", name)
     yield {"bootstrap": bootstrap, "metrics": f"http://127.0.0.1:{metrics_port}/metrics", "classifier": name}
@@ -223,6 +241,51 @@ def test_the_classifier_container_classifies_photos_sent_with_catdog_send(servic
         assert {row["quick"]["label"], row["pretrained"]["label"]} <= {"cat", "dog"}, row
     right = [row["pretrained"]["label"] == row["filename"].split("-")[1] for row in published.values()]
     assert sum(right) >= 5, published  # the pretrained model is ~0.97 accurate on these photos
+
+
+def test_a_batch_of_giant_images_from_a_foreign_client_never_gets_the_classifier_killed(services):
+    """Sixteen of the largest images the pipeline accepts (40 megapixels of flat PNG, WebP, TIFF, palette,
+    16-bit and RGBA, kilobytes each on the wire), sent by librdkafka in one burst so that they arrive as one
+    batch, to the classifier container under the Deployment's memory limit: each ends as a result, none
+    kills the container, and the peak memory is recorded (benchmarks/RESULTS.md)."""
+    import confluent_kafka
+
+    from catdog.config import load_settings
+    from catdog.kafka_io import iter_dead_letters, iter_predictions, make_consumer
+
+    giants = samples.giants()
+    names = [name for _ in range(3) for name in giants][:16]
+    delivered: dict[int, tuple[int, int]] = {}
+    producer = confluent_kafka.Producer({"bootstrap.servers": services["bootstrap"], "linger.ms": 50,
+                                         "message.max.bytes": 11 * 2**20})
+    for index, name in enumerate(names):
+        producer.produce("images", giants[name], key=f"giant-{index}".encode(), headers=[("filename", name.encode())],
+                         on_delivery=lambda error, message, index=index: delivered.__setitem__(
+                             index, (message.partition(), message.offset()) if error is None else error))
+    assert producer.flush(60) == 0 and len(delivered) == len(names), delivered
+    wanted = set(delivered.values())
+    kafka = load_settings({"KAFKA_BOOTSTRAP_SERVERS": services["bootstrap"]}).kafka
+    ended: dict[tuple[int, int], str] = {}
+    deadline = time.monotonic() + 300
+    while not wanted <= ended.keys() and time.monotonic() < deadline:
+        for topic, read, outcome in ((kafka.predictions_topic, iter_predictions, "result"),
+                                     (kafka.dlq_topic, iter_dead_letters, "dead letter")):
+            consumer = make_consumer(kafka, topic)
+            try:
+                for record in read(consumer, timeout=2):
+                    where = (record["source"]["partition"], record["source"]["offset"])
+                    if record["source"]["topic"] == "images" and where in wanted:
+                        ended[where] = outcome if outcome == "result" else f"dead letter: {record['error-class']}"
+            finally:
+                consumer.close()
+        state = json.loads(podman("inspect", services["classifier"]).stdout)[0]["State"]
+        assert state["Running"] and not state["OOMKilled"], f"the classifier died: {state}\n{logs(services['classifier'])[-3000:]}"
+    assert wanted <= ended.keys(), f"{len(wanted - ended.keys())} of {len(wanted)} never ended:\n{logs(services['classifier'])[-3000:]}"
+    assert set(ended[where] for where in wanted) == {"result"}, ended
+    peak, limit = peak_memory(services["classifier"]), int(memory_limit(CLASSIFIER))
+    (ARTIFACTS / "giants.json").write_text(json.dumps({"images": len(names), "peak_bytes": peak, "limit_bytes": limit,
+                                                       "formats": sorted(giants)}))
+    assert peak < limit
 
 
 def local_wheel(folder: Path, name: str, version: str, files: dict[str, bytes]) -> Path:
@@ -264,27 +327,44 @@ def wheels(tmp_path_factory) -> dict[str, str]:
     return {"folder": str(folder), "new": new.name, "upgrade": upgrade.name, "upgrade_version": upgrade_version}
 
 
-def notebook_memory_limit() -> str:
-    """The notebook Deployment's memory limit in bytes: the kubelet sets it on the container's cgroup."""
-    [container] = yaml.safe_load(NOTEBOOK.read_text())["spec"]["template"]["spec"]["containers"]
+def memory_limit(deployment: Path) -> str:
+    """A Deployment's memory limit in bytes: the kubelet sets it on the container's cgroup."""
+    [container] = yaml.safe_load(deployment.read_text())["spec"]["template"]["spec"]["containers"]
     number, unit = re.fullmatch(r"(\d+)(Mi|Gi)", container["resources"]["limits"]["memory"]).groups()
     return str(int(number) * {"Mi": 2**20, "Gi": 2**30}[unit])
 
 
+def home_mount(deployment: Path) -> str:
+    """Where the notebook Deployment mounts the learner's volume."""
+    [container] = yaml.safe_load(deployment.read_text())["spec"]["template"]["spec"]["containers"]
+    [mount] = container["volumeMounts"]
+    return mount["mountPath"]
+
+
+def peak_memory(name: str) -> int:
+    """The container cgroup's peak memory in bytes (cgroup v1 max_usage, or v2 memory.peak)."""
+    script = ("cat /sys/fs/cgroup/memory/memory.max_usage_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.peak")
+    return int(podman("exec", name, "bash", "-c", script).stdout.split()[0])
+
+
 @pytest.fixture(scope="module")
-def lab_in_image(image, containers, services, wheels):
-    """The lab as a learner gets it from the image: its CMD as a random UID, with a token, under the notebook
-    Deployment's memory limit, pointed at the broker outside and the classifier container's metrics (as the
-    Deployment's ConfigMap does)."""
+def lab_in_image(image, containers, services, wheels, tmp_path_factory):
+    """The lab as a learner gets it from the image and the notebook Deployment: its CMD as a random UID,
+    the token from its Secret, under its memory limit, a fresh volume on HOME where the Deployment mounts
+    it, pointed at the broker outside and the classifier container's metrics (as the ConfigMap does)."""
     port, token = free_port(), uuid.uuid4().hex
+    home = tmp_path_factory.mktemp("learner-home")
+    home.chmod(0o770)  # a fresh PVC: empty, writable by group 0 (fsGroup), not by the image's user
     env = {**LAB_SIZES, "JUPYTER_TOKEN": token, "JUPYTER_PORT": str(port),
            "KAFKA_BOOTSTRAP_SERVERS": services["bootstrap"], "CATDOG_METRICS_URL": services["metrics"],
            "NOTEBOOK_ARGS": "--LabApp.expose_app_in_browser=True"}
-    name = containers("--user", RANDOM_UID, "--memory", notebook_memory_limit(), "--volume", f"{wheels['folder']}:/wheels:ro",
-                      *[option for key, value in env.items() for option in ("--env", f"{key}={value}")], image)
+    args = ("--user", RANDOM_UID, "--memory", memory_limit(NOTEBOOK), "--volume", f"{wheels['folder']}:/wheels:ro",
+            "--volume", f"{home}:{home_mount(NOTEBOOK)}",
+            *[option for key, value in env.items() for option in ("--env", f"{key}={value}")], image)
+    name = containers(*args)
     wait_answering(f"http://127.0.0.1:{port}/api/status?token={token}", name)
     return {"url": f"http://127.0.0.1:{port}/lab?token={token}", "api": f"http://127.0.0.1:{port}/api",
-            "token": token, "name": name}
+            "token": token, "name": name, "args": args, "home": home}
 
 
 @pytest.fixture(scope="module")
@@ -323,6 +403,26 @@ def test_pip_install_from_a_notebook_works_as_the_random_uid(lab_in_image, drive
     assert f"installed by the learner {site}catdog_pip_probe.py" in probe, probe
     assert f"webencodings {wheels['upgrade_version']} {site}webencodings/__init__.py" in probe, probe
     assert "uid 23456" in probe, probe
+
+
+def test_the_learners_work_and_token_survive_a_new_container_on_the_same_volume(lab_in_image, containers, image):
+    """After the walk (notebooks run and saved from the browser, notebook 01's quick CNN retrained), the pod
+    is replaced, as a restart or a rollout does: a new container from the same settings on the same volume
+    finds the saved notebooks, the learner's model (not the image's) and the same token."""
+    home, api, token = lab_in_image["home"], lab_in_image["api"], lab_in_image["token"]
+    trained = hashlib.sha256((home / "models" / "quick.keras").read_bytes()).hexdigest()
+    baked = podman("run", "--rm", "--user", RANDOM_UID, image, "sha256sum", "/opt/app-root/lab/models/quick.keras").stdout
+    assert trained not in baked, "notebook 01 did not train the learner's own model into HOME/models"
+    saved = get_json(f"{api}/contents/notebooks/01-cat-dog-lab.ipynb?token={token}")["content"]
+    ran = [cell["execution_count"] for cell in saved["cells"] if cell["cell_type"] == "code"]
+    assert all(ran), "the walk's run was not saved into the notebook"
+    podman("rm", "--force", "--time", "10", lab_in_image["name"])
+    name = containers(*lab_in_image["args"])
+    wait_answering(f"{api}/status?token={token}", name)
+    again = get_json(f"{api}/contents/notebooks/01-cat-dog-lab.ipynb?token={token}")["content"]
+    assert [cell["execution_count"] for cell in again["cells"] if cell["cell_type"] == "code"] == ran
+    assert hashlib.sha256((home / "models" / "quick.keras").read_bytes()).hexdigest() == trained
+    assert status(f"{api}/status") == 403
 
 
 def test_the_classifier_container_stops_cleanly_on_sigterm_within_its_grace_period(services):

@@ -258,8 +258,6 @@ def test_the_original_lab_pattern_one_image_per_cell_run(kafka, photos):
 def test_slow_processing_between_polls_keeps_the_group_membership(kafka, photos):
     """Inference slower than the session timeout must not get the consumer thrown out of its group:
     heartbeats run in the background, and max.poll.interval leaves minutes between polls."""
-    from catdog.kafka_io import SESSION_TIMEOUT_MS
-
     ensure_topics(kafka)
     producer = make_producer(kafka)
     for photo in photos[:2]:
@@ -268,7 +266,7 @@ def test_slow_processing_between_polls_keeps_the_group_membership(kafka, photos)
     consumer = make_consumer(kafka, kafka.images_topic, group_id=kafka.group_id, max_poll_records=1)
     first = fetch_images(consumer, kafka, count=1, timeout=30, commit=False)
     generation = consumer._coordinator._generation
-    time.sleep(SESSION_TIMEOUT_MS / 1000 * 1.5)  # "inference" longer than the session timeout
+    time.sleep(kafka.session_timeout_ms / 1000 * 1.5)  # "inference" longer than the session timeout
     consumer.commit()  # would raise CommitFailedError had the group moved on without us
     second = fetch_images(consumer, kafka, count=1, timeout=30)
     assert consumer._coordinator._generation == generation  # no rebalance happened
@@ -535,6 +533,47 @@ def test_two_instances_share_a_three_partition_topic(kafka, models_dir, cat_phot
     assert len(instances) == 2, instances
     one.stop()
     two.stop()
+
+
+def test_a_member_paused_past_its_session_timeout_loses_nothing_and_keeps_its_connections(
+        kafka, models_dir, cat_photos, dog_photos, services, tmp_path):
+    """A rebalance mid-batch, as throttled CPUs or a long GC cause on a cluster: one service is paused
+    (SIGSTOP) past its session timeout while a second joins; the group gives its partitions to the second.
+    Resumed, the first publishes the batches it held and finds its commit refused: it carries on in the new
+    generation (no reconnect, no backoff) and every image still has a result. Repeats stay within the
+    at-least-once window: the batches each member held when the group moved (two each, decoding and
+    classifying)."""
+    ensure_topics(kafka, partitions=3)
+    producer = make_producer(kafka)
+    sent = [send_image(producer, kafka, p.read_bytes(), p.name) for p in cat_photos[400:445] + dog_photos[400:445]]
+    producer.close()
+    one = start_service(services, kafka, models_dir, tmp_path, "one")
+    assert wait_for_text(one, "committed", 60), one.output()[-3000:]
+    one.process.send_signal(signal.SIGSTOP)  # mid-stream: it holds a batch it has not committed
+    try:
+        two = start_service(services, kafka, models_dir, tmp_path, "two")
+        assert wait_for_text(two, "committed", kafka.session_timeout_ms / 1000 * 4), two.output()[-3000:]
+    finally:
+        one.process.send_signal(signal.SIGCONT)
+    assert wait_committed(kafka, sent, timeout=120), committed_offsets(kafka)
+    results = results_for(kafka, sent, settle=3.0)
+    assert set(results) == {(s.partition, s.offset) for s in sent}, "an image has no result"
+    repeated = [where for where, copies in results.items() if len(copies) > 1]
+    assert len(repeated) <= 4 * kafka.batch_size, f"{len(repeated)} results repeated"
+    assert wait_for_text(one, "group rebalanced", 60), one.output()[-3000:]
+    assert "retrying in" not in one.output(), one.output()[-3000:]
+    assert one.process.poll() is None and two.process.poll() is None
+    one.stop()
+    two.stop()
+
+
+def wait_for_text(service: Service, text: str, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while text not in service.output():
+        if time.monotonic() > deadline or service.process.poll() is not None:
+            return False
+        time.sleep(0.1)
+    return True
 
 
 def test_no_broker_at_start_is_retried_then_connects(models_dir, services, tmp_path, kafka):

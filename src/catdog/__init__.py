@@ -35,3 +35,16 @@ def quiet_tensorflow() -> None:
         os.close(devnull)
     # Python-side notices too (e.g. tf.function retracing when several models predict in turn).
     tensorflow.get_logger().setLevel("ERROR")
+
+
+def _size_threads() -> None:
+    """Before TensorFlow starts: its thread pools sized to the container's CPU limit (catdog.threads)."""
+    from catdog import threads
+
+    try:
+        threads.configure()
+    except CatdogError as error:  # a bad CATDOG_CPU_THREADS: say so, keep the defaults
+        print(f"catdog: warning: {error}", file=sys.stderr)
+
+
+_size_threads()

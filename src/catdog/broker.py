@@ -21,6 +21,9 @@ from catdog import CatdogError
 from catdog.config import DEFAULT_BROKER_PORT
 
 DEFAULT_PORT = DEFAULT_BROKER_PORT
+# Consumer-group timings for this broker only: it completes a join after half the session timeout, so
+# Kafka's 45 s default would stall every start by 22 s. Real Kafka keeps Kafka's defaults (catdog.config).
+CLIENT_ENV = {"CATDOG_SESSION_TIMEOUT_MS": "6000", "CATDOG_HEARTBEAT_INTERVAL_MS": "2000"}
 START_TIMEOUT_SECONDS = 15.0
 STOP_TIMEOUT_SECONDS = 10.0
 

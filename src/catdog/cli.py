@@ -16,6 +16,7 @@ from catdog.config import DEFAULT_BROKER_PORT, Settings, load_settings
 DEFAULT_LAB_PER_CLASS = 50  # the 2019 lab's size: 40 + 10 photos of each class
 DEFAULT_PRETRAINED_PER_CLASS = 500
 DEFAULT_QUICK_PER_CLASS = 1000
+DEFAULT_LAST = 20  # `catdog results` without --count: the newest results, as a human wants them
 
 
 def cmd_data_prepare(args: argparse.Namespace, settings: Settings) -> int:
@@ -155,6 +156,8 @@ def cmd_broker_start(args: argparse.Namespace, settings: Settings) -> int:
     created = ensure_topics(kafka, partitions=args.partitions)
     print(f"Broker running (pid {info.pid}, log {info.log}); topics: {', '.join(created) or 'already there'}")
     print(f"export KAFKA_BOOTSTRAP_SERVERS={info.bootstrap}")
+    for name, value in broker.CLIENT_ENV.items():
+        print(f"export {name}={value}")
     return 0
 
 
@@ -254,6 +257,8 @@ def cmd_results(args: argparse.Namespace, settings: Settings) -> int:
             header = PREDICTION_HEADER
         if not args.json:
             print(header)
+        if args.count is None:  # the last N: read to the end (the reader's silence), keep the newest
+            records = _newest(records, args.last or DEFAULT_LAST, dead_letters=args.dead_letters)
         for record in records:
             shown += 1
             if args.json:
@@ -266,6 +271,30 @@ def cmd_results(args: argparse.Namespace, settings: Settings) -> int:
         consumer.close()
     if shown == 0:
         print(f"nothing on {topic} within {args.timeout:g} s", file=sys.stderr)
+    return 0
+
+
+def _newest(records, count: int, dead_letters: bool) -> list[dict]:
+    """The ``count`` newest of ``records``, oldest first. Results are ordered by when they were classified
+    (partitions interleave in any order); dead letters as read."""
+    kept = list(records)
+    if not dead_letters:
+        kept.sort(key=lambda result: str(result.get("classified_at", "")))
+    return kept[-count:]
+
+
+def cmd_cpus(args: argparse.Namespace, settings: Settings) -> int:
+    from catdog import threads
+
+    limit = threads.cpu_limit()
+    print(f"cpu limit: {limit.threads} thread(s) of {limit.cores} core(s) ({limit.source})")
+    if args.tensorflow:
+        measured = threads.tensorflow_threads()
+        print(f"tensorflow: intra-op {measured['intra_op']}, inter-op {measured['inter_op']} threads; "
+              f"process threads {measured['process_threads']} after a matmul")
+    if args.json:
+        print(json.dumps({"threads": limit.threads, "cores": limit.cores, "quota": limit.quota,
+                          **({"tensorflow": measured} if args.tensorflow else {})}))
     return 0
 
 
@@ -479,12 +508,24 @@ def build_parser() -> argparse.ArgumentParser:
         "result as published). Stops after --count results or --timeout seconds without a new one. "
         "--dead-letters shows the refused messages instead.",
     )
-    results.add_argument("--count", type=int, help="stop after this many results")
+    results.add_argument("--last", type=int, metavar="N", help=f"the newest N (the default: {DEFAULT_LAST}), "
+                         "once the topic is read to the end")
+    results.add_argument("--count", type=int, metavar="N", help="the first N from the beginning, shown as they are "
+                         "read (for scripts; overrides --last)")
     results.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the next result (default 10)")
     results.add_argument("--json", action="store_true", help="JSON lines instead of a table")
     results.add_argument("--dead-letters", action="store_true",
                          help="show the dead-letter topic instead: messages refused, with the reason")
     results.set_defaults(run=cmd_results)
+
+    cpus = verbs.add_parser(
+        "cpus", help="show how many threads TensorFlow and the decoders use here",
+        description="Show the CPU limit catdog sizes its thread pools from: the container's cgroup CPU quota "
+        "(v2 cpu.max, v1 cfs quota/period) rounded up, at most the cores, or $CATDOG_CPU_THREADS.",
+    )
+    cpus.add_argument("--tensorflow", action="store_true", help="also start TensorFlow and count its threads")
+    cpus.add_argument("--json", action="store_true", help="also print the figures as one JSON line")
+    cpus.set_defaults(run=cmd_cpus)
     return parser
 
 

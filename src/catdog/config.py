@@ -79,6 +79,15 @@ class KafkaSettings:
     # as soon as data arrives, so its 500 ms costs nothing there (the OpenShift ConfigMap sets it). The
     # embedded broker answers only when the wait ends: there every hop waits half of it on average.
     fetch_wait_ms: int = 10
+    # Kafka's own consumer defaults (KIP-735): a member may miss heartbeats for 45 s before the group
+    # moves its partitions. The embedded broker completes a join only after half the session timeout, so
+    # where it runs (scripts/lab-env.sh, `catdog broker start`'s exports, the tests) 6 s / 2 s are set.
+    session_timeout_ms: int = 45_000
+    heartbeat_interval_ms: int = 3_000
+    # The service decodes in this many threads (0: one per CPU of the container's limit, catdog.threads),
+    # with at most this many bytes of full-size decodes in flight (one 40-megapixel WebP, or two PNGs).
+    decode_threads: int = 0
+    decode_memory_bytes: int = 640 * MIB
 
     @property
     def max_message_bytes(self) -> int:
@@ -188,6 +197,10 @@ def _kafka_settings(env: Mapping[str, str], max_image_bytes: int, max_image_pixe
         max_image_pixels=max_image_pixels,
         batch_size=_positive_int(env, "CATDOG_BATCH_SIZE", 16),
         fetch_wait_ms=_positive_int(env, "CATDOG_FETCH_WAIT_MS", 10),
+        session_timeout_ms=_positive_int(env, "CATDOG_SESSION_TIMEOUT_MS", KafkaSettings.session_timeout_ms),
+        heartbeat_interval_ms=_positive_int(env, "CATDOG_HEARTBEAT_INTERVAL_MS", KafkaSettings.heartbeat_interval_ms),
+        decode_threads=_whole_number(env, "CATDOG_DECODE_THREADS", 0),
+        decode_memory_bytes=_positive_int(env, "CATDOG_DECODE_MEMORY_MB", KafkaSettings.decode_memory_bytes // MIB) * MIB,
         metrics_port=_port(env, "CATDOG_METRICS_PORT", 8000),
         broker_state_dir=_optional_path(env, "CATDOG_BROKER_DIR", lab_dir) or cache_dir / "broker",
     )

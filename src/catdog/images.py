@@ -6,13 +6,14 @@ that one of them accepts, all of them accept, and it looks the same to every mod
 
 from __future__ import annotations
 
+import contextlib
 import io
 import threading
 import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from catdog.config import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_PIXELS
 
@@ -84,6 +85,67 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image
 
 
+# EXIF orientation -> the turn that shows the picture upright (as ImageOps.exif_transpose does).
+_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+def _shrink(image: Image.Image, size: int) -> Image.Image:
+    """Box-average a loaded image down by the largest whole factor that keeps both sides at least ``size``:
+    what JPEG's draft mode does while decoding, for every other format right after it. A 40-megapixel
+    PNG then holds ~1 MB instead of its 160 MB decode, and every later step (turning, RGB, resizing)
+    works on the small copy."""
+    factor = min(image.width // size, image.height // size)
+    if factor < 2:
+        return image
+    if image.mode.startswith("I;16"):  # reduced as 32-bit, then 16-bit again: _to_rgb scales 16-bit ranges
+        return image.convert("I").reduce(factor).convert("I;16")
+    if image.mode in ("P", "PA", "1"):  # palette indices cannot be averaged: colours first
+        image = image.convert("RGBA" if image.mode == "PA" or "transparency" in image.info else "RGB")
+    return image.reduce(factor)
+
+
+# Peak memory of a full-size decode, per pixel, measured on 40-megapixel images (Pillow 13): PNG, TIFF
+# and GIF ~4-6 bytes (RGBX, or palette + RGB), WebP ~16 (libwebp's RGBA buffer, its copy and the image).
+DECODE_BYTES_PER_PIXEL = {"WEBP": 16}
+DEFAULT_DECODE_BYTES_PER_PIXEL = 8
+
+
+class DecodeBudget:
+    """Bytes of full-size decodes in flight at once, across threads: a decoder waits until its image's
+    peak fits. One image alone always fits, so a budget smaller than the largest image is not a deadlock.
+
+    Decoded images are shrunk at once (:func:`_shrink`), so this bounds a decoding pool's memory however
+    many records a batch holds or however large each is."""
+
+    def __init__(self, limit_bytes: int) -> None:
+        self.limit = max(1, int(limit_bytes))
+        self.used = 0
+        self.peak = 0
+        self._changed = threading.Condition()
+
+    @contextlib.contextmanager
+    def hold(self, nbytes: int):
+        nbytes = min(max(0, int(nbytes)), self.limit)
+        with self._changed:
+            self._changed.wait_for(lambda: self.used + nbytes <= self.limit)
+            self.used += nbytes
+            self.peak = max(self.peak, self.used)
+        try:
+            yield
+        finally:
+            with self._changed:
+                self.used -= nbytes
+                self._changed.notify_all()
+
+
+def decode_cost(image: Image.Image) -> int:
+    """Bytes a full decode of ``image`` (opened, not loaded; after any draft) may take at its peak."""
+    per_pixel = DECODE_BYTES_PER_PIXEL.get(image.format or "", DEFAULT_DECODE_BYTES_PER_PIXEL)
+    return image.width * image.height * per_pixel
+
+
 _PIL_LIMIT = threading.Lock()
 
 
@@ -111,11 +173,13 @@ def decode_image(
     max_bytes: int = DEFAULT_MAX_IMAGE_BYTES,
     max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
     target_size: int | None = None,
+    budget: DecodeBudget | None = None,
 ) -> DecodedImage:
     """Fully decode ``data`` into an upright RGB image, or raise :class:`ImageError`.
 
-    ``target_size`` lets JPEGs decode at a reduced scale (never below that size), which is several times
-    faster for camera photos that will be shrunk to model input anyway.
+    ``target_size``: the largest side a model will want. JPEGs decode at a reduced scale (never below it),
+    several times faster for camera photos; every other format is shrunk right after decoding, so no
+    full-resolution copy outlives this call. ``budget``: threads decoding at once share it (the service).
     """
     if not data:
         raise ImageError("empty", "the input is empty (0 bytes)")
@@ -147,18 +211,23 @@ def decode_image(
         raise ImageError("corrupt", f"the image claims a size of {width}x{height}")
     source_format, source_mode = image.format or "unknown", image.mode
     try:
-        if image.getexif().get(ORIENTATION_TAG) in (5, 6, 7, 8):  # turned by a quarter
-            width, height = height, width
-    except Exception:  # unreadable EXIF is dropped below, as if there were none
-        pass
+        orientation = image.getexif().get(ORIENTATION_TAG)
+    except Exception:  # unreadable EXIF is dropped, as if there were none
+        orientation = None
+    if orientation in (5, 6, 7, 8):  # turned by a quarter
+        width, height = height, width
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # e.g. PIL's "palette images with transparency" notice
             if target_size and image.format in ("JPEG", "MPO"):
                 image.draft("RGB", (target_size, target_size))
-            image.load()
-            image = ImageOps.exif_transpose(image) or image
-            image = _to_rgb(image)
+            with budget.hold(decode_cost(image)) if budget else contextlib.nullcontext():
+                image.load()
+                if target_size:
+                    image = _shrink(image, target_size)
+                if orientation in _TRANSPOSE:
+                    image = image.transpose(_TRANSPOSE[orientation])
+                image = _to_rgb(image)
     except ImageError:
         raise
     except OSError as error:

@@ -22,14 +22,10 @@ from kafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
 
 from catdog import CatdogError
 from catdog.config import KafkaSettings
-from catdog.images import DecodedImage, ImageError, decode_image
+from catdog.images import DecodeBudget, DecodedImage, ImageError, decode_image
 
 log = logging.getLogger(__name__)
 
-# The embedded broker only completes a group join after session_timeout/2, so keep the session short;
-# the heartbeat runs in a background thread, so slow inference cannot end the session.
-SESSION_TIMEOUT_MS = 6000
-HEARTBEAT_INTERVAL_MS = 2000
 # Inference on a bounded batch takes seconds; this leaves ample room before the group evicts us.
 MAX_POLL_INTERVAL_MS = 300_000
 # How long a new client tries to reach a bootstrap server before saying it cannot.
@@ -93,8 +89,10 @@ def make_consumer(kafka: KafkaSettings, *topics: str, group_id: str | None = Non
         "enable_auto_commit": False,
         "fetch_max_bytes": max(52428800, kafka.max_message_bytes),
         "max_partition_fetch_bytes": kafka.max_message_bytes,
-        "session_timeout_ms": SESSION_TIMEOUT_MS,
-        "heartbeat_interval_ms": HEARTBEAT_INTERVAL_MS,
+        # From the settings: Kafka's defaults, the embedded broker's where it runs. The heartbeat runs in
+        # a background thread, so slow inference cannot end the session.
+        "session_timeout_ms": kafka.session_timeout_ms,
+        "heartbeat_interval_ms": kafka.heartbeat_interval_ms,
         "max_poll_interval_ms": MAX_POLL_INTERVAL_MS,
         "fetch_max_wait_ms": kafka.fetch_wait_ms,
         **overrides,
@@ -212,14 +210,16 @@ class ReceivedImage:
         return self.headers.get("filename") or f"{self.topic}-{self.partition}-{self.offset}"
 
 
-def decode_record(record, kafka: KafkaSettings, target_size: int | None = None) -> ReceivedImage:
+def decode_record(record, kafka: KafkaSettings, target_size: int | None = None, budget: DecodeBudget | None = None,
+                  keep_data: bool = True) -> ReceivedImage:
     """One record through the one decoder, with the pipeline's size limits. Never raises: whatever is
-    wrong with the record (its bytes, its key, its headers, a bug) is its ``error``."""
+    wrong with the record (its bytes, its key, its headers, a bug) is its ``error``. ``keep_data=False``
+    keeps the raw bytes only when a dead letter needs them (the service)."""
     value = record.value if isinstance(record.value, (bytes, bytearray)) else b""
     image, error = None, None
     try:
         image = decode_image(bytes(value), max_bytes=kafka.max_image_bytes, max_pixels=kafka.max_image_pixels,
-                             target_size=target_size)
+                             target_size=target_size, budget=budget)
     except ImageError as caught:
         error = caught
     except Exception as caught:  # noqa: BLE001 - one record's failure must not stop the others
@@ -227,7 +227,7 @@ def decode_record(record, kafka: KafkaSettings, target_size: int | None = None) 
     raw_headers = tuple((str(name), None if header is None else bytes(header)) for name, header in record.headers or [])
     return ReceivedImage(
         topic=record.topic, partition=record.partition, offset=record.offset, key=key_text(record.key),
-        headers=headers_dict(list(raw_headers)), data=bytes(value), image=image, error=error,
+        headers=headers_dict(list(raw_headers)), data=bytes(value) if keep_data or error else b"", image=image, error=error,
         raw_key=None if record.key is None else bytes(record.key), raw_headers=raw_headers,
     )
 

@@ -48,6 +48,9 @@ class ServiceMetrics:
         self.unreadable_batches = Counter(
             "catdog_unreadable_batches", "Fetches whose record batch could not be read (unknown codec, corrupt "
             "batch): the partition does not move until it can", registry=r)
+        self.rebalanced_batches = Counter(
+            "catdog_rebalanced_batches", "Batches published but not committed because the group rebalanced "
+            "meanwhile: their partitions' new owners classify them again (duplicate results)", registry=r)
         self.model_version = Gauge("catdog_model_version", "1 for each model version being served "
                                    "(version: the first 12 hex digits of the .keras file's sha256)",
                                    ["model", "version"], registry=r)

@@ -13,7 +13,8 @@ import os
 import socket
 import threading
 import time
-from dataclasses import replace
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -22,11 +23,14 @@ import numpy as np
 import tensorflow as tf
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.errors import (
-    CorruptRecordError, KafkaError, MessageSizeTooLargeError, RecordListTooLargeError, UnsupportedCodecError,
+    CommitFailedError, CorruptRecordError, IllegalGenerationError, KafkaError, MessageSizeTooLargeError,
+    RebalanceInProgressError, RecordListTooLargeError, UnknownMemberIdError, UnsupportedCodecError,
 )
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
+from catdog import threads
 from catdog.config import KafkaSettings
+from catdog.images import DecodeBudget
 from catdog.kafka_io import (
     KafkaUnavailable, ReceivedImage, RecordError, decode_record, make_consumer, make_producer,
 )
@@ -43,6 +47,8 @@ POLL_TIMEOUT_MS = 1000
 # the classifier Deployment's 60 s grace period (terminationGracePeriodSeconds), whatever the broker does.
 SEND_TIMEOUT_SECONDS = 20.0  # for all of one batch's acknowledgements together
 CLOSE_TIMEOUT_SECONDS = 5.0  # each of the consumer's and the producer's close
+# A commit refused because the group moved on (kafka-python raises each of these): not a broken session.
+REBALANCED = (CommitFailedError, RebalanceInProgressError, IllegalGenerationError, UnknownMemberIdError)
 BACKOFF_FIRST_SECONDS = 1.0
 BACKOFF_MAX_SECONDS = 30.0
 
@@ -81,6 +87,14 @@ def dead_letter_headers(image: ReceivedImage) -> list[tuple[str, bytes]]:
         "source-topic": image.topic, "source-partition": str(image.partition), "source-offset": str(image.offset),
     }
     return kept + [(name, value.encode()) for name, value in extra.items()]
+
+
+@dataclass
+class Batch:
+    """A polled batch on its way: where each record came from, and its decode in the pool."""
+
+    positions: list[tuple[str, int, int, int]]  # topic, partition, offset, timestamp (ms)
+    decoding: list[Future] = field(default_factory=list)
 
 
 class ModelWatcher:
@@ -163,6 +177,11 @@ class Classifier:
         self.watcher = watcher
         self.target_size = largest_input(models)
         self.stop_event = threading.Event()
+        # Decoding (PIL releases the GIL) runs in its own threads, one per CPU of the limit, while
+        # TensorFlow classifies the batch before; the budget bounds their full-size decodes together.
+        self.decode_threads = kafka.decode_threads or threads.cpu_limit().threads
+        self.budget = DecodeBudget(kafka.decode_memory_bytes)
+        self.pool = ThreadPoolExecutor(max_workers=self.decode_threads, thread_name_prefix="decode")
         for name, version in self.versions.items():
             metrics.model_version.labels(name, version).set(1)
 
@@ -181,11 +200,24 @@ class Classifier:
         """Ask the loop to finish its batch, commit and close (safe to call from a signal handler)."""
         self.stop_event.set()
 
-    def process(self, records: list, producer: KafkaProducer) -> dict[TopicPartition, OffsetAndMetadata]:
-        """Classify and publish one batch; returns the offsets to commit once all sends are acknowledged.
+    def start(self, records: list) -> Batch:
+        """Start decoding a polled batch in the pool; :meth:`finish` classifies and publishes it."""
+        return Batch(
+            positions=[(record.topic, record.partition, record.offset, record.timestamp) for record in records],
+            decoding=[self.pool.submit(decode_record, record, self.kafka, self.target_size, self.budget, False)
+                      for record in records],
+        )
 
-        Each record ends as one result or one dead letter, whatever is wrong with the others."""
-        received = [decode_record(record, self.kafka, self.target_size) for record in records]
+    def process(self, records: list, producer: KafkaProducer) -> dict[TopicPartition, OffsetAndMetadata]:
+        """Decode, classify and publish one batch; returns the offsets to commit once all sends are
+        acknowledged. Each record ends as one result or one dead letter, whatever is wrong with the others."""
+        return self.finish(self.start(records), producer)
+
+    def finish(self, batch: Batch, producer: KafkaProducer) -> dict[TopicPartition, OffsetAndMetadata]:
+        """Wait for the batch's decodes, classify, publish, wait for every acknowledgement; the offsets
+        to commit. Only the dead letters' raw bytes are still held by now (decode_record drops the rest)."""
+        received = [future.result() for future in batch.decoding]
+        batch.decoding.clear()
         received, verdicts, seconds = self._classify(received)
         good = [image for image in received if image.error is None]
         futures = []
@@ -209,13 +241,12 @@ class Classifier:
                 if image is None:
                     raise
                 self._send_dead_letter(producer, image, keep_value=False).get(timeout=remaining())
-        self._observe(received, verdicts, seconds, records)
+        self._observe(received, verdicts, seconds, batch.positions)
         offsets: dict[TopicPartition, OffsetAndMetadata] = {}
-        for record in records:
-            partition = TopicPartition(record.topic, record.partition)
-            next_offset = record.offset + 1
-            if partition not in offsets or offsets[partition].offset < next_offset:
-                offsets[partition] = OffsetAndMetadata(next_offset, "", -1)
+        for topic, partition_id, offset, _ in batch.positions:
+            partition = TopicPartition(topic, partition_id)
+            if partition not in offsets or offsets[partition].offset < offset + 1:
+                offsets[partition] = OffsetAndMetadata(offset + 1, "", -1)
         return offsets
 
     def _send_dead_letter(self, producer: KafkaProducer, image: ReceivedImage, keep_value: bool = True):
@@ -255,9 +286,9 @@ class Classifier:
         seconds = {name: sum(spent[name] for _, spent in kept) for name in self.models} if kept else {}
         return checked, [verdicts[0] for verdicts, _ in kept], seconds
 
-    def _observe(self, received, verdicts, seconds, records) -> None:
+    def _observe(self, received, verdicts, seconds, positions) -> None:
         m = self.metrics
-        m.batch_size.observe(len(records))
+        m.batch_size.observe(len(positions))
         for name, spent in seconds.items():
             m.inference_seconds.labels(name).observe(spent)
         for verdict in verdicts:
@@ -269,9 +300,9 @@ class Classifier:
             if image.error is not None:
                 m.dead_letters.labels(image.error.reason).inc()
         now_ms = time.time() * 1000
-        for record in records:
-            if record.timestamp and record.timestamp > 0:
-                m.end_to_end_seconds.observe(max(0.0, now_ms - record.timestamp) / 1000)
+        for *_, timestamp in positions:
+            if timestamp and timestamp > 0:
+                m.end_to_end_seconds.observe(max(0.0, now_ms - timestamp) / 1000)
 
     def run_session(self) -> None:
         """Connect, then poll/process/commit until stopped; Kafka errors propagate to :meth:`run`."""
@@ -283,16 +314,20 @@ class Classifier:
                                      max_poll_records=self.kafka.batch_size)
             log.info("classifying %s from %s as group %s", self.kafka.images_topic, self.kafka.bootstrap_servers,
                      self.kafka.group_id)
-            while not self.stop_event.is_set():
+            pending: Batch | None = None  # decoding while the batch before it is classified
+            while not self.stop_event.is_set() or pending:
                 self.metrics.loop_turned()
                 self.swap_models()
-                batches = self._poll(consumer)
-                self.metrics.set_ready(True)  # connected, and what was fetched could be read
-                records = [record for partition in batches.values() for record in partition]
-                if records:
-                    offsets = self.process(records, producer)
-                    consumer.commit(offsets)
-                    log.info("batch of %d committed", len(records))
+                upcoming = None
+                if not self.stop_event.is_set():  # stopping: finish the batch in hand, fetch no more
+                    batches = self._poll(consumer, timeout_ms=0 if pending else POLL_TIMEOUT_MS)
+                    self.metrics.set_ready(True)  # connected, and what was fetched could be read
+                    records = [record for partition in batches.values() for record in partition]
+                    upcoming = self.start(records) if records else None
+                    del records, batches  # the pool's tasks hold each record until it is decoded
+                if pending:
+                    self._commit(consumer, self.finish(pending, producer), len(pending.positions))
+                pending = upcoming
         finally:
             self.metrics.set_ready(False)
             if consumer is not None:
@@ -300,11 +335,24 @@ class Classifier:
             if producer is not None:
                 producer.close(timeout=CLOSE_TIMEOUT_SECONDS)
 
-    def _poll(self, consumer: KafkaConsumer) -> dict:
+    def _commit(self, consumer: KafkaConsumer, offsets: dict, count: int) -> None:
+        """Commit a published batch. If the group moved its partitions meanwhile (a member joined, or this
+        one was paused past its session timeout), the commit is refused: those records go to their new
+        owner, which classifies them again (at-least-once), and this member carries on in the new group
+        generation with the same connections (tearing them down would rebalance everyone again)."""
+        try:
+            consumer.commit(offsets)
+            log.info("batch of %d committed", count)
+        except REBALANCED as error:
+            self.metrics.rebalanced_batches.inc()
+            log.warning("batch of %d not committed: the group rebalanced while it was classified (%s); its "
+                        "partitions' new owners classify those records again", count, error)
+
+    def _poll(self, consumer: KafkaConsumer, timeout_ms: int = POLL_TIMEOUT_MS) -> dict:
         """One poll. A fetched batch that cannot be read (a codec we lack, a corrupt batch) stops its
         partition: say where, count it, and fail readiness until a retry reads it."""
         try:
-            return consumer.poll(timeout_ms=POLL_TIMEOUT_MS, max_records=self.kafka.batch_size)
+            return consumer.poll(timeout_ms=timeout_ms, max_records=self.kafka.batch_size)
         except (UnsupportedCodecError, CorruptRecordError) as error:
             self.metrics.unreadable_batches.inc()
             self.metrics.set_ready(False)
@@ -333,4 +381,5 @@ class Classifier:
                 self.metrics.loop_turned()
                 self.stop_event.wait(delay)
                 delay = min(delay * 2, BACKOFF_MAX_SECONDS)
+        self.pool.shutdown(wait=False, cancel_futures=True)
         log.info("stopped")
