@@ -71,7 +71,7 @@ demo: models
 	BIN=$(BIN) DEMO_PHOTOS=$(DEMO_PHOTOS) bash scripts/demo.sh
 
 # The package's tests (the browser walk of `make lab` among them: Chromium is installed if missing and
-# we are root, else named and the run fails), then every notebook executed with nbval.
+# we are root, else named and the run fails), then notebook 01 at full size with nbval.
 test: venv
 	bash scripts/system-packages.sh
 	$(BIN)/python -m pytest

@@ -470,6 +470,12 @@ def main() -> None:
     print(f"| the same p50 vs decode + both models on one photo, each after {LATENCY_PAUSE_SECONDS} s idle "
           f"(as the photos are sent) | {lat['p50']:.0f} | {paced:.1f} | "
           f"{figures['ratios']['latency_p50_over_paced_single']:.2f} (target p50 <= 2) |")
+    from catdog.threads import cpu_limit
+
+    cores = cpu_limit().threads
+    figures["service_images_per_s_per_core"] = service / cores
+    print(f"| service images/s per CPU of the limit (size replicas by it: a room's photos per second / this) | "
+          f"{service / cores:.1f} | {cores} CPU(s) | |")
     burst = figures["burst"]
     print(f"| service peak RSS draining {burst['images']} images (MiB) | {burst['peak_rss_mib']:.0f} | "
           f"at 25%: {burst['rss_at_25_percent_mib']:.0f}, end: {burst['rss_at_end_mib']:.0f} | target <= 1024, flat |")

@@ -28,7 +28,8 @@ eval "$("$BIN/catdog" broker start --port "${KAFKA_BOOTSTRAP_SERVERS##*:}" | gre
 "$BIN/catdog" classify >"$LOG_DIR/classify.log" 2>&1 &
 service_pid=$!
 ready=""
-for _ in $(seq 1 240); do   # wait (up to 2 min) until the service is ready
+wait_seconds=${CATDOG_SERVICE_WAIT_SECONDS:-120}
+for _ in $(seq 1 $((wait_seconds * 2))); do   # wait until the service is ready
   if "$BIN/python" -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:$CATDOG_METRICS_PORT/readyz', timeout=1)" 2>/dev/null; then
     ready=1
     break
@@ -37,7 +38,7 @@ for _ in $(seq 1 240); do   # wait (up to 2 min) until the service is ready
   sleep 0.5
 done
 if [ -z "$ready" ]; then
-  echo "the classifier service did not become ready in 2 minutes; its log ($LOG_DIR/classify.log):" >&2
+  echo "the classifier service did not become ready in $wait_seconds s; its log ($LOG_DIR/classify.log):" >&2
   cat "$LOG_DIR/classify.log" >&2
   exit 1
 fi

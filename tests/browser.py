@@ -17,7 +17,7 @@ import pytest
 
 NOTEBOOKS = ("notebooks/01-cat-dog-lab.ipynb", "notebooks/02-evaluate-and-monitor.ipynb",
              "notebooks/03-experiments.ipynb")
-# CI sizes, through the same variables the notebooks read (see scripts/test-notebooks.sh); set them to
+# CI sizes, through the same variables the notebooks read (nbval runs notebook 01 full size); set them to
 # run the full lab in the browser (e.g. CATDOG_LAB_EPOCHS=20 to time the quick CNN cell as learners see it).
 LAB_SIZES = {name: os.environ.get(name, default) for name, default in
              (("CATDOG_LAB_EPOCHS", "3"), ("CATDOG_EVAL_PER_CLASS", "20"), ("CATDOG_DRIFT_PHOTOS", "10"),

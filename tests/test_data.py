@@ -7,6 +7,8 @@ import csv
 import hashlib
 import http.server
 import shutil
+import subprocess
+import sys
 import tarfile
 import threading
 import zipfile
@@ -277,3 +279,28 @@ def test_missing_url_and_unreachable_host_are_clear_errors(server, tmp_path):
     with pytest.raises(DownloadError, match="cannot reach"):
         download("http://127.0.0.1:9/photos.zip", tmp_path / "cache", progress=False)
     assert list((tmp_path / "cache").iterdir()) == []
+
+
+def test_a_zip_bomb_in_the_source_is_refused_without_being_expanded(ocp_lab, tmp_path):
+    """An archive member declaring or expanding to 512 MB (a few hundred KB compressed) is read only up to
+    the size limit and skipped as too large: `data prepare` stays small (measured in its own process)."""
+    archive = tmp_path / "photos.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as bundle:
+        with bundle.open("cat/bomb.jpg", "w", force_zip64=True) as member:
+            block = b"\0" * (16 * 2**20)
+            for _ in range(32):
+                member.write(block)
+        for label in ("cat", "dog"):
+            for photo in sorted((ocp_lab / "training" / label).glob("*.jpg"))[:4]:
+                bundle.write(photo, f"{label}/{photo.name}")
+    assert archive.stat().st_size < 5 * 2**20
+    script = ("import resource, sys; from catdog.data import prepare; "
+              "report = prepare(sys.argv[1], __import__('pathlib').Path(sys.argv[2]), 5, progress=False, "
+              "cache_dir=__import__('pathlib').Path(sys.argv[2]) / 'cache'); "
+              "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024, dict(report.skipped))")
+    result = subprocess.run([sys.executable, "-c", script, str(archive), str(tmp_path / "out")],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    peak_mib, skipped = result.stdout.split(" ", 1)
+    assert "too-large" in skipped, result.stdout
+    assert int(peak_mib) < 300, f"peak {peak_mib} MiB: the member was expanded"

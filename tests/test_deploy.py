@@ -607,3 +607,21 @@ def test_real_kafka_gets_kafkas_group_timings_and_only_the_embedded_broker_its_o
     assert (cluster.session_timeout_ms, cluster.heartbeat_interval_ms) == (45_000, 3_000)
     embedded = load_settings(CLIENT_ENV).kafka
     assert (embedded.session_timeout_ms, embedded.heartbeat_interval_ms) == (6_000, 2_000)
+
+
+def test_lab_env_fails_with_the_classifiers_log_when_it_never_becomes_ready(tmp_path):
+    """`make lab` / `make demo` must not open JupyterLab beside a classifier that never came up."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "python").symlink_to(sys.executable)
+    fake = bin_dir / "catdog"  # a broker that starts, a classifier that hangs while loading its models
+    fake.write_text('#!/usr/bin/env bash\ncase "$1" in\n  broker) [ "$2" = start ] && echo "export KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:1" ;;\n'
+                    '  classify) echo "loading models, stuck"; sleep 600 ;;\nesac\n')
+    fake.chmod(0o755)
+    env = {**os.environ, "BIN": str(bin_dir), "CATDOG_SERVICE_WAIT_SECONDS": "2", "CATDOG_METRICS_PORT": str(free_port())}
+    started = time.monotonic()
+    result = subprocess.run(["bash", str(REPO / "scripts" / "lab-env.sh"), "echo", "JupyterLab would start"],
+                            env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0 and "JupyterLab would start" not in result.stdout
+    assert "did not become ready" in result.stderr and "loading models, stuck" in result.stderr
+    assert time.monotonic() - started < 30

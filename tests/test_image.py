@@ -37,6 +37,10 @@ from browser import LAB_SIZES, NOTEBOOKS, browser_session, problems, run_noteboo
 import samples
 from conftest import REPO, SHARED, free_port
 
+
+# Longer than the suite's default timeout: the first test builds the image (BUILD_SECONDS).
+pytestmark = pytest.mark.timeout(3600)
+
 IMAGE = "localhost/catdog:test"
 CONTAINERS_CONF = REPO / "tests" / "image" / "containers.conf"
 RANDOM_UID = "23456:0"  # any UID OpenShift's restricted SCC picks, always in group 0
@@ -145,6 +149,55 @@ def test_image_runs_as_the_random_uid_openshift_gives_it(image):
     assert user == ["23456", "0", "/opt/app-root/src", "writable", "cli"]
     config = json.loads(podman("image", "inspect", image).stdout)[0]["Config"]
     assert config["User"] == "1001:0" and config["Cmd"] == ["/usr/local/bin/start-notebook.sh"]
+
+
+def test_tensorflow_in_the_image_runs_as_many_threads_as_the_container_has_cpus(image):
+    """A pod's CPU limit is a cgroup quota, not fewer cores: `--cpus 1` must give TensorFlow one thread
+    (not one per core of the node), and no limit every core."""
+    import os as host
+
+    def measured(*options: str) -> dict:
+        out = podman("run", "--rm", "--user", RANDOM_UID, *options, image, "catdog", "cpus", "--tensorflow", "--json")
+        return json.loads(out.stdout.splitlines()[-1])
+
+    limited, unlimited = measured("--cpus", "1"), measured()
+    cores = len(host.sched_getaffinity(0))
+    assert (limited["threads"], limited["quota"], limited["tensorflow"]["intra_op"]) == (1, 1.0, 1), limited
+    assert (unlimited["threads"], unlimited["quota"], unlimited["tensorflow"]["intra_op"]) == (cores, None, cores)
+    if cores > 1:
+        assert limited["tensorflow"]["process_threads"] < unlimited["tensorflow"]["process_threads"]
+
+
+def test_the_models_volume_is_seeded_by_the_init_container_exactly_as_written(image, tmp_path):
+    """components/training's init container, its command taken from the manifest and run in the image as a
+    random UID on an empty volume: every model file arrives; a second start keeps a newer model; an image
+    missing a model fails the pod instead of starting a classifier without it."""
+    patch = yaml.safe_load((REPO / "deploy" / "openshift" / "components" / "training" / "classifier-models.yaml").read_text())
+    [seed] = patch["spec"]["template"]["spec"]["initContainers"]
+    [mount] = seed["volumeMounts"]
+    volume = tmp_path / "models"
+    volume.mkdir()
+    volume.chmod(0o770)  # a fresh PVC, writable by group 0
+
+    def run_seed(*options: str) -> subprocess.CompletedProcess:
+        return podman("run", "--rm", "--user", RANDOM_UID, "--volume", f"{volume}:{mount['mountPath']}", *options,
+                      image, *seed["command"], check=False)
+
+    first = run_seed()
+    assert first.returncode == 0, first.stdout + first.stderr
+    baked = podman("run", "--rm", image, "ls", "/opt/app-root/lab/models").stdout.split()
+    wanted = set(baked) & {f"{model}.{kind}" for model in ("quick", "pretrained") for kind in ("keras", "json")}
+    assert {"quick.keras", "pretrained.keras"} <= wanted and {p.name for p in volume.iterdir()} == wanted
+    (volume / "pretrained.keras").write_bytes(b"retrained on the cluster")
+    assert run_seed().returncode == 0 and (volume / "pretrained.keras").read_bytes() == b"retrained on the cluster"
+    for item in volume.iterdir():
+        item.unlink()
+    partial = tmp_path / "partial"  # an image whose bake lost the quick model
+    partial.mkdir()
+    (partial / "pretrained.keras").write_bytes(b"model")
+    partial.chmod(0o755)
+    broken = run_seed("--volume", f"{partial}:/opt/app-root/lab/models:ro")
+    assert broken.returncode != 0 and "quick.keras" in broken.stderr, broken.stdout + broken.stderr
 
 
 def test_lab_starts_from_the_images_cmd_and_answers_only_with_its_token(image, containers, tmp_path):

@@ -174,3 +174,54 @@ def test_size_limits_are_configurable(photo):
     with pytest.raises(ImageError) as caught:
         decode_image(encode(gradient(100, 100), "PNG"), max_pixels=9_999)
     assert caught.value.reason == "too-many-pixels"
+
+
+@pytest.mark.parametrize("mode", ["RGB", "RGBA", "P", "I;16", "L", "1"])
+@pytest.mark.parametrize("fmt", ["PNG", "TIFF", "WEBP"])
+def test_every_format_is_shrunk_as_it_is_decoded_and_looks_the_same(fmt, mode):
+    """No full-resolution picture outlives the decode when the model's size is known (JPEG is drafted; the
+    others box-averaged at once), and the model input differs from a full decode's only by rounding."""
+    from catdog.images import decode_image
+
+    if fmt == "WEBP" and mode not in ("RGB", "RGBA"):
+        pytest.skip("WebP stores RGB(A) only")
+    picture = gradient(1800, 1200)
+    picture = {"RGBA": picture.convert("RGBA"), "P": picture.quantize(64), "L": picture.convert("L"),
+               "1": picture.convert("1"), "I;16": Image.fromarray(np.asarray(picture.convert("L"), np.uint16) * 257)
+               }.get(mode, picture)
+    data = encode(picture, fmt, **({"lossless": True} if fmt == "WEBP" else {}))
+    small = decode_image(data, target_size=224)
+    assert max(small.image.size) < 2 * 224 * 1.5 and min(small.image.size) >= 224
+    assert (small.width, small.height, small.format) == (1800, 1200, fmt)
+    full = decode_image(data)
+    assert full.image.size == (1800, 1200)
+    difference = np.abs(small.to_array(224).astype(int) - full.to_array(224).astype(int))
+    assert difference.mean() < 3, difference.mean()
+
+
+def test_the_decode_budget_lets_only_what_fits_decode_at_once():
+    import threading
+    import time
+
+    from catdog.images import DecodeBudget
+
+    budget = DecodeBudget(100)
+    inside, most = [0], [0]
+    lock = threading.Lock()
+
+    def work(cost: int) -> None:
+        cost = min(cost, budget.limit)  # an image larger than the whole budget waits for all of it
+        with budget.hold(cost):
+            with lock:
+                inside[0] += cost
+                most[0] = max(most[0], inside[0])
+            time.sleep(0.05)
+            with lock:
+                inside[0] -= cost
+
+    workers = [threading.Thread(target=work, args=(cost,)) for cost in (60, 60, 30, 500, 10)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(10)
+    assert most[0] <= 100 and budget.peak <= 100 and budget.used == 0

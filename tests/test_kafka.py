@@ -352,6 +352,11 @@ def test_round_trip_with_every_kind_of_message(kafka, models_dir, photos, servic
     table = catdog("results", "--count", "3", "--timeout", "10", env=env)
     assert table.returncode == 0 and "agree" in table.stdout.splitlines()[0]
     assert len(table.stdout.splitlines()) == 4
+    # A human's default is the newest results (Kafka keeps the oldest first): --last N.
+    newest = sorted(results.values(), key=lambda result: result["classified_at"])[-2:]
+    last = catdog("results", "--last", "2", "--timeout", "3", env=env).stdout.splitlines()
+    assert len(last) == 3 and [f"[{r['source']['partition']}]@{r['source']['offset']}" in line
+                                for r, line in zip(newest, last[1:])] == [True, True], last
     lines = catdog("results", "--json", "--timeout", "3", env=env).stdout.splitlines()
     assert sorted(json.loads(line)["source"]["offset"] for line in lines) == sorted(o for (_, o) in results)
     letters = catdog("results", "--dead-letters", "--json", "--timeout", "3", env=env).stdout.splitlines()

@@ -24,6 +24,10 @@ import pytest
 from browser import LAB_SIZES, browser_session, walk_lab, wait_for
 from conftest import REPO, SHARED, free_port
 
+
+# Longer than the suite's default timeout: every notebook run in the browser.
+pytestmark = pytest.mark.timeout(2400)
+
 START_SECONDS = 600  # make lab trains both models before JupyterLab starts
 ARTIFACTS = Path(os.environ.get("CATDOG_ARTIFACTS") or REPO / "test-artifacts") / "lab-browser"
 

@@ -255,3 +255,31 @@ def test_quick_cnn_within_a_budget_gives_the_service_the_verdicts_it_trained_for
     # TensorFlow's resizing differ at 40 px); the same accuracy to the photo in benchmarks/accuracy.py.
     assert difference.mean() < 0.03, f"mean |p(dog) served - as trained| {difference.mean():.3f}"
     assert agree >= 0.95, f"verdicts agree on {agree:.1%} of {len(labels)} photos"
+
+
+def test_hot_reload_checks_and_traces_a_new_model_at_the_size_it_will_serve(models_dir, tmp_path):
+    """The service resizes a batch once, to the largest model's input (224 px), and every model shrinks it
+    inside its graph: a new quick model (128 px) is checked through that very graph, off the hot path."""
+    import shutil
+
+    from catdog.metrics import ServiceMetrics
+    from catdog.models import input_size, load_model, model_version, save_model
+    from catdog.predict import load_models, predict_fn
+    from catdog.service import ModelWatcher
+
+    for name in ("quick", "pretrained"):
+        shutil.copy(models_dir / f"{name}.keras", tmp_path / f"{name}.keras")
+    loaded = load_models(tmp_path)
+    versions = {name: model_version(tmp_path / f"{name}.keras") for name in loaded}
+    watcher = ModelWatcher(tmp_path, versions, ServiceMetrics(), interval=3600,
+                           sizes={name: input_size(model) for name, model in loaded.items()})
+    retrained = load_model(models_dir / "quick.keras")
+    retrained.layers[-1].bias.assign(retrained.layers[-1].bias + 0.5)  # another file, another version
+    save_model(retrained, tmp_path / "quick.keras")
+    watcher.check()
+    [(model, version)] = watcher.take().values()
+    assert version != versions["quick"] and input_size(model) < 224
+    serving = predict_fn(model, 224)
+    assert serving.experimental_get_tracing_count() == 1  # traced by the check, before any batch
+    serving(np.zeros((3, 224, 224, 3), np.uint8))
+    assert serving.experimental_get_tracing_count() == 1  # the first batch reuses it

@@ -210,7 +210,7 @@ def cmd_classify(args: argparse.Namespace, settings: Settings) -> int:
     import signal
 
     from catdog import metrics as service_metrics
-    from catdog.models import model_version
+    from catdog.models import input_size, model_version
     from catdog.predict import load_models, model_paths
     from catdog.service import Classifier, ModelWatcher
 
@@ -223,7 +223,8 @@ def cmd_classify(args: argparse.Namespace, settings: Settings) -> int:
     server = service_metrics.serve(metrics, port)
     watcher = None
     if settings.model_reload_seconds:  # a retrained model written to the folder is served without a restart
-        watcher = ModelWatcher(folder, versions, metrics, interval=settings.model_reload_seconds).start()
+        watcher = ModelWatcher(folder, versions, metrics, interval=settings.model_reload_seconds,
+                               sizes={name: input_size(model) for name, model in loaded.items()}).start()
     classifier = Classifier(settings.kafka, loaded, metrics, versions=versions, watcher=watcher)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: classifier.stop())
@@ -257,7 +258,7 @@ def cmd_results(args: argparse.Namespace, settings: Settings) -> int:
             header = PREDICTION_HEADER
         if not args.json:
             print(header)
-        if args.count is None:  # the last N: read to the end (the reader's silence), keep the newest
+        if args.count is None and (args.last or not args.json):  # a human's default: the newest N, once read
             records = _newest(records, args.last or DEFAULT_LAST, dead_letters=args.dead_letters)
         for record in records:
             shown += 1
@@ -508,8 +509,8 @@ def build_parser() -> argparse.ArgumentParser:
         "result as published). Stops after --count results or --timeout seconds without a new one. "
         "--dead-letters shows the refused messages instead.",
     )
-    results.add_argument("--last", type=int, metavar="N", help=f"the newest N (the default: {DEFAULT_LAST}), "
-                         "once the topic is read to the end")
+    results.add_argument("--last", type=int, metavar="N", help=f"the newest N, once the topic is read to the end "
+                         f"(the default for the table: {DEFAULT_LAST}; --json alone gives every one)")
     results.add_argument("--count", type=int, metavar="N", help="the first N from the beginning, shown as they are "
                          "read (for scripts; overrides --last)")
     results.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the next result (default 10)")

@@ -69,7 +69,10 @@ class ImageSource(Protocol):
 
     def names(self) -> list[str]: ...
 
-    def read_many(self, names: Iterable[str]) -> dict[str, bytes]: ...
+    def read_many(self, names: Iterable[str], max_bytes: int) -> dict[str, bytes]:
+        """Each file's bytes, but never more than ``max_bytes + 1`` of one: enough for the decoder to refuse
+        it as too large, whatever size an archive declares (a zip bomb expands only that far)."""
+        ...
 
 
 class DirectorySource:
@@ -84,8 +87,12 @@ class DirectorySource:
             if path.is_file() and _is_candidate(path.relative_to(self.root).as_posix())
         ]
 
-    def read_many(self, names: Iterable[str]) -> dict[str, bytes]:
-        return {name: (self.root / name).read_bytes() for name in names}
+    def read_many(self, names: Iterable[str], max_bytes: int) -> dict[str, bytes]:
+        found = {}
+        for name in names:
+            with open(self.root / name, "rb") as stream:
+                found[name] = stream.read(max_bytes + 1)
+        return found
 
 
 class ZipSource:
@@ -96,8 +103,12 @@ class ZipSource:
     def names(self) -> list[str]:
         return [info.filename for info in self.archive.infolist() if not info.is_dir() and _is_candidate(info.filename)]
 
-    def read_many(self, names: Iterable[str]) -> dict[str, bytes]:
-        return {name: self.archive.read(name) for name in names}
+    def read_many(self, names: Iterable[str], max_bytes: int) -> dict[str, bytes]:
+        found = {}
+        for name in names:
+            with self.archive.open(name) as stream:  # decompressed as read: stops at the limit
+                found[name] = stream.read(max_bytes + 1)
+        return found
 
 
 class TarSource:
@@ -111,13 +122,13 @@ class TarSource:
         with tarfile.open(self.path, "r:*") as archive:
             return [member.name for member in archive if member.isfile() and _is_candidate(member.name)]
 
-    def read_many(self, names: Iterable[str]) -> dict[str, bytes]:
+    def read_many(self, names: Iterable[str], max_bytes: int) -> dict[str, bytes]:
         wanted, found = set(names), {}
         with tarfile.open(self.path, "r:*") as archive:
             for member in archive:
                 if member.name in wanted and member.isfile():
                     stream = archive.extractfile(member)
-                    found[member.name] = stream.read() if stream else b""
+                    found[member.name] = stream.read(max_bytes + 1) if stream else b""
                     if len(found) == len(wanted):
                         break
         return found
@@ -202,7 +213,7 @@ def _sample_class(
             # Read a little more than needed so that a few unusable files rarely cost another pass.
             batch = names[position : position + min(500, (wanted - len(kept)) * 11 // 10 + 8)]
             position += len(batch)
-            contents = source.read_many(batch)
+            contents = source.read_many(batch, limits["max_bytes"])
 
             def check(name: str, contents: dict[str, bytes] = contents) -> Kept | ImageError:
                 try:

@@ -35,7 +35,7 @@ from catdog.kafka_io import (
     KafkaUnavailable, ReceivedImage, RecordError, decode_record, make_consumer, make_producer,
 )
 from catdog.metrics import ServiceMetrics
-from catdog.models import ModelFileError, load_model, model_version
+from catdog.models import ModelFileError, input_size, load_model, model_version
 from catdog.predict import Verdict, classify_timed, largest_input, predict_fn
 
 log = logging.getLogger("catdog.service")
@@ -102,9 +102,11 @@ class ModelWatcher:
     volume), loads it with safe_mode and checks it on a sample batch, all off the hot path, and offers it
     to the classifier, which swaps it in between batches. A file that fails keeps the old model serving."""
 
-    def __init__(self, folder: Path, versions: dict[str, str], metrics: ServiceMetrics, interval: float) -> None:
+    def __init__(self, folder: Path, versions: dict[str, str], metrics: ServiceMetrics, interval: float,
+                 sizes: dict[str, int] | None = None) -> None:
         self.folder = Path(folder)
         self.versions = dict(versions)  # what is being served (or already offered)
+        self.sizes = dict(sizes or {})  # each served model's input side: the batch comes at the largest
         self.metrics = metrics
         self.interval = interval
         self.failed: set[tuple[str, str]] = set()
@@ -135,7 +137,10 @@ class ModelWatcher:
                 if version == self.versions[name] or (name, version) in self.failed:
                     continue
                 model = load_model(path)
-                p_dog = predict_fn(model)(tf.zeros((2, *model.input_shape[1:]), tf.uint8)).numpy().reshape(-1)
+                # Checked, and traced, exactly as it will serve: at the batch's size (the largest model's
+                # input), so the first batch after the swap pays no tracing on the hot path.
+                serving = max([size for other, size in self.sizes.items() if other != name] + [input_size(model)])
+                p_dog = predict_fn(model, serving)(tf.zeros((2, serving, serving, 3), tf.uint8)).numpy().reshape(-1)
                 if p_dog.shape != (2,) or not np.all((p_dog >= 0) & (p_dog <= 1)):
                     raise ModelFileError(f"{path} does not answer a probability per image")
             except Exception as error:  # noqa: BLE001 - whatever is wrong with the file, keep serving
@@ -146,6 +151,7 @@ class ModelWatcher:
             with self.lock:
                 self.pending[name] = (model, version)
             self.versions[name] = version
+            self.sizes[name] = input_size(model)
             log.info("new %s model %s loaded and checked; swapping it in after the current batch", name, version)
 
     def take(self) -> dict[str, tuple[keras.Model, str]]:
