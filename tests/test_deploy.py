@@ -625,3 +625,14 @@ def test_lab_env_fails_with_the_classifiers_log_when_it_never_becomes_ready(tmp_
     assert result.returncode != 0 and "JupyterLab would start" not in result.stdout
     assert "did not become ready" in result.stderr and "loading models, stuck" in result.stderr
     assert time.monotonic() - started < 30
+
+
+def test_ci_stops_at_once_when_shared_is_not_beside_the_checkout(tmp_path):
+    """`export X=$(cd ../shared && pwd)` would hide the failed cd and run 30 minutes of tests to fail."""
+    checkout = tmp_path / "checkout"
+    (checkout / ".ci").mkdir(parents=True)
+    shutil.copy(REPO / ".ci" / "run", checkout / ".ci" / "run")
+    (checkout / "Makefile").write_text("test:\n\t@echo the suite ran\n")
+    result = subprocess.run(["bash", str(checkout / ".ci" / "run")], capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0 and "the suite ran" not in result.stdout
+    assert "../shared" in result.stderr and "missing" in result.stderr

@@ -79,6 +79,13 @@ def test_drift_is_measured_from_every_replicas_results(kafka, lab_data, models_d
     ensure_topics(kafka, partitions=3)
     first = start_service(services, kafka, models_dir, tmp_path, name="replica-1")
     second = start_service(services, kafka, models_dir, tmp_path, name="replica-2")
+    # Send once the group has settled (the first replica reassigned, the second assigned): a photo sent
+    # during the rebalance may be classified twice (at-least-once), and this test counts classifications.
+    assigned = "Setting newly assigned partitions"
+    deadline = time.monotonic() + 60
+    while first.output().count(assigned) < 2 or second.output().count(assigned) < 1:
+        assert time.monotonic() < deadline, first.output()[-2000:] + second.output()[-2000:]
+        time.sleep(0.2)
     stream = monitoring.skewed_stream(lab_data, 6)
     assert [len(photos) for photos in stream.values()] == [6, 6]
     sent = monitoring.send_stream(kafka, stream)
