@@ -521,6 +521,47 @@ def test_a_dead_letter_the_broker_does_not_acknowledge_leaves_its_offset_uncommi
     consumer.close(autocommit=False)
 
 
+def test_the_next_batch_decodes_in_the_pool_while_the_current_one_is_classified(kafka, models_dir, photos):
+    """Decoding (70 % of the service's time when it ran in the loop's thread) runs in a pool of one thread
+    per CPU of the limit: `start` hands a polled batch to it and returns at once, so the loop classifies
+    and publishes the batch before while this one decodes."""
+    import threading
+    from types import SimpleNamespace
+
+    from catdog import service as service_module
+    from catdog.metrics import ServiceMetrics
+    from catdog.predict import load_models
+
+    ensure_topics(kafka)
+    classifier = service_module.Classifier(replace(kafka, decode_threads=2), load_models(models_dir), ServiceMetrics())
+    giant = samples.encode(samples.gradient(6000, 4000), "PNG")  # ~0.5 s to decode here
+    records = [SimpleNamespace(topic=kafka.images_topic, partition=0, offset=offset, timestamp=0, key=None, headers=[],
+                               value=giant if offset < 4 else photos[offset % len(photos)].read_bytes())
+               for offset in range(6)]
+    names: set[str] = set()
+    original = service_module.decode_record
+
+    def decode(*args, **kwargs):
+        names.add(threading.current_thread().name)
+        return original(*args, **kwargs)
+
+    service_module.decode_record = decode
+    try:
+        started = time.perf_counter()
+        batch = classifier.start(records)
+        handed_over = time.perf_counter() - started
+        assert handed_over < 0.2 and not all(future.done() for future in batch.decoding)
+        producer = make_producer(kafka)
+        offsets = classifier.finish(batch, producer)
+        producer.close()
+    finally:
+        service_module.decode_record = original
+        classifier.pool.shutdown()
+    assert offsets[TopicPartition(kafka.images_topic, 0)].offset == 6
+    assert names and all(name.startswith("decode") for name in names) and len(names) == 2
+    assert len(collect(kafka, kafka.predictions_topic, 6, timeout=30)) == 6
+
+
 def test_two_instances_share_a_three_partition_topic(kafka, models_dir, cat_photos, dog_photos, services, tmp_path):
     ensure_topics(kafka, partitions=3)
     producer = make_producer(kafka)
