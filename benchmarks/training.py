@@ -176,7 +176,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="catdog-bench-") as tmp:
         work = Path(tmp)
         lab = work / "lab"
-        prepare(str(LAB_SOURCE), lab, 50, cache_dir=work / "cache", progress=False)
+        prepare(str(LAB_SOURCE), lab, 10 if args.smoke else 50, cache_dir=work / "cache", progress=False)
         exclude = {row["sha256"] for row in read_manifest(lab)}
         # Photos used by the pretrained head are excluded too, so "unseen" means unseen by every model.
         pretrained_data = work / "pretrained-data"

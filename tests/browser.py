@@ -21,7 +21,8 @@ NOTEBOOKS = ("notebooks/01-cat-dog-lab.ipynb", "notebooks/02-evaluate-and-monito
 # run the full lab in the browser (e.g. CATDOG_LAB_EPOCHS=20 to time the quick CNN cell as learners see it).
 LAB_SIZES = {name: os.environ.get(name, default) for name, default in
              (("CATDOG_LAB_EPOCHS", "3"), ("CATDOG_EVAL_PER_CLASS", "20"), ("CATDOG_DRIFT_PHOTOS", "10"),
-              ("CATDOG_GRID_PER_CLASS", "10,20"), ("CATDOG_GRID_SECONDS", "1,3"), ("CATDOG_GRID_TEST_PER_CLASS", "20"))}
+              ("CATDOG_GRID_PER_CLASS", "10,20"), ("CATDOG_GRID_SECONDS", "1,3"), ("CATDOG_GRID_SEEDS", "1"),
+              ("CATDOG_GRID_TEST_PER_CLASS", "20"))}
 NOTEBOOK_SECONDS = 900
 CHROMIUM = Path(os.environ.get("CATDOG_CHROMIUM", "/usr/bin/chromium"))
 CHROMEDRIVER = Path(os.environ.get("CATDOG_CHROMEDRIVER", "/usr/bin/chromedriver"))

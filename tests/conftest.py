@@ -27,6 +27,22 @@ def shared_path(*parts: str) -> Path:
     return path
 
 
+# `make test` runs the suite on two pytest-xdist workers (--dist loadgroup): much of it waits on Kafka, on
+# containers starting and on pages loading. Each module stays on one worker, so its fixtures are built once;
+# the image's tests and the `make lab` walk share one group, so at most one of them loads both cores at a
+# time while the other worker runs everything else.
+HEAVY_MODULES = {"test_image", "test_lab_browser"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist turns the groups into its work units
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not config.pluginmanager.hasplugin("xdist"):
+        return
+    for item in items:
+        module = Path(item.nodeid.split("::")[0]).stem
+        item.add_marker(pytest.mark.xdist_group("containers-and-browsers" if module in HEAVY_MODULES else module))
+
+
 @pytest.fixture(scope="session")
 def ocp_lab() -> Path:
     return shared_path("datasets", "ocp-lab")
