@@ -74,7 +74,7 @@ demo: models
 # we are root, else named and the run fails), then notebook 01 at full size with nbval.
 test: venv
 	bash scripts/system-packages.sh
-	$(BIN)/python -m pytest -n 2 --dist loadgroup
+	$(BIN)/python -m pytest -n 2 --dist loadscope
 	BIN=$(BIN) PRETRAINED_SOURCE=$(PRETRAINED_SOURCE) bash scripts/test-notebooks.sh
 
 # JupyterLab on the notebooks, beside the embedded broker and the classifier service. A token is

@@ -27,20 +27,23 @@ def shared_path(*parts: str) -> Path:
     return path
 
 
-# `make test` runs the suite on two pytest-xdist workers (--dist loadgroup): much of it waits on Kafka, on
-# containers starting and on pages loading. Each module stays on one worker, so its fixtures are built once;
-# the image's tests and the `make lab` walk share one group, so at most one of them loads both cores at a
-# time while the other worker runs everything else.
+# `make test` runs the suite on two pytest-xdist workers: much of it waits on Kafka, on containers starting
+# and on pages loading. Each module stays on one worker, so its fixtures are built once; the image's tests
+# and the `make lab` walk are one unit, so at most one of them loads both cores at a time while the other
+# worker runs everything else. (xdist's own --dist loadgroup marks do not take under pytest 9: it renames
+# node ids through an attribute pytest 9 no longer reads.)
 HEAVY_MODULES = {"test_image", "test_lab_browser"}
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist turns the groups into its work units
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if not config.pluginmanager.hasplugin("xdist"):
-        return
-    for item in items:
-        module = Path(item.nodeid.split("::")[0]).stem
-        item.add_marker(pytest.mark.xdist_group("containers-and-browsers" if module in HEAVY_MODULES else module))
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByModule(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::")[0]
+            return "containers-and-browsers" if Path(module).stem in HEAVY_MODULES else module
+
+    return ByModule(config, log)
 
 
 @pytest.fixture(scope="session")
@@ -166,3 +169,5 @@ def kafka_env(kafka) -> dict[str, str]:
         "CATDOG_BATCH_SIZE": str(kafka.batch_size),
         "CATDOG_MAX_IMAGE_BYTES": str(kafka.max_image_bytes),
     }
+
+

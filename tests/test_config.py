@@ -57,7 +57,10 @@ def test_environment_overrides_each_setting(tmp_path):
 @pytest.mark.parametrize("name, value, message", [
     ("CATDOG_MAX_IMAGE_BYTES", "ten", "not a whole number"),
     ("CATDOG_MAX_IMAGE_PIXELS", "0", "greater than zero"),
-    ("KAFKA_SECURITY_PROTOCOL", "SASL_SSL", "PLAINTEXT or SSL"),
+    ("KAFKA_SECURITY_PROTOCOL", "SASL_SCRAM", "PLAINTEXT, SSL, SASL_SSL"),
+    ("KAFKA_SECURITY_PROTOCOL", "SASL_SSL", "needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD"),
+    ("KAFKA_SASL_USERNAME", "alice", "use SASL_SSL"),
+    ("CATDOG_LEARNER", "x" * 65, "at most 64 characters"),
     ("KAFKA_SSL_CAFILE", "/nowhere/ca.crt", "does not exist"),
     ("CATDOG_METRICS_PORT", "70000", "a port from 0"),
     ("CATDOG_DLQ_TOPIC", "bad topic!", "not a Kafka topic name"),
@@ -68,6 +71,28 @@ def test_unusable_values_name_the_variable(name, value, message):
     with pytest.raises(ConfigError, match=message) as caught:
         load_settings({name: value})
     assert name in str(caught.value)
+
+
+def test_a_rooms_learner_connects_with_scram_over_tls_as_their_kafka_user(tmp_path):
+    """The settings a room's notebook gets (deploy/openshift/room/learner): the client speaks SCRAM-SHA-512
+    over TLS with the room's CA, and names the learner on every photo."""
+    ca = tmp_path / "ca.crt"
+    ca.write_text("pem")
+    kafka = load_settings({"KAFKA_SECURITY_PROTOCOL": "sasl_ssl", "KAFKA_SSL_CAFILE": str(ca),
+                           "KAFKA_SASL_USERNAME": "learner-ada", "KAFKA_SASL_PASSWORD": "s3cret ",
+                           "CATDOG_LEARNER": "Ada Lovelace"}).kafka
+    from catdog.kafka_io import client_config
+
+    config = client_config(kafka)
+    assert (config["security_protocol"], config["sasl_mechanism"]) == ("SASL_SSL", "SCRAM-SHA-512")
+    assert (config["sasl_plain_username"], config["sasl_plain_password"], config["ssl_cafile"]) == \
+        ("learner-ada", "s3cret", str(ca))
+    assert "s3cret" not in repr(kafka)  # settings are logged and printed: never the password
+    assert kafka.learner == "Ada Lovelace"
+    # Without CATDOG_LEARNER the Kafka user names the sender; a plain lab, the login name.
+    assert load_settings({"KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_SASL_USERNAME": "learner-bo",
+                          "KAFKA_SASL_PASSWORD": "p"}).kafka.learner == "learner-bo"
+    assert load_settings({}).kafka.sasl_mechanism is None
 
 
 def test_metrics_port_zero_means_any_free_port_as_on_the_command_line():

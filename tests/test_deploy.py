@@ -31,7 +31,7 @@ BIN = Path(sys.executable).parent
 KUBERNETES_VERSION = "1.33.0"
 STRIMZI_KINDS = {"Kafka", "KafkaNodePool", "KafkaTopic", "KafkaUser"}
 OPENSHIFT_KINDS = {"Route", "ImageStream", "BuildConfig"}
-WORKLOAD_KINDS = {"Deployment", "Job"}
+WORKLOAD_KINDS = {"Deployment", "Job", "DaemonSet"}
 COMPONENTS = sorted(path.name for path in (DEPLOY / "components").iterdir())
 
 
@@ -60,8 +60,17 @@ def with_component(component: str, tmp_path: Path) -> Path:
     return overlay
 
 
+def write_room(out: Path, *args: str) -> str:
+    """`catdog room` as an instructor runs it (tests/test_room.py checks the room's rules); its output."""
+    result = subprocess.run([sys.executable, "-m", "catdog.cli", "room", "--out", str(out), "--manifests", str(DEPLOY),
+                             *args], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
 RENDERS = {
     "default": lambda tmp: DEPLOY,
+    "room": lambda tmp: (write_room(tmp / "room", "--count", "3"), tmp / "room")[1],
     "dev": lambda tmp: DEPLOY / "overlays" / "dev",
     "persistent": lambda tmp: DEPLOY / "overlays" / "persistent",
     "v1beta2": lambda tmp: DEPLOY / "overlays" / "v1beta2",
@@ -85,29 +94,36 @@ def schema_for(obj: dict) -> Path | None:
     return None  # a core Kubernetes kind: kubernetes-validate has it
 
 
+def schema_problem(obj: dict) -> str | None:
+    """Why ``obj`` fails its schema (Kubernetes' own, or the CRD's or OpenShift's from ../shared), or None."""
+    path = schema_for(obj)
+    if path is None:
+        try:
+            kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
+        except kubernetes_validate.SchemaNotFoundError:
+            return f"no schema for {obj['apiVersion']} {obj['kind']}"
+        except kubernetes_validate.ValidationError as error:
+            return str(error)
+        return None
+    if not path.is_file():
+        return f"no schema at {path}"
+    schema = json.loads(path.read_text())
+    # No metaschema check: some CRD schemas carry Go regexes (e.g. "^(?i)…") that Python's re rejects;
+    # they only matter for fields we do not set.
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    try:
+        validator.validate(obj)
+    except jsonschema.ValidationError as error:
+        return f"{error.message} at {list(error.absolute_path)}"
+    return None
+
+
 def test_every_object_validates_against_its_schema(rendered):
     name, objects = rendered
     assert objects, f"{name} rendered nothing"
     for obj in objects:
-        label = f"{name}: {obj['kind']}/{obj['metadata']['name']}"
-        path = schema_for(obj)
-        if path is None:
-            try:
-                kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
-            except kubernetes_validate.SchemaNotFoundError:
-                pytest.fail(f"{label}: no schema for {obj['apiVersion']} {obj['kind']}")
-            except kubernetes_validate.ValidationError as error:
-                pytest.fail(f"{label}: {error}")
-        else:
-            assert path.is_file(), f"{label}: no schema at {path}"
-            schema = json.loads(path.read_text())
-            # No metaschema check: some CRD schemas carry Go regexes (e.g. "^(?i)…") that Python's re
-            # rejects; they only matter for fields we do not set.
-            validator = jsonschema.validators.validator_for(schema)(schema)
-            try:
-                validator.validate(obj)
-            except jsonschema.ValidationError as error:
-                pytest.fail(f"{label}: {error.message} at {list(error.absolute_path)}")
+        problem = schema_problem(obj)
+        assert problem is None, f"{name}: {obj['kind']}/{obj['metadata']['name']}: {problem}"
 
 
 def pod_specs(objects: list[dict]) -> list[tuple[str, dict]]:
@@ -259,12 +275,13 @@ def test_the_notebooks_memory_is_sized_from_the_measured_full_size_lab(rendered)
     if name == "operator":
         assert not notebooks
         return
-    [notebook] = notebooks
-    resources = notebook["spec"]["template"]["spec"]["containers"][0]["resources"]
-    request, limit = mebibytes(resources["requests"]["memory"]), mebibytes(resources["limits"]["memory"])
-    assert request >= measured["by_phase_mib"]["kernels idle"]["working_set"], resources
-    assert limit >= 2 * measured["peak_working_set_mib"], resources
-    assert limit <= 4 * measured["peak_working_set_mib"], "far above what the lab uses: a node fits fewer learners"
+    assert notebooks
+    for notebook in notebooks:  # one, or one per learner of a room
+        resources = notebook["spec"]["template"]["spec"]["containers"][0]["resources"]
+        request, limit = mebibytes(resources["requests"]["memory"]), mebibytes(resources["limits"]["memory"])
+        assert request >= measured["by_phase_mib"]["kernels idle"]["working_set"], resources
+        assert limit >= 2 * measured["peak_working_set_mib"], resources
+        assert limit <= 4 * measured["peak_working_set_mib"], "far above what the lab uses: a node fits fewer learners"
 
 
 def test_with_autoscaling_the_deployment_leaves_replicas_to_keda(tmp_path):

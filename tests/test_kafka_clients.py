@@ -18,7 +18,7 @@ from dataclasses import replace
 import confluent_kafka
 from PIL import Image
 
-from catdog.kafka_io import ensure_topics
+from catdog.kafka_io import ensure_topics, header_text
 from conftest import kafka_env
 from test_kafka import MESSAGES, collect, frozen, services, start_service  # noqa: F401 (services: a fixture)
 
@@ -62,11 +62,12 @@ def random_headers(rng: random.Random, filename: str) -> list[tuple[str, bytes |
     if choice == 0:
         return None
     if choice == 1:
-        return [("filename", filename.encode())]
+        return [("filename", filename.encode()), ("learner", "Zoë".encode())]
     if choice == 2:
         return [("filename", None), ("content-type", None)]  # null values are legal in Kafka
     if choice == 3:
-        return [("filename", b"\xff\xfe\x80 not utf-8"), ("trace", bytes(rng.randrange(256) for _ in range(8)))]
+        return [("filename", b"\xff\xfe\x80 not utf-8"), ("trace", bytes(rng.randrange(256) for _ in range(8))),
+                ("learner", b"\xff<img src=x onerror=alert(1)>" + b"x" * 80)]
     return [("filename", filename.encode()), ("filename", b"second.jpg"), ("x", b""), ("error", b"spoofed")]
 
 
@@ -155,6 +156,12 @@ def test_any_record_a_client_can_produce_ends_as_one_result_or_one_dead_letter(
                          f"value={len(record['value'])} B at {where}: wanted [{want}], got {ends.get(where)}")
     assert not wrong, f"{len(wrong)} of {len(sent)} records (seed {SEED}):\n" + "\n".join(wrong[:20])
     assert len(results) == expected_results and len(dead) == len(sent) - expected_results
+    # Who sent it: any client's learner header, as text (bytes that are not UTF-8 replaced), cut to 64.
+    by_place = {(record["partition"], record["offset"]): record for record in sent}
+    for record in results:
+        result = json.loads(record.value)
+        headers = dict(by_place[result["source"]["partition"], result["source"]["offset"]]["headers"] or [])
+        assert result["learner"] == header_text(headers.get("learner"))[:64], result
 
     # Dead letters keep the sender's key and headers as bytes, then say why.
     by_source = {(int(dict(r.headers)["source-partition"]), int(dict(r.headers)["source-offset"])): r for r in dead}

@@ -3,6 +3,10 @@ other learners' history, against the real embedded broker and real classifier se
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import time
 from dataclasses import replace
 
@@ -12,16 +16,18 @@ from catdog import monitoring, plots
 from catdog.kafka_io import (
     collect_predictions, ensure_topics, fetch_images, find_prediction, latest_predictions, make_producer, make_reader, send_image,
 )
+from conftest import kafka_env
 from test_kafka import services, start_service  # noqa: F401  (the fixture and helper that run `catdog classify`)
 
 
 @pytest.fixture
 def shared_topic(kafka, cat_photos, dog_photos):
     """Three partitions (as on OpenShift) already holding six other learners' photos."""
-    kafka = replace(kafka, batch_size=4)
+    kafka = replace(kafka, batch_size=4, learner="Ada")
     ensure_topics(kafka, partitions=3)
     producer = make_producer(kafka)
-    history = [send_image(producer, kafka, photo.read_bytes(), photo.name) for photo in cat_photos[200:203] + dog_photos[200:203]]
+    history = [send_image(producer, replace(kafka, learner=f"learner {index}"), photo.read_bytes(), photo.name)
+               for index, photo in enumerate(cat_photos[200:203] + dog_photos[200:203])]
     time.sleep(0.01)  # my photo comes later than theirs, on the broker's clock too
     yield kafka, producer, history
     producer.close()
@@ -56,20 +62,33 @@ def test_the_next_image_is_the_one_i_sent_then_it_says_nothing_came(shared_topic
     other_kernel.close()
 
 
-def test_the_service_result_shown_is_for_my_photo_then_the_newest(shared_topic, cat_photos, models_dir, services, tmp_path):
+def test_the_service_result_shown_is_for_my_photo_then_mine_first(shared_topic, cat_photos, models_dir, services,
+                                                                  tmp_path):
+    """In a room every learner's results share the topic: each photo carries its sender's name, its result
+    repeats it, and a learner's listing shows their own photos first, however many came after."""
     kafka, producer, history = shared_topic
     start_service(services, kafka, models_dir, tmp_path)
     assert len(collect_predictions(kafka, history, timeout=90)) == len(history)  # the others' photos are done
     mine = send_image(producer, kafka, cat_photos[300].read_bytes(), "my-cat.jpg")
     result = find_prediction(kafka, mine, timeout=90)
-    assert result is not None and result["filename"] == "my-cat.jpg"
+    assert result is not None and result["filename"] == "my-cat.jpg" and result["learner"] == "Ada"
     assert result["source"] == {"topic": mine.topic, "partition": mine.partition, "offset": mine.offset}
     recent = latest_predictions(kafka, count=3)
     assert len(recent) == 3 and recent[0]["source"] == result["source"]  # newest first: mine was sent last
     stamps = [r["classified_at"] for r in recent]
     assert stamps == sorted(stamps, reverse=True)
-    # Not the oldest on the topic: those were the other learners' first photos.
-    assert {r["filename"] for r in recent} != {sent.filename for sent in history[:3]}
+    # Others send after me: the newest are theirs, my listing still starts with mine.
+    later = [send_image(producer, replace(kafka, learner="Bo"), photo.read_bytes(), photo.name)
+             for photo in cat_photos[301:304]]
+    assert len(collect_predictions(kafka, later, timeout=90)) == 3
+    assert [r["learner"] for r in latest_predictions(kafka, count=3)] == ["Bo"] * 3
+    assert [r["learner"] for r in latest_predictions(kafka, count=3, learner="Ada")] == ["Ada", "Bo", "Bo"]
+    # `catdog results --learner` lists only that learner's.
+    listed = subprocess.run([sys.executable, "-m", "catdog.cli", "results", "--learner", "Bo", "--json", "--timeout", "3"],
+                            env={**os.environ, **kafka_env(kafka)}, capture_output=True, text=True, timeout=120)
+    assert listed.returncode == 0, listed.stderr
+    assert sorted(json.loads(line)["filename"] for line in listed.stdout.splitlines()) == \
+        sorted(sent.filename for sent in later)
 
 
 def test_drift_is_measured_from_every_replicas_results(kafka, lab_data, models_dir, services, tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 from pathlib import Path
@@ -246,16 +247,20 @@ def cmd_results(args: argparse.Namespace, settings: Settings) -> int:
     topic = kafka.dlq_topic if args.dead_letters else kafka.predictions_topic
     consumer = make_consumer(kafka, topic)
     shown = 0
+    # A learner's filter applies before --count: the first N of *their* results.
+    count = None if args.learner else args.count
     try:
         if args.dead_letters:
-            records = iter_dead_letters(consumer, timeout=args.timeout, count=args.count)
+            records = iter_dead_letters(consumer, timeout=args.timeout, count=count)
             header = f"{'message':<32} {'reason':<20} detail"
         else:
             def skipped(record, reason: str) -> None:
                 print(f"skipped {record.topic}[{record.partition}]@{record.offset}: {reason}", file=sys.stderr)
 
-            records = iter_predictions(consumer, timeout=args.timeout, count=args.count, on_skip=skipped)
+            records = iter_predictions(consumer, timeout=args.timeout, count=count, on_skip=skipped)
             header = PREDICTION_HEADER
+        if args.learner:
+            records = itertools.islice((r for r in records if r.get("learner") == args.learner), args.count)
         if not args.json:
             print(header)
         if args.count is None and (args.last or not args.json):  # a human's default: the newest N, once read
@@ -296,6 +301,29 @@ def cmd_cpus(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         print(json.dumps({"threads": limit.threads, "cores": limit.cores, "quota": limit.quota,
                           **({"tensorflow": measured} if args.tensorflow else {})}))
+    return 0
+
+
+def cmd_room(args: argparse.Namespace, settings: Settings) -> int:
+    from catdog import room
+
+    names = None
+    if args.learners:
+        names = [name for item in args.learners for name in item.split(",")]
+    if args.learners_file:
+        names = (names or []) + args.learners_file.read_text().splitlines()
+    learners = room.learners(names, args.count, prefix=args.prefix)
+    manifests = args.manifests or settings.lab_dir / "deploy" / "openshift"
+    state = room.write_room(args.out, learners, manifests)
+    width = max(len(learner.name) for learner in learners)
+    print(f"{'learner':<{width}}  {'namespace':<24} JupyterLab (the token is the password: hand each its own line)")
+    for learner in learners:
+        token = state["learners"][learner.slug]["token"]
+        print(f"{learner.name:<{width}}  {learner.namespace:<24} {room.lab_url(learner, token, args.apps_domain)}")
+    total = len(state["learners"])
+    print(f"\n{args.out}: the room and {total} learner(s). Install: oc apply -k {args.out}  "
+          f"(tokens, passwords and the CA key are in {args.out}/secrets.json: keep the folder out of git)",
+          file=sys.stderr)
     return 0
 
 
@@ -515,6 +543,8 @@ def build_parser() -> argparse.ArgumentParser:
                          "read (for scripts; overrides --last)")
     results.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the next result (default 10)")
     results.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+    results.add_argument("--learner", metavar="NAME", help="only the results of photos NAME sent (the learner "
+                         "header, from CATDOG_LEARNER; `--learner \"$CATDOG_LEARNER\"` for your own)")
     results.add_argument("--dead-letters", action="store_true",
                          help="show the dead-letter topic instead: messages refused, with the reason")
     results.set_defaults(run=cmd_results)
@@ -527,6 +557,27 @@ def build_parser() -> argparse.ArgumentParser:
     cpus.add_argument("--tensorflow", action="store_true", help="also start TensorFlow and count its threads")
     cpus.add_argument("--json", action="store_true", help="also print the figures as one JSON line")
     cpus.set_defaults(run=cmd_cpus)
+
+    room = verbs.add_parser(
+        "room", help="write a workshop room: one Kafka and classifier, a lab per learner (oc apply -k)",
+        description="Write a folder that `oc apply -k` installs: the room's shared part (Kafka with SCRAM and "
+        "ACLs, topics, the classifier, the image build and pre-puller; deploy/openshift/room/shared) and, for "
+        "each learner, a namespace with a notebook (deploy/openshift/room/learner), its token, its KafkaUser and "
+        "password. Prints each learner's JupyterLab URL with its token. Run again with more names to add "
+        "learners: those already in the folder keep their tokens and passwords.",
+    )
+    who = room.add_mutually_exclusive_group(required=True)
+    who.add_argument("--learners", action="append", metavar="NAMES", help="learners' names, comma-separated")
+    who.add_argument("--learners-file", type=Path, metavar="FILE", help="a file with one learner's name a line")
+    who.add_argument("--count", type=int, metavar="N", help="N learners named PREFIX-01 … PREFIX-N")
+    room.add_argument("--prefix", default="learner", help="names for --count (default: learner)")
+    room.add_argument("--out", type=Path, default=Path("room"), metavar="DIR",
+                      help="the folder to write (default: ./room; git ignores it)")
+    room.add_argument("--apps-domain", metavar="DOMAIN", help="the cluster's apps domain, for the printed URLs "
+                      "(oc get ingresses.config cluster -o jsonpath='{.spec.domain}')")
+    room.add_argument("--manifests", type=Path, metavar="DIR",
+                      help="deploy/openshift of this kit (default: the one in the lab folder)")
+    room.set_defaults(run=cmd_room)
     return parser
 
 

@@ -6,9 +6,10 @@ names are used locally, in CI and on OpenShift (where they come from a ConfigMap
 
 from __future__ import annotations
 
+import getpass
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
@@ -32,6 +33,11 @@ DEFAULT_BOOTSTRAP = f"127.0.0.1:{DEFAULT_BROKER_PORT}"
 # The file that marks a lab folder (the repository, or the image's home): relative paths resolve there,
 # so a kernel that JupyterLab starts in notebooks/ finds the same data/ and models/ as the CLI.
 LAB_MARKER = Path("notebooks") / "01-cat-dog-lab.ipynb"
+# PLAINTEXT: the embedded broker; SSL: TLS, optionally with a KafkaUser certificate; SASL_SSL: a room's
+# Kafka, TLS and a SCRAM user (SASL_PLAINTEXT only for a broker on loopback).
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_SSL", "SASL_PLAINTEXT")
+SASL_MECHANISMS = ("SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN")
+MAX_LEARNER_CHARS = 64
 
 
 class ConfigError(CatdogError, ValueError):
@@ -88,6 +94,12 @@ class KafkaSettings:
     # with at most this many bytes of full-size decodes in flight (one 40-megapixel WebP, or two PNGs).
     decode_threads: int = 0
     decode_memory_bytes: int = 640 * MIB
+    # SASL (a room's Kafka: every listener authenticates; a Strimzi KafkaUser of type scram-sha-512).
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: str | None = field(default=None, repr=False)
+    # Who sends: a header on every photo, copied into its results, so a room sees whose photo is whose.
+    learner: str = ""
 
     @property
     def max_message_bytes(self) -> int:
@@ -177,8 +189,9 @@ def _source(env: Mapping[str, str], name: str, base: Path) -> str | None:
 def _kafka_settings(env: Mapping[str, str], max_image_bytes: int, max_image_pixels: int, cache_dir: Path,
                     lab_dir: Path) -> KafkaSettings:
     protocol = env.get("KAFKA_SECURITY_PROTOCOL", "").strip().upper() or "PLAINTEXT"
-    if protocol not in ("PLAINTEXT", "SSL"):
-        raise ConfigError(f"KAFKA_SECURITY_PROTOCOL={protocol!r} must be PLAINTEXT or SSL")
+    if protocol not in SECURITY_PROTOCOLS:
+        raise ConfigError(f"KAFKA_SECURITY_PROTOCOL={protocol!r} must be one of {', '.join(SECURITY_PROTOCOLS)}")
+    sasl = _sasl(env, protocol)
     files = {name: _optional_path(env, name, lab_dir) for name in ("KAFKA_SSL_CAFILE", "KAFKA_SSL_CERTFILE", "KAFKA_SSL_KEYFILE")}
     for name, path in files.items():
         if path is not None and not path.is_file():
@@ -203,7 +216,42 @@ def _kafka_settings(env: Mapping[str, str], max_image_bytes: int, max_image_pixe
         decode_memory_bytes=_positive_int(env, "CATDOG_DECODE_MEMORY_MB", KafkaSettings.decode_memory_bytes // MIB) * MIB,
         metrics_port=_port(env, "CATDOG_METRICS_PORT", 8000),
         broker_state_dir=_optional_path(env, "CATDOG_BROKER_DIR", lab_dir) or cache_dir / "broker",
+        **sasl,
+        learner=_learner(env, sasl["sasl_username"]),
     )
+
+
+def _sasl(env: Mapping[str, str], protocol: str) -> dict:
+    """SASL settings: required with a SASL_* protocol, refused without one (a typo must not go unnoticed)."""
+    names = ("KAFKA_SASL_MECHANISM", "KAFKA_SASL_USERNAME", "KAFKA_SASL_PASSWORD")
+    given = {name: env.get(name, "").strip() for name in names}
+    if not protocol.startswith("SASL_"):
+        stray = [name for name, value in given.items() if value]
+        if stray:
+            raise ConfigError(f"{', '.join(stray)} set, but KAFKA_SECURITY_PROTOCOL={protocol}: use SASL_SSL")
+        return {"sasl_mechanism": None, "sasl_username": None, "sasl_password": None}
+    mechanism = given["KAFKA_SASL_MECHANISM"].upper() or "SCRAM-SHA-512"
+    if mechanism not in SASL_MECHANISMS:
+        raise ConfigError(f"KAFKA_SASL_MECHANISM={mechanism!r} must be one of {', '.join(SASL_MECHANISMS)}")
+    missing = [name for name in names[1:] if not given[name]]
+    if missing:
+        raise ConfigError(f"KAFKA_SECURITY_PROTOCOL={protocol} needs {' and '.join(missing)} (a KafkaUser's "
+                          "name and the password in its Secret)")
+    return {"sasl_mechanism": mechanism, "sasl_username": given["KAFKA_SASL_USERNAME"],
+            "sasl_password": env["KAFKA_SASL_PASSWORD"].strip()}
+
+
+def _learner(env: Mapping[str, str], username: str | None) -> str:
+    """CATDOG_LEARNER, else the Kafka user name, else the login name: printable, at most 64 characters."""
+    name = env.get("CATDOG_LEARNER", "").strip() or username or ""
+    if not name:
+        try:
+            name = getpass.getuser()
+        except (KeyError, OSError):  # a random UID without a passwd entry, as OpenShift runs containers
+            name = ""
+    if len(name) > MAX_LEARNER_CHARS or not name.isprintable():
+        raise ConfigError(f"CATDOG_LEARNER={name!r} must be printable and at most {MAX_LEARNER_CHARS} characters")
+    return name
 
 
 def load_settings(env: Mapping[str, str] | None = None, cwd: Path | None = None) -> Settings:

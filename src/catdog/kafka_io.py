@@ -21,7 +21,7 @@ from kafka.admin import NewTopic
 from kafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
 
 from catdog import CatdogError
-from catdog.config import KafkaSettings
+from catdog.config import MAX_LEARNER_CHARS, KafkaSettings
 from catdog.images import DecodeBudget, DecodedImage, ImageError, decode_image
 
 log = logging.getLogger(__name__)
@@ -32,6 +32,10 @@ MAX_POLL_INTERVAL_MS = 300_000
 BOOTSTRAP_TIMEOUT_MS = 10_000
 # A result is produced after its image, but on another machine's clock: look this far back for it.
 CLOCK_SKEW_MS = 60_000
+# The header naming who sent a photo (CATDOG_LEARNER); results carry it as "learner".
+LEARNER_HEADER = "learner"
+# How many of the newest results a learner's "mine first" view looks through.
+RECENT_WINDOW = 500
 
 
 class KafkaUnavailable(CatdogError):
@@ -52,6 +56,9 @@ def client_config(kafka: KafkaSettings) -> dict:
     for option in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
         if getattr(kafka, option) is not None:
             config[option] = str(getattr(kafka, option))
+    if kafka.sasl_mechanism:
+        config.update(sasl_mechanism=kafka.sasl_mechanism, sasl_plain_username=kafka.sasl_username,
+                      sasl_plain_password=kafka.sasl_password)
     return config
 
 
@@ -158,6 +165,8 @@ def send_image(producer: KafkaProducer, kafka: KafkaSettings, data: bytes, filen
         ("content-type", content_type(filename).encode()),
         ("sent-at", datetime.now(timezone.utc).isoformat().encode()),
     ]
+    if kafka.learner:  # who sent it: the results carry it, and each learner's cells show their own first
+        headers.append((LEARNER_HEADER, kafka.learner.encode()))
     key = image_key(data)
     metadata = producer.send(topic or kafka.images_topic, value=data, key=key, headers=headers).get(timeout=timeout)
     timestamp = metadata.timestamp if metadata.timestamp and metadata.timestamp > 0 else int(time.time() * 1000)
@@ -317,29 +326,40 @@ def find_prediction(kafka: KafkaSettings, sent: Sent, timeout: float = 60.0) -> 
     return collect_predictions(kafka, [sent], timeout).get((sent.topic, sent.partition, sent.offset))
 
 
-def latest_predictions(kafka: KafkaSettings, count: int = 5, timeout: float = 5.0) -> list[dict]:
-    """The ``count`` most recent results on the predictions topic, newest first (every learner's, on a
-    shared cluster)."""
-    reader = make_reader(kafka, kafka.predictions_topic, last=count)
+def latest_predictions(kafka: KafkaSettings, count: int = 5, timeout: float = 5.0,
+                       learner: str | None = None) -> list[dict]:
+    """The ``count`` most recent results on the predictions topic, newest first. In a room the topic
+    holds every learner's: with ``learner``, that learner's own results come first (from the newest
+    RECENT_WINDOW), then the others'."""
+    reader = make_reader(kafka, kafka.predictions_topic, last=max(count, RECENT_WINDOW) if learner else count)
     try:
         results = list(iter_predictions(reader, timeout=timeout))
     finally:
         reader.close()
-    results.sort(key=lambda result: result.get("classified_at", ""), reverse=True)
-    return results[:count]
+    return mine_first(results, learner)[:count]
+
+
+def mine_first(results: list[dict], learner: str | None) -> list[dict]:
+    """Results newest first, those sent by ``learner`` (if given) before everyone else's."""
+    newest = sorted(results, key=lambda result: str(result.get("classified_at", "")), reverse=True)
+    if not learner:
+        return newest
+    return [r for r in newest if r.get("learner") == learner] + [r for r in newest if r.get("learner") != learner]
 
 
 def format_prediction(result: dict, width: int = 32) -> str:
-    """One result as a table row: file, both verdicts with p(dog), agreement, and where it came from."""
+    """One result as a table row: file, both verdicts with p(dog), agreement, where it came from, and who
+    sent it."""
     filename = result.get("filename", "?")
     filename = filename if len(filename) <= width else "…" + filename[-(width - 1):]
     cells = " ".join(f"{result[name]['label']} ({result[name]['p_dog']:.2f})".ljust(18) for name in ("quick", "pretrained"))
     source = result["source"]
-    return (f"{filename:<{width}} {cells} {'yes' if result['agree'] else 'NO ':<6} "
-            f"{source['topic']}[{source['partition']}]@{source['offset']}")
+    where = f"{source['topic']}[{source['partition']}]@{source['offset']}"
+    return (f"{filename:<{width}} {cells} {'yes' if result['agree'] else 'NO ':<6} {where:<20} "
+            f"{result.get('learner') or '-'}").rstrip()
 
 
-PREDICTION_HEADER = f"{'image':<32} {'quick':<18} {'pretrained':<18} agree  source"
+PREDICTION_HEADER = f"{'image':<32} {'quick':<18} {'pretrained':<18} agree  {'source':<20} learner"
 
 
 def _iter_records(consumer: KafkaConsumer, timeout: float, count: int | None) -> Iterator:
@@ -407,6 +427,7 @@ def iter_dead_letters(consumer: KafkaConsumer, timeout: float = 10.0, count: int
         yield {
             "key": key_text(record.key),
             "filename": headers.get("filename") or f"{record.topic}-{record.partition}-{record.offset}",
+            "learner": headers.get(LEARNER_HEADER, "")[:MAX_LEARNER_CHARS],
             "error-class": headers.get("error-class") or "unknown",
             "error": headers.get("error", ""),
             "source": {"topic": headers.get("source-topic"), "partition": _int_header(headers, "source-partition"),
@@ -418,6 +439,6 @@ def iter_dead_letters(consumer: KafkaConsumer, timeout: float = 10.0, count: int
 __all__ = [
     "KafkaError", "KafkaUnavailable", "ImageTooLarge", "ReceivedImage", "RecordError", "Sent", "client_config", "decode_record",
     "header_text", "headers_dict", "key_text", "prediction_problem",
-    "collect_predictions", "ensure_topics", "fetch_images", "find_prediction", "format_prediction", "image_key", "iter_dead_letters",
+    "collect_predictions", "ensure_topics", "mine_first", "fetch_images", "find_prediction", "format_prediction", "image_key", "iter_dead_letters",
     "iter_predictions", "latest_predictions", "make_consumer", "make_producer", "make_reader", "send_image",
 ]

@@ -29,10 +29,10 @@ from kafka.errors import (
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from catdog import threads
-from catdog.config import KafkaSettings
+from catdog.config import MAX_LEARNER_CHARS, KafkaSettings
 from catdog.images import DecodeBudget
 from catdog.kafka_io import (
-    KafkaUnavailable, ReceivedImage, RecordError, decode_record, make_consumer, make_producer,
+    LEARNER_HEADER, KafkaUnavailable, ReceivedImage, RecordError, decode_record, make_consumer, make_producer,
 )
 from catdog.metrics import ServiceMetrics
 from catdog.models import ModelFileError, input_size, load_model, model_version
@@ -61,6 +61,8 @@ def result_record(image: ReceivedImage, verdicts: dict[str, Verdict], seconds: d
         "key": image.key,
         "source": {"topic": image.topic, "partition": image.partition, "offset": image.offset},
         "filename": image.filename,
+        # Who sent it, as the sender's header says (any client may write one: shown, never trusted).
+        "learner": image.headers.get(LEARNER_HEADER, "")[:MAX_LEARNER_CHARS],
     }
     for name, verdict in verdicts.items():
         record[name] = {

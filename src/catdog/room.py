@@ -1,0 +1,287 @@
+"""A workshop room: one Kafka and one classifier for many learners, each in a namespace of their own.
+
+``catdog room`` writes a folder that ``oc apply -k`` installs. It holds what must be generated rather
+than kept in git: the room's Kafka cluster CA (Strimzi uses it instead of its own, so every learner's
+namespace can trust it without reading the room's), and for each learner a JupyterLab token, a SCRAM
+password (the same Secret in the room's namespace, where the KafkaUser reads it, and in the learner's,
+where the notebook reads it), the KafkaUser with exactly the ACLs notebooks 01-03 need, and the right to
+pull the room's one image. The manifests themselves stay in deploy/openshift/room (kustomize bases the
+folder points at), so `oc apply -k deploy/openshift` still installs a single learner's lab.
+
+The secrets are kept in the folder's ``secrets.json``: running the command again (to add learners) keeps
+every token and password already handed out. The folder carries a ``.gitignore`` of ``*``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import re
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from catdog import CatdogError
+
+ROOM_NAMESPACE = "catdog-room"  # deploy/openshift/room/shared: one room per cluster
+KAFKA_CLUSTER = "catdog"  # the Kafka resource's name (deploy/openshift/base/kafka)
+LEARNER_NAMESPACE_PREFIX = "catdog-"
+KAFKA_USER_PREFIX = "learner-"
+ROOM_LABEL = "catdog.io/room"  # on every learner namespace: the Kafka listener admits these
+LEARNER_LABEL = "catdog.io/learner"
+MAX_SLUG_CHARS = 40  # catdog-<slug> and learner-<slug>-password stay within Kubernetes' name limits
+TOKEN_BYTES = 32
+PASSWORD_BYTES = 24
+CA_VALID_DAYS = 365  # Strimzi does not renew a CA it did not make: a year covers a season of workshops
+CA_KEY_BITS = 4096  # as Strimzi's own cluster CA
+# What notebooks 01-03 do on Kafka: send photos (and read one back), read results. Readers join no
+# consumer group, so no group ACL; nothing may write results, delete topics or change configs.
+LEARNER_ACLS = (
+    ("topic", "images", ("Describe", "Read", "Write")),
+    ("topic", "predictions", ("Describe", "Read")),
+)
+
+
+class RoomError(CatdogError, ValueError):
+    """The room cannot be written as asked (a bad name, a clash, no manifests)."""
+
+
+@dataclass(frozen=True)
+class Learner:
+    name: str  # as the instructor wrote it: shown on results (CATDOG_LEARNER)
+    slug: str  # the same as a DNS label: namespace, KafkaUser
+
+    @property
+    def namespace(self) -> str:
+        return LEARNER_NAMESPACE_PREFIX + self.slug
+
+    @property
+    def kafka_user(self) -> str:
+        return KAFKA_USER_PREFIX + self.slug
+
+
+def slug(name: str) -> str:
+    """A learner's name as a DNS label: lower case, letters and digits, single dashes."""
+    text = re.sub(r"[^a-z0-9]+", "-", name.strip().lower()).strip("-")[:MAX_SLUG_CHARS].rstrip("-")
+    if not text:
+        raise RoomError(f"learner name {name!r} has no letters or digits to make a namespace from")
+    return text
+
+
+def learners(names: list[str] | None = None, count: int | None = None, prefix: str = "learner") -> list[Learner]:
+    """The room's learners: the given names, or ``prefix-01`` … ``prefix-NN`` for a count."""
+    if names is None:
+        if not count or count < 1:
+            raise RoomError("give the learners' names or a count of at least 1")
+        width = max(2, len(str(count)))
+        names = [f"{prefix}-{index:0{width}d}" for index in range(1, count + 1)]
+    result, seen = [], {}
+    for name in (n.strip() for n in names):
+        if not name:
+            continue
+        learner = Learner(name, slug(name))
+        if learner.slug in seen:
+            raise RoomError(f"{name!r} and {seen[learner.slug]!r} make the same namespace {learner.namespace}")
+        seen[learner.slug] = name
+        result.append(learner)
+    if not result:
+        raise RoomError("no learner names given")
+    return result
+
+
+def make_ca(common_name: str = "catdog room cluster CA", days: int = CA_VALID_DAYS) -> dict[str, str]:
+    """A self-signed CA for the room's Kafka cluster: PEM certificate and key, and the PKCS #12 truststore
+    (with its password) that Strimzi keeps beside the certificate."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.hazmat.primitives.serialization import pkcs12
+    from cryptography.x509.oid import NameOID
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=CA_KEY_BITS)
+    subject = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "catdog"),
+                         x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    certificate = (
+        x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=days))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(x509.KeyUsage(digital_signature=False, content_commitment=False, key_encipherment=False,
+                                     data_encipherment=False, key_agreement=False, key_cert_sign=True,
+                                     crl_sign=True, encipher_only=False, decipher_only=False), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    p12_password = secrets.token_urlsafe(PASSWORD_BYTES)
+    truststore = pkcs12.serialize_java_truststore([pkcs12.PKCS12Certificate(certificate, b"ca.crt")],
+                                                  serialization.BestAvailableEncryption(p12_password.encode()))
+    return {
+        "crt": certificate.public_bytes(serialization.Encoding.PEM).decode(),
+        "key": key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                 serialization.NoEncryption()).decode(),
+        "p12": _b64(truststore),
+        "p12_password": p12_password,
+    }
+
+
+def _b64(data: bytes) -> str:
+    import base64
+
+    return base64.b64encode(data).decode()
+
+
+def _secret(name: str, string_data: dict[str, str] | None = None, data: dict[str, str] | None = None,
+            labels: dict[str, str] | None = None, annotations: dict[str, str] | None = None) -> dict:
+    metadata: dict = {"name": name}
+    if labels:
+        metadata["labels"] = labels
+    if annotations:
+        metadata["annotations"] = annotations
+    secret: dict = {"apiVersion": "v1", "kind": "Secret", "metadata": metadata, "type": "Opaque"}
+    if data:
+        secret["data"] = data
+    if string_data:
+        secret["stringData"] = string_data
+    return secret
+
+
+def cluster_ca_secrets(ca: dict[str, str]) -> list[dict]:
+    """The two Secrets Strimzi reads a user-provided cluster CA from (``clusterCa.generateCertificateAuthority:
+    false``): the certificate (and truststore), and the key, labelled and at generation 0."""
+    labels = {"strimzi.io/kind": "Kafka", "strimzi.io/cluster": KAFKA_CLUSTER}
+    return [
+        _secret(f"{KAFKA_CLUSTER}-cluster-ca-cert", labels=labels,
+                annotations={"strimzi.io/ca-cert-generation": "0"},
+                data={"ca.crt": _b64(ca["crt"].encode()), "ca.p12": ca["p12"],
+                      "ca.password": _b64(ca["p12_password"].encode())}),
+        _secret(f"{KAFKA_CLUSTER}-cluster-ca", labels=labels, annotations={"strimzi.io/ca-key-generation": "0"},
+                data={"ca.key": _b64(ca["key"].encode())}),
+    ]
+
+
+def kafka_user(learner: Learner) -> dict:
+    """The learner's KafkaUser (in the room's namespace): SCRAM-SHA-512 with the password from a Secret
+    beside it, and exactly :data:`LEARNER_ACLS`."""
+    return {
+        "apiVersion": "kafka.strimzi.io/v1",
+        "kind": "KafkaUser",
+        "metadata": {"name": learner.kafka_user, "labels": {"strimzi.io/cluster": KAFKA_CLUSTER,
+                                                              LEARNER_LABEL: learner.slug}},
+        "spec": {
+            "authentication": {"type": "scram-sha-512", "password": {"valueFrom": {"secretKeyRef": {
+                "name": f"{learner.kafka_user}-password", "key": "password"}}}},
+            "authorization": {"type": "simple", "acls": [
+                {"resource": {"type": kind, "name": name, "patternType": "literal"}, "operations": list(operations)}
+                for kind, name, operations in LEARNER_ACLS]},
+        },
+    }
+
+
+def image_pullers(room: list[Learner]) -> dict:
+    """Every learner namespace's service accounts may pull the room's image (and nothing else of it)."""
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": {"name": "catdog-image-pullers"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "system:image-puller"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group",
+                      "name": f"system:serviceaccounts:{learner.namespace}"} for learner in room],
+    }
+
+
+def _dump(path: Path, documents: list[dict], comment: str = "") -> None:
+    header = "".join(f"# {line}\n" for line in comment.splitlines())
+    path.write_text(header + yaml.safe_dump_all(documents, sort_keys=False))
+
+
+def _load_state(out: Path) -> dict:
+    state_file = out / "secrets.json"
+    return json.loads(state_file.read_text()) if state_file.exists() else {}
+
+
+def _save_state(out: Path, state: dict) -> None:
+    state_file = out / "secrets.json"
+    state_file.touch(mode=0o600)
+    state_file.chmod(0o600)
+    state_file.write_text(json.dumps(state, indent=1) + "\n")
+
+
+def write_room(out: Path, room: list[Learner], manifests: Path) -> dict:
+    """Write (or add to) the room's folder; returns its secrets (``ca``, and per learner slug its
+    ``name``, ``token`` and ``password``). Learners already in the folder keep their token and password."""
+    manifests = manifests.resolve()
+    for base in ("room/shared", "room/learner"):
+        if not (manifests / base / "kustomization.yaml").is_file():
+            raise RoomError(f"{manifests / base} has no kustomization.yaml: give --manifests deploy/openshift")
+    out.mkdir(mode=0o700, parents=True, exist_ok=True)
+    (out / ".gitignore").write_text("# Tokens, passwords and the room's CA key: never in git.\n*\n")
+    state = _load_state(out)
+    state.setdefault("ca", None)
+    state["ca"] = state["ca"] or make_ca()
+    known = state.setdefault("learners", {})
+    for learner in room:
+        entry = known.setdefault(learner.slug, {"token": secrets.token_hex(TOKEN_BYTES),
+                                               "password": secrets.token_urlsafe(PASSWORD_BYTES)})
+        entry["name"] = learner.name
+    _save_state(out, state)
+    everyone = [Learner(entry["name"], slug_) for slug_, entry in sorted(known.items())]
+
+    room_dir = out / "room"
+    room_dir.mkdir(exist_ok=True)
+    _dump(room_dir / "kustomization.yaml", [{
+        "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
+        "namespace": ROOM_NAMESPACE,
+        "resources": [os.path.relpath(manifests / "room" / "shared", room_dir), "cluster-ca.yaml", "learners.yaml"],
+    }], "The room's shared part (deploy/openshift/room/shared) with what `catdog room` generated.")
+    _dump(room_dir / "cluster-ca.yaml", cluster_ca_secrets(state["ca"]),
+          "The room's Kafka cluster CA, generated by `catdog room`: Strimzi signs the brokers' certificates with it.")
+    documents: list[dict] = []
+    for learner in everyone:
+        documents.append(_secret(f"{learner.kafka_user}-password", {"password": known[learner.slug]["password"]},
+                                 labels={LEARNER_LABEL: learner.slug}))
+        documents.append(kafka_user(learner))
+    documents.append(image_pullers(everyone))
+    _dump(room_dir / "learners.yaml", documents, "Each learner's KafkaUser and its password; who may pull the image.")
+
+    for learner in everyone:
+        folder = out / "learners" / learner.slug
+        folder.mkdir(parents=True, exist_ok=True)
+        _dump(folder / "kustomization.yaml", [{
+            "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
+            "namespace": learner.namespace,
+            "resources": [os.path.relpath(manifests / "room" / "learner", folder), "namespace.yaml", "secrets.yaml"],
+            "patches": [{"patch": yaml.safe_dump({
+                "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "catdog-settings"},
+                "data": {"CATDOG_LEARNER": learner.name, "KAFKA_SASL_USERNAME": learner.kafka_user}},
+                sort_keys=False)}],
+        }], f"{learner.name}'s lab: deploy/openshift/room/learner in {learner.namespace}.")
+        _dump(folder / "namespace.yaml", [{
+            "apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": learner.namespace, "labels": {ROOM_LABEL: ROOM_NAMESPACE, LEARNER_LABEL: learner.slug}},
+        }])
+        _dump(folder / "secrets.yaml", [
+            _secret("catdog-notebook-token", {"token": known[learner.slug]["token"]}),
+            _secret("catdog-kafka-user", {"password": known[learner.slug]["password"]}),
+            _secret("catdog-kafka-ca", {"ca.crt": state["ca"]["crt"]}),
+        ], "Generated by `catdog room`: the JupyterLab token, the KafkaUser's password, the room's CA certificate.")
+
+    _dump(out / "kustomization.yaml", [{
+        "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
+        "resources": ["room", *(f"learners/{learner.slug}" for learner in everyone)],
+    }], "The whole room: oc apply -k this folder.")
+    return state
+
+
+def lab_url(learner: Learner, token: str, apps_domain: str | None) -> str:
+    """The learner's JupyterLab address with its token: the Route's default host on the cluster's apps
+    domain (``oc get ingresses.config cluster -o jsonpath='{.spec.domain}'``)."""
+    if not apps_domain:
+        return f"(oc get route catdog-notebook -n {learner.namespace})/lab?token={token}"
+    return f"https://catdog-notebook-{learner.namespace}.{apps_domain}/lab?token={token}"
+
+
+__all__ = ["Learner", "RoomError", "LEARNER_ACLS", "lab_url", "learners", "make_ca", "slug", "write_room"]
