@@ -35,10 +35,19 @@ def shared_path(*parts: str) -> Path:
 HEAVY_MODULES = {"test_image", "test_lab_browser"}
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The heavy unit first: it is the longest, so the other worker takes everything else meanwhile."""
+    items.sort(key=lambda item: Path(item.nodeid.split("::")[0]).stem not in HEAVY_MODULES)
+
+
 def pytest_xdist_make_scheduler(config: pytest.Config, log):
     from xdist.scheduler import LoadScopeScheduling
 
     class ByModule(LoadScopeScheduling):
+        def __init__(self, config: pytest.Config, log=None) -> None:
+            super().__init__(config, log)
+            config.option.loadscopereorder = False  # units in collection order: the heavy one first
+
         def _split_scope(self, nodeid: str) -> str:
             module = nodeid.split("::")[0]
             return "containers-and-browsers" if Path(module).stem in HEAVY_MODULES else module

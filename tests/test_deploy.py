@@ -71,6 +71,7 @@ def write_room(out: Path, *args: str) -> str:
 RENDERS = {
     "default": lambda tmp: DEPLOY,
     "room": lambda tmp: (write_room(tmp / "room", "--count", "3"), tmp / "room")[1],
+    "room-openshift-ai": lambda tmp: (write_room(tmp / "room", "--count", "2", "--openshift-ai"), tmp / "room")[1],
     "dev": lambda tmp: DEPLOY / "overlays" / "dev",
     "persistent": lambda tmp: DEPLOY / "overlays" / "persistent",
     "v1beta2": lambda tmp: DEPLOY / "overlays" / "v1beta2",
@@ -271,7 +272,8 @@ def test_the_notebooks_memory_is_sized_from_the_measured_full_size_lab(rendered)
     walked = {Path(path).stem for path in NOTEBOOKS}
     assert walked <= set(measured["by_phase_mib"]), "a notebook was added: re-run benchmarks/lab_memory.py"
     name, objects = rendered
-    notebooks = [d for d in by_kind(objects, "Deployment") if d["metadata"]["name"] == "catdog-notebook"]
+    notebooks = [d for d in by_kind(objects, "Deployment") if d["metadata"]["name"] == "catdog-notebook"] + \
+        by_kind(objects, "Notebook")  # OpenShift AI workbenches
     if name == "operator":
         assert not notebooks
         return

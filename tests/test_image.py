@@ -248,6 +248,9 @@ def test_workbench_mode_shows_the_whole_lab_on_an_empty_home(image, containers, 
     assert listing("data") >= {"training", "validation"}
     assert status(f"{base}/lab/tree/notebooks/01-cat-dog-lab.ipynb") == 200
     assert "token (generated" not in logs(name)
+    # What the dashboard's probes and the notebook controller's culler read (catdog room --openshift-ai
+    # writes the same probe path): <base URL>/api, and the kernels' last activity.
+    assert status(f"{base}/api") == 200 and get_json(f"{base}/api/kernels") == []
     # A learner's edit is in the volume and survives a restart (nothing baked is copied over it).
     notebook = home / "notebooks" / "01-cat-dog-lab.ipynb"
     edited = json.loads(notebook.read_text())

@@ -41,7 +41,7 @@ def test_training_is_repeatable_for_a_seed(lab_data, tmp_path):
     images, _ = load_split(lab_data, "validation", models.QUICK_IMAGE_SIZE)
 
     def p_dog(seed: int, name: str) -> np.ndarray:
-        result = training.train_cnn(lab_data, tmp_path / name, epochs=1, seed=seed, verbose=0)
+        result = training.train_cnn(lab_data, tmp_path / name, epochs=3, seed=seed, verbose=0)
         return result.model.predict(images, verbose=0).reshape(-1)
 
     first, second, other = p_dog(3, "a.keras"), p_dog(3, "b.keras"), p_dog(4, "c.keras")

@@ -248,3 +248,150 @@ def test_one_learners_kustomization_renders_alone(room):
     """An instructor can apply one learner's folder (a late arrival) without the rest."""
     objects = render(room["out"] / "learners" / "learner-07")
     assert {o["metadata"].get("namespace") for o in objects if o["kind"] != "Namespace"} == {"catdog-learner-07"}
+
+
+def cpu_cores(quantity: str | int | float) -> float:
+    text = str(quantity)
+    return float(text[:-1]) / 1000 if text.endswith("m") else float(text)
+
+
+def room_sizing(objects: list[dict]) -> dict[str, dict[str, float]]:
+    """Requests and limits (CPU cores, memory GiB) of one learner's namespace, of the room's shared part
+    (Kafka's node and operators, the classifier; the pre-puller's per-node crumbs left out) and of a build."""
+    def add(total: dict, resources: dict, times: int = 1) -> None:
+        for kind in ("requests", "limits"):
+            for name, value in resources.get(kind, {}).items():
+                amount = cpu_cores(value) if name == "cpu" else mebibytes(value) / 1024
+                total[f"{kind}.{name}"] = total.get(f"{kind}.{name}", 0) + amount * times
+
+    learner, shared, build = {}, {}, {}
+    one = learner_namespaces(objects)[0]
+    for deployment in by_kind(objects, "Deployment"):
+        namespace = deployment["metadata"]["namespace"]
+        for container in deployment["spec"]["template"]["spec"]["containers"]:
+            if namespace == one:
+                add(learner, container["resources"])
+            elif namespace == "catdog-room":
+                add(shared, container["resources"], deployment["spec"].get("replicas", 1))
+    for pool in by_kind(objects, "KafkaNodePool"):
+        add(shared, pool["spec"]["resources"], pool["spec"]["replicas"])
+    for kafka in by_kind(objects, "Kafka"):
+        for operator in kafka["spec"]["entityOperator"].values():
+            add(shared, operator["resources"])
+    for config in by_kind(objects, "BuildConfig"):
+        add(build, config["spec"]["resources"])
+    return {"learner": learner, "shared": shared, "build": build}
+
+
+def test_the_readmes_sizing_table_is_what_the_manifests_ask_for(room):
+    """The README's table for 20, 30 and 50 learners: the shared part plus N learners' namespaces (each
+    exactly one notebook, its quota), from the rendered room, so it cannot drift from the manifests."""
+    sizing = room_sizing(room["objects"])
+    readme = (DEPLOY.parent.parent / "README.md").read_text()
+    table = readme.split("#### Sizing a room")[1].split("\n\n")[1]
+    rows = {line.split("|")[1].strip(): [cell.strip() for cell in line.split("|")[2:-1]]
+            for line in table.splitlines()[2:]}
+
+    def cells(total: dict) -> list[str]:
+        return [f"{total.get('requests.cpu', 0):g}", f"{total.get('limits.cpu', 0):g}",
+                f"{total.get('requests.memory', 0):g} GiB", f"{total.get('limits.memory', 0):g} GiB"]
+
+    assert rows["one learner (a notebook)"] == cells(sizing["learner"])
+    assert rows["the room's shared part"] == cells(sizing["shared"])
+    assert rows["an image build, while it runs"] == cells(sizing["build"])
+    for learners in (20, 30, 50):
+        total = {key: sizing["shared"].get(key, 0) + learners * sizing["learner"].get(key, 0)
+                 for key in set(sizing["shared"]) | set(sizing["learner"])}
+        assert rows[f"a room of {learners}"] == cells(total), learners
+
+
+# The ODH notebook controller's OAuth proxy sidecar, requested and limit (its notebook_webhook.go).
+PROXY = {"cpu": 0.1, "memory": 64 / 1024}
+
+
+@pytest.fixture(scope="module")
+def workbench_room(tmp_path_factory) -> dict:
+    out = tmp_path_factory.mktemp("room-ai") / "room"
+    printed = make_room(out, "--openshift-ai", "--learners", "Ada Lovelace,Bo,Chen")
+    return {"out": out, "printed": printed, "objects": render(out)}
+
+
+def test_on_openshift_ai_each_learner_gets_a_workbench_as_the_dashboard_writes_one(workbench_room):
+    objects = workbench_room["objects"]
+    assert not [p for o in objects if (p := schema_problem(o))]
+    [image_stream] = [s for s in by_kind(objects, "ImageStream") if s["metadata"]["namespace"] == "redhat-ods-applications"]
+    [tag] = image_stream["spec"]["tags"]
+    assert image_stream["metadata"]["labels"]["opendatahub.io/notebook-image"] == "true"
+    assert tag["from"] == {"kind": "ImageStreamTag", "namespace": "catdog-room", "name": "catdog:latest"}
+    namespaces = learner_namespaces(objects)
+    assert namespaces == ["catdog-ada-lovelace", "catdog-bo", "catdog-chen"]
+    for namespace in namespaces:
+        [project] = [n for n in by_kind(objects, "Namespace") if n["metadata"]["name"] == namespace]
+        assert project["metadata"]["labels"]["opendatahub.io/dashboard"] == "true"
+        [notebook] = in_namespace(by_kind(objects, "Notebook"), namespace)
+        name = notebook["metadata"]["name"]
+        spec = notebook["spec"]["template"]["spec"]
+        [container] = spec["containers"]
+        assert container["name"] == name  # how the controller finds the notebook container
+        args = dict(line.split("=", 1) for line in next(e["value"] for e in container["env"]
+                                                       if e["name"] == "NOTEBOOK_ARGS").splitlines())
+        base_url = f"/notebook/{namespace}/{name}"
+        assert args["--ServerApp.base_url"] == base_url and args["--ServerApp.token"] == "''"
+        port = next(p for p in container["ports"] if p["name"] == "notebook-port")["containerPort"]
+        assert args["--ServerApp.port"] == str(port) == "8888"
+        for probe in (container["livenessProbe"], container["readinessProbe"]):
+            assert probe["httpGet"] == {"path": f"{base_url}/api", "port": "notebook-port", "scheme": "HTTP"}
+        # The image the dashboard's annotation names, from the dashboard's ImageStream.
+        selection = notebook["metadata"]["annotations"]["notebooks.opendatahub.io/last-image-selection"]
+        assert selection == f"{image_stream['metadata']['name']}:{tag['name']}"
+        assert container["image"] == f"image-registry.openshift-image-registry.svc:5000/redhat-ods-applications/{selection}"
+        # Everything it refers to is in the project: settings, password, CA, HOME's volume.
+        here = in_namespace(objects, namespace)
+        names = {(o["kind"], o["metadata"]["name"]) for o in here}
+        [settings] = by_kind(here, "ConfigMap")
+        assert settings["metadata"]["labels"]["opendatahub.io/dashboard"] == "true"
+        assert container["envFrom"] == [{"configMapRef": {"name": settings["metadata"]["name"]}}]
+        assert settings["data"]["KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
+        refs = [("Secret", e["valueFrom"]["secretKeyRef"]["name"]) for e in container["env"] if "valueFrom" in e]
+        volumes = [("Secret", v["secret"]["secretName"]) if "secret" in v
+                   else ("PersistentVolumeClaim", v["persistentVolumeClaim"]["claimName"]) for v in spec["volumes"]]
+        assert set(refs + volumes) <= names
+        assert {m["mountPath"] for m in container["volumeMounts"]} == {"/opt/app-root/src", "/etc/catdog/kafka-ca"}
+        assert ("Secret", "catdog-notebook-token") not in names  # the dashboard's OAuth proxy lets the learner in
+        # The quota holds exactly this workbench: the notebook container and the injected proxy.
+        [quota] = by_kind(here, "ResourceQuota")
+        hard, resources = quota["spec"]["hard"], container["resources"]
+        assert cpu_cores(hard["requests.cpu"]) == pytest.approx(cpu_cores(resources["requests"]["cpu"]) + PROXY["cpu"])
+        assert cpu_cores(hard["limits.cpu"]) == pytest.approx(cpu_cores(resources["limits"]["cpu"]) + PROXY["cpu"])
+        assert mebibytes(hard["requests.memory"]) / 1024 == pytest.approx(
+            mebibytes(resources["requests"]["memory"]) / 1024 + PROXY["memory"])
+        assert mebibytes(hard["limits.memory"]) / 1024 == pytest.approx(
+            mebibytes(resources["limits"]["memory"]) / 1024 + PROXY["memory"])
+    # They pull through the dashboard's ImageStream.
+    [pullers] = [b for b in by_kind(objects, "RoleBinding") if b["metadata"]["namespace"] == "redhat-ods-applications"]
+    assert sorted(s["name"] for s in pullers["subjects"]) == sorted(f"system:serviceaccounts:{n}" for n in namespaces)
+    assert "rhods-dashboard-redhat-ods-applications.apps.example.com/projects/catdog-bo" in workbench_room["printed"]
+
+
+def test_the_dashboards_lists_say_what_requirements_txt_pins():
+    """The workbench form shows the image's software and packages: they must be the ones it has."""
+    stream = yaml.safe_load((DEPLOY / "openshift-ai" / "imagestream.yaml").read_text())
+    [tag] = stream["spec"]["tags"]
+    listed = {item["name"].lower(): item["version"] for key in ("opendatahub.io/notebook-software",
+                                                              "opendatahub.io/notebook-python-dependencies")
+              for item in json.loads(tag["annotations"][key])}
+    pins = dict(line.split("==") for line in (DEPLOY.parent.parent / "requirements.txt").read_text().splitlines()
+                if "==" in line and not line.startswith("#"))
+    pins = {name.lower(): version.split()[0] for name, version in pins.items()}
+    assert listed.pop("python") == "v3.11" and "python-311" in (DEPLOY.parent.parent / "Containerfile").read_text()
+    for name, version in listed.items():
+        pinned = pins["tensorflow-cpu" if name == "tensorflow" else name]
+        assert ".".join(pinned.split(".")[:2]) == version, name
+
+
+def test_a_room_keeps_its_kind(tmp_path):
+    out = tmp_path / "room"
+    make_room(out, "--learners", "Ada")
+    result = subprocess.run([sys.executable, "-m", "catdog.cli", "room", "--out", str(out), "--manifests", str(DEPLOY),
+                             "--openshift-ai", "--learners", "Bo"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "without --openshift-ai" in result.stderr

@@ -314,12 +314,19 @@ def cmd_room(args: argparse.Namespace, settings: Settings) -> int:
         names = (names or []) + args.learners_file.read_text().splitlines()
     learners = room.learners(names, args.count, prefix=args.prefix)
     manifests = args.manifests or settings.lab_dir / "deploy" / "openshift"
-    state = room.write_room(args.out, learners, manifests)
-    width = max(len(learner.name) for learner in learners)
-    print(f"{'learner':<{width}}  {'namespace':<24} JupyterLab (the token is the password: hand each its own line)")
+    state = room.write_room(args.out, learners, manifests, openshift_ai=args.openshift_ai,
+                            dashboard_namespace=args.dashboard_namespace)
+    width = max(7, *(len(learner.name) for learner in learners))
+    if args.openshift_ai:
+        print(f"{'learner':<{width}}  {'project':<24} workbench (the learner logs in with their OpenShift account)")
+    else:
+        print(f"{'learner':<{width}}  {'namespace':<24} JupyterLab (the token is the password: hand each its own line)")
     for learner in learners:
-        token = state["learners"][learner.slug]["token"]
-        print(f"{learner.name:<{width}}  {learner.namespace:<24} {room.lab_url(learner, token, args.apps_domain)}")
+        if args.openshift_ai:
+            where = room.workbench_url(learner, args.apps_domain, args.dashboard_namespace)
+        else:
+            where = room.lab_url(learner, state["learners"][learner.slug]["token"], args.apps_domain)
+        print(f"{learner.name:<{width}}  {learner.namespace:<24} {where}")
     total = len(state["learners"])
     print(f"\n{args.out}: the room and {total} learner(s). Install: oc apply -k {args.out}  "
           f"(tokens, passwords and the CA key are in {args.out}/secrets.json: keep the folder out of git)",
@@ -575,6 +582,11 @@ def build_parser() -> argparse.ArgumentParser:
                       help="the folder to write (default: ./room; git ignores it)")
     room.add_argument("--apps-domain", metavar="DOMAIN", help="the cluster's apps domain, for the printed URLs "
                       "(oc get ingresses.config cluster -o jsonpath='{.spec.domain}')")
+    room.add_argument("--openshift-ai", action="store_true", help="a data science project with a workbench per "
+                      "learner (OpenShift AI / Open Data Hub dashboard), instead of a plain notebook and token")
+    room.add_argument("--dashboard-namespace", default="redhat-ods-applications", metavar="NS",
+                      help="where the dashboard lists workbench images (default: redhat-ods-applications; "
+                      "Open Data Hub: opendatahub)")
     room.add_argument("--manifests", type=Path, metavar="DIR",
                       help="deploy/openshift of this kit (default: the one in the lab folder)")
     room.set_defaults(run=cmd_room)

@@ -27,6 +27,9 @@ import yaml
 from catdog import CatdogError
 
 ROOM_NAMESPACE = "catdog-room"  # deploy/openshift/room/shared: one room per cluster
+DASHBOARD_NAMESPACE = "redhat-ods-applications"  # OpenShift AI's; Open Data Hub's is `opendatahub`
+WORKBENCH = "catdog"  # a learner's workbench (Notebook) name: JupyterLab is at /notebook/<project>/catdog
+HOME_DIR = "/opt/app-root/src"  # the image's HOME: the workbench's volume, as the dashboard mounts it
 KAFKA_CLUSTER = "catdog"  # the Kafka resource's name (deploy/openshift/base/kafka)
 LEARNER_NAMESPACE_PREFIX = "catdog-"
 KAFKA_USER_PREFIX = "learner-"
@@ -193,6 +196,69 @@ def image_pullers(room: list[Learner]) -> dict:
     }
 
 
+def _notebook_container(manifests: Path) -> dict:
+    """The notebook container of deploy/openshift/base/notebook: one place for its size and probes' port."""
+    deployment = yaml.safe_load((manifests / "base" / "notebook" / "deployment.yaml").read_text())
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    return container
+
+
+def workbench(learner: Learner, dashboard_namespace: str, manifests: Path) -> list[dict]:
+    """A learner's workbench as the OpenShift AI dashboard writes one (a kubeflow.org Notebook in the data
+    science project, its HOME volume): the dashboard's ImageStream, the dashboard's JupyterLab options
+    (base URL /notebook/<project>/<name>, no token: its OAuth proxy guards it), probes on <base URL>/api,
+    the room's settings and the learner's Kafka password and CA."""
+    base_url = f"/notebook/{learner.namespace}/{WORKBENCH}"
+    container = _notebook_container(manifests)
+    probe = {"httpGet": {"path": f"{base_url}/api", "port": "notebook-port", "scheme": "HTTP"},
+             "initialDelaySeconds": 10, "periodSeconds": 5, "timeoutSeconds": 1, "successThreshold": 1,
+             "failureThreshold": 3}
+    args = ["--ServerApp.port=8888", "--ServerApp.token=''", "--ServerApp.password=''",
+            f"--ServerApp.base_url={base_url}", "--ServerApp.quit_button=False"]
+    image = f"image-registry.openshift-image-registry.svc:5000/{dashboard_namespace}/catdog:latest"
+    notebook = {
+        "apiVersion": "kubeflow.org/v1",
+        "kind": "Notebook",
+        "metadata": {
+            "name": WORKBENCH,
+            "labels": {"app": WORKBENCH, "opendatahub.io/dashboard": "true", "opendatahub.io/odh-managed": "true"},
+            "annotations": {
+                "notebooks.opendatahub.io/inject-oauth": "true",
+                "notebooks.opendatahub.io/last-image-selection": "catdog:latest",
+                "opendatahub.io/image-display-name": "catdog lab",
+                "openshift.io/display-name": f"catdog lab ({learner.name})",
+            },
+        },
+        "spec": {"template": {"spec": {
+            "enableServiceLinks": False,
+            "containers": [{
+                "name": WORKBENCH,  # the controller finds the notebook container by the Notebook's name
+                "image": image,
+                "imagePullPolicy": "Always",
+                "workingDir": HOME_DIR,
+                "env": [{"name": "NOTEBOOK_ARGS", "value": "\n".join(args)},
+                        {"name": "JUPYTER_IMAGE", "value": image},
+                        {"name": "KAFKA_SASL_PASSWORD",
+                         "valueFrom": {"secretKeyRef": {"name": "catdog-kafka-user", "key": "password"}}}],
+                "envFrom": [{"configMapRef": {"name": "catdog-settings"}}],
+                "ports": [{"name": "notebook-port", "containerPort": 8888, "protocol": "TCP"}],
+                "resources": container["resources"],
+                "livenessProbe": probe,
+                "readinessProbe": probe,
+                "volumeMounts": [{"name": WORKBENCH, "mountPath": HOME_DIR},
+                                 {"name": "kafka-ca", "mountPath": "/etc/catdog/kafka-ca", "readOnly": True}],
+            }],
+            "volumes": [{"name": WORKBENCH, "persistentVolumeClaim": {"claimName": WORKBENCH}},
+                        {"name": "kafka-ca", "secret": {"secretName": "catdog-kafka-ca"}}],
+        }}},
+    }
+    claim = {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+             "metadata": {"name": WORKBENCH, "labels": {"opendatahub.io/dashboard": "true"},
+                          "annotations": {"openshift.io/display-name": WORKBENCH}},
+             "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "5Gi"}}}}
+    return [claim, notebook]
+
+
 def _dump(path: Path, documents: list[dict], comment: str = "") -> None:
     header = "".join(f"# {line}\n" for line in comment.splitlines())
     path.write_text(header + yaml.safe_dump_all(documents, sort_keys=False))
@@ -210,16 +276,23 @@ def _save_state(out: Path, state: dict) -> None:
     state_file.write_text(json.dumps(state, indent=1) + "\n")
 
 
-def write_room(out: Path, room: list[Learner], manifests: Path) -> dict:
+def write_room(out: Path, room: list[Learner], manifests: Path, openshift_ai: bool = False,
+               dashboard_namespace: str = DASHBOARD_NAMESPACE) -> dict:
     """Write (or add to) the room's folder; returns its secrets (``ca``, and per learner slug its
-    ``name``, ``token`` and ``password``). Learners already in the folder keep their token and password."""
+    ``name``, ``token`` and ``password``). Learners already in the folder keep their token and password.
+    With ``openshift_ai``, each learner gets a data science project with a workbench instead of a plain
+    notebook Deployment, and the image is listed in the dashboard's namespace."""
     manifests = manifests.resolve()
-    for base in ("room/shared", "room/learner"):
+    for base in ("room/shared", "room/learner", "room/workbench", "openshift-ai"):
         if not (manifests / base / "kustomization.yaml").is_file():
             raise RoomError(f"{manifests / base} has no kustomization.yaml: give --manifests deploy/openshift")
     out.mkdir(mode=0o700, parents=True, exist_ok=True)
     (out / ".gitignore").write_text("# Tokens, passwords and the room's CA key: never in git.\n*\n")
     state = _load_state(out)
+    if state and state.get("openshift_ai", False) != openshift_ai:
+        raise RoomError(f"{out} holds a room {'with' if state.get('openshift_ai') else 'without'} --openshift-ai: "
+                        "add learners the same way, or write a new folder")
+    state["openshift_ai"] = openshift_ai
     state.setdefault("ca", None)
     state["ca"] = state["ca"] or make_ca()
     known = state.setdefault("learners", {})
@@ -247,33 +320,60 @@ def write_room(out: Path, room: list[Learner], manifests: Path) -> dict:
     documents.append(image_pullers(everyone))
     _dump(room_dir / "learners.yaml", documents, "Each learner's KafkaUser and its password; who may pull the image.")
 
+    if openshift_ai:
+        dashboard = out / "openshift-ai"
+        dashboard.mkdir(exist_ok=True)
+        _dump(dashboard / "kustomization.yaml", [{
+            "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
+            "namespace": dashboard_namespace,
+            "resources": [os.path.relpath(manifests / "openshift-ai", dashboard), "pullers.yaml"],
+        }], "The lab image in the dashboard's namespace (deploy/openshift/openshift-ai).")
+        _dump(dashboard / "pullers.yaml", [image_pullers(everyone)],
+              "The learners' workbenches pull the image through the dashboard's ImageStream.")
     for learner in everyone:
         folder = out / "learners" / learner.slug
         folder.mkdir(parents=True, exist_ok=True)
+        base, extra = ("workbench", ["workbench.yaml"]) if openshift_ai else ("learner", [])
+        if openshift_ai:
+            _dump(folder / "workbench.yaml", workbench(learner, dashboard_namespace, manifests),
+                  f"{learner.name}'s workbench, as the OpenShift AI dashboard writes one.")
         _dump(folder / "kustomization.yaml", [{
             "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
             "namespace": learner.namespace,
-            "resources": [os.path.relpath(manifests / "room" / "learner", folder), "namespace.yaml", "secrets.yaml"],
+            "resources": [os.path.relpath(manifests / "room" / base, folder), "namespace.yaml", "secrets.yaml", *extra],
             "patches": [{"patch": yaml.safe_dump({
                 "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "catdog-settings"},
                 "data": {"CATDOG_LEARNER": learner.name, "KAFKA_SASL_USERNAME": learner.kafka_user}},
                 sort_keys=False)}],
         }], f"{learner.name}'s lab: deploy/openshift/room/learner in {learner.namespace}.")
-        _dump(folder / "namespace.yaml", [{
-            "apiVersion": "v1", "kind": "Namespace",
-            "metadata": {"name": learner.namespace, "labels": {ROOM_LABEL: ROOM_NAMESPACE, LEARNER_LABEL: learner.slug}},
-        }])
-        _dump(folder / "secrets.yaml", [
-            _secret("catdog-notebook-token", {"token": known[learner.slug]["token"]}),
-            _secret("catdog-kafka-user", {"password": known[learner.slug]["password"]}),
-            _secret("catdog-kafka-ca", {"ca.crt": state["ca"]["crt"]}),
-        ], "Generated by `catdog room`: the JupyterLab token, the KafkaUser's password, the room's CA certificate.")
+        labels = {ROOM_LABEL: ROOM_NAMESPACE, LEARNER_LABEL: learner.slug}
+        namespace: dict = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": learner.namespace, "labels": labels}}
+        if openshift_ai:  # a data science project, listed by the dashboard
+            labels["opendatahub.io/dashboard"] = "true"
+            namespace["metadata"]["annotations"] = {"openshift.io/display-name": f"catdog: {learner.name}"}
+        _dump(folder / "namespace.yaml", [namespace])
+        secrets_ = [_secret("catdog-kafka-user", {"password": known[learner.slug]["password"]}),
+                    _secret("catdog-kafka-ca", {"ca.crt": state["ca"]["crt"]})]
+        if not openshift_ai:  # a workbench has no token: the dashboard's OAuth proxy lets the learner in
+            secrets_.insert(0, _secret("catdog-notebook-token", {"token": known[learner.slug]["token"]}))
+        _dump(folder / "secrets.yaml", secrets_,
+              "Generated by `catdog room`: the JupyterLab token, the KafkaUser's password, the room's CA certificate.")
 
     _dump(out / "kustomization.yaml", [{
         "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
-        "resources": ["room", *(f"learners/{learner.slug}" for learner in everyone)],
+        "resources": ["room", *(["openshift-ai"] if openshift_ai else []),
+                      *(f"learners/{learner.slug}" for learner in everyone)],
     }], "The whole room: oc apply -k this folder.")
     return state
+
+
+def workbench_url(learner: Learner, apps_domain: str | None, dashboard_namespace: str = DASHBOARD_NAMESPACE) -> str:
+    """Where a learner finds their workbench: the dashboard's page of their project (it opens JupyterLab
+    after the learner logs in with their OpenShift account)."""
+    if not apps_domain:
+        return f"(the dashboard) → Data science projects → {learner.namespace}"
+    route = "odh-dashboard" if dashboard_namespace == "opendatahub" else "rhods-dashboard"
+    return f"https://{route}-{dashboard_namespace}.{apps_domain}/projects/{learner.namespace}"
 
 
 def lab_url(learner: Learner, token: str, apps_domain: str | None) -> str:
