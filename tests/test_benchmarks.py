@@ -62,8 +62,10 @@ def test_accuracy_benchmark_scores_every_command_on_the_same_unseen_photos(weigh
     for scored in [report["lab"], report["pretrained"], report["fine-tune"], *runs]:
         for key in ("as_trained", "as_served"):  # a whole number of the 12 test photos
             assert scored[key] * 12 == pytest.approx(round(scored[key] * 12), abs=0.01)  # rounded to 4 places
-    for run in runs:  # the smoke's 3 s budget stopped each run, not an epoch count
-        assert 3 <= run["fit_seconds"] < 3 + 5 and run["epochs"] >= 1
+    from catdog.training import BUDGET_MAX_EPOCHS
+
+    for run in runs:  # the smoke's 3 s budget stopped each run (it used it up), not an epoch count
+        assert run["fit_seconds"] >= 3 and 1 <= run["epochs"] < BUDGET_MAX_EPOCHS
     served = [run["as_served"] for run in runs]
     assert report["quick"]["as_served"]["mean"] == pytest.approx(sum(served) / 2, abs=1e-4)
     assert report["quick"]["fit_seconds_max"] == max(run["fit_seconds"] for run in runs)

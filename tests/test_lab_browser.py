@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from browser import LAB_SIZES, browser_session, walk_lab, wait_for
+from browser import LAB_SIZES, NOTEBOOKS, browser_session, problems, run_notebook, walk_lab, wait_for
 from conftest import REPO, SHARED, free_port
 
 
@@ -58,8 +58,9 @@ def lab(tmp_path_factory):
     make = ["make", "-o", f"{venv}/bin/catdog", "lab", f"VENV={venv}", f"LAB_PORT={port}",
             "PRETRAINED_PER_CLASS=40", "QUICK_EPOCHS=2", "LAB_ARGS=--LabApp.expose_app_in_browser=True",
             f"SHARED={SHARED}"]
-    env = {**os.environ, **LAB_SIZES, "CATDOG_LAB_KAFKA_PORT": str(free_port()),
-           "CATDOG_METRICS_PORT": str(free_port()), "PYTHONUNBUFFERED": "1"}
+    kafka_port, metrics_port = free_port(), free_port()
+    env = {**os.environ, **LAB_SIZES, "CATDOG_LAB_KAFKA_PORT": str(kafka_port),
+           "CATDOG_METRICS_PORT": str(metrics_port), "PYTHONUNBUFFERED": "1"}
     for name in ("CATDOG_DATA_DIR", "CATDOG_MODELS_DIR", "CATDOG_LAB_DIR", "JUPYTER_TOKEN"):
         env.pop(name, None)  # the learner's defaults, not a test's
     with open(log, "wb") as stream:
@@ -81,7 +82,8 @@ def lab(tmp_path_factory):
     if url is None:
         os.killpg(process.pid, signal.SIGTERM)
         pytest.fail(f"make lab did not start JupyterLab:\n{log.read_text(errors='replace')[-5000:]}")
-    yield {"url": url, "copy": copy, "log": log, "process": process}
+    yield {"url": url, "copy": copy, "log": log, "process": process, "bootstrap": f"127.0.0.1:{kafka_port}",
+           "metrics_url": f"http://127.0.0.1:{metrics_port}/metrics", "env": env}
     if process.poll() is None:
         os.killpg(process.pid, signal.SIGTERM)  # as Ctrl+C or a closing terminal would
         try:
@@ -99,6 +101,80 @@ def driver(lab):
 
 def test_make_lab_runs_every_notebook_in_the_browser(lab, driver):
     walk_lab(driver, lab["url"].split("/lab/")[0] + "/lab?" + lab["url"].partition("?")[2], ARTIFACTS)
+
+
+ROOM = ("Ada", "Bo", "Chen")
+
+
+def test_three_learners_at_once_each_get_their_own_result_first(lab, tmp_path):
+    """A room on this machine: `make lab`'s broker and classifier, and three more JupyterLabs started as a
+    learner's pod starts one (scripts/start-notebook.sh: an empty HOME seeded with the lab, its own token,
+    its own CATDOG_LEARNER), driven in three Chromiums at once through notebook 01. Each learner's photo
+    gets its result, and each learner's listing of the topic starts with that learner's own results."""
+    import secrets
+    import threading
+
+    started = []
+    try:
+        for name in ROOM:
+            home, port, token = tmp_path / name, free_port(), secrets.token_hex(16)
+            home.mkdir()
+            env = {**lab["env"], "HOME": str(home), "CATDOG_BAKED_LAB": str(lab["copy"]), "JUPYTER_TOKEN": token,
+                   "JUPYTER_PORT": str(port), "CATDOG_LEARNER": name, "KAFKA_BOOTSTRAP_SERVERS": lab["bootstrap"],
+                   "CATDOG_METRICS_URL": lab["metrics_url"], "PATH": f"{Path(sys.prefix) / 'bin'}{os.pathsep}{os.environ['PATH']}",
+                   # what the image sets to its baked photos and weights (the Makefile's, from ../shared)
+                   "CATDOG_DATA_SOURCE": str(SHARED / "datasets" / "ocp-lab"),
+                   "CATDOG_EVAL_SOURCE": str(SHARED / "datasets" / "kaggle-dev"),
+                   "CATDOG_WEIGHTS_DIR": str(SHARED / "models" / "imagenet")}
+            for unset in ("CATDOG_LAB_DIR", "CATDOG_DATA_DIR", "CATDOG_MODELS_DIR"):
+                env.pop(unset, None)
+            # One option a line, as OpenShift AI passes its own: loopback only, the page's app exposed to
+            # the test, the lab's JupyterLab settings (no news prompt, as the image installs them).
+            env["NOTEBOOK_ARGS"] = "\n".join(["--ip=127.0.0.1", "--LabApp.expose_app_in_browser=True",
+                                               f"--LabApp.app_settings_dir={lab['copy'] / 'scripts' / 'jupyterlab'}"])
+            command = ["bash", str(lab["copy"] / "scripts" / "start-notebook.sh"),
+                       *(["--allow-root"] if os.getuid() == 0 else [])]
+            log = open(tmp_path / f"{name}.log", "wb")
+            process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            started.append((name, f"http://127.0.0.1:{port}/lab?token={token}", process, home))
+        for name, url, process, _ in started:
+            status = url.replace("/lab?", "/api/status?")
+            assert wait_for(lambda: process.poll() is None and _answers(status), 120), \
+                (tmp_path / f"{name}.log").read_text()[-3000:]
+
+        states: dict[str, dict] = {}
+
+        def learner(name: str, url: str) -> None:
+            with browser_session() as session:
+                states[name] = run_notebook(session, url, NOTEBOOKS[0], ARTIFACTS / "room" / name)
+
+        threads = [threading.Thread(target=learner, args=(name, url)) for name, url, _, _ in started]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        for name, _, _, home in started:
+            state = states.get(name)
+            assert state is not None and not problems(state), f"{name}: {problems(state) if state else 'no run'}"
+            [cell] = [cell for cell in state["cells"] if "find_prediction" in cell["source"]]
+            mine, _, recent = cell["text"].partition("most recent on the topic")
+            assert "(no result" not in mine and mine.rstrip().endswith(name), cell["text"]  # my photo, my name
+            rows = [line for line in recent.splitlines()[1:] if line.strip()]
+            assert rows and rows[0].rstrip().endswith(name), cell["text"]  # my results first
+            assert (home / "notebooks" / "01-cat-dog-lab.ipynb").is_file()  # each its own HOME
+    finally:
+        for _, _, process, _ in started:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+                process.wait(60)
+
+
+def _answers(url: str) -> bool:
+    try:
+        urllib.request.urlopen(url, timeout=5)
+        return True
+    except OSError:
+        return False
 
 
 def test_the_walk_leaves_nothing_for_git(lab, driver):
