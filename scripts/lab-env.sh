@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Run a command beside the lab's services: the embedded Kafka broker and the classifier service, with
-# the environment set so that the command (JupyterLab, or the notebook tests) finds them. Both services
-# are stopped when the command ends. Models must exist in $CATDOG_MODELS_DIR (make models).
+# Run a command beside the lab's services: the embedded Kafka broker, the classifier service and the
+# room's wall, with the environment set so that the command (JupyterLab, or the notebook tests) finds
+# them. All are stopped when the command ends. Models must exist in $CATDOG_MODELS_DIR (make models).
 #   scripts/lab-env.sh jupyter lab ...
 set -euo pipefail
 BIN=${BIN:-.venv/bin}
@@ -9,14 +9,26 @@ export KAFKA_BOOTSTRAP_SERVERS=${KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:${CATDOG_LAB
 export CATDOG_METRICS_PORT=${CATDOG_METRICS_PORT:-8000}
 export CATDOG_METRICS_URL=${CATDOG_METRICS_URL:-http://127.0.0.1:$CATDOG_METRICS_PORT/metrics}
 export CATDOG_BROKER_DIR=${CATDOG_BROKER_DIR:-$(mktemp -d)}
+# The wall: its address (loopback; CATDOG_WALL_HOST=0.0.0.0 and CATDOG_WALL_URL=http://<this machine>:8001
+# let phones on the same network in) and a fresh room code unless one is given.
+export CATDOG_WALL_PORT=${CATDOG_WALL_PORT:-8001}
+export CATDOG_WALL_URL=${CATDOG_WALL_URL:-http://127.0.0.1:$CATDOG_WALL_PORT}
+CATDOG_ROOM_CODE=${CATDOG_ROOM_CODE:-$("$BIN/python" -c 'import secrets; print(secrets.token_urlsafe(9))')}
+export CATDOG_ROOM_CODE
 LOG_DIR=$(mktemp -d)
 service_pid=""
+wall_pid=""
+
+stop() {
+  if [ -n "$1" ] && kill -0 "$1" 2>/dev/null; then
+    kill -TERM "$1"
+    wait "$1" || true
+  fi
+}
 
 cleanup() {
-  if [ -n "$service_pid" ] && kill -0 "$service_pid" 2>/dev/null; then
-    kill -TERM "$service_pid"
-    wait "$service_pid" || true
-  fi
+  stop "$wall_pid"
+  stop "$service_pid"
   "$BIN/catdog" broker stop >/dev/null
 }
 trap cleanup EXIT
@@ -43,4 +55,12 @@ if [ -z "$ready" ]; then
   exit 1
 fi
 echo "Kafka at $KAFKA_BOOTSTRAP_SERVERS; classifier service metrics at $CATDOG_METRICS_URL (log: $LOG_DIR/classify.log)"
+"$BIN/catdog" wall >"$LOG_DIR/wall.log" 2>&1 &
+wall_pid=$!
+for _ in $(seq 1 60); do
+  "$BIN/python" -c "import urllib.request; urllib.request.urlopen('$CATDOG_WALL_URL/readyz', timeout=1)" 2>/dev/null && break
+  kill -0 "$wall_pid" 2>/dev/null || { cat "$LOG_DIR/wall.log"; exit 1; }
+  sleep 0.5
+done
+echo "Wall: $CATDOG_WALL_URL/#code=$CATDOG_ROOM_CODE (phones: $CATDOG_WALL_URL/upload#code=$CATDOG_ROOM_CODE; log: $LOG_DIR/wall.log)"
 "$@"

@@ -54,16 +54,22 @@ return {
 
 
 @contextmanager
-def browser_session():
-    """Headless Chromium for one walk; always quit."""
-    session = browser()
+def browser_session(phone: bool = False):
+    """Headless Chromium for one walk (``phone``: a phone's screen, touch and user agent); always quit."""
+    session = browser(phone)
     try:
         yield session
     finally:
         session.quit()
 
 
-def browser():
+# Chromium's own emulation of a phone: a 390x844 screen at 3x, touch, a mobile Safari user agent.
+PHONE = {"deviceMetrics": {"width": 390, "height": 844, "pixelRatio": 3.0, "touch": True},
+         "userAgent": "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 "
+                      "(KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1"}
+
+
+def browser(phone: bool = False):
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -76,6 +82,8 @@ def browser():
                  "--disable-gpu", "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"):
         options.add_argument(flag)
+    if phone:
+        options.add_experimental_option("mobileEmulation", PHONE)
     return webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
 
 
@@ -205,3 +213,57 @@ def walk_lab(driver, lab_url: str, artifacts: Path) -> dict:
     page = driver.page_source
     assert "Jupyter news" not in page and "notified about official" not in page, "the news prompt showed"
     return timings
+
+
+def wall_problems(driver) -> list[str]:
+    """What the browser logged as errors on a wall page (CSP refusals, script errors); the API's own
+    refusals (a 4xx answer the page then shows) are answers, not faults."""
+    try:
+        return [entry["message"] for entry in driver.get_log("browser") if entry["level"] == "SEVERE"
+                and "the server responded with a status of 4" not in entry["message"]]
+    except Exception:  # noqa: BLE001 - a driver without the log
+        return []
+
+
+def open_wall(driver, wall_url: str, code: str) -> None:
+    """The projector: the wall's link with its code, at 1080p."""
+    from selenium.webdriver.common.by import By
+
+    driver.set_window_size(1920, 1080)
+    driver.get(f"{wall_url}/#code={code}")
+    assert wait_for(lambda: driver.find_element(By.ID, "board").is_displayed(), 30), driver.page_source[-2000:]
+
+
+def wall_card(driver, learner: str, timeout: float = 60) -> dict | None:
+    """The first card on the wall sent by ``learner``, as the page shows it (text, and its picture loaded)."""
+    script = """
+    const card = [...document.querySelectorAll('#cards .card')].find(c => c.querySelector('.learner').textContent === arguments[0]);
+    if (!card) return null;
+    const thumb = card.querySelector('.thumb');
+    return {filename: card.querySelector('.filename').textContent, quick: card.querySelector('.quick').textContent,
+            pretrained: card.querySelector('.pretrained').textContent, agreement: card.querySelector('.agreement').textContent,
+            loaded: thumb.complete && thumb.naturalWidth > 0, html: card.innerHTML};
+    """
+    return wait_for(lambda: (lambda c: c if c and c["loaded"] else None)(driver.execute_script(script, learner)),
+                    timeout, interval=0.3)
+
+
+def send_from_phone(phone, wall_url: str, code: str, learner: str, photo: Path, timeout: float = 60) -> dict:
+    """The phone's walk: the QR link, a name, a photo picked, and what the page then says."""
+    from selenium.webdriver.common.by import By
+
+    phone.get(f"{wall_url}/upload#code={code}")
+    assert wait_for(lambda: phone.find_element(By.ID, "send").is_displayed(), 30)
+    name = phone.find_element(By.ID, "learner")
+    name.clear()
+    name.send_keys(learner)
+    phone.find_element(By.ID, "photo").send_keys(str(photo))  # as picking it in the file chooser
+
+    def settled():
+        result, error = phone.find_element(By.ID, "result"), phone.find_element(By.ID, "error").text
+        if error:
+            return {"error": error}
+        if result.is_displayed():
+            return {field: phone.find_element(By.ID, field).text for field in ("quick", "pretrained", "agree", "right", "wrong")}
+        return None
+    return wait_for(settled, timeout, interval=0.3) or {"error": "nothing shown in time"}

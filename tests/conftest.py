@@ -151,6 +151,7 @@ def kafka(broker, request):
         images_topic=f"{name}-images",
         predictions_topic=f"{name}-predictions",
         dlq_topic=f"{name}-dlq",
+        feedback_topic=f"{name}-feedback",
         group_id=f"{name}-group",
         batch_size=8,
     )
@@ -165,6 +166,7 @@ def kafka_env(kafka) -> dict[str, str]:
         "CATDOG_IMAGES_TOPIC": kafka.images_topic,
         "CATDOG_PREDICTIONS_TOPIC": kafka.predictions_topic,
         "CATDOG_DLQ_TOPIC": kafka.dlq_topic,
+        "CATDOG_FEEDBACK_TOPIC": kafka.feedback_topic,
         "CATDOG_GROUP_ID": kafka.group_id,
         "CATDOG_BATCH_SIZE": str(kafka.batch_size),
         "CATDOG_MAX_IMAGE_BYTES": str(kafka.max_image_bytes),

@@ -10,6 +10,7 @@ test-artifacts/lab-browser/) as PNG files a person can open.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -21,7 +22,10 @@ from pathlib import Path
 
 import pytest
 
-from browser import LAB_SIZES, NOTEBOOKS, browser_session, problems, run_notebook, walk_lab, wait_for
+from browser import (
+    LAB_SIZES, NOTEBOOKS, browser_session, open_wall, problems, run_notebook, send_from_phone, walk_lab, wait_for,
+    wall_card, wall_problems,
+)
 from conftest import REPO, SHARED, free_port
 
 
@@ -58,10 +62,11 @@ def lab(tmp_path_factory):
     make = ["make", "-o", f"{venv}/bin/catdog", "lab", f"VENV={venv}", f"LAB_PORT={port}",
             "PRETRAINED_PER_CLASS=40", "QUICK_EPOCHS=2", "LAB_ARGS=--LabApp.expose_app_in_browser=True",
             f"SHARED={SHARED}"]
-    kafka_port, metrics_port = free_port(), free_port()
+    kafka_port, metrics_port, wall_port = free_port(), free_port(), free_port()
     env = {**os.environ, **LAB_SIZES, "CATDOG_LAB_KAFKA_PORT": str(kafka_port),
-           "CATDOG_METRICS_PORT": str(metrics_port), "PYTHONUNBUFFERED": "1"}
-    for name in ("CATDOG_DATA_DIR", "CATDOG_MODELS_DIR", "CATDOG_LAB_DIR", "JUPYTER_TOKEN"):
+           "CATDOG_METRICS_PORT": str(metrics_port), "CATDOG_WALL_PORT": str(wall_port), "PYTHONUNBUFFERED": "1"}
+    for name in ("CATDOG_DATA_DIR", "CATDOG_MODELS_DIR", "CATDOG_LAB_DIR", "JUPYTER_TOKEN", "CATDOG_ROOM_CODE",
+                 "CATDOG_WALL_URL"):
         env.pop(name, None)  # the learner's defaults, not a test's
     with open(log, "wb") as stream:
         process = subprocess.Popen(make, cwd=copy, env=env, stdout=stream, stderr=subprocess.STDOUT,
@@ -82,7 +87,10 @@ def lab(tmp_path_factory):
     if url is None:
         os.killpg(process.pid, signal.SIGTERM)
         pytest.fail(f"make lab did not start JupyterLab:\n{log.read_text(errors='replace')[-5000:]}")
-    yield {"url": url, "copy": copy, "log": log, "process": process, "bootstrap": f"127.0.0.1:{kafka_port}",
+    # The wall's link, printed with JupyterLab's (the room code in its fragment).
+    wall = re.search(r"Wall: (http://\S+)/#code=(\S+)", log.read_text(errors="replace"))
+    assert wall, log.read_text(errors="replace")[-3000:]
+    yield {"url": url, "wall": wall.group(1), "room_code": wall.group(2), "copy": copy, "log": log, "process": process, "bootstrap": f"127.0.0.1:{kafka_port}",
            "metrics_url": f"http://127.0.0.1:{metrics_port}/metrics", "env": env}
     if process.poll() is None:
         os.killpg(process.pid, signal.SIGTERM)  # as Ctrl+C or a closing terminal would
@@ -175,6 +183,83 @@ def _answers(url: str) -> bool:
         return True
     except OSError:
         return False
+
+
+def test_phones_and_the_projector_meet_on_the_wall(lab, tmp_path, cat_photos):
+    """The wall beside `make lab`'s classifier: a photo picked on a phone's page (a phone's screen) appears
+    on the projector's page (1080p, another browser) with both verdicts; "wrong" writes exactly one labelled
+    feedback event; a PDF gets the decoder's reason on the phone and nothing reaches the topic; a file name
+    and learner name written as HTML by a foreign client (librdkafka) are shown as text, never run."""
+    from confluent_kafka import Producer
+    from kafka import TopicPartition
+    from selenium.common.exceptions import NoAlertPresentException
+    from selenium.webdriver.common.by import By
+
+    from catdog.kafka_io import LEARNER_HEADER, image_key, make_consumer
+    from catdog.config import load_settings
+
+    kafka = load_settings({"KAFKA_BOOTSTRAP_SERVERS": lab["bootstrap"]}).kafka
+    consumer = make_consumer(kafka)
+
+    def end(topic: str) -> int:
+        return consumer.end_offsets([TopicPartition(topic, 0)])[TopicPartition(topic, 0)]
+
+    shots = ARTIFACTS / "wall"
+    shots.mkdir(parents=True, exist_ok=True)
+    with browser_session() as projector, browser_session(phone=True) as phone:
+        open_wall(projector, lab["wall"], lab["room_code"])
+        photo = tmp_path / "my cat.jpg"
+        photo.write_bytes(cat_photos[-1].read_bytes())
+        shown = send_from_phone(phone, lab["wall"], lab["room_code"], "Ada", photo)
+        assert "error" not in shown, shown
+        card = wall_card(projector, "Ada", timeout=30)
+        assert card, projector.page_source[-3000:]
+        assert card["quick"].split()[:3] == shown["quick"].split()[:3] and card["filename"] == "my cat.jpg"
+        assert card["pretrained"].split()[:3] == shown["pretrained"].split()[:3]
+        phone.save_screenshot(str(shots / "upload-phone.png"))
+
+        feedback_before = end(kafka.feedback_topic)
+        phone.find_element(By.ID, "wrong").click()
+        assert wait_for(lambda: "recorded" in phone.find_element(By.ID, "thanks").text, 20)
+        assert not phone.find_element(By.ID, "right").is_enabled()  # one answer per photo
+        wrong_label = phone.find_element(By.ID, "wrong").get_attribute("data-label")
+        consumer.assign([TopicPartition(kafka.feedback_topic, 0)])
+        consumer.seek(TopicPartition(kafka.feedback_topic, 0), feedback_before)
+        written = [r for batch in consumer.poll(timeout_ms=3000).values() for r in batch]
+        assert len(written) == 1 == end(kafka.feedback_topic) - feedback_before
+        # Keyed by the image as the phone's page sent it (shrunk in the browser), as stored on the topic.
+        images = [TopicPartition(kafka.images_topic, p) for p in consumer.partitions_for_topic(kafka.images_topic)]
+        consumer.assign(images)
+        consumer.seek_to_beginning(*images)
+        sent = [r for batch in consumer.poll(timeout_ms=3000, max_records=1000).values() for r in batch
+                if (LEARNER_HEADER, b"Ada") in r.headers]
+        assert [written[0].key] == [image_key(r.value) for r in sent] == [r.key for r in sent]
+        assert json.loads(written[0].value)["label"] == wrong_label != shown["pretrained"].split()[2].lower()
+
+        images_before = end(kafka.images_topic)
+        pdf = tmp_path / "homework.pdf"
+        pdf.write_bytes(b"%PDF-1.4\n1 0 obj << >> endobj\ntrailer << >>\n%%EOF\n")
+        refused = send_from_phone(phone, lab["wall"], lab["room_code"], "Ada", pdf)
+        assert "PDF" in refused.get("error", "") and "nothing was sent" in refused["error"], refused
+        phone.save_screenshot(str(shots / "upload-refused.png"))
+        assert end(kafka.images_topic) == images_before
+
+        hostile, who = "<img src=x onerror=alert(1)>.jpg", "<script>alert(2)</script>Mallory"
+        producer = Producer({"bootstrap.servers": lab["bootstrap"]})
+        producer.produce(kafka.images_topic, cat_photos[-2].read_bytes(), key=image_key(cat_photos[-2].read_bytes()),
+                         headers=[("filename", hostile.encode()), ("learner", who.encode())])
+        producer.flush(10)
+        card = wall_card(projector, who, timeout=60)
+        assert card and card["filename"] == hostile, card
+        assert projector.execute_script("return document.querySelectorAll('#cards img:not(.thumb), script:not([src])').length") == 0
+        try:
+            projector.switch_to.alert
+            pytest.fail("a sender's text ran as a script on the wall")
+        except NoAlertPresentException:
+            pass
+        projector.save_screenshot(str(shots / "wall-projector.png"))
+        assert not wall_problems(projector) and not wall_problems(phone)
+    consumer.close()
 
 
 def test_the_walk_leaves_nothing_for_git(lab, driver):

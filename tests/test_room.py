@@ -67,8 +67,9 @@ def acl_set(user: dict) -> dict[tuple[str, str, str], set[str]]:
 def test_the_room_has_every_learner_once_with_a_url_and_token(room):
     namespaces = learner_namespaces(room["objects"])
     assert len(namespaces) == LEARNERS == len(set(namespaces))
-    lines = [line for line in room["printed"].splitlines()[1:] if line.strip()]
-    assert len(lines) == LEARNERS
+    table, _, wall = room["printed"].partition("\n\n")  # the learners' table, then the wall's link
+    lines = table.splitlines()[1:]
+    assert len(lines) == LEARNERS and "/#code=" in wall
     tokens = set()
     for line, namespace in zip(lines, namespaces):
         name, printed_namespace, url = line.split()
@@ -224,7 +225,7 @@ def test_running_it_again_adds_learners_and_keeps_what_was_handed_out(tmp_path):
     first = json.loads((out / "secrets.json").read_text())
     printed = make_room(out, "--learners", "Linus")
     second = json.loads((out / "secrets.json").read_text())
-    assert second["ca"] == first["ca"]
+    assert second["ca"] == first["ca"] and second["room_code"] == first["room_code"]
     assert {k: second["learners"][k] for k in first["learners"]} == first["learners"]
     assert set(second["learners"]) == {"ada-lovelace", "grace", "linus"}
     assert "catdog-linus" in printed and "catdog-grace" not in printed  # each token printed when asked for
@@ -395,3 +396,47 @@ def test_a_room_keeps_its_kind(tmp_path):
     result = subprocess.run([sys.executable, "-m", "catdog.cli", "room", "--out", str(out), "--manifests", str(DEPLOY),
                              "--openshift-ai", "--learners", "Bo"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "without --openshift-ai" in result.stderr
+
+
+def test_the_wall_is_reached_by_https_from_the_router_only_with_a_generated_code_and_its_own_user(room):
+    """The wall's Route is edge TLS (http redirected), only the router may reach its pods, its room code is
+    the generated Secret (printed once for the projector, never in git), its KafkaUser may write photos and
+    verdicts and read results, nothing else, and learners' settings link to it."""
+    objects = in_namespace(room["objects"], "catdog-room")
+    [route] = [r for r in by_kind(objects, "Route") if r["metadata"]["name"] == "catdog-wall"]
+    assert route["spec"]["tls"] == {"termination": "edge", "insecureEdgeTerminationPolicy": "Redirect"}
+    [service] = [s for s in by_kind(objects, "Service") if s["metadata"]["name"] == route["spec"]["to"]["name"]]
+    [deployment] = [d for d in by_kind(objects, "Deployment") if d["metadata"]["name"] == "catdog-wall"]
+    pod = deployment["spec"]["template"]
+    assert service["spec"]["selector"].items() <= pod["metadata"]["labels"].items()
+    [container] = pod["spec"]["containers"]
+    assert container["command"] == ["catdog", "wall"]
+    port = {p["name"]: p["containerPort"] for p in container["ports"]}["http"]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["CATDOG_WALL_PORT"]["value"] == str(port) and env["CATDOG_WALL_HOST"]["value"] == "0.0.0.0"
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+
+    [policy] = [p for p in by_kind(objects, "NetworkPolicy") if p["metadata"]["name"] == "catdog-wall-from-router"]
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
+    assert policy["spec"]["ingress"] == [{"from": [{"namespaceSelector": {"matchLabels": {
+        "network.openshift.io/policy-group": "ingress"}}}], "ports": [{"protocol": "TCP", "port": port}]}]
+
+    code = env["CATDOG_ROOM_CODE"]["valueFrom"]["secretKeyRef"]
+    [secret] = [s for s in by_kind(objects, "Secret") if s["metadata"]["name"] == code["name"]]
+    generated = json.loads((room["out"] / "secrets.json").read_text())["room_code"]
+    assert secret_value(secret, code["key"]) == generated and len(generated) >= 10
+    assert f"https://catdog-wall-catdog-room.apps.example.com/#code={generated}" in room["printed"]
+
+    assert env["KAFKA_SASL_USERNAME"]["value"] == "catdog-wall"
+    assert env["KAFKA_SASL_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "catdog-wall", "key": "password"}
+    [user] = [u for u in by_kind(objects, "KafkaUser") if u["metadata"]["name"] == "catdog-wall"]
+    assert acl_set(user) == {("topic", "images", "literal"): {"Describe", "Read", "Write"},
+                             ("topic", "predictions", "literal"): {"Describe", "Read"},
+                             ("topic", "feedback", "literal"): {"Describe", "Read", "Write"}}
+    [topic] = [t for t in by_kind(objects, "KafkaTopic") if t["metadata"]["name"] == "feedback"]
+    assert topic["spec"]["config"]["cleanup.policy"] == "compact"
+
+    for namespace in learner_namespaces(room["objects"]):
+        [settings] = [c for c in by_kind(in_namespace(room["objects"], namespace), "ConfigMap")
+                      if c["metadata"]["name"] == "catdog-settings"]
+        assert settings["data"]["CATDOG_WALL_URL"] == "https://catdog-wall-catdog-room.apps.example.com"

@@ -240,6 +240,25 @@ def cmd_classify(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_wall(args: argparse.Namespace, settings: Settings) -> int:
+    import logging
+    from dataclasses import replace
+
+    from catdog import wall
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("kafka").setLevel(logging.WARNING)  # its connection chatter, not the wall's news
+    config = settings.wall
+    config = replace(config, host=args.host or config.host, port=config.port if args.port is None else args.port)
+    code = config.room_code or wall.make_room_code()
+    base = config.url or f"http://{config.host}:{config.port}"
+    # The instructor's two links (the code rides in the fragment, which no browser sends to a server).
+    print(f"Wall (projector): {base}/#code={code}", flush=True)
+    print(f"Upload (phones):  {wall.upload_url(base, code)}", flush=True)
+    wall.serve(replace(settings, wall=config), code)
+    return 0
+
+
 def cmd_results(args: argparse.Namespace, settings: Settings) -> int:
     from catdog.kafka_io import PREDICTION_HEADER, format_prediction, iter_dead_letters, iter_predictions, make_consumer
 
@@ -315,7 +334,7 @@ def cmd_room(args: argparse.Namespace, settings: Settings) -> int:
     learners = room.learners(names, args.count, prefix=args.prefix)
     manifests = args.manifests or settings.lab_dir / "deploy" / "openshift"
     state = room.write_room(args.out, learners, manifests, openshift_ai=args.openshift_ai,
-                            dashboard_namespace=args.dashboard_namespace)
+                            dashboard_namespace=args.dashboard_namespace, apps_domain=args.apps_domain)
     width = max(7, *(len(learner.name) for learner in learners))
     if args.openshift_ai:
         print(f"{'learner':<{width}}  {'project':<24} workbench (the learner logs in with their OpenShift account)")
@@ -327,6 +346,8 @@ def cmd_room(args: argparse.Namespace, settings: Settings) -> int:
         else:
             where = room.lab_url(learner, state["learners"][learner.slug]["token"], args.apps_domain)
         print(f"{learner.name:<{width}}  {learner.namespace:<24} {where}")
+    wall = room.wall_url(state["apps_domain"]) or f"(oc get route catdog-wall -n {room.ROOM_NAMESPACE})"
+    print(f"\nThe wall, for the projector (its QR code takes phones to the upload page): {wall}/#code={state['room_code']}")
     total = len(state["learners"])
     print(f"\n{args.out}: the room and {total} learner(s). Install: oc apply -k {args.out}  "
           f"(tokens, passwords and the CA key are in {args.out}/secrets.json: keep the folder out of git)",
@@ -537,6 +558,19 @@ def build_parser() -> argparse.ArgumentParser:
     classify.add_argument("--metrics-port", type=int, help="HTTP port for /metrics, /healthz, /readyz "
                           "(default: $CATDOG_METRICS_PORT or 8000; 0 picks a free one)")
     classify.set_defaults(run=cmd_classify)
+
+    wall = verbs.add_parser(
+        "wall", help="run the room's wall: phones send photos, the projector shows every verdict live",
+        description="Serve the wall page (for the projector: each photo's thumbnail with both verdicts as it is "
+        "classified, the room's counts, a QR code of the upload page) and the upload page (for phones: take or "
+        "pick a photo, see its verdicts, say right or wrong, which goes to the feedback topic). Both need the "
+        "room's code: $CATDOG_ROOM_CODE, or a fresh one printed here with the two links. Stops on SIGTERM or "
+        "Ctrl-C.",
+    )
+    wall.add_argument("--host", help="address to listen on (default: $CATDOG_WALL_HOST or 127.0.0.1; "
+                      "0.0.0.0 for phones on the same network)")
+    wall.add_argument("--port", type=int, help="port (default: $CATDOG_WALL_PORT or 8001; 0 picks a free one)")
+    wall.set_defaults(run=cmd_wall)
 
     results = verbs.add_parser(
         "results", help="show the classifier's results",

@@ -38,6 +38,10 @@ LAB_MARKER = Path("notebooks") / "01-cat-dog-lab.ipynb"
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_SSL", "SASL_PLAINTEXT")
 SASL_MECHANISMS = ("SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN")
 MAX_LEARNER_CHARS = 64
+# `catdog wall`: its port locally (JupyterLab 8888, the classifier's metrics 8000), and the shortest room
+# code it accepts (the code is all that stands between a public Route and an anonymous upload service).
+DEFAULT_WALL_PORT = 8001
+MIN_ROOM_CODE_CHARS = 8
 
 
 class ConfigError(CatdogError, ValueError):
@@ -59,6 +63,20 @@ class Settings:
     eval_source: str  # photos for notebook 02's evaluation (default: the data source)
     metrics_url: str  # the classifier service's Prometheus metrics, for the notebooks
     model_reload_seconds: int = 10  # how often the service looks for a new model file; 0: never
+    wall: "WallSettings | None" = None
+
+
+@dataclass(frozen=True)
+class WallSettings:
+    """`catdog wall`: where it listens, the room code uploads need, and how much one client may send."""
+
+    host: str
+    port: int
+    room_code: str | None = field(default=None, repr=False)  # None: `catdog wall` makes one and prints it
+    url: str | None = None  # the wall's public address, for links and the QR code (default: as requested)
+    cards: int = 8  # cards on the projector at once (the page never holds more)
+    uploads_per_minute: int = 10  # per phone (a joined browser)
+    uploads_per_address_per_minute: int = 120  # per client address: a room's phones may share one NAT
 
 
 @dataclass(frozen=True)
@@ -100,6 +118,8 @@ class KafkaSettings:
     sasl_password: str | None = field(default=None, repr=False)
     # Who sends: a header on every photo, copied into its results, so a room sees whose photo is whose.
     learner: str = ""
+    # Right/wrong verdicts from the room (the wall's buttons): compacted, keyed by the image's key.
+    feedback_topic: str = "feedback"
 
     @property
     def max_message_bytes(self) -> int:
@@ -205,6 +225,7 @@ def _kafka_settings(env: Mapping[str, str], max_image_bytes: int, max_image_pixe
         images_topic=_topic(env, "CATDOG_IMAGES_TOPIC", "images"),
         predictions_topic=_topic(env, "CATDOG_PREDICTIONS_TOPIC", "predictions"),
         dlq_topic=_topic(env, "CATDOG_DLQ_TOPIC", "images-dlq"),
+        feedback_topic=_topic(env, "CATDOG_FEEDBACK_TOPIC", "feedback"),
         group_id=env.get("CATDOG_GROUP_ID", "").strip() or "catdog-classifier",
         max_image_bytes=max_image_bytes,
         max_image_pixels=max_image_pixels,
@@ -254,6 +275,25 @@ def _learner(env: Mapping[str, str], username: str | None) -> str:
     return name
 
 
+def _wall_settings(env: Mapping[str, str]) -> WallSettings:
+    code = env.get("CATDOG_ROOM_CODE", "").strip() or None
+    if code is not None and (len(code) < MIN_ROOM_CODE_CHARS or not code.isprintable() or not code.isascii()):
+        raise ConfigError(f"CATDOG_ROOM_CODE must be at least {MIN_ROOM_CODE_CHARS} printable ASCII characters")
+    url = env.get("CATDOG_WALL_URL", "").strip().rstrip("/") or None
+    if url is not None and not re.fullmatch(r"https?://[^\s#?]+", url):
+        raise ConfigError(f"CATDOG_WALL_URL={url!r} must be an http(s) address without a query or fragment")
+    return WallSettings(
+        host=env.get("CATDOG_WALL_HOST", "").strip() or "127.0.0.1",
+        port=_port(env, "CATDOG_WALL_PORT", DEFAULT_WALL_PORT),
+        room_code=code,
+        url=url,
+        cards=_positive_int(env, "CATDOG_WALL_CARDS", WallSettings.cards),
+        uploads_per_minute=_positive_int(env, "CATDOG_WALL_UPLOADS_PER_MINUTE", WallSettings.uploads_per_minute),
+        uploads_per_address_per_minute=_positive_int(env, "CATDOG_WALL_UPLOADS_PER_ADDRESS_PER_MINUTE",
+                                                     WallSettings.uploads_per_address_per_minute),
+    )
+
+
 def load_settings(env: Mapping[str, str] | None = None, cwd: Path | None = None) -> Settings:
     """Read every catdog setting from ``env`` (default: ``os.environ``).
 
@@ -282,4 +322,5 @@ def load_settings(env: Mapping[str, str] | None = None, cwd: Path | None = None)
         eval_source=_source(env, "CATDOG_EVAL_SOURCE", lab_dir) or data_source,
         metrics_url=env.get("CATDOG_METRICS_URL", "").strip() or f"http://127.0.0.1:{kafka.metrics_port}/metrics",
         model_reload_seconds=_seconds(env, "CATDOG_MODEL_RELOAD_SECONDS", 10),
+        wall=_wall_settings(env),
     )

@@ -111,20 +111,23 @@ def make_consumer(kafka: KafkaSettings, *topics: str, group_id: str | None = Non
 
 
 def ensure_topics(kafka: KafkaSettings, partitions: int = 1) -> list[str]:
-    """Create the images, predictions and dead-letter topics if missing; returns those created."""
+    """Create the images, predictions, dead-letter and feedback topics if missing; returns those created."""
     try:
         admin = KafkaAdminClient(**client_config(kafka))
     except KafkaTimeoutError as error:
         raise _unavailable(kafka, error) from None
     created = []
+    sized = {"max.message.bytes": str(kafka.max_message_bytes)}
+    wanted = {kafka.images_topic: sized, kafka.predictions_topic: sized, kafka.dlq_topic: sized,
+              # the latest verdict per image is what counts: compaction keeps it, drops what it replaced
+              kafka.feedback_topic: {"cleanup.policy": "compact"}}
     try:
         existing = set(admin.list_topics())
-        for topic in (kafka.images_topic, kafka.predictions_topic, kafka.dlq_topic):
+        for topic, configs in wanted.items():
             if topic in existing:
                 continue
             try:
-                admin.create_topics([NewTopic(topic, partitions, 1, topic_configs={
-                    "max.message.bytes": str(kafka.max_message_bytes)})])
+                admin.create_topics([NewTopic(topic, partitions, 1, topic_configs=configs)])
                 created.append(topic)
             except TopicAlreadyExistsError:
                 pass
@@ -153,8 +156,9 @@ class Sent:
 
 
 def send_image(producer: KafkaProducer, kafka: KafkaSettings, data: bytes, filename: str,
-               topic: str | None = None, timeout: float = 30.0) -> Sent:
-    """Send one image and wait for the broker to store it. Over-size images are refused before sending."""
+               topic: str | None = None, timeout: float = 30.0, learner: str | None = None) -> Sent:
+    """Send one image and wait for the broker to store it. Over-size images are refused before sending.
+    ``learner``: who sent it, when not the settings' learner (the wall sends for every phone)."""
     if len(data) > kafka.max_image_bytes:
         raise ImageTooLarge(
             f"{filename} is {len(data):,} bytes, more than the {kafka.max_image_bytes:,}-byte limit "
@@ -165,8 +169,9 @@ def send_image(producer: KafkaProducer, kafka: KafkaSettings, data: bytes, filen
         ("content-type", content_type(filename).encode()),
         ("sent-at", datetime.now(timezone.utc).isoformat().encode()),
     ]
-    if kafka.learner:  # who sent it: the results carry it, and each learner's cells show their own first
-        headers.append((LEARNER_HEADER, kafka.learner.encode()))
+    learner = kafka.learner if learner is None else learner
+    if learner:  # who sent it: the results carry it, and each learner's cells show their own first
+        headers.append((LEARNER_HEADER, learner.encode()))
     key = image_key(data)
     metadata = producer.send(topic or kafka.images_topic, value=data, key=key, headers=headers).get(timeout=timeout)
     timestamp = metadata.timestamp if metadata.timestamp and metadata.timestamp > 0 else int(time.time() * 1000)

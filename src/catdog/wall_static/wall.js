@@ -1,0 +1,67 @@
+// The projector's page: cards arrive as server-sent events, newest first, never more than the room's
+// card count. Every text a sender wrote goes in with textContent: it is shown, never run.
+import { agreementText, joinRoom, verdictText } from "./room.js";
+
+const $ = (id) => document.getElementById(id);
+let maxCards = 8;
+
+function percent(value) {
+  return value === null || value === undefined ? "–" : `${Math.round(value * 100)}%`;
+}
+
+function renderCard(card) {
+  const node = $("card-template").content.firstElementChild.cloneNode(true);
+  node.dataset.id = card.id;
+  node.classList.add(card.agree ? "agree" : "disagree");
+  node.querySelector(".thumb").src = card.thumb;
+  node.querySelector(".thumb").alt = `photo sent by ${card.learner || "someone"}`;
+  node.querySelector(".learner").textContent = card.learner || "someone";
+  node.querySelector(".filename").textContent = card.filename;
+  node.querySelector(".quick").textContent = verdictText("quick", card.quick);
+  node.querySelector(".pretrained").textContent = verdictText("pretrained", card.pretrained);
+  node.querySelector(".agreement").textContent = agreementText(card.agree);
+  node.querySelector(".versions").textContent = `models ${card.quick.version} · ${card.pretrained.version}`;
+  return node;
+}
+
+function addCard(card) {
+  const cards = $("cards");
+  cards.querySelector(`[data-id="${CSS.escape(card.id)}"]`)?.remove();
+  cards.prepend(renderCard(card));
+  while (cards.children.length > maxCards) cards.lastElementChild.remove();
+  $("empty").hidden = cards.children.length > 0;
+}
+
+function showStats(stats) {
+  $("photos").textContent = stats.photos;
+  $("agreement").textContent = percent(stats.agreement);
+  $("accuracy-quick").textContent = percent(stats.accuracy.quick);
+  $("accuracy-pretrained").textContent = percent(stats.accuracy.pretrained);
+  const judged = stats.labelled === 1 ? "the 1 photo" : `the ${stats.labelled} photos`;
+  $("labelled").textContent = stats.labelled ? `accuracy on ${judged} the room has judged right or wrong` : "";
+  const versions = stats.versions || {};
+  $("versions").textContent = versions.quick ? `serving: quick ${versions.quick}, pretrained ${versions.pretrained}` : "";
+}
+
+async function start() {
+  const room = await (await fetch("/api/room")).json();
+  maxCards = room.cards;
+  $("upload-url").textContent = room.upload;
+  $("qr-image").src = "/api/qr.svg";
+  $("board").hidden = false;
+  const events = new EventSource("/api/events");
+  events.addEventListener("snapshot", (event) => {
+    const snapshot = JSON.parse(event.data);
+    $("cards").replaceChildren();
+    snapshot.cards.forEach(addCard);
+    $("empty").hidden = snapshot.cards.length > 0;
+    showStats(snapshot.stats);
+    $("connection").textContent = "";
+  });
+  events.addEventListener("card", (event) => addCard(JSON.parse(event.data)));
+  events.addEventListener("stats", (event) => showStats(JSON.parse(event.data)));
+  events.onerror = () => { $("connection").textContent = "reconnecting…"; };
+}
+
+await joinRoom($("join"), $("join-error"));
+await start();
