@@ -33,7 +33,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from browser import LAB_SIZES, NOTEBOOKS, browser_session, problems, run_notebook, walk_lab, wait_for
+from browser import (
+    LAB_SIZES, NOTEBOOKS, browser_session, open_wall, problems, run_notebook, send_from_phone, walk_lab, wait_for,
+    wall_card, wall_problems,
+)
 import samples
 from conftest import REPO, SHARED, free_port
 
@@ -51,6 +54,7 @@ ARTIFACTS = Path(os.environ.get("CATDOG_ARTIFACTS") or REPO / "test-artifacts") 
 BIN = Path(sys.prefix) / "bin"
 CLASSIFIER = REPO / "deploy" / "openshift" / "base" / "classifier" / "deployment.yaml"
 NOTEBOOK = REPO / "deploy" / "openshift" / "base" / "notebook" / "deployment.yaml"
+WALL = REPO / "deploy" / "openshift" / "room" / "shared" / "wall" / "deployment.yaml"
 # The environment and options the OpenShift AI / Open Data Hub dashboard gives a workbench (one per line,
 # word-split by the workbench images' start scripts: its OAuth proxy guards the server, not a token).
 LESSONS = {Path(path).name for path in NOTEBOOKS}
@@ -342,6 +346,30 @@ def test_a_batch_of_giant_images_from_a_foreign_client_never_gets_the_classifier
     (ARTIFACTS / "giants.json").write_text(json.dumps({"images": len(names), "peak_bytes": peak, "limit_bytes": limit,
                                                        "formats": sorted(giants)}))
     assert peak < limit
+
+
+def test_the_wall_from_the_image_shows_a_phones_photo_with_both_verdicts(image, containers, services, cat_photos, tmp_path):
+    """`catdog wall` from the image as a random UID under its Deployment's memory limit, beside the
+    classifier container: a phone's photo (a phone's screen in Chromium) is on the projector's page with
+    both verdicts, its thumbnail made by the wall."""
+    port, code = free_port(), uuid.uuid4().hex
+    name = containers("--user", RANDOM_UID, "--memory", memory_limit(WALL), "--memory-swap", memory_limit(WALL),
+                      "--env", f"KAFKA_BOOTSTRAP_SERVERS={services['bootstrap']}", *embedded_broker_env(),
+                      "--env", f"CATDOG_WALL_PORT={port}", "--env", f"CATDOG_ROOM_CODE={code}", image, "catdog", "wall")
+    base = f"http://127.0.0.1:{port}"
+    wait_answering(f"{base}/readyz", name)
+    photo = tmp_path / "phone-cat.jpg"
+    photo.write_bytes(cat_photos[-4].read_bytes())
+    with browser_session() as projector, browser_session(phone=True) as phone:
+        open_wall(projector, base, code)
+        shown = send_from_phone(phone, base, code, "Uid 23456", photo)
+        assert "error" not in shown, f"{shown}\n{logs(name)[-3000:]}"
+        card = wall_card(projector, "Uid 23456", timeout=30)
+        assert card and card["pretrained"].split()[:3] == shown["pretrained"].split()[:3], logs(name)[-3000:]
+        (ARTIFACTS / "wall").mkdir(exist_ok=True)
+        projector.save_screenshot(str(ARTIFACTS / "wall" / "wall-projector.png"))
+        phone.save_screenshot(str(ARTIFACTS / "wall" / "upload-phone.png"))
+        assert not wall_problems(projector) and not wall_problems(phone)
 
 
 def local_wheel(folder: Path, name: str, version: str, files: dict[str, bytes]) -> Path:

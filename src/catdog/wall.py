@@ -66,7 +66,9 @@ LABELS_KEPT = 100_000  # images with a verdict from the room (a key and two labe
 DECODE_MEMORY_BYTES = 256 * 1024 * 1024  # full-size decodes in flight: checking uploads and making thumbnails
 VIEWER_QUEUE = 64  # events a slow viewer may fall behind before it is sent a fresh snapshot instead
 RESULT_WAIT_SECONDS = 20.0  # a phone's one request for its result waits this long, then asks again
-JOINS_PER_ADDRESS_PER_MINUTE = 20  # room-code attempts: guessing a 10-character code is hopeless at this rate
+# Room-code attempts per address: a whole room behind one NAT joins in the first minute, and guessing a
+# 10-character code (~50 bits) at this rate would take longer than the universe has.
+JOINS_PER_ADDRESS_PER_MINUTE = 120
 FEEDBACK_PER_MINUTE = 30
 MAX_FEEDBACK_BYTES = 4096
 MAX_FILENAME_CHARS = 200
