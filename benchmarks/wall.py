@@ -22,7 +22,6 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -32,23 +31,14 @@ from pathlib import Path
 
 import httpx
 
+from pipeline import free_port, percentile  # benchmarks/pipeline.py's helpers
+
 REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("CATDOG_SHARED") or REPO.parent / "shared")
 PHOTOS = SHARED / "datasets" / "kaggle-dev"
 CODE = "benchmark-room"
 BIN = Path(sys.prefix) / "bin"
 CARD_TIMEOUT_SECONDS = 180
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def peak_mib(pid: int) -> float:
@@ -212,8 +202,8 @@ def main() -> None:
 
     figures = {
         "uploaders": args.uploaders, "photos_per_uploader": args.photos, "viewers": args.viewers, "cpus": os.cpu_count(),
-        "baseline_send_to_result_s": {"p50": statistics.median(direct), "p95": percentile(direct, 0.95)},
-        "wall_upload_to_card_s": {"p50": statistics.median(walled["latencies"]), "p95": percentile(walled["latencies"], 0.95)},
+        "baseline_send_to_result_s": {"p50": statistics.median(direct), "p95": percentile(direct, 95)},
+        "wall_upload_to_card_s": {"p50": statistics.median(walled["latencies"]), "p95": percentile(walled["latencies"], 95)},
         "uploads": walled["uploads"], "card_arrivals": len(walled["latencies"]),
         "viewers_missing_cards": walled["viewers_missing_cards"], "wall_peak_mib": round(wall_peak),
     }

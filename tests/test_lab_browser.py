@@ -111,13 +111,13 @@ def test_make_lab_runs_every_notebook_in_the_browser(lab, driver):
     walk_lab(driver, lab["url"].split("/lab/")[0] + "/lab?" + lab["url"].partition("?")[2], ARTIFACTS)
 
 
-ROOM = ("Ada", "Bo", "Chen")
+ROOM = ("Ada", "Bo")  # two learners prove "my result, mine first" as well as thirty (benchmarks/room.py times three)
 
 
-def test_three_learners_at_once_each_get_their_own_result_first(lab, tmp_path):
-    """A room on this machine: `make lab`'s broker and classifier, and three more JupyterLabs started as a
+def test_learners_at_once_each_get_their_own_result_first(lab, tmp_path):
+    """A room on this machine: `make lab`'s broker and classifier, and two more JupyterLabs started as a
     learner's pod starts one (scripts/start-notebook.sh: an empty HOME seeded with the lab, its own token,
-    its own CATDOG_LEARNER), driven in three Chromiums at once through notebook 01. Each learner's photo
+    its own CATDOG_LEARNER), driven in two Chromiums at once through notebook 01. Each learner's photo
     gets its result, and each learner's listing of the topic starts with that learner's own results."""
     import secrets
     import threading

@@ -515,7 +515,11 @@ def create_app(settings: Settings, code: str, feed: bool = True) -> Starlette:
                                     max_pixels=kafka.max_image_pixels, target_size=THUMBNAIL_SIDE, budget=budget)
         except ImageError as refused:
             return error(422, f"{refused} — nothing was sent")
-        sent = await run_in_threadpool(send_image, holder["producer"], kafka, data, filename, learner=learner)
+        try:
+            sent = await run_in_threadpool(send_image, holder["producer"], kafka, data, filename, learner=learner)
+        except KafkaError as failed:
+            log.warning("photo %s not sent: %s", filename, failed)
+            return error(503, "Kafka did not take the photo: try again in a moment", **{"Retry-After": "5"})
         log.info("photo %s from %s (%s) -> %s[%d]@%d", filename, learner or "-", where, sent.topic, sent.partition,
                  sent.offset)
         return JSONResponse({"topic": sent.topic, "partition": sent.partition, "offset": sent.offset,
@@ -560,8 +564,12 @@ def create_app(settings: Settings, code: str, feed: bool = True) -> Starlette:
             return error(404, "no result for that photo on this wall")
         learner = clean_text(str(given.get("learner") or ""), MAX_LEARNER_CHARS)
         key, value, headers = feedback_record(found, label, learner)
-        await run_in_threadpool(lambda: holder["producer"].send(kafka.feedback_topic, key=key, value=value,
-                                                                headers=headers).get(timeout=30))
+        try:
+            await run_in_threadpool(lambda: holder["producer"].send(kafka.feedback_topic, key=key, value=value,
+                                                                    headers=headers).get(timeout=30))
+        except KafkaError as failed:
+            log.warning("feedback for %s not written: %s", key.decode(), failed)
+            return error(503, "Kafka did not take the answer: try again in a moment", **{"Retry-After": "5"})
         return JSONResponse({"key": key.decode(), "label": label}, status_code=201)
 
     async def page(request: Request):
