@@ -27,7 +27,7 @@ SEED = 20261121  # a failure reproduces with the same records
 RECORDS_PER_CODEC = 30
 CODECS = ("none", "gzip", "snappy", "lz4", "zstd")
 # The first cycle warms the service up (TensorFlow's per-shape kernels and allocator pools: measured
-# +160 MB, then flat); memory is compared between the ends of the later cycles.
+# +160 MB, then flat); memory is compared between the peaks of the later cycles.
 CYCLES = 3
 MAX_IMAGE_BYTES = 600_000
 MEMORY_GROWTH_LIMIT_MB = 40
@@ -176,9 +176,10 @@ def test_any_record_a_client_can_produce_ends_as_one_result_or_one_dead_letter(
             # The sender's headers first, as sent (null, which our client cannot write, as empty).
             assert letter.headers[:len(record["headers"] or [])] == [
                 (name, value or b"") for name, value in record["headers"] or []]
-    # Memory stays flat once warm: the end of the first cycle against the end.
-    warm = memory[len(CODECS) - 1]
-    assert memory[-1] - warm < MEMORY_GROWTH_LIMIT_MB, f"RSS (MB) after each codec's records: {memory}"
+    # Memory stays flat once warm: the last cycle's peak against the one before (a leak raises every
+    # cycle's peak; single readings swing by tens of MB as the allocator returns pools).
+    cycles = [memory[i * len(CODECS):(i + 1) * len(CODECS)] for i in range(CYCLES)]
+    assert max(cycles[-1]) - max(cycles[-2]) < MEMORY_GROWTH_LIMIT_MB, f"RSS (MB) after each codec's records: {memory}"
     assert service.get("/readyz")[0] == 200
     assert service.stop() == 0
 

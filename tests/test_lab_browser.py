@@ -185,6 +185,9 @@ def _answers(url: str) -> bool:
         return False
 
 
+PHONE_LEARNER = "Zoë on a phone"  # a name no notebook in this module sends with
+
+
 def test_phones_and_the_projector_meet_on_the_wall(lab, tmp_path, cat_photos):
     """The wall beside `make lab`'s classifier: a photo picked on a phone's page (a phone's screen) appears
     on the projector's page (1080p, another browser) with both verdicts; "wrong" writes exactly one labelled
@@ -210,9 +213,9 @@ def test_phones_and_the_projector_meet_on_the_wall(lab, tmp_path, cat_photos):
         open_wall(projector, lab["wall"], lab["room_code"])
         photo = tmp_path / "my cat.jpg"
         photo.write_bytes(cat_photos[-1].read_bytes())
-        shown = send_from_phone(phone, lab["wall"], lab["room_code"], "Ada", photo)
+        shown = send_from_phone(phone, lab["wall"], lab["room_code"], PHONE_LEARNER, photo)
         assert "error" not in shown, shown
-        card = wall_card(projector, "Ada", timeout=30)
+        card = wall_card(projector, PHONE_LEARNER, timeout=30)
         assert card, projector.page_source[-3000:]
         assert card["quick"].split()[:3] == shown["quick"].split()[:3] and card["filename"] == "my cat.jpg"
         assert card["pretrained"].split()[:3] == shown["pretrained"].split()[:3]
@@ -231,15 +234,17 @@ def test_phones_and_the_projector_meet_on_the_wall(lab, tmp_path, cat_photos):
         images = [TopicPartition(kafka.images_topic, p) for p in consumer.partitions_for_topic(kafka.images_topic)]
         consumer.assign(images)
         consumer.seek_to_beginning(*images)
-        sent = [r for batch in consumer.poll(timeout_ms=3000, max_records=1000).values() for r in batch
-                if (LEARNER_HEADER, b"Ada") in r.headers]
+        ends, stored = consumer.end_offsets(images), []
+        while any(consumer.position(p) < ends[p] for p in images):
+            stored += [r for batch in consumer.poll(timeout_ms=1000).values() for r in batch]
+        sent = [r for r in stored if (LEARNER_HEADER, PHONE_LEARNER.encode()) in r.headers]
         assert [written[0].key] == [image_key(r.value) for r in sent] == [r.key for r in sent]
         assert json.loads(written[0].value)["label"] == wrong_label != shown["pretrained"].split()[2].lower()
 
         images_before = end(kafka.images_topic)
         pdf = tmp_path / "homework.pdf"
         pdf.write_bytes(b"%PDF-1.4\n1 0 obj << >> endobj\ntrailer << >>\n%%EOF\n")
-        refused = send_from_phone(phone, lab["wall"], lab["room_code"], "Ada", pdf)
+        refused = send_from_phone(phone, lab["wall"], lab["room_code"], PHONE_LEARNER, pdf)
         assert "PDF" in refused.get("error", "") and "nothing was sent" in refused["error"], refused
         phone.save_screenshot(str(shots / "upload-refused.png"))
         assert end(kafka.images_topic) == images_before

@@ -173,6 +173,7 @@ def cmd_broker_stop(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
     from tqdm import tqdm
 
+    from catdog import labels
     from catdog.data import expand_paths
     from catdog.kafka_io import make_producer, send_image
 
@@ -198,7 +199,13 @@ def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
         for name, path in bar:
             data = sys.stdin.buffer.read() if path is None else path.read_bytes()
             sent = send_image(producer, kafka, data, name, topic=args.topic)
-            tqdm.write(f"{sent.filename} -> {sent.topic}[{sent.partition}]@{sent.offset}")
+            labelled = ""
+            if args.label:  # the photo and what it is: a training example for the next retraining
+                labels.send_label(producer, kafka, sent.key, labels.label_value(
+                    args.label, kafka.learner, "catdog send",
+                    {"topic": sent.topic, "partition": sent.partition, "offset": sent.offset}))
+                labelled = f", labelled {args.label} on {kafka.feedback_topic}"
+            tqdm.write(f"{sent.filename} -> {sent.topic}[{sent.partition}]@{sent.offset}{labelled}")
     finally:
         producer.close()
     if refused:
@@ -545,6 +552,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     send.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="image files, folders, or -")
     send.add_argument("--topic", help="topic (default: $CATDOG_IMAGES_TOPIC or images)")
+    send.add_argument("--label", choices=("cat", "dog"), help="also say what the photos are: a label for each on "
+                      "the feedback topic ($CATDOG_FEEDBACK_TOPIC), which `--source kafka:feedback` trains on")
     send.set_defaults(run=cmd_send)
 
     classify = verbs.add_parser(

@@ -64,6 +64,20 @@ class Settings:
     metrics_url: str  # the classifier service's Prometheus metrics, for the notebooks
     model_reload_seconds: int = 10  # how often the service looks for a new model file; 0: never
     wall: "WallSettings | None" = None
+    s3: "S3Settings" = field(default_factory=lambda: S3Settings())
+
+
+@dataclass(frozen=True)
+class S3Settings:
+    """Object storage for `--source s3://bucket/prefix`: an OpenShift AI data connection's variables
+    (AWS_S3_ENDPOINT, AWS_S3_BUCKET, AWS_DEFAULT_REGION, the key pair), else an ObjectBucketClaim's
+    (BUCKET_HOST, BUCKET_PORT, BUCKET_NAME, BUCKET_REGION, the same key pair)."""
+
+    endpoint: str | None = None  # None: AWS itself
+    bucket: str | None = None  # used when the source names none (s3:///prefix)
+    region: str | None = None
+    access_key: str | None = field(default=None, repr=False)
+    secret_key: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -275,6 +289,19 @@ def _learner(env: Mapping[str, str], username: str | None) -> str:
     return name
 
 
+def _s3_settings(env: Mapping[str, str]) -> S3Settings:
+    value = lambda name: env.get(name, "").strip() or None  # noqa: E731
+    endpoint = value("AWS_S3_ENDPOINT")
+    if endpoint is None and value("BUCKET_HOST"):  # an ObjectBucketClaim's ConfigMap
+        port = value("BUCKET_PORT") or "443"
+        endpoint = f"{'https' if port == '443' else 'http'}://{value('BUCKET_HOST')}:{port}"
+    if endpoint is not None and not re.fullmatch(r"https?://\S+", endpoint):
+        raise ConfigError(f"AWS_S3_ENDPOINT={endpoint!r} must be an http(s) address")
+    return S3Settings(endpoint=endpoint, bucket=value("AWS_S3_BUCKET") or value("BUCKET_NAME"),
+                      region=value("AWS_DEFAULT_REGION") or value("BUCKET_REGION"),
+                      access_key=value("AWS_ACCESS_KEY_ID"), secret_key=value("AWS_SECRET_ACCESS_KEY"))
+
+
 def _wall_settings(env: Mapping[str, str]) -> WallSettings:
     code = env.get("CATDOG_ROOM_CODE", "").strip() or None
     if code is not None and (len(code) < MIN_ROOM_CODE_CHARS or not code.isprintable() or not code.isascii()):
@@ -323,4 +350,5 @@ def load_settings(env: Mapping[str, str] | None = None, cwd: Path | None = None)
         metrics_url=env.get("CATDOG_METRICS_URL", "").strip() or f"http://127.0.0.1:{kafka.metrics_port}/metrics",
         model_reload_seconds=_seconds(env, "CATDOG_MODEL_RELOAD_SECONDS", 10),
         wall=_wall_settings(env),
+        s3=_s3_settings(env),
     )

@@ -134,9 +134,85 @@ class TarSource:
         return found
 
 
+class KafkaSource:
+    """Labelled photos on Kafka (``kafka:<labels topic>``): the latest label of each image, joined with its
+    bytes on the images topic (catdog.labels). Records that are not labels, or name no image, are in
+    ``skipped`` with the reason, as unusable files are."""
+
+    def __init__(self, topic: str) -> None:
+        from catdog.config import load_settings
+        from catdog.labels import read_labelled
+
+        kafka = load_settings().kafka
+        topic = topic or kafka.feedback_topic
+        found, self.skipped = read_labelled(kafka, topic)
+        self.images = {image.name: image.data for image in found}
+        self.description = f"labels on Kafka topic {topic} at {kafka.bootstrap_servers}"
+
+    def names(self) -> list[str]:
+        return list(self.images)
+
+    def read_many(self, names: Iterable[str], max_bytes: int) -> dict[str, bytes]:
+        return {name: self.images[name][: max_bytes + 1] for name in names}
+
+
+class S3Source:
+    """Photos in object storage (``s3://bucket/prefix``, cat/ and dog/ below the prefix), through boto3
+    with the settings' endpoint and keys (an OpenShift AI data connection or an ObjectBucketClaim). Each
+    object is read with a Range request up to the size limit, never further."""
+
+    def __init__(self, source: str) -> None:
+        import boto3
+        from botocore.config import Config
+
+        from catdog.config import load_settings
+
+        s3 = load_settings().s3
+        bucket, _, prefix = source.removeprefix("s3://").partition("/")
+        self.bucket = bucket or s3.bucket
+        if not self.bucket:
+            raise DataError(f"{source} names no bucket, and neither AWS_S3_BUCKET nor BUCKET_NAME is set")
+        self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+        self.client = boto3.client("s3", endpoint_url=s3.endpoint, region_name=s3.region or "us-east-1",
+                                   aws_access_key_id=s3.access_key, aws_secret_access_key=s3.secret_key,
+                                   config=Config(retries={"max_attempts": 3}, s3={"addressing_style": "path"}))
+        self.description = f"s3://{self.bucket}/{self.prefix} at {s3.endpoint or 'AWS'}"
+
+    def names(self) -> list[str]:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        found = []
+        try:
+            for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self.prefix):
+                found += [item["Key"][len(self.prefix):] for item in page.get("Contents", [])]
+        except (BotoCoreError, ClientError) as error:
+            raise DataError(f"cannot list {self.description}: {error}") from None
+        return [name for name in found if _is_candidate(name)]
+
+    def read_many(self, names: Iterable[str], max_bytes: int) -> dict[str, bytes]:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        found = {}
+        for name in names:
+            try:
+                answer = self.client.get_object(Bucket=self.bucket, Key=self.prefix + name, Range=f"bytes=0-{max_bytes}")
+                found[name] = answer["Body"].read(max_bytes + 1)
+            except (BotoCoreError, ClientError) as error:
+                raise DataError(f"cannot read {name} from {self.description}: {error}") from None
+        return found
+
+
 @contextlib.contextmanager
 def open_source(source: str, cache_dir: Path, sha256: str | None = None) -> Iterator[ImageSource]:
-    """Open a folder, a zip/tar archive, or an http(s) URL to an archive (downloaded into ``cache_dir``)."""
+    """Open a folder, a zip/tar archive, an http(s) URL to an archive (downloaded into ``cache_dir``),
+    ``s3://bucket/prefix`` (object storage), or ``kafka:<topic>`` (labelled photos on Kafka; the topic
+    defaults to CATDOG_FEEDBACK_TOPIC)."""
+    if source.startswith("kafka:"):
+        yield KafkaSource(source.removeprefix("kafka:"))
+        return
+    if source.startswith("s3://"):
+        yield S3Source(source)
+        return
     if re.match(r"^https?://", source, re.IGNORECASE):
         path = download(source, cache_dir, sha256=sha256)
     else:
@@ -281,6 +357,7 @@ def prepare(
     staging = Path(tempfile.mkdtemp(prefix=".prepare-", dir=out))
     try:
         with open_source(source, cache_dir, sha256) as images:
+            skipped += getattr(images, "skipped", [])  # records a Kafka source could not use, and why
             by_class: dict[str, list[str]] = {label: [] for label in CLASS_NAMES}
             for name in images.names():
                 label = label_for(name)

@@ -18,7 +18,8 @@ from tqdm import tqdm
 
 import catdog
 from catdog import models
-from catdog.data import MANIFEST_NAME, SPLITS, image_files, load_split
+from catdog.data import MANIFEST_NAME, SPLITS, image_files, load_split, read_manifest
+from catdog.labels import record_ranges
 from catdog.download import sha256_file
 
 QUICK_EPOCHS = 20
@@ -234,6 +235,9 @@ def _card(
         "weights_sha256": sha256_file(weights),
         "data_manifest_sha256": sha256_file(manifest) if manifest and manifest.exists() else None,
         "images_used": _counts(data_dir) if data_dir else None,
+        # Photos that came from Kafka (--source kafka:<topic>): exactly which records, as offset runs.
+        "kafka_records": record_ranges([row["source"] for row in read_manifest(data_dir)])
+        if manifest and manifest.exists() else {},
         "validation_accuracy": val_accuracy,
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "versions": {

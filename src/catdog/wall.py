@@ -49,8 +49,9 @@ from starlette.staticfiles import StaticFiles
 from catdog.config import MAX_LEARNER_CHARS, KafkaSettings, Settings, WallSettings
 from catdog.images import DecodeBudget, ImageError, decode_image
 from catdog.kafka_io import (
-    LEARNER_HEADER, KafkaError, decode_record, key_text, make_consumer, make_producer, prediction_problem, send_image,
+    KafkaError, decode_record, key_text, make_consumer, make_producer, prediction_problem, send_image,
 )
+from catdog.labels import LABELS, label_problem, label_value, send_label
 
 log = logging.getLogger("catdog.wall")
 
@@ -73,7 +74,6 @@ FEEDBACK_PER_MINUTE = 30
 MAX_FEEDBACK_BYTES = 4096
 MAX_FILENAME_CHARS = 200
 RETRY_SECONDS = 5.0
-LABELS = ("cat", "dog")
 MODELS = ("quick", "pretrained")
 # Our scripts and styles only, no inline code, pictures from us or the page's own preview (blob:).
 SECURITY_HEADERS = {
@@ -142,26 +142,11 @@ def card(result: dict, thumb: str | None) -> dict:
     return shown
 
 
-def feedback_problem(key: str | None, value: object) -> str | None:
-    """Why a feedback record is not one (None if it is): records from any client are checked, not trusted."""
-    if not key:
-        return "no key (the image's sha256)"
-    if not isinstance(value, dict):
-        return "not a JSON object"
-    if value.get("label") not in LABELS:
-        return f"label {value.get('label')!r} is neither cat nor dog"
-    return None
-
-
-def feedback_record(result: dict, label: str, learner: str) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
-    """The event a right/wrong button writes: keyed by the image's key, so compaction keeps the latest."""
-    value = {
-        "key": result["key"], "label": label, "learner": learner, "source": result["source"],
-        "verdicts": {model: result[model]["label"] for model in MODELS},
-        "versions": {model: result[model].get("version") for model in MODELS},
-        "via": "wall", "at": datetime.now(timezone.utc).isoformat(),
-    }
-    return str(result["key"]).encode(), json.dumps(value).encode(), [(LEARNER_HEADER, learner.encode())]
+def feedback_value(result: dict, label: str, learner: str) -> dict:
+    """The label a right/wrong button writes: with the verdicts it judged and the models that gave them."""
+    return label_value(label, learner, "wall", result["source"],
+                       verdicts={model: result[model]["label"] for model in MODELS},
+                       versions={model: result[model].get("version") for model in MODELS})
 
 
 @dataclass
@@ -351,7 +336,7 @@ class Feed(threading.Thread):
                     return
             else:
                 key = key_text(record.key)
-                problem = feedback_problem(key, value)
+                problem = label_problem(key, value)
                 if problem is None:
                     self.emit(self.state.add_label(key, value["label"]))
                     return
@@ -563,14 +548,13 @@ def create_app(settings: Settings, code: str, feed: bool = True) -> Starlette:
         if found is None:
             return error(404, "no result for that photo on this wall")
         learner = clean_text(str(given.get("learner") or ""), MAX_LEARNER_CHARS)
-        key, value, headers = feedback_record(found, label, learner)
+        key = str(found["key"])
         try:
-            await run_in_threadpool(lambda: holder["producer"].send(kafka.feedback_topic, key=key, value=value,
-                                                                    headers=headers).get(timeout=30))
+            await run_in_threadpool(send_label, holder["producer"], kafka, key, feedback_value(found, label, learner))
         except KafkaError as failed:
-            log.warning("feedback for %s not written: %s", key.decode(), failed)
+            log.warning("feedback for %s not written: %s", key, failed)
             return error(503, "Kafka did not take the answer: try again in a moment", **{"Retry-After": "5"})
-        return JSONResponse({"key": key.decode(), "label": label}, status_code=201)
+        return JSONResponse({"key": key, "label": label}, status_code=201)
 
     async def page(request: Request):
         name = "upload.html" if request.url.path.rstrip("/").endswith("upload") else "wall.html"
