@@ -601,7 +601,8 @@ def test_a_member_paused_past_its_session_timeout_loses_nothing_and_keeps_its_co
         assert wait_for_text(two, "committed", kafka.session_timeout_ms / 1000 * 4), two.output()[-3000:]
     finally:
         one.process.send_signal(signal.SIGCONT)
-    assert wait_committed(kafka, sent, timeout=120), committed_offsets(kafka)
+    assert wait_committed(kafka, sent, timeout=120), \
+        f"{committed_offsets(kafka)}\none:\n{one.output()[-2500:]}\ntwo:\n{two.output()[-2500:]}"
     results = results_for(kafka, sent, settle=3.0)
     assert set(results) == {(s.partition, s.offset) for s in sent}, "an image has no result"
     repeated = [where for where, copies in results.items() if len(copies) > 1]

@@ -266,6 +266,51 @@ def cmd_wall(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_retrain(args: argparse.Namespace, settings: Settings) -> int:
+    from catdog import retrain
+
+    outcome = retrain.retrain(settings, args.source or settings.data_source, args.check or settings.data_dir / "check",
+                              args.per_class, labels_topic=args.labels_topic, epochs=args.epochs,
+                              fine_tune=args.fine_tune, seed=args.seed)
+    room = outcome.room_photos
+    print(f"room photos: {room['trained_on']} trained on, {room['held_out']} held out for the gate, "
+          f"{room['skipped']} skipped")
+    print(f"{'accuracy':<10} {'check set':>10} {'room (held out)':>16}")
+    for who, scores in outcome.scores.items():
+        if scores:
+            room_score = "-" if scores["room"] is None else f"{scores['room']:.3f}"
+            print(f"{who:<10} {scores['check']:>10.3f} {room_score:>16}")
+    verdict = "PROMOTED: now serving" if outcome.promoted else "KEPT, not served"
+    print(f"candidate {outcome.version}: {verdict} ({outcome.reason}); serving {outcome.serving}")
+    return 0
+
+
+def cmd_models_list(args: argparse.Namespace, settings: Settings) -> int:
+    from catdog import registry
+
+    listed = registry.versions(settings.models_dir, args.name)
+    if not listed:
+        print(f"no versions of {args.name} kept yet in {settings.models_dir} (serving: "
+              f"{registry.serving(settings.models_dir, args.name) or 'none'}); `catdog retrain` keeps them")
+        return 0
+    print(f"{'version':<13} {'registered':<26} {'parent':<13} {'check':>6} {'room':>6}  status")
+    for item in listed:
+        check = "-" if item.check_accuracy is None else f"{item.check_accuracy:.3f}"
+        room = "-" if item.room_accuracy is None else f"{item.room_accuracy:.3f}"
+        print(f"{item.version:<13} {item.registered_at[:26]:<26} {item.parent or '-':<13} {check:>6} {room:>6}  {item.status}")
+    return 0
+
+
+def cmd_models_rollback(args: argparse.Namespace, settings: Settings) -> int:
+    from catdog import registry
+
+    before = registry.serving(settings.models_dir, args.name)
+    now = registry.rollback(settings.models_dir, args.name, args.version)
+    print(f"{args.name}: serving {now} (was {before}); the classifier follows within CATDOG_MODEL_RELOAD_SECONDS "
+          f"({settings.model_reload_seconds} s)")
+    return 0
+
+
 def cmd_results(args: argparse.Namespace, settings: Settings) -> int:
     from catdog.kafka_io import PREDICTION_HEADER, format_prediction, iter_dead_letters, iter_predictions, make_consumer
 
@@ -568,6 +613,39 @@ def build_parser() -> argparse.ArgumentParser:
                           "(default: $CATDOG_METRICS_PORT or 8000; 0 picks a free one)")
     classify.set_defaults(run=cmd_classify)
 
+    retrain = verbs.add_parser(
+        "retrain", help="retrain the pretrained model on the room's labelled photos; serve it only if it is better",
+        description="Train a candidate pretrained model on photos of SRC plus the room's labelled photos on Kafka "
+        "(the latest label of each image on the feedback topic; one in four, by sha256, held out), then gate it: "
+        "it is served (replacing models/pretrained.keras, which the classifier hot-reloads) only if it is no worse "
+        "than the serving model on the check set (a prepared folder no training photo comes from) and on the held-out "
+        "room photos. Either way it is kept as a version with its card (data, Kafka records, scores, the decision).",
+    )
+    retrain.add_argument("--source", metavar="SRC", help="the base photos (default: $CATDOG_DATA_SOURCE): a folder, "
+                         "archive, URL, s3:// or kafka: source, as for `data prepare`")
+    retrain.add_argument("--check", type=Path, metavar="DIR", help="the check set: a prepared folder (`catdog data "
+                         "prepare --out DIR`), never trained on (default: $CATDOG_DATA_DIR/check)")
+    retrain.add_argument("--per-class", type=int, default=200, metavar="N", help="base photos of each class (default 200)")
+    retrain.add_argument("--labels-topic", metavar="TOPIC", help="the room's labels (default: $CATDOG_FEEDBACK_TOPIC)")
+    retrain.add_argument("--epochs", type=int, help="head training epochs (default: train pretrained's)")
+    retrain.add_argument("--fine-tune", action="store_true", help="also train MobileNet's last two blocks")
+    retrain.add_argument("--seed", type=int, default=1337, help="the same seed gives the same result (default 1337)")
+    retrain.set_defaults(run=cmd_retrain)
+
+    models_verb = verbs.add_parser("models", help="list the kept model versions, or roll back to one")
+    models_verbs = models_verb.add_subparsers(dest="action", required=True, metavar="ACTION")
+    listing = models_verbs.add_parser("list", help="every kept version: scores, parent, served or refused (and why)",
+                                      description="List every version `catdog retrain` kept, oldest first: its "
+                                      "check-set and room accuracy, its parent, and what became of it.")
+    listing.add_argument("--name", default="pretrained", help="the model (default: pretrained)")
+    listing.set_defaults(run=cmd_models_list)
+    back = models_verbs.add_parser("rollback", help="serve an earlier version again",
+                                   description="Serve VERSION again (default: the one served before the current "
+                                   "one); the classifier follows within its reload period.")
+    back.add_argument("version", nargs="?", metavar="VERSION", help="a version from `catdog models list`")
+    back.add_argument("--name", default="pretrained", help="the model (default: pretrained)")
+    back.set_defaults(run=cmd_models_rollback)
+
     wall = verbs.add_parser(
         "wall", help="run the room's wall: phones send photos, the projector shows every verdict live",
         description="Serve the wall page (for the projector: each photo's thumbnail with both verdicts as it is "
@@ -638,7 +716,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.verb in ("train", "experiment", "predict", "classify"):
+    if args.verb in ("train", "experiment", "predict", "classify", "retrain"):
         quiet_tensorflow()
     try:
         run: Callable[[argparse.Namespace, Settings], int] = args.run

@@ -264,7 +264,8 @@ class PrepareReport:
         return "\n".join(lines)
 
 
-def _check(name: str, label: str, data: bytes, limits: dict[str, int]) -> Kept:
+def check_photo(name: str, label: str, data: bytes, limits: dict[str, int]) -> Kept:
+    """A photo through the one decoder and the size floor: kept with its sha256 and size, or ImageError."""
     decoded = decode_image(data, **limits)
     if min(decoded.width, decoded.height) < MIN_SIDE:
         raise ImageError("too-small", f"{decoded.width}x{decoded.height} is smaller than {MIN_SIDE} px on a side")
@@ -293,7 +294,7 @@ def _sample_class(
 
             def check(name: str, contents: dict[str, bytes] = contents) -> Kept | ImageError:
                 try:
-                    return _check(name, label, contents.get(name, b""), limits)
+                    return check_photo(name, label, contents.get(name, b""), limits)
                 except ImageError as error:
                     return error
 

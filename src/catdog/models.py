@@ -6,7 +6,6 @@ model carries its own rescaling, so a caller never needs to know how a model was
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import zipfile
@@ -17,6 +16,8 @@ from keras import layers
 
 from catdog import CatdogError
 from catdog.config import MOBILENET_WEIGHTS_URL
+# A model file's version and card: with the versions they name (catdog.registry, which needs no Keras).
+from catdog.registry import card_path, model_version  # noqa: F401
 
 QUICK_IMAGE_SIZE = 128
 ORIGINAL_IMAGE_SIZE = 200
@@ -220,19 +221,6 @@ def load_model(path: Path) -> keras.Model:
             "expected square RGB images to one p(dog)"
         )
     return model
-
-
-def model_version(path: Path) -> str:
-    """A model file's version as results and metrics show it: the first 12 hex digits of its sha256."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for chunk in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()[:12]
-
-
-def card_path(model_path: Path) -> Path:
-    return model_path.with_suffix(".json")
 
 
 def write_card(model_path: Path, card: dict) -> Path:

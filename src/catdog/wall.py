@@ -279,6 +279,9 @@ class Feed(threading.Thread):
             except (KafkaError, OSError) as error:
                 log.warning("wall feed: %s; retrying in %.0f s", error, RETRY_SECONDS)
                 self.stopping.wait(RETRY_SECONDS)
+            except Exception:  # noqa: BLE001 - a wall that stops updating must say so and start again
+                log.exception("wall feed failed; starting again in %.0f s", RETRY_SECONDS)
+                self.stopping.wait(RETRY_SECONDS)
 
     def _assign(self, consumer) -> dict:
         from kafka import TopicPartition

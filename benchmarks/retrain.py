@@ -1,0 +1,108 @@
+"""Benchmark: one room-sized retraining, from the corrections to the gate's decision.
+
+    python benchmarks/retrain.py                  # 60 corrected photos, 200 base photos a class (~5 min on 2 cores)
+    python benchmarks/retrain.py --corrected 20 --per-class 50 --json retrain.json
+
+The embedded broker on this machine. A serving pretrained model trained as `make models` trains it (Kaggle
+photos, --serving-per-class a class); a check set of Kaggle photos it never saw; then the room: up to
+--corrected Kaggle photos the serving model gets wrong (the rest of the corrected photos, if it gets too
+few wrong, ones it gets right), sent with `catdog send --label` and their true class. Then `catdog retrain`
+on Kaggle photos plus the room's, timed. Reported: accuracy of the serving model before and after on the
+corrected photos and on the check set, the gate's decision, and the retrain + gate seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from pipeline import free_port  # benchmarks/pipeline.py's helper
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("CATDOG_SHARED") or REPO.parent / "shared")
+KAGGLE = SHARED / "datasets" / "kaggle-dev"
+BIN = Path(sys.prefix) / "bin"
+
+
+def catdog(env: dict, *args) -> str:
+    result = subprocess.run([BIN / "catdog", *map(str, args)], env=env, capture_output=True, text=True)
+    if result.returncode:
+        sys.exit(f"catdog {' '.join(map(str, args))} failed:\n{result.stderr[-3000:]}")
+    return result.stdout
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--corrected", type=int, default=60, help="the room's corrected photos")
+    parser.add_argument("--per-class", type=int, default=200, help="base photos a class for the retraining")
+    parser.add_argument("--serving-per-class", type=int, default=300, help="photos a class the serving model saw")
+    parser.add_argument("--check-per-class", type=int, default=100)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+
+    from catdog.broker import CLIENT_ENV
+    from catdog.retrain import accuracy
+
+    work = Path(tempfile.mkdtemp(prefix="retrain-bench-"))
+    models, data = work / "models", work / "data"
+    port = free_port()
+    env = {**os.environ, **CLIENT_ENV, "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{port}", "CATDOG_BROKER_DIR": str(work / "broker"),
+           "CATDOG_MODELS_DIR": str(models), "CATDOG_DATA_DIR": str(data), "CATDOG_LEARNER": "benchmark",
+           "TF_CPP_MIN_LOG_LEVEL": "3"}
+    catdog(env, "broker", "start", "--port", port)
+    try:
+        catdog(env, "train", "pretrained", "--source", KAGGLE, "--per-class", args.serving_per_class, "--no-progress",
+               "--data-out", data / "serving")
+        catdog(env, "train", "quick", "--source", KAGGLE, "--per-class", 100, "--seconds", 10, "--no-progress")  # for predict
+        catdog(env, "data", "prepare", "--source", KAGGLE, "--per-class", args.check_per_class, "--out", data / "check",
+               "--exclude-from", data / "serving", "--seed", 7, "--no-progress")
+        # The room's photos: Kaggle photos neither the serving model nor the check set has, wrong ones first.
+        pool = data / "pool"
+        catdog(env, "data", "prepare", "--source", KAGGLE, "--per-class", 150, "--out", pool, "--exclude-from",
+               data / "serving", "--exclude-from", data / "check", "--seed", 11, "--no-progress")
+        verdicts = [json.loads(line) for line in catdog(env, "predict", "--json", pool).splitlines()]
+        truth = lambda row: Path(row["path"]).parent.name  # noqa: E731
+        wrong = [row for row in verdicts if "error" not in row and row["pretrained"]["label"] != truth(row)]
+        right = [row for row in verdicts if "error" not in row and row["pretrained"]["label"] == truth(row)]
+        chosen = (wrong + right)[: args.corrected]
+        room = data / "room-corrected"
+        for row in chosen:
+            target = room / "validation" / truth(row) / Path(row["path"]).name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(row["path"], target)
+        for label in ("cat", "dog"):
+            if (room / "validation" / label).is_dir():
+                catdog(env, "send", "--label", label, room / "validation" / label)
+        serving = models / "pretrained.keras"
+        before = {"corrected": accuracy(serving, room, ("validation",)),
+                  "check": accuracy(serving, data / "check", ("training", "validation"))}
+        started = time.perf_counter()
+        printed = catdog(env, "retrain", "--source", KAGGLE, "--check", data / "check", "--per-class", args.per_class)
+        seconds = time.perf_counter() - started
+        after = {"corrected": accuracy(serving, room, ("validation",)),
+                 "check": accuracy(serving, data / "check", ("training", "validation"))}
+    finally:
+        catdog(env, "broker", "stop")
+    figures = {"corrected_photos": len(chosen), "wrong_before": sum(1 for row in chosen if row in wrong),
+               "per_class": args.per_class, "check_photos": 2 * args.check_per_class, "before": before, "after": after,
+               "promoted": "PROMOTED" in printed, "retrain_and_gate_seconds": round(seconds, 1), "cpus": os.cpu_count(),
+               "decision": printed.strip().splitlines()[-1]}
+    print(printed)
+    print(f"| serving model | on the {len(chosen)} corrected photos | on the check set ({2 * args.check_per_class}) |")
+    print("|---|---|---|")
+    for label, scores in (("before", before), ("after", after)):
+        print(f"| {label} | {scores['corrected']:.3f} | {scores['check']:.3f} |")
+    print(f"\nretrain + gate: {seconds:.0f} s on {os.cpu_count()} CPUs; {figures['decision']}")
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,184 @@
+"""Model versions: every trained model kept with its card, one version serving per model, and a way back.
+
+In the models folder (CATDOG_MODELS_DIR), next to what the classifier serves and hot-reloads:
+
+    <name>.keras, <name>.json          the serving version and its card (the classifier watches the file)
+    versions/<name>/<version>.keras    every version registered (the version: the file's sha256, 12 hex
+    versions/<name>/<version>.json     digits, as results and metrics show it) and its card: data,
+                                       check-set scores, parent version, the gate's decision
+    versions/<name>/history.jsonl      what happened when: served, refused (why), rolled back
+
+Serving a version replaces ``<name>.keras`` in one rename, so the classifier never reads half a file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from catdog import CatdogError
+
+VERSIONS = "versions"
+HISTORY = "history.jsonl"
+
+
+class RegistryError(CatdogError):
+    """A version that does not exist, or nothing to roll back to."""
+
+
+def model_version(path: Path) -> str:
+    """A model file's version as results and metrics show it: the first 12 hex digits of its sha256."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for chunk in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()[:12]
+
+
+def card_path(model_path: Path) -> Path:
+    """A model's card: the JSON file beside it."""
+    return model_path.with_suffix(".json")
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
+def _folder(models_dir: Path, name: str) -> Path:
+    return Path(models_dir) / VERSIONS / name
+
+
+def serving(models_dir: Path, name: str) -> str | None:
+    """The version the classifier serves (None when there is no model file yet)."""
+    path = Path(models_dir) / f"{name}.keras"
+    return model_version(path) if path.is_file() else None
+
+
+def _copy_atomically(source: Path, target: Path) -> None:
+    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    os.close(handle)
+    shutil.copyfile(source, temporary)
+    os.replace(temporary, target)
+
+
+def register(models_dir: Path, name: str, model_path: Path, card: dict) -> str:
+    """Keep ``model_path`` as a version of ``name`` with its card (its parent: the version serving now)."""
+    folder = _folder(models_dir, name)
+    folder.mkdir(parents=True, exist_ok=True)
+    version = model_version(model_path)
+    _copy_atomically(model_path, folder / f"{version}.keras")
+    parent = serving(models_dir, name)
+    record = {**card, "version": version, "parent": parent if parent != version else card.get("parent"),
+              "registered_at": _now()}
+    (folder / f"{version}.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    return version
+
+
+def _log(models_dir: Path, name: str, event: str, version: str, **details) -> None:
+    folder = _folder(models_dir, name)
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / HISTORY, "a") as stream:
+        stream.write(json.dumps({"at": _now(), "event": event, "version": version, **details}) + "\n")
+
+
+def history(models_dir: Path, name: str) -> list[dict]:
+    path = _folder(models_dir, name) / HISTORY
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
+
+
+def serve(models_dir: Path, name: str, version: str, event: str = "served", **details) -> None:
+    """Make ``version`` the one the classifier serves (it follows within its reload period)."""
+    source = _folder(models_dir, name) / f"{version}.keras"
+    if not source.is_file():
+        raise RegistryError(f"no version {version} of {name} in {source.parent}")
+    target = Path(models_dir) / f"{name}.keras"
+    shutil.copyfile(source.with_suffix(".json"), card_path(target))
+    _copy_atomically(source, target)
+    _log(models_dir, name, event, version, **details)
+
+
+def adopt(models_dir: Path, name: str) -> str | None:
+    """Register the model serving now if it is not a version yet (a model trained before versions were
+    kept, or baked into the image), as served: rollback can return to it."""
+    version = serving(models_dir, name)
+    if version is None or (_folder(models_dir, name) / f"{version}.keras").is_file():
+        return version
+    path = Path(models_dir) / f"{name}.keras"
+    card = json.loads(card_path(path).read_text()) if card_path(path).is_file() else {}
+    register(models_dir, name, path, {**card, "adopted": "serving before versions were kept"})
+    _log(models_dir, name, "served", version, reason="serving before the first retrain")
+    return version
+
+
+def refuse(models_dir: Path, name: str, version: str, reason: str) -> None:
+    """Record that the gate kept ``version`` out of service, and why (it stays listed, never served)."""
+    _log(models_dir, name, "refused", version, reason=reason)
+
+
+def rollback(models_dir: Path, name: str, version: str | None = None) -> str:
+    """Serve ``version``, or the one served before the current one; returns the version now serving."""
+    current = serving(models_dir, name)
+    if version is None:
+        served = [entry["version"] for entry in history(models_dir, name) if entry["event"] in ("served", "rolled-back")]
+        earlier = [v for v in reversed(served) if v != current]
+        if not earlier:
+            raise RegistryError(f"{name}: no earlier version was ever served; `catdog models list` shows them")
+        version = earlier[0]
+    serve(models_dir, name, version, event="rolled-back", previous=current)
+    return version
+
+
+@dataclass(frozen=True)
+class Listed:
+    version: str
+    registered_at: str
+    parent: str | None
+    check_accuracy: float | None
+    room_accuracy: float | None
+    status: str  # serving, refused: <reason>, served before, registered
+
+
+def versions(models_dir: Path, name: str) -> list[Listed]:
+    """Every registered version of ``name``, oldest first, with its scores and what became of it."""
+    folder = _folder(models_dir, name)
+    now = serving(models_dir, name)
+    last = {entry["version"]: entry for entry in history(models_dir, name)}
+    listed = []
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        record = json.loads(path.read_text())
+        scores = (record.get("gate") or {}).get("candidate") or {}
+        event = last.get(record["version"], {})
+        if record["version"] == now:
+            status = "serving"
+        elif event.get("event") == "refused":
+            status = f"refused: {event['reason']}"
+        else:
+            status = "served before" if event else "registered"
+        listed.append(Listed(record["version"], record.get("registered_at", ""), record.get("parent"),
+                             scores.get("check"), scores.get("room"), status))
+    return sorted(listed, key=lambda item: item.registered_at)
+
+
+def gate(candidate: dict, current: dict | None) -> tuple[bool, str]:
+    """Whether a candidate may serve: no worse than the serving model on the fixed check set, and at least
+    as good on the room's corrected photos it did not train on (when there are any). Scores are accuracies
+    (``check``, and ``room`` or None); ``current`` is None when nothing serves yet."""
+    if current is None:
+        return True, f"nothing was serving; check set {candidate['check']:.3f}"
+    if candidate["check"] < current["check"]:
+        return False, f"worse on the check set: {candidate['check']:.3f} < {current['check']:.3f} (serving)"
+    room = candidate.get("room") is not None and current.get("room") is not None
+    if room and candidate["room"] < current["room"]:
+        return False, (f"worse on the room's corrected photos: {candidate['room']:.3f} < {current['room']:.3f} "
+                       "(serving)")
+    return True, (f"check set {candidate['check']:.3f} (serving {current['check']:.3f})"
+                  + (f", room's photos {candidate['room']:.3f} (serving {current['room']:.3f})" if room else ""))
+
+
+__all__ = ["Listed", "RegistryError", "adopt", "card_path", "gate", "model_version", "history", "refuse", "register", "rollback", "serve", "serving", "versions"]

@@ -1,0 +1,159 @@
+"""The loop closed: retrain on the baked photos plus the room's labelled photos, and serve the result only
+if it passes the gate.
+
+1. The room's photos: the latest label of each image on the feedback topic (catdog.labels), each through
+   the one decoder. One in four (chosen by its sha256, so the same photo always falls the same way) is
+   kept out of training: the room's photos the candidate has not trained on.
+2. A candidate trained on the base source's photos (never a check-set photo, never a held-out one) and
+   the rest of the room's.
+3. The gate (catdog.registry.gate): the candidate and the serving model on the fixed check set (a
+   prepared folder held out from every training source, recorded by sha256) and on the held-out room
+   photos. Promoted, it replaces the file the classifier hot-reloads; refused, it is kept with the reason.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from catdog import registry
+from catdog.config import Settings
+from catdog.data import MANIFEST_FIELDS, MANIFEST_NAME, Kept, check_photo, prepare, read_manifest
+from catdog.images import ImageError
+from catdog.labels import read_labelled
+from catdog.registry import card_path
+
+ROOM_HOLDOUT = 4  # one room photo in this many is kept out of training, for the gate
+MODEL = "pretrained"  # the model the room retrains (the one the training Job trains)
+
+
+def held_out(sha256: str) -> bool:
+    return int(sha256[:8], 16) % ROOM_HOLDOUT == 0
+
+
+@dataclass
+class RoomPhotos:
+    train: list[Kept] = field(default_factory=list)
+    held: list[Kept] = field(default_factory=list)
+    skipped: list[tuple[str, str, str, str]] = field(default_factory=list)
+
+
+def room_photos(settings: Settings, topic: str | None = None) -> RoomPhotos:
+    """The room's labelled photos, decoded and checked, split into training and held out."""
+    found, skipped = read_labelled(settings.kafka, topic)
+    room = RoomPhotos(skipped=list(skipped))
+    limits = {"max_bytes": settings.max_image_bytes, "max_pixels": settings.max_image_pixels}
+    seen: set[str] = set()
+    for image in found:
+        try:
+            kept = check_photo(image.name, image.label, image.data, limits)
+        except ImageError as error:
+            room.skipped.append((image.name, image.label, error.reason, str(error)))
+            continue
+        if kept.sha256 in seen:
+            room.skipped.append((image.name, image.label, "duplicate", "same bytes as another labelled photo"))
+            continue
+        seen.add(kept.sha256)
+        (room.held if held_out(kept.sha256) else room.train).append(kept)
+    return room
+
+
+def _write(folder: Path, split: str, photos: list[Kept]) -> list[dict]:
+    rows = []
+    for photo in photos:
+        target = folder / split / photo.label / Path(photo.name).name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(photo.data)
+        rows.append({"file": target.relative_to(folder).as_posix(), "split": split, "class": photo.label,
+                     "sha256": photo.sha256, "width": photo.width, "height": photo.height, "source": photo.name})
+    return rows
+
+
+def training_set(settings: Settings, base_source: str, out: Path, per_class: int, room: RoomPhotos,
+                 check_hashes: set[str], seed: int = 1337) -> None:
+    """``per_class`` photos of each class from ``base_source`` (none from the check set or the room) plus
+    the room's training photos, in one prepared folder with one manifest."""
+    excluded = check_hashes | {photo.sha256 for photo in room.train + room.held}
+    prepare(base_source, out, per_class, seed=seed, cache_dir=settings.cache_dir, sha256=settings.data_sha256,
+            max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels, progress=False, exclude=excluded)
+    rows = read_manifest(out) + _write(out, "training", room.train)
+    with open(out / MANIFEST_NAME, "w", newline="") as stream:
+        writer = csv.DictWriter(stream, fieldnames=MANIFEST_FIELDS)
+        writer.writeheader()
+        writer.writerows(sorted(rows, key=lambda row: str(row["file"])))
+
+
+def accuracy(model_path: Path, folder: Path, splits: tuple[str, ...]) -> float:
+    from catdog.models import load_model
+    from catdog.predict import evaluate_folder
+
+    evaluation = evaluate_folder({"model": load_model(model_path)}, folder, splits)
+    return float((evaluation.predicted("model") == evaluation.labels).mean())
+
+
+@dataclass(frozen=True)
+class Outcome:
+    version: str
+    promoted: bool
+    reason: str
+    scores: dict
+    room_photos: dict  # trained on, held out, skipped
+    serving: str | None  # the version serving afterwards
+
+
+def retrain(settings: Settings, base_source: str, check_dir: Path, per_class: int, *, labels_topic: str | None = None,
+            epochs: int | None = None, fine_tune: bool = False, seed: int = 1337) -> Outcome:
+    """Train a candidate on the base photos and the room's, gate it, and serve it or keep it out."""
+    from catdog import training
+
+    models_dir = settings.models_dir
+    serving_path = models_dir / f"{MODEL}.keras"
+    check_rows = read_manifest(check_dir)
+    check_hashes = {row["sha256"] for row in check_rows}
+    room = room_photos(settings, labels_topic)
+    registry.adopt(models_dir, MODEL)  # the model serving before the first retrain: rollback can return to it
+    # A room photo that is also a check-set photo would be trained on and then scored: it is left out.
+    room.skipped += [(photo.name, photo.label, "in-check-set", "the same bytes as a check-set photo")
+                     for photo in room.train + room.held if photo.sha256 in check_hashes]
+    room.train = [photo for photo in room.train if photo.sha256 not in check_hashes]
+    room.held = [photo for photo in room.held if photo.sha256 not in check_hashes]
+    with tempfile.TemporaryDirectory(prefix="catdog-retrain-") as work:
+        work = Path(work)
+        data = work / "data"
+        training_set(settings, base_source, data, per_class, room, check_hashes, seed)
+        candidate = work / f"{MODEL}.keras"
+        extra = {"epochs": epochs} if epochs else {}
+        training.train_pretrained(data, candidate, weights_dir=settings.weights_source, seed=seed, progress=False,
+                                  verbose=0, fine_tune=fine_tune, **extra)
+        held = work / "room-held-out"
+        _write(held, "validation", room.held)
+        splits = tuple(split for split in ("training", "validation") if (check_dir / split).is_dir())
+
+        def score(path: Path) -> dict:
+            return {"check": accuracy(path, check_dir, splits),
+                    "room": accuracy(path, held, ("validation",)) if room.held else None}
+
+        scores = {"candidate": score(candidate), "serving": score(serving_path) if serving_path.is_file() else None}
+        promoted, reason = registry.gate(scores["candidate"], scores["serving"])
+        card = json.loads(card_path(candidate).read_text())
+        card["gate"] = {**scores, "promoted": promoted, "reason": reason,
+                        "check_set": {"photos": len(check_rows), "manifest_sha256": _sha256(check_dir / MANIFEST_NAME)},
+                        "room_held_out_sha256": sorted(photo.sha256 for photo in room.held)}
+        version = registry.register(models_dir, MODEL, candidate, card)
+    if promoted:
+        registry.serve(models_dir, MODEL, version, reason=reason)
+    else:
+        registry.refuse(models_dir, MODEL, version, reason)
+    counts = {"trained_on": len(room.train), "held_out": len(room.held), "skipped": len(room.skipped)}
+    return Outcome(version, promoted, reason, scores, counts, registry.serving(models_dir, MODEL))
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+__all__ = ["MODEL", "Outcome", "RoomPhotos", "held_out", "retrain", "room_photos", "training_set"]

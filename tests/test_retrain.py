@@ -1,0 +1,157 @@
+"""The loop closed, as a room closes it, against the real broker and the real classifier service: the
+serving model gets the room's photos wrong (it was trained on flipped labels), the room corrects them
+through the paths a user takes (`catdog send --label`, the wall's right/wrong over its HTTP API),
+`catdog retrain` promotes a model that gets more of them right and is no worse on the check set, and the
+classifier's next results carry its version. A candidate trained on flipped labels is refused with the
+reason and never served; `catdog models rollback` returns the previous version to service."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from catdog import registry
+from catdog.kafka_io import Sent, collect_predictions, ensure_topics
+from conftest import free_port, kafka_env
+from test_kafka import services, start_service  # noqa: F401  (the fixture and helper that run `catdog classify`)
+from test_wall import CODE, collect
+
+CATDOG = Path(sys.prefix) / "bin" / "catdog"
+PER_CLASS = 15  # each training run: seconds, not minutes (MobileNet features on 30-40 photos)
+EPOCHS = "10"
+
+
+def catdog(env: dict, *args: str) -> str:
+    result = subprocess.run([CATDOG, *map(str, args)], env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, f"catdog {' '.join(map(str, args))}:\n{result.stdout}\n{result.stderr[-4000:]}"
+    return result.stdout
+
+
+def classified(env: dict, kafka, folder: Path) -> dict[str, dict]:
+    """Send a folder with `catdog send` and wait for the classifier's result for each photo, by name."""
+    printed = catdog(env, "send", folder)
+    now = int(time.time() * 1000)
+    sent = [Sent(name, topic, int(partition), int(offset), "", now)
+            for name, topic, partition, offset in re.findall(r"^(.+) -> (\S+)\[(\d+)\]@(\d+)$", printed, re.M)]
+    found = collect_predictions(kafka, sent, timeout=120)
+    assert len(found) == len(sent) == len(list(folder.iterdir())), printed
+    return {record.filename: found[record.topic, record.partition, record.offset] for record in sent}
+
+
+def results_for(kafka, count: int) -> dict[tuple[int, int], dict]:
+    return {(r["source"]["partition"], r["source"]["offset"]): r
+            for r in map(lambda record: json.loads(record.value), collect(kafka, kafka.predictions_topic, count, 120))}
+
+
+def test_the_rooms_corrections_retrain_a_model_that_serves_only_through_the_gate(
+        kafka, services, tmp_path, kaggle_dev, ocp_lab, weights_dir, cat_photos, dog_photos):  # noqa: F811
+    ensure_topics(kafka)
+    models, data = tmp_path / "models", tmp_path / "data"
+    env = {**os.environ, **kafka_env(kafka), "CATDOG_MODELS_DIR": str(models), "CATDOG_DATA_DIR": str(data),
+           "CATDOG_WEIGHTS_DIR": str(weights_dir), "CATDOG_LEARNER": "Ada", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    # The check set, held out from every training source; a quick model; and, serving, a pretrained model
+    # trained on flipped labels: the room's photos will come out wrong.
+    catdog(env, "data", "prepare", "--source", kaggle_dev, "--per-class", PER_CLASS, "--out", data / "check",
+           "--seed", 7, "--no-progress")
+    flipped = tmp_path / "flipped"
+    for label, photos in (("dog", cat_photos[200:200 + PER_CLASS]), ("cat", dog_photos[200:200 + PER_CLASS])):
+        (flipped / label).mkdir(parents=True)
+        for photo in photos:
+            shutil.copy(photo, flipped / label / photo.name)
+    catdog(env, "train", "pretrained", "--source", flipped, "--per-class", PER_CLASS, "--epochs", EPOCHS, "--no-progress")
+    catdog(env, "train", "quick", "--source", ocp_lab, "--per-class", 10, "--seconds", 2, "--no-progress")
+    first = registry.serving(models, "pretrained")
+    service = start_service(services, kafka, models, tmp_path, extra_env={"CATDOG_MODEL_RELOAD_SECONDS": "1"})
+
+    # The room's corrections: six photos of each class with `catdog send --label`, two through the wall.
+    room = {"cat": cat_photos[300:306], "dog": dog_photos[300:306]}
+    for label, photos in room.items():
+        folder = tmp_path / "room" / label
+        folder.mkdir(parents=True)
+        for photo in photos:
+            shutil.copy(photo, folder / photo.name)
+        catdog(env, "send", "--label", label, folder)
+    wall_port = free_port()
+    wall = subprocess.Popen([CATDOG, "wall"], env={**env, "CATDOG_ROOM_CODE": CODE, "CATDOG_WALL_PORT": str(wall_port)},
+                            stdout=open(tmp_path / "wall.log", "wb"), stderr=subprocess.STDOUT)
+    try:
+        phone = httpx.Client(base_url=f"http://127.0.0.1:{wall_port}", timeout=60)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if phone.post("/api/join", json={"code": CODE}).status_code == 204:
+                    break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline and wall.poll() is None, (tmp_path / "wall.log").read_text()
+                time.sleep(0.3)
+        for label, photo in (("cat", cat_photos[306]), ("dog", dog_photos[306])):
+            sent = phone.post("/api/photos", params={"filename": photo.name, "learner": "Bo"}, content=photo.read_bytes()).json()
+            assert phone.get(f"/api/photos/{sent['partition']}/{sent['offset']}").status_code == 200  # both verdicts shown
+            answer = phone.post("/api/feedback", json={"partition": sent["partition"], "offset": sent["offset"],
+                                                       "label": label, "learner": "Bo"})
+            assert answer.status_code == 201
+    finally:
+        wall.send_signal(signal.SIGTERM)
+        wall.wait(30)
+    corrected = 14
+    before = results_for(kafka, corrected)
+    truth = {photo.name: label for label, photos in room.items() for photo in photos}
+    truth |= {cat_photos[306].name: "cat", dog_photos[306].name: "dog"}
+    right_before = sum(r["pretrained"]["label"] == truth[r["filename"]] for r in before.values())
+
+    # Retraining on the base photos and the room's: promoted, and the classifier serves it.
+    printed = catdog(env, "retrain", "--source", kaggle_dev, "--per-class", PER_CLASS, "--epochs", EPOCHS)
+    assert "PROMOTED" in printed, printed
+    second = registry.serving(models, "pretrained")
+    assert second != first
+    card = json.loads((models / "pretrained.json").read_text())
+    assert card["gate"]["promoted"] and card["gate"]["candidate"]["check"] >= card["gate"]["serving"]["check"]
+    [(images_topic, runs)] = card["kafka_records"].items()  # the room's photos it trained on, by offset
+    assert images_topic == kafka.images_topic and runs
+    assert card["parent"] == first and card["gate"]["check_set"]["photos"] == 2 * PER_CLASS
+
+    # The classifier's next results carry the new version (it reloads within a second or so).
+    resend = tmp_path / "resend"
+    resend.mkdir()
+    for name in truth:
+        shutil.copy(next(p for p in cat_photos + dog_photos if p.name == name), resend / name)
+    deadline = time.monotonic() + 120
+    while True:
+        after = classified(env, kafka, resend)
+        if all(r["pretrained"].get("version") == second for r in after.values()) or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert all(r["pretrained"]["version"] == second for r in after.values()), service.output()[-3000:]
+    right_after = sum(r["pretrained"]["label"] == truth[name] for name, r in after.items())
+    assert right_after > right_before, (right_before, right_after)
+
+    # A candidate trained on flipped labels: refused, with the reason, and never served.
+    printed = catdog(env, "retrain", "--source", flipped, "--per-class", PER_CLASS, "--epochs", EPOCHS)
+    assert "KEPT, not served (worse on the check set" in printed, printed
+    assert registry.serving(models, "pretrained") == second
+    listed = catdog(env, "models", "list")
+    assert "refused: worse on the check set" in listed and f"{second}" in listed and "serving" in listed
+
+    # Rollback: the version served before this one serves again.
+    printed = catdog(env, "models", "rollback")
+    assert registry.serving(models, "pretrained") == first and f"serving {first}" in printed
+
+
+def test_the_gate_serves_nothing_worse_on_the_check_set_or_on_the_rooms_held_out_photos():
+    assert registry.gate({"check": 0.7, "room": None}, None)[0]  # nothing serving yet
+    assert registry.gate({"check": 0.95, "room": 0.6}, {"check": 0.9, "room": 0.5})[0]
+    assert registry.gate({"check": 0.9, "room": 0.5}, {"check": 0.9, "room": 0.5})[0]  # no worse is enough
+    assert registry.gate({"check": 0.9, "room": None}, {"check": 0.9, "room": 0.5})[0]  # no held-out photos
+    refused, reason = registry.gate({"check": 0.85, "room": 1.0}, {"check": 0.9, "room": 0.5})
+    assert not refused and reason.startswith("worse on the check set: 0.850 < 0.900")
+    refused, reason = registry.gate({"check": 0.95, "room": 0.4}, {"check": 0.9, "room": 0.5})
+    assert not refused and reason.startswith("worse on the room's corrected photos: 0.400 < 0.500")
