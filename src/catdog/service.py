@@ -185,6 +185,9 @@ class Classifier:
         self.watcher = watcher
         self.target_size = largest_input(models)
         self.stop_event = threading.Event()
+        # Offsets of published batches whose commit the group refused (it was rebalancing): committed later
+        # for the partitions this member still owns, whose positions kafka-python keeps past those records.
+        self.refused: dict[TopicPartition, OffsetAndMetadata] = {}
         # Decoding (PIL releases the GIL) runs in its own threads, one per CPU of the limit, while
         # TensorFlow classifies the batch before; the budget bounds their full-size decodes together.
         self.decode_threads = kafka.decode_threads or threads.cpu_limit().threads
@@ -335,6 +338,8 @@ class Classifier:
                     del records, batches  # the pool's tasks hold each record until it is decoded
                 if pending:
                     self._commit(consumer, self.finish(pending, producer), len(pending.positions))
+                elif self.refused:
+                    self._commit(consumer, {}, 0)
                 pending = upcoming
         finally:
             self.metrics.set_ready(False)
@@ -347,14 +352,42 @@ class Classifier:
         """Commit a published batch. If the group moved its partitions meanwhile (a member joined, or this
         one was paused past its session timeout), the commit is refused: those records go to their new
         owner, which classifies them again (at-least-once), and this member carries on in the new group
-        generation with the same connections (tearing them down would rebalance everyone again)."""
+        generation with the same connections (tearing them down would rebalance everyone again).
+
+        A partition this member keeps across the rebalance keeps its position (kafka-python), past the
+        refused records: nobody would read them again, and the group's offset would lag behind for good
+        (consumer lag that never clears, for KEDA too). Their offsets are committed with the next commit
+        once the group is settled, for the partitions still assigned here; the others are dropped."""
+        owned = consumer.assignment()
+        retry = {tp: offset for tp, offset in self.refused.items() if tp in owned and tp not in offsets}
+        if retry:  # never behind what the group has already committed (it may have moved on meanwhile)
+            try:
+                retry = {tp: offset for tp, offset in retry.items()
+                         if (consumer.committed(tp) or -1) < offset.offset}
+            except REBALANCED:
+                return  # not settled yet: the next turn tries again
+        if not offsets and not retry:
+            if owned:
+                self.refused.clear()
+            return
         try:
-            consumer.commit(offsets)
-            log.info("batch of %d committed", count)
+            consumer.commit({**retry, **offsets})
+            if count:
+                log.info("batch of %d committed", count)
+            if retry:
+                log.info("committed what the rebalance refused: %s",
+                         ", ".join(f"{tp.topic}[{tp.partition}]@{offset.offset}" for tp, offset in retry.items()))
+            if owned:  # a settled group: what it gave to others is theirs
+                self.refused.clear()
         except REBALANCED as error:
-            self.metrics.rebalanced_batches.inc()
-            log.warning("batch of %d not committed: the group rebalanced while it was classified (%s); its "
-                        "partitions' new owners classify those records again", count, error)
+            if count:
+                self.metrics.rebalanced_batches.inc()
+            for tp, offset in offsets.items():
+                if tp not in self.refused or self.refused[tp].offset < offset.offset:
+                    self.refused[tp] = offset
+            if count:
+                log.warning("batch of %d not committed: the group rebalanced while it was classified (%s); its "
+                            "partitions' new owners classify those records again", count, error)
 
     def _poll(self, consumer: KafkaConsumer, timeout_ms: int = POLL_TIMEOUT_MS) -> dict:
         """One poll. A fetched batch that cannot be read (a codec we lack, a corrupt batch) stops its
