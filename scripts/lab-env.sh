@@ -35,8 +35,14 @@ trap cleanup EXIT
 trap 'exit 143' TERM  # stopped by a signal (Ctrl+C, a test, a pod ending): still stop both services
 trap 'exit 130' INT
 
+# The lab's own commands (catdog) in JupyterLab's terminals and notebook `!` cells, as in the image.
+PATH="$(cd "$BIN" && pwd):$PATH"
+export PATH
 # Its exports: the address, and the consumer-group timings this broker needs (Kafka's defaults elsewhere).
 eval "$("$BIN/catdog" broker start --port "${KAFKA_BOOTSTRAP_SERVERS##*:}" | grep '^export ')"
+# The folder the classifier serves: a notebook that promotes a model there sees it served (notebook 04).
+CATDOG_CLASSIFIER_MODELS_DIR=$("$BIN/python" -c 'from catdog.config import load_settings; print(load_settings().models_dir)' 2>/dev/null || true)
+export CATDOG_CLASSIFIER_MODELS_DIR
 "$BIN/catdog" classify >"$LOG_DIR/classify.log" 2>&1 &
 service_pid=$!
 ready=""

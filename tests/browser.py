@@ -16,13 +16,14 @@ from pathlib import Path
 import pytest
 
 NOTEBOOKS = ("notebooks/01-cat-dog-lab.ipynb", "notebooks/02-evaluate-and-monitor.ipynb",
-             "notebooks/03-experiments.ipynb")
+             "notebooks/03-experiments.ipynb", "notebooks/04-the-room-teaches-the-model.ipynb")
 # CI sizes, through the same variables the notebooks read (nbval runs notebook 01 full size); set them to
 # run the full lab in the browser (e.g. CATDOG_LAB_EPOCHS=20 to time the quick CNN cell as learners see it).
 LAB_SIZES = {name: os.environ.get(name, default) for name, default in
              (("CATDOG_LAB_EPOCHS", "3"), ("CATDOG_EVAL_PER_CLASS", "20"), ("CATDOG_DRIFT_PHOTOS", "10"),
               ("CATDOG_GRID_PER_CLASS", "10,20"), ("CATDOG_GRID_SECONDS", "1,3"), ("CATDOG_GRID_SEEDS", "1"),
-              ("CATDOG_GRID_TEST_PER_CLASS", "20"))}
+              ("CATDOG_GRID_TEST_PER_CLASS", "20"), ("CATDOG_LABEL_PER_CLASS", "3"), ("CATDOG_CHECK_PER_CLASS", "10"),
+              ("CATDOG_RETRAIN_PER_CLASS", "10"))}
 NOTEBOOK_SECONDS = 900
 CHROMIUM = Path(os.environ.get("CATDOG_CHROMIUM", "/usr/bin/chromium"))
 CHROMEDRIVER = Path(os.environ.get("CATDOG_CHROMEDRIVER", "/usr/bin/chromedriver"))
@@ -209,6 +210,11 @@ def walk_lab(driver, lab_url: str, artifacts: Path) -> dict:
             timings["01 quick CNN cell (fit seconds)"] = float(trained.group(1))
             mine = next(cell for cell in state["cells"] if "find_prediction" in cell["source"])
             assert "(no result" not in mine["text"] and "your photo:" in mine["text"], mine["text"]
+        if name.startswith("04"):  # a `!` cell's failure is text, not an error: the gate must have decided
+            retrained = next(cell for cell in state["cells"] if "!catdog retrain" in cell["source"])
+            assert re.search(r"candidate [0-9a-f]{12}: (PROMOTED|KEPT)", retrained["text"]), retrained["text"]
+            served = next(cell for cell in state["cells"] if "version_in_service" in cell["source"])
+            assert re.search(r"came from pretrained [0-9a-f]{12}", served["text"]), served["text"]
     (artifacts / "timings.json").write_text(json.dumps(timings, indent=1))
     page = driver.page_source
     assert "Jupyter news" not in page and "notified about official" not in page, "the news prompt showed"
@@ -242,7 +248,7 @@ def wall_card(driver, learner: str, timeout: float = 60) -> dict | None:
     const thumb = card.querySelector('.thumb');
     return {filename: card.querySelector('.filename').textContent, quick: card.querySelector('.quick').textContent,
             pretrained: card.querySelector('.pretrained').textContent, agreement: card.querySelector('.agreement').textContent,
-            loaded: thumb.complete && thumb.naturalWidth > 0, html: card.innerHTML};
+            versions: card.querySelector('.versions').textContent, loaded: thumb.complete && thumb.naturalWidth > 0, html: card.innerHTML};
     """
     return wait_for(lambda: (lambda c: c if c and c["loaded"] else None)(driver.execute_script(script, learner)),
                     timeout, interval=0.3)

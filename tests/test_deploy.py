@@ -328,13 +328,16 @@ def test_the_readme_names_what_the_persistent_overlay_needs_on_the_cluster():
     assert "KedaController" in steps and "openshift-keda" in steps and "enableUserWorkload: true" in steps
 
 
-def test_the_retrained_model_reaches_the_classifier(tmp_path):
-    """The training Job writes onto the volume the classifier serves from (and hot-reloads); a first start
-    seeds it with the image's baked models; the Job waits for the image; every catdog:latest is resolved."""
+def test_the_retrained_model_reaches_the_classifier_only_through_the_gate(tmp_path):
+    """The training Job and the retraining CronJob run `catdog retrain` (a candidate, gated, promoted by a
+    rename) on the volume the classifier serves from and hot-reloads, with the check set kept on that volume
+    and made from the image's evaluation photos (which no model trains on); a first start seeds the volume
+    with the image's baked models; both wait for the image (suspended); every catdog:latest is resolved."""
     objects = render(with_component("training", tmp_path))
     [job] = [j for j in by_kind(objects, "Job") if j["metadata"]["name"] == "catdog-train-pretrained"]
+    [cron] = [c for c in by_kind(objects, "CronJob") if c["metadata"]["name"] == "catdog-retrain"]
     [classifier] = [d for d in by_kind(objects, "Deployment") if d["metadata"]["name"] == "catdog-classifier"]
-    pod, job_pod = classifier["spec"]["template"]["spec"], job["spec"]["template"]["spec"]
+    pod = classifier["spec"]["template"]["spec"]
 
     def mount(spec: dict, container: dict, claim: str) -> str:
         [volume] = [v["name"] for v in spec["volumes"] if v.get("persistentVolumeClaim", {}).get("claimName") == claim]
@@ -343,19 +346,31 @@ def test_the_retrained_model_reaches_the_classifier(tmp_path):
     [serve] = pod["containers"]
     models_dir = next(e["value"] for e in serve["env"] if e["name"] == "CATDOG_MODELS_DIR")
     assert mount(pod, serve, "catdog-models") == models_dir
-    [train] = job_pod["containers"]
-    out = train["command"][train["command"].index("--out") + 1]
-    assert out == f"{mount(job_pod, train, 'catdog-models')}/pretrained.keras"  # what the service watches
-    # The command is one the CLI takes, and it fine-tunes (the model that measured best, RESULTS.md).
+    containerfile = (REPO / "Containerfile").read_text()
+    baked = re.search(r"CATDOG_LAB_DIR=(\S+)", containerfile).group(1)
+    evaluation_photos = re.search(r"CATDOG_DATA_SOURCE=(\S+)", containerfile).group(1)
     from catdog.cli import build_parser
 
-    assert train["command"][0] == "catdog"
-    args = build_parser().parse_args(train["command"][1:])
-    assert (args.verb, args.action, args.fine_tune, args.head) == ("train", "pretrained", True, "trained")
+    for job_pod in (job["spec"]["template"]["spec"], cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]):
+        [train] = job_pod["containers"]
+        env = {e["name"]: e["value"] for e in train["env"] if "value" in e}
+        assert env["CATDOG_MODELS_DIR"] == mount(job_pod, train, "catdog-models") == models_dir  # what it watches
+        assert train["command"][0] == "catdog"
+        args = build_parser().parse_args(train["command"][1:])
+        assert args.verb == "retrain" and str(args.check).startswith(f"{models_dir}/")  # kept on the volume
+        assert args.check_from == evaluation_photos
+        assert job_pod["affinity"]["podAffinity"]  # the volume is ReadWriteOnce: beside the classifier
+    # The Job: 2000 photos a class of the full archive, fine-tuned (the model that measured best, RESULTS.md);
+    # the CronJob: the photos the baked model trained on, plus the room's.
+    job_args = build_parser().parse_args(job["spec"]["template"]["spec"]["containers"][0]["command"][1:])
+    assert (job_args.per_class, job_args.fine_tune, job_args.source) == (2000, True, None)  # $CATDOG_DATA_SOURCE
+    cron_args = build_parser().parse_args(cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["command"][1:])
+    assert cron_args.source == f"{baked}/data/pretrained"  # where the build bakes them:
+    assert "pretrained_data=${CATDOG_DATA_DIR:-${CATDOG_LAB_DIR:-.}/data}/pretrained" in (REPO / "scripts/bake-image.sh").read_text()
+    assert job["spec"]["suspend"] is True and cron["spec"]["suspend"] is True  # started by hand (README)
+    assert cron["spec"]["concurrencyPolicy"] == "Forbid"  # one retraining at a time on the volume
     [seed] = pod["initContainers"]
-    baked = re.search(r"CATDOG_LAB_DIR=(\S+)", (REPO / "Containerfile").read_text()).group(1)
     assert f"{baked}/models/$name.keras" in seed["command"][-1] and mount(pod, seed, "catdog-models") == models_dir
-    assert job["spec"]["suspend"] is True  # started by hand once the image exists (README)
     [stream] = by_kind(objects, "ImageStream")
     assert stream["spec"]["lookupPolicy"]["local"] is True  # catdog:latest in a Job resolves to the build
     triggers = json.loads(classifier["metadata"]["annotations"]["image.openshift.io/triggers"])
@@ -363,7 +378,9 @@ def test_the_retrained_model_reaches_the_classifier(tmp_path):
     assert {f'spec.template.spec.containers[?(@.name=="{c["name"]}")].image' for c in pod["containers"]} | \
         {f'spec.template.spec.initContainers[?(@.name=="{c["name"]}")].image' for c in pod["initContainers"]} == paths
     readme = (REPO / "README.md").read_text()
-    assert "oc patch job catdog-train-pretrained" in readme and "now serving pretrained model" in readme
+    for command in ("oc patch job catdog-train-pretrained", "oc patch cronjob catdog-retrain",
+                    "oc create job --from=cronjob/catdog-retrain", "now serving pretrained model"):
+        assert command in readme, command
 
 
 def test_the_v1beta2_overlay_states_the_operator_range_it_really_runs_on():

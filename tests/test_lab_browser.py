@@ -240,6 +240,10 @@ def test_phones_and_the_projector_meet_on_the_wall(lab, tmp_path, cat_photos):
         sent = [r for r in stored if (LEARNER_HEADER, PHONE_LEARNER.encode()) in r.headers]
         assert [written[0].key] == [image_key(r.value) for r in sent] == [r.key for r in sent]
         assert json.loads(written[0].value)["label"] == wrong_label != shown["pretrained"].split()[2].lower()
+        # The projector scores the serving version on the photos the room judged (this one among them).
+        history = projector.find_element(By.ID, "history")
+        assert wait_for(lambda: "right of" in history.text, 20), history.text
+        assert "pretrained, version by version:" in history.text and card["versions"].split()[-1] in history.text
 
         images_before = end(kafka.images_topic)
         pdf = tmp_path / "homework.pdf"

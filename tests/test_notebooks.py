@@ -15,9 +15,10 @@ MACHINE_PATH = re.compile(r"(/home/|/root/|/tmp/|/work/|/Users/|C:\\\\)")
 SECRET = re.compile(r"(token=\w{8,}|\"token\"\s*:|password\s*=)", re.IGNORECASE)
 
 
-def test_there_are_three_numbered_notebooks():
+def test_there_are_four_numbered_notebooks():
     assert [path.name for path in NOTEBOOKS] == [
-        "01-cat-dog-lab.ipynb", "02-evaluate-and-monitor.ipynb", "03-experiments.ipynb"]
+        "01-cat-dog-lab.ipynb", "02-evaluate-and-monitor.ipynb", "03-experiments.ipynb",
+        "04-the-room-teaches-the-model.ipynb"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.name)

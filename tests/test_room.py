@@ -25,7 +25,8 @@ SHARED_IMAGE = "image-registry.openshift-image-registry.svc:5000/catdog-room/cat
 # What notebooks 01-03 do on Kafka, written out here rather than imported: send photos and read them
 # back, read results. Nothing else.
 ALLOWED = {("topic", "images", "literal"): {"Describe", "Read", "Write"},
-           ("topic", "predictions", "literal"): {"Describe", "Read"}}
+           ("topic", "predictions", "literal"): {"Describe", "Read"},
+           ("topic", "feedback", "literal"): {"Describe", "Read", "Write"}}
 
 
 def make_room(out: Path, *args: str) -> str:
@@ -106,6 +107,32 @@ def test_every_learners_acls_are_exactly_what_the_notebooks_need(room):
     assert acl_set(users["catdog-classifier"]) == {
         ("topic", "images", "literal"): {"Describe", "Read"}, ("group", "catdog-classifier", "literal"): {"Read"},
         ("topic", "predictions", "literal"): {"Describe", "Write"}, ("topic", "images-dlq", "literal"): {"Describe", "Write"}}
+    # The retraining reads the labels and the photos they name, and writes nothing to Kafka.
+    assert acl_set(users["catdog-retrain"]) == {
+        ("topic", "feedback", "literal"): {"Describe", "Read"}, ("topic", "images", "literal"): {"Describe", "Read"}}
+
+
+def test_the_rooms_retraining_reads_kafka_as_its_own_user_and_writes_what_the_classifier_serves(room):
+    """Both retraining workloads in the room's namespace connect as catdog-retrain (its password from the
+    User Operator's Secret, the room's CA mounted where the settings say), on the classifier's models volume."""
+    objects = in_namespace(room["objects"], "catdog-room")
+    [settings] = [c for c in by_kind(objects, "ConfigMap") if c["metadata"]["name"] == "catdog-settings"]
+    [classifier] = [d for d in by_kind(objects, "Deployment") if d["metadata"]["name"] == "catdog-classifier"]
+    claims = {v["persistentVolumeClaim"]["claimName"] for v in classifier["spec"]["template"]["spec"]["volumes"]
+              if "persistentVolumeClaim" in v}
+    pods = [j["spec"]["template"]["spec"] for j in by_kind(objects, "Job")]
+    pods += [c["spec"]["jobTemplate"]["spec"]["template"]["spec"] for c in by_kind(objects, "CronJob")]
+    assert len(pods) == 2
+    for pod in pods:
+        [container] = pod["containers"]
+        env = {e["name"]: e for e in container["env"]}
+        assert env["KAFKA_SASL_USERNAME"]["value"] == "catdog-retrain"
+        assert env["KAFKA_SASL_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "catdog-retrain", "key": "password"}
+        mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        ca = next(name for name, path in mounts.items() if settings["data"]["KAFKA_SSL_CAFILE"].startswith(path + "/"))
+        assert volumes[ca]["secret"]["secretName"] == "catdog-cluster-ca-cert"
+        assert {v["persistentVolumeClaim"]["claimName"] for v in volumes.values() if "persistentVolumeClaim" in v} == claims
 
 
 def test_every_listener_authenticates_and_admits_the_rooms_namespaces_only(room):
@@ -258,14 +285,15 @@ def cpu_cores(quantity: str | int | float) -> float:
 
 def room_sizing(objects: list[dict]) -> dict[str, dict[str, float]]:
     """Requests and limits (CPU cores, memory GiB) of one learner's namespace, of the room's shared part
-    (Kafka's node and operators, the classifier; the pre-puller's per-node crumbs left out) and of a build."""
+    (Kafka's node and operators, the classifier; the pre-puller's per-node crumbs left out), of a build and
+    of a retraining (the CronJob's pod, while it runs)."""
     def add(total: dict, resources: dict, times: int = 1) -> None:
         for kind in ("requests", "limits"):
             for name, value in resources.get(kind, {}).items():
                 amount = cpu_cores(value) if name == "cpu" else mebibytes(value) / 1024
                 total[f"{kind}.{name}"] = total.get(f"{kind}.{name}", 0) + amount * times
 
-    learner, shared, build = {}, {}, {}
+    learner, shared, build, retraining = {}, {}, {}, {}
     one = learner_namespaces(objects)[0]
     for deployment in by_kind(objects, "Deployment"):
         namespace = deployment["metadata"]["namespace"]
@@ -281,7 +309,10 @@ def room_sizing(objects: list[dict]) -> dict[str, dict[str, float]]:
             add(shared, operator["resources"])
     for config in by_kind(objects, "BuildConfig"):
         add(build, config["spec"]["resources"])
-    return {"learner": learner, "shared": shared, "build": build}
+    for cron in by_kind(objects, "CronJob"):
+        for container in cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]:
+            add(retraining, container["resources"])
+    return {"learner": learner, "shared": shared, "build": build, "retraining": retraining}
 
 
 def test_the_readmes_sizing_table_is_what_the_manifests_ask_for(room):
@@ -300,6 +331,7 @@ def test_the_readmes_sizing_table_is_what_the_manifests_ask_for(room):
     assert rows["one learner (a notebook)"] == cells(sizing["learner"])
     assert rows["the room's shared part"] == cells(sizing["shared"])
     assert rows["an image build, while it runs"] == cells(sizing["build"])
+    assert rows["a retraining (the CronJob), while it runs"] == cells(sizing["retraining"])
     for learners in (20, 30, 50):
         total = {key: sizing["shared"].get(key, 0) + learners * sizing["learner"].get(key, 0)
                  for key in set(sizing["shared"]) | set(sizing["learner"])}

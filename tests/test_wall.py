@@ -259,3 +259,37 @@ def test_photos_become_cards_with_server_made_thumbnails_and_feedback_counts(wal
     assert wall["process"].poll() is None
     log = wall["log"].read_text()
     assert log.count("wall feed: skipped") == 5, log  # two results, three feedback records (the image: no card)
+
+
+def test_the_wall_shows_each_models_accuracy_version_by_version_as_retraining_changes_it():
+    """The room's judged photos scored against the version that classified each, in the order the versions
+    started serving: a promoted model's effect shows on the projector. A label that names no result yet
+    counts once its result arrives; a version name longer than ours is cut, never shown whole."""
+    from catdog.wall import MAX_VERSION_CHARS, VERSIONS_SHOWN, WallState
+
+    state = WallState(images_topic="images")
+
+    def result(offset: int, pretrained: str, version: str) -> dict:
+        return {"key": f"k{offset}", "source": {"topic": "images", "partition": 0, "offset": offset},
+                "agree": pretrained == "cat", "quick": {"label": "cat", "p_dog": 0.1, "version": "q-1"},
+                "pretrained": {"label": pretrained, "p_dog": 0.9 if pretrained == "dog" else 0.1, "version": version}}
+
+    state.add_label("k2", "cat")  # judged before its result is read
+    for offset, said in enumerate(("dog", "dog", "cat")):
+        state.add_result(result(offset, said, "old-version"))
+    for offset in range(3):
+        state.add_label(f"k{offset}", "cat")
+    for offset, said in enumerate(("cat", "cat"), start=3):
+        state.add_result(result(offset, said, "retrained"))
+    state.add_label("k3", "cat")
+    stats = state.snapshot()["stats"]
+    assert stats["by_version"]["pretrained"] == [
+        {"version": "old-version", "labelled": 3, "accuracy": 1 / 3},
+        {"version": "retrained", "labelled": 1, "accuracy": 1.0}]
+    assert stats["by_version"]["quick"] == [{"version": "q-1", "labelled": 4, "accuracy": 1.0}]
+    assert stats["versions"] == {"quick": "q-1", "pretrained": "retrained"} and stats["accuracy"]["pretrained"] == 0.5
+    for offset in range(5, 5 + VERSIONS_SHOWN + 2):  # bounded however many retrainings the workshop has
+        state.add_result(result(offset, "cat", f"v{offset}-" + "x" * 40))
+    shown = state.snapshot()["stats"]["by_version"]["pretrained"]
+    assert len(shown) == VERSIONS_SHOWN and all(len(item["version"]) <= MAX_VERSION_CHARS for item in shown)
+    assert shown[-1]["version"].startswith(f"v{4 + VERSIONS_SHOWN + 2}-")

@@ -269,19 +269,14 @@ def cmd_wall(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_retrain(args: argparse.Namespace, settings: Settings) -> int:
     from catdog import retrain
 
-    outcome = retrain.retrain(settings, args.source or settings.data_source, args.check or settings.data_dir / "check",
+    check = args.check or settings.data_dir / "check"
+    if retrain.ensure_check_set(settings, check, args.check_from, args.check_per_class):
+        print(f"check set made from {args.check_from}: {2 * args.check_per_class} photos in {check}, "
+              "kept for every later retraining")
+    outcome = retrain.retrain(settings, args.source or settings.data_source, check,
                               args.per_class, labels_topic=args.labels_topic, epochs=args.epochs,
                               fine_tune=args.fine_tune, seed=args.seed)
-    room = outcome.room_photos
-    print(f"room photos: {room['trained_on']} trained on, {room['held_out']} held out for the gate, "
-          f"{room['skipped']} skipped")
-    print(f"{'accuracy':<10} {'check set':>10} {'room (held out)':>16}")
-    for who, scores in outcome.scores.items():
-        if scores:
-            room_score = "-" if scores["room"] is None else f"{scores['room']:.3f}"
-            print(f"{who:<10} {scores['check']:>10.3f} {room_score:>16}")
-    verdict = "PROMOTED: now serving" if outcome.promoted else "KEPT, not served"
-    print(f"candidate {outcome.version}: {verdict} ({outcome.reason}); serving {outcome.serving}")
+    print(retrain.report(outcome))
     return 0
 
 
@@ -293,11 +288,7 @@ def cmd_models_list(args: argparse.Namespace, settings: Settings) -> int:
         print(f"no versions of {args.name} kept yet in {settings.models_dir} (serving: "
               f"{registry.serving(settings.models_dir, args.name) or 'none'}); `catdog retrain` keeps them")
         return 0
-    print(f"{'version':<13} {'registered':<26} {'parent':<13} {'check':>6} {'room':>6}  status")
-    for item in listed:
-        check = "-" if item.check_accuracy is None else f"{item.check_accuracy:.3f}"
-        room = "-" if item.room_accuracy is None else f"{item.room_accuracy:.3f}"
-        print(f"{item.version:<13} {item.registered_at[:26]:<26} {item.parent or '-':<13} {check:>6} {room:>6}  {item.status}")
+    print(registry.versions_table(listed))
     return 0
 
 
@@ -625,6 +616,10 @@ def build_parser() -> argparse.ArgumentParser:
                          "archive, URL, s3:// or kafka: source, as for `data prepare`")
     retrain.add_argument("--check", type=Path, metavar="DIR", help="the check set: a prepared folder (`catdog data "
                          "prepare --out DIR`), never trained on (default: $CATDOG_DATA_DIR/check)")
+    retrain.add_argument("--check-from", metavar="SRC", help="where there is no check set yet, make it from SRC "
+                         "(photos no model trains on), once: later retrainings find it and use it unchanged")
+    retrain.add_argument("--check-per-class", type=int, default=100, metavar="N",
+                         help="photos of each class in a check set made by --check-from (default 100)")
     retrain.add_argument("--per-class", type=int, default=200, metavar="N", help="base photos of each class (default 200)")
     retrain.add_argument("--labels-topic", metavar="TOPIC", help="the room's labels (default: $CATDOG_FEEDBACK_TOPIC)")
     retrain.add_argument("--epochs", type=int, help="head training epochs (default: train pretrained's)")

@@ -63,8 +63,17 @@ class Settings:
     eval_source: str  # photos for notebook 02's evaluation (default: the data source)
     metrics_url: str  # the classifier service's Prometheus metrics, for the notebooks
     model_reload_seconds: int = 10  # how often the service looks for a new model file; 0: never
+    # The folder the classifier service serves, where this machine sees it (`make lab` sets it); None where
+    # the classifier runs elsewhere (a cluster): a model promoted here is then not the one it serves.
+    classifier_models_dir: Path | None = None
     wall: "WallSettings | None" = None
     s3: "S3Settings" = field(default_factory=lambda: S3Settings())
+
+    @property
+    def classifier_serves_models_dir(self) -> bool:
+        """Whether the classifier service serves this lab's models folder (`make lab`): a model promoted
+        here is then served within its reload period."""
+        return self.classifier_models_dir is not None and self.classifier_models_dir.resolve() == self.models_dir.resolve()
 
 
 @dataclass(frozen=True)
@@ -349,6 +358,7 @@ def load_settings(env: Mapping[str, str] | None = None, cwd: Path | None = None)
         eval_source=_source(env, "CATDOG_EVAL_SOURCE", lab_dir) or data_source,
         metrics_url=env.get("CATDOG_METRICS_URL", "").strip() or f"http://127.0.0.1:{kafka.metrics_port}/metrics",
         model_reload_seconds=_seconds(env, "CATDOG_MODEL_RELOAD_SECONDS", 10),
+        classifier_models_dir=_optional_path(env, "CATDOG_CLASSIFIER_MODELS_DIR", lab_dir),
         wall=_wall_settings(env),
         s3=_s3_settings(env),
     )

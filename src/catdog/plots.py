@@ -95,6 +95,22 @@ def plot_verdicts(
     return plot_image_grid(images, captions, columns=columns, colors=colors)
 
 
+def plot_results(images: Sequence[np.ndarray], results: Sequence[dict | None], truth: Sequence[str],
+                 columns: int = 5) -> plt.Figure:
+    """Photos with the classifier service's verdicts (results from the predictions topic) and what each
+    really is: red where the pretrained model got it wrong, the photos the room's labels will teach it."""
+    captions, colors = [], []
+    for result, label in zip(results, truth):
+        if result is None:
+            captions.append(f"no result yet\nreally: {label}")
+            colors.append("tab:gray")
+            continue
+        said = "\n".join(f"{name}: {result[name]['label']} ({result[name]['p_dog']:.2f})" for name in ("quick", "pretrained"))
+        captions.append(f"{said}\nreally: {label}")
+        colors.append("tab:green" if result["pretrained"]["label"] == label else "tab:red")
+    return plot_image_grid(images, captions, columns=columns, colors=colors)
+
+
 def show_received(received: Sequence, loaded: dict, waited: float) -> plt.Figure | None:
     """Images read from a topic (``kafka_io.fetch_images``) with both models' verdicts, or why one could
     not be classified; says so when nothing arrived instead of showing nothing."""

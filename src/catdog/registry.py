@@ -46,6 +46,14 @@ def card_path(model_path: Path) -> Path:
     return model_path.with_suffix(".json")
 
 
+def card(models_dir: Path, name: str, version: str) -> dict:
+    """A kept version's card: its data, the Kafka records it trained on, scores, parent, the gate's decision."""
+    path = _folder(models_dir, name) / f"{version}.json"
+    if not path.is_file():
+        raise RegistryError(f"no version {version} of {name} in {_folder(models_dir, name)}")
+    return json.loads(path.read_text())
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="microseconds")
 
@@ -165,6 +173,17 @@ def versions(models_dir: Path, name: str) -> list[Listed]:
     return sorted(listed, key=lambda item: item.registered_at)
 
 
+def versions_table(listed: list[Listed]) -> str:
+    """The kept versions as a table (``catdog models list``, notebook 04): scores, parent, what became of each."""
+    lines = [f"{'version':<13} {'registered':<26} {'parent':<13} {'check':>6} {'room':>6}  status"]
+    for item in listed:
+        check = "-" if item.check_accuracy is None else f"{item.check_accuracy:.3f}"
+        room = "-" if item.room_accuracy is None else f"{item.room_accuracy:.3f}"
+        lines.append(f"{item.version:<13} {item.registered_at[:26]:<26} {item.parent or '-':<13} {check:>6} {room:>6}  "
+                     f"{item.status}")
+    return "\n".join(lines)
+
+
 def gate(candidate: dict, current: dict | None) -> tuple[bool, str]:
     """Whether a candidate may serve: no worse than the serving model on the fixed check set, and at least
     as good on the room's corrected photos it did not train on (when there are any). Scores are accuracies
@@ -181,4 +200,5 @@ def gate(candidate: dict, current: dict | None) -> tuple[bool, str]:
                   + (f", room's photos {candidate['room']:.3f} (serving {current['room']:.3f})" if room else ""))
 
 
-__all__ = ["Listed", "RegistryError", "adopt", "card_path", "gate", "model_version", "history", "refuse", "register", "rollback", "serve", "serving", "versions"]
+__all__ = ["Listed", "RegistryError", "adopt", "card", "card_path", "gate", "model_version", "history", "refuse", "register", "rollback", "serve", "serving", "versions",
+           "versions_table"]

@@ -16,14 +16,18 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import os
+import shutil
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from catdog import registry
 from catdog.config import Settings
-from catdog.data import MANIFEST_FIELDS, MANIFEST_NAME, Kept, check_photo, prepare, read_manifest
+from catdog.data import MANIFEST_FIELDS, MANIFEST_NAME, DataError, Kept, check_photo, prepare, read_manifest
 from catdog.images import ImageError
+from catdog.kafka_io import find_prediction, send_image
 from catdog.labels import read_labelled
 from catdog.registry import card_path
 
@@ -85,6 +89,33 @@ def training_set(settings: Settings, base_source: str, out: Path, per_class: int
         writer = csv.DictWriter(stream, fieldnames=MANIFEST_FIELDS)
         writer.writeheader()
         writer.writerows(sorted(rows, key=lambda row: str(row["file"])))
+
+
+def ensure_check_set(settings: Settings, check_dir: Path, source: str | None, per_class: int,
+                     seed: int = 7) -> bool:
+    """Make the check set once, from ``source``, where there is none yet (a new models volume on the
+    cluster); an existing one is never touched, so every retraining is gated on the same photos. Written
+    beside and renamed into place: two retrainings starting at once never see half a check set.
+    Returns whether it was made now."""
+    if (check_dir / MANIFEST_NAME).is_file():
+        return False
+    if not source:
+        raise DataError(f"no check set at {check_dir} (no {MANIFEST_NAME}): make one with `catdog data prepare "
+                        f"--out {check_dir}` from photos no model trains on, or pass --check-from SRC")
+    check_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{check_dir.name}-", dir=check_dir.parent))
+    try:
+        prepare(source, staging, per_class, seed=seed, cache_dir=settings.cache_dir, sha256=settings.data_sha256,
+                max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels, progress=False)
+        try:
+            os.rename(staging, check_dir)
+        except OSError:  # another retraining made it first (or an empty folder is in the way): theirs stays
+            if not (check_dir / MANIFEST_NAME).is_file():
+                raise
+            return False
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return True
 
 
 def accuracy(model_path: Path, folder: Path, splits: tuple[str, ...]) -> float:
@@ -152,8 +183,40 @@ def retrain(settings: Settings, base_source: str, check_dir: Path, per_class: in
     return Outcome(version, promoted, reason, scores, counts, registry.serving(models_dir, MODEL))
 
 
+def report(outcome: Outcome) -> str:
+    """What a retraining did, as `catdog retrain` prints it: the room's photos, both models' scores, the
+    gate's decision and the version serving afterwards."""
+    room = outcome.room_photos
+    lines = [f"room photos: {room['trained_on']} trained on, {room['held_out']} held out for the gate, "
+             f"{room['skipped']} skipped",
+             f"{'accuracy':<10} {'check set':>10} {'room (held out)':>16}"]
+    for who, scores in outcome.scores.items():
+        if scores:
+            room_score = "-" if scores["room"] is None else f"{scores['room']:.3f}"
+            lines.append(f"{who:<10} {scores['check']:>10.3f} {room_score:>16}")
+    verdict = "PROMOTED: now serving" if outcome.promoted else "KEPT, not served"
+    lines.append(f"candidate {outcome.version}: {verdict} ({outcome.reason}); serving {outcome.serving}")
+    return "\n".join(lines)
+
+
+def version_in_service(producer, kafka, photo: Path, expected: str | None, timeout: float) -> str | None:
+    """The pretrained version in the classifier's result for ``photo``, sent again until that version is
+    ``expected`` (a promoted model, which the classifier picks up within its reload period) or ``timeout``
+    seconds have passed. None when no result came at all."""
+    deadline = time.monotonic() + timeout
+    seen = None
+    while True:
+        sent = send_image(producer, kafka, photo.read_bytes(), photo.name)
+        result = find_prediction(kafka, sent, timeout=max(1.0, deadline - time.monotonic()))
+        seen = result["pretrained"].get("version") if result else seen
+        if seen == expected or time.monotonic() >= deadline:
+            return seen
+        time.sleep(1.0)
+
+
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-__all__ = ["MODEL", "Outcome", "RoomPhotos", "held_out", "retrain", "room_photos", "training_set"]
+__all__ = ["MODEL", "Outcome", "RoomPhotos", "ensure_check_set", "held_out", "report", "retrain", "room_photos", "training_set",
+           "version_in_service"]

@@ -40,11 +40,13 @@ TOKEN_BYTES = 32
 PASSWORD_BYTES = 24
 CA_VALID_DAYS = 365  # Strimzi does not renew a CA it did not make: a year covers a season of workshops
 CA_KEY_BITS = 4096  # as Strimzi's own cluster CA
-# What notebooks 01-03 do on Kafka: send photos (and read one back), read results. Readers join no
-# consumer group, so no group ACL; nothing may write results, delete topics or change configs.
+# What the notebooks do on Kafka: send photos (and read one back), read results, say what a photo really
+# is and retrain on the room's labels (notebook 04). Readers join no consumer group, so no group ACL;
+# nothing may write results, delete topics or change configs.
 LEARNER_ACLS = (
     ("topic", "images", ("Describe", "Read", "Write")),
     ("topic", "predictions", ("Describe", "Read")),
+    ("topic", "feedback", ("Describe", "Read", "Write")),
 )
 
 

@@ -64,6 +64,8 @@ THUMBNAIL_QUALITY = 80
 THUMBNAILS_KEPT = 256
 RESULTS_KEPT = 2048
 LABELS_KEPT = 100_000  # images with a verdict from the room (a key and two labels each)
+VERSIONS_SHOWN = 6  # per model: the versions whose accuracy the wall shows, oldest dropped first
+MAX_VERSION_CHARS = 16  # a version is 12 hex digits; anything longer is not ours
 DECODE_MEMORY_BYTES = 256 * 1024 * 1024  # full-size decodes in flight: checking uploads and making thumbnails
 VIEWER_QUEUE = 64  # events a slow viewer may fall behind before it is sent a fresh snapshot instead
 RESULT_WAIT_SECONDS = 20.0  # a phone's one request for its result waits this long, then asks again
@@ -164,9 +166,10 @@ class WallState:
     cards: deque = field(default_factory=deque)
     seen: set = field(default_factory=set)  # every result's source once (at-least-once delivery repeats some)
     agreed: int = 0
-    verdicts: OrderedDict = field(default_factory=OrderedDict)  # image key -> {model: label}
+    verdicts: OrderedDict = field(default_factory=OrderedDict)  # image key -> {model: (label, version)}
     labels: OrderedDict = field(default_factory=OrderedDict)  # image key -> the room's latest label
-    versions: dict = field(default_factory=dict)
+    versions: dict = field(default_factory=dict)  # model -> the version of the latest result
+    served: dict = field(default_factory=dict)  # model -> its versions in the order they first classified
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
@@ -197,9 +200,14 @@ class WallState:
             self.seen.add((partition, offset))
             self.agreed += bool(result.get("agree"))
             self._put(self.results, (partition, offset), result, RESULTS_KEPT)
+            self.versions = {m: clean_text(str(result[m].get("version") or ""), MAX_VERSION_CHARS) for m in MODELS}
+            for model, version in self.versions.items():
+                order = self.served.setdefault(model, OrderedDict())
+                if version not in order:
+                    self._put(order, version, True, VERSIONS_SHOWN)
             if result.get("key"):
-                self._put(self.verdicts, str(result["key"]), {m: result[m]["label"] for m in MODELS}, LABELS_KEPT)
-            self.versions = {m: str(result[m].get("version") or "") for m in MODELS}
+                self._put(self.verdicts, str(result["key"]),
+                          {m: (result[m]["label"], self.versions[m]) for m in MODELS}, LABELS_KEPT)
             if (partition, offset) in self.thumbnails:
                 return self._show(result)
             self._put(self.pending, (partition, offset), result, THUMBNAILS_KEPT)
@@ -217,12 +225,25 @@ class WallState:
         return [("card", shown), ("stats", self._stats())]
 
     def _stats(self) -> dict:
+        """The room's counts. ``by_version``: each model's accuracy on the room's judged photos, version by
+        version in the order they started serving, so a retrained model's effect shows over the workshop."""
         photos = len(self.seen)
         judged = {key: label for key, label in self.labels.items() if key in self.verdicts}
-        accuracy = {m: (sum(self.verdicts[key][m] == label for key, label in judged.items()) / len(judged)
+        accuracy = {m: (sum(self.verdicts[key][m][0] == label for key, label in judged.items()) / len(judged)
                         if judged else None) for m in MODELS}
+        by_version = {}
+        for model in MODELS:
+            tally = {version: [0, 0] for version in self.served.get(model, ())}
+            for key, label in judged.items():
+                said, version = self.verdicts[key][model]
+                if version in tally:
+                    tally[version][0] += said == label
+                    tally[version][1] += 1
+            by_version[model] = [{"version": version, "labelled": judged_count,
+                                  "accuracy": right / judged_count if judged_count else None}
+                                 for version, (right, judged_count) in tally.items()]
         return {"photos": photos, "agreement": self.agreed / photos if photos else None, "labelled": len(judged),
-                "accuracy": accuracy, "versions": self.versions}
+                "accuracy": accuracy, "versions": self.versions, "by_version": by_version}
 
     def snapshot(self) -> dict:
         with self.lock:

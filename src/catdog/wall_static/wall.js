@@ -41,6 +41,30 @@ function showStats(stats) {
   $("labelled").textContent = stats.labelled ? `accuracy on ${judged} the room has judged right or wrong` : "";
   const versions = stats.versions || {};
   $("versions").textContent = versions.quick ? `serving: quick ${versions.quick}, pretrained ${versions.pretrained}` : "";
+  showHistory(stats.by_version);
+}
+
+// Each model's accuracy on the photos the room judged, version by version in the order they served: after
+// a retraining the new version's line starts, so the room sees whether its corrections helped.
+function showHistory(byVersion) {
+  const rows = [];
+  for (const model of ["pretrained", "quick"]) {
+    const versions = (byVersion || {})[model] || [];
+    if (!versions.some((item) => item.labelled)) continue;
+    const row = document.createElement("p");
+    const name = document.createElement("strong");
+    name.textContent = `${model}, version by version:`;
+    row.append(name);
+    versions.forEach((item, index) => {
+      const score = document.createElement("span");
+      score.className = "version-score";
+      const judged = item.labelled ? `${percent(item.accuracy)} right of ${item.labelled}` : "none judged yet";
+      score.textContent = `${index ? "→ " : ""}${item.version}: ${judged}`;
+      row.append(" ", score);
+    });
+    rows.push(row);
+  }
+  $("history").replaceChildren(...rows);
 }
 
 async function start() {
