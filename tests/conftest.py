@@ -31,10 +31,8 @@ def shared_path(*parts: str) -> Path:
 # and on pages loading. Each module stays on one worker, so its fixtures are built once; the image's tests
 # and the `make lab` walk are one unit, so at most one of them loads both cores at a time. Units go out
 # largest first, as xdist's loadscope does (measured: 21.5 min of pytest; the heavy unit first, 26). (xdist's own --dist loadgroup marks do not take under pytest 9: it renames
-# node ids through an attribute pytest 9 no longer reads.) The retraining scenario rides in that unit too:
-# without it the other worker carried ~500 s more than the unit (CI 2026-11-27: pytest 30:55 for 362 tests,
-# the unit ~1400 s of it), so the suite waited on that worker alone.
-HEAVY_MODULES = {"test_image", "test_lab_browser", "test_retrain"}
+# node ids through an attribute pytest 9 no longer reads.)
+HEAVY_MODULES = {"test_image", "test_lab_browser"}
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log):
