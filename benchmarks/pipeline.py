@@ -372,6 +372,8 @@ def main() -> None:
     parser.add_argument("--latency-photos", type=int, default=40, help="single photos sent for latency")
     parser.add_argument("--burst", type=int, default=10_000, help="burst drained for memory")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--models-from", type=Path, metavar="DIR",
+                        help="time the models in DIR (quick.keras, pretrained.keras) instead of training fresh ones")
     parser.add_argument("--loop-2019", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--models", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--count", type=int, help=argparse.SUPPRESS)
@@ -390,10 +392,10 @@ def main() -> None:
     from catdog.kafka_io import ensure_topics, make_producer, send_image
     from catdog.predict import load_models
 
-    figures: dict = {"machine": {"cpus": os.cpu_count()}, "sizes": vars(args) | {"json": None}}
+    figures: dict = {"machine": {"cpus": os.cpu_count()}, "sizes": vars(args) | {"json": None, "models_from": args.models_from and str(args.models_from)}}
     with tempfile.TemporaryDirectory(prefix="catdog-bench-") as tmp:
         work = Path(tmp)
-        models_dir = train_models(work, args.smoke)
+        models_dir = args.models_from or train_models(work, args.smoke)
         loaded = load_models(models_dir)
         photo_paths = sorted((KAGGLE_SOURCE / "cat").glob("*.jpg"))[-150:] + sorted((KAGGLE_SOURCE / "dog").glob("*.jpg"))[-150:]
         photos = [path.read_bytes() for path in photo_paths][: max(args.photos, 50)]

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The programs `make test` needs beyond Python: Chromium and ChromeDriver, for the browser walks through
-# the lab (tests/test_lab_browser.py, tests/test_image.py), and podman, runc and mmdebstrap, to build and
-# run the container image (tests/test_image.py), and promtool, to unit-test the alerts
-# (tests/test_deploy.py). Installs the missing Debian packages when it can (root with apt-get, as in CI);
+# the lab (tests/test_lab_browser.py, tests/test_image.py); podman, runc and mmdebstrap, to build and run
+# the container image (tests/test_image.py); haproxy, what OpenShift's router runs, in front of the pods
+# played from the manifests (tests/test_image.py); promtool, to unit-test the alerts (tests/test_deploy.py). Installs the missing Debian packages when it can (root with apt-get, as in CI);
 # otherwise names what is missing and fails, so no test is ever skipped quietly.
 set -euo pipefail
 # promtool alone, from Debian's prometheus package (not the server, which would be set up to run).
@@ -16,10 +16,10 @@ if ! command -v promtool >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get 
   rm -rf "$unpack"
 fi
 declare -A package_of=([chromium]=chromium [chromedriver]=chromium-driver [podman]=podman [runc]=runc
-                       [mmdebstrap]=mmdebstrap [promtool]=prometheus)
+                       [mmdebstrap]=mmdebstrap [promtool]=prometheus [haproxy]=haproxy)
 missing=()
-for program in chromium chromedriver podman runc mmdebstrap promtool; do
-  command -v "$program" >/dev/null || missing+=("${package_of[$program]}")
+for program in chromium chromedriver podman runc mmdebstrap promtool haproxy; do
+  PATH="$PATH:/usr/sbin:/sbin" command -v "$program" >/dev/null || missing+=("${package_of[$program]}")
 done
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

@@ -31,8 +31,10 @@ def shared_path(*parts: str) -> Path:
 # and on pages loading. Each module stays on one worker, so its fixtures are built once; the image's tests
 # and the `make lab` walk are one unit, so at most one of them loads both cores at a time. Units go out
 # largest first, as xdist's loadscope does (measured: 21.5 min of pytest; the heavy unit first, 26). (xdist's own --dist loadgroup marks do not take under pytest 9: it renames
-# node ids through an attribute pytest 9 no longer reads.)
-HEAVY_MODULES = {"test_image", "test_lab_browser"}
+# node ids through an attribute pytest 9 no longer reads.) The manifests' checks (render, validate, the
+# recorded cluster) ride in that unit too: light on CPU, they even out the two workers (the other carried
+# ~500 s more, DEVELOPERS "CI time").
+HEAVY_MODULES = {"test_image", "test_lab_browser", "test_deploy", "test_room", "test_doctor"}
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log):

@@ -13,10 +13,10 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 
 
-def run_smoke(script: str, weights_dir: Path, tmp_path: Path) -> tuple[str, dict]:
+def run_smoke(script: str, weights_dir: Path, tmp_path: Path, *args: str) -> tuple[str, dict]:
     figures = tmp_path / "figures.json"
     result = subprocess.run(
-        [sys.executable, str(REPO / "benchmarks" / script), "--smoke", "--json", str(figures)],
+        [sys.executable, str(REPO / "benchmarks" / script), "--smoke", "--json", str(figures), *args],
         capture_output=True, text=True, timeout=900,
         env={**os.environ, "CATDOG_WEIGHTS_DIR": str(weights_dir)},
     )
@@ -40,8 +40,9 @@ def test_training_benchmark_runs_and_prints_its_table(weights_dir, tmp_path):
     assert learner["ratio_notebook_over_cli"] == pytest.approx(learner["notebook_fit_seconds"][0] / learner["cli_fit_seconds"][0])
 
 
-def test_pipeline_benchmark_runs_and_prints_its_table(weights_dir, tmp_path):
-    stdout, summary = run_smoke("pipeline.py", weights_dir, tmp_path)
+def test_pipeline_benchmark_runs_and_prints_its_table(weights_dir, models_dir, tmp_path):
+    # On the session's models: the training it would do first is the training benchmark's smoke.
+    stdout, summary = run_smoke("pipeline.py", weights_dir, tmp_path, "--models-from", str(models_dir))
     assert "| service end to end vs decoding + both models batched (no Kafka)" in stdout
     # Every photo sent is timed, the warm-up image is not; the burst came back whole.
     assert summary["service"]["images"] == summary["loop_2019"]["images"] == 24

@@ -66,6 +66,14 @@ WORKBENCH_ARGS = "\n".join([
 ])
 
 
+def system_program(name: str) -> str:
+    """A program scripts/system-packages.sh installs (root's sbin folders too: haproxy is there)."""
+    found = shutil.which(name, path=f"{os.environ.get('PATH', '')}{os.pathsep}/usr/sbin{os.pathsep}/sbin")
+    if found is None:
+        pytest.fail(f"{name} is missing: `bash scripts/system-packages.sh` installs it")
+    return found
+
+
 def podman(*args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess:
     result = subprocess.run(["podman", *args], capture_output=True, text=True, timeout=timeout)
     if check and result.returncode != 0:
@@ -103,8 +111,13 @@ def get_json(url: str):
 
 @pytest.fixture(scope="module")
 def image():
-    """The image, built by tests/image/build.sh (as CI builds it) from this checkout."""
+    """The image, built by tests/image/build.sh (as CI builds it) from this checkout. CATDOG_REUSE_IMAGE=1
+    takes the one the last run built, when only tests or manifests changed (a developer trying a manifest
+    change against the played pods); CI never sets it."""
     os.environ.setdefault("CONTAINERS_CONF", str(CONTAINERS_CONF))
+    if os.environ.get("CATDOG_REUSE_IMAGE") == "1" and os.environ.get("CI") != "true" and podman("image", "exists", IMAGE, check=False).returncode == 0:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        return IMAGE
     shutil.rmtree(ARTIFACTS, ignore_errors=True)
     ARTIFACTS.mkdir(parents=True)
     log = ARTIFACTS / "build.log"
@@ -153,6 +166,28 @@ def test_image_runs_as_the_random_uid_openshift_gives_it(image):
     assert user == ["23456", "0", "/opt/app-root/src", "writable", "cli"]
     config = json.loads(podman("image", "inspect", image).stdout)[0]["Config"]
     assert config["User"] == "1001:0" and config["Cmd"] == ["/usr/local/bin/start-notebook.sh"]
+
+
+def test_the_baked_lab_trains_on_photos_it_never_evaluates_on(image):
+    """What the Containerfile's build step (scripts/bake-image.sh, offline from the mirror, hashes checked)
+    left in the image: the lab's photos drawn from the evaluation pool, the pretrained model's photos
+    outside it, both models, the ImageNet weights in Keras' cache, no download cache."""
+    script = (
+        "import json, os, pathlib; from catdog.data import read_manifest\n"
+        "lab = pathlib.Path('/opt/app-root/lab')\n"
+        "def hashes(folder): return sorted(row['sha256'] for row in read_manifest(folder))\n"
+        "print(json.dumps({'data': hashes(lab / 'data'), 'pool': hashes(lab / 'photos'),"
+        " 'pretrained': hashes(lab / 'data' / 'pretrained'), 'models': sorted(p.name for p in (lab / 'models').glob('*.keras')),"
+        " 'weights': sorted(os.listdir(os.environ['KERAS_HOME'] + '/models')),"
+        " 'cache': os.path.exists(os.path.expanduser('~/.cache/catdog'))}))"
+    )
+    baked = json.loads(podman("run", "--rm", "--user", RANDOM_UID, image, "python", "-c", script).stdout.splitlines()[-1])
+    data, pool, pretrained = set(baked["data"]), set(baked["pool"]), set(baked["pretrained"])
+    assert len(data) == len(baked["data"]) and data < pool  # the rest of the pool: notebook 02's evaluation photos
+    assert pretrained and not pool & pretrained
+    assert baked["models"] == ["pretrained.keras", "quick.keras"]
+    assert {"mobilenet_7_5_224_tf.h5", "mobilenet_7_5_224_tf_no_top.h5"} <= set(baked["weights"])
+    assert baked["cache"] is False
 
 
 def test_tensorflow_in_the_image_runs_as_many_threads_as_the_container_has_cpus(image):
@@ -521,13 +556,15 @@ def test_the_classifier_container_stops_cleanly_on_sigterm_within_its_grace_peri
 
 
 def test_the_default_overlay_runs_as_pods_exactly_as_its_manifests_say(image, tmp_path, cat_photos):
-    """`oc apply -k deploy/openshift` played by `podman kube play` from the rendered objects, not from flags
-    written here: the ConfigMap's settings, the Deployments' commands, ports, volumes, security contexts
-    and limits, the PVC. The embedded broker answers at the bootstrap Service's name and port, the CI image
-    is the ImageStream's catdog:latest; tests/kubeplay.py names every other change and what podman cannot
+    """`oc apply -k` of the default lab with components/training (as the README's "Retrain on the cluster"
+    adds it), played by `podman kube play` from the rendered objects, not from flags written here: the
+    ConfigMap's settings, the Deployments' commands, init containers, ports, volumes, security contexts and
+    limits, the PVCs. The embedded broker answers at the bootstrap Service's name and port, the CI image is
+    the ImageStream's catdog:latest; tests/kubeplay.py names every other change and what podman cannot
     honour. Checked from outside: the notebook answers with the token from its Secret only and serves the
-    lab from its volume; the classifier answers every probe on its manifest's path and port, and a photo
-    sent by librdkafka gets both verdicts."""
+    lab from its volume; the init container seeded the models volume, which the classifier serves; the
+    classifier answers every probe on its manifest's path and port, and a photo sent by librdkafka gets both
+    verdicts. Then `catdog doctor` passes against the pods, the Routes served by haproxy."""
     import ipaddress
     import secrets as secrets_module
 
@@ -536,11 +573,13 @@ def test_the_default_overlay_runs_as_pods_exactly_as_its_manifests_say(image, tm
     from catdog.broker import tansu_binary, wait_for_port
     from catdog.config import load_settings
     from catdog.kafka_io import Sent, collect_predictions, image_key
-    from kubeplay import UNHONOURED, bootstrap_address, http_probes, playable, render, secret_data
-    from test_deploy import DEPLOY, tool
+    from catdog.registry import model_version
+    from kubeplay import (OC_FIXTURES, UNHONOURED, bootstrap_address, cluster_as_oc_sees_it, http_probes, playable,
+                          render, route_backends, router_certificate, router_config, secret_data)
+    from test_deploy import tool, with_component
 
     assert UNHONOURED  # the list the test works by, printed on failure below
-    objects = render(tool("kubectl"), DEPLOY)
+    objects = render(tool("kubectl"), with_component("training", tmp_path))
     deployments = {d["metadata"]["name"]: d for d in objects if d["kind"] == "Deployment"}
     notebook, classifier = deployments["catdog-notebook"], deployments["catdog-classifier"]
     # The token: the Secret the token Job writes (its name and key), which the notebook's env reads.
@@ -590,8 +629,10 @@ def test_the_default_overlay_runs_as_pods_exactly_as_its_manifests_say(image, tm
         podman("kube", "play", "--network", network, *[f"--ip={pod_ip[name]}" for name in deployments],
                str(tmp_path / "played.yaml"), timeout=300)
         names = podman("ps", "--format", "{{.Names}}").stdout.split()
-        lab = next(name for name in names if name.startswith("catdog-notebook-pod"))
-        served = next(name for name in names if name.startswith("catdog-classifier-pod"))
+        # Containers are named <pod>-<container>; the init container's too.
+        lab, served = (next(name for name in names if name.startswith(f"{deployment}-pod")
+                            and name.endswith(f"-{pod['spec']['template']['spec']['containers'][0]['name']}"))
+                       for deployment, pod in (("catdog-notebook", notebook), ("catdog-classifier", classifier)))
         why = f"(what podman cannot honour: {json.dumps(UNHONOURED, indent=1)})"
 
         [(lab_port, _)] = [(p["containerPort"], p) for p in notebook["spec"]["template"]["spec"]["containers"][0]["ports"]]
@@ -599,7 +640,7 @@ def test_the_default_overlay_runs_as_pods_exactly_as_its_manifests_say(image, tm
         assert status(f"http://127.0.0.1:{lab_port}/api/status") == 403, why
         assert status(f"http://127.0.0.1:{lab_port}/api/status?token={'0' * 32}") == 403
         [home] = [m["mountPath"] for m in notebook["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]]
-        [claim] = claims
+        [claim] = [v["persistentVolumeClaim"]["claimName"] for v in notebook["spec"]["template"]["spec"]["volumes"]]
         volume = Path(podman("volume", "inspect", claim, "--format", "{{.Mountpoint}}").stdout.strip())
         assert podman("exec", lab, "bash", "-c", 'echo "$HOME"').stdout.strip() == home
         listed = get_json(f"http://127.0.0.1:{lab_port}/api/contents/notebooks?token={token}")["content"]
@@ -607,6 +648,15 @@ def test_the_default_overlay_runs_as_pods_exactly_as_its_manifests_say(image, tm
 
         for path, port in http_probes(classifier):
             wait_answering(f"http://127.0.0.1:{port}{path}", served)
+        # The init container seeded the models volume (as the pod's UID), and the classifier serves from it.
+        classifier_pod = classifier["spec"]["template"]["spec"]
+        [seed] = classifier_pod["initContainers"]
+        [models_claim] = [v["persistentVolumeClaim"]["claimName"] for v in classifier_pod["volumes"]
+                          if v["name"] == seed["volumeMounts"][0]["name"]]
+        models_volume = Path(podman("volume", "inspect", models_claim, "--format", "{{.Mountpoint}}").stdout.strip())
+        seeded = {path.name: path for path in models_volume.glob("*.keras")}
+        assert set(seeded) == {"quick.keras", "pretrained.keras"}, logs(served)[-2000:]
+        assert {path.stat().st_uid for path in seeded.values()} == {int(RANDOM_UID.split(":")[0])}
         kafka = load_settings({"KAFKA_BOOTSTRAP_SERVERS": f"{gateway}:{bootstrap_port}"}).kafka
         photo = cat_photos[0].read_bytes()
         delivered = []
@@ -621,7 +671,38 @@ def test_the_default_overlay_runs_as_pods_exactly_as_its_manifests_say(image, tm
         assert len(found) == 1, logs(served)[-3000:]
         [result] = found.values()
         assert {result["quick"]["label"], result["pretrained"]["label"]} <= {"cat", "dog"}
-        assert result["pretrained"]["version"] and result["quick"]["version"]
+        assert {name: result[name]["version"] for name in ("quick", "pretrained")} == {
+            name: model_version(seeded[f"{name}.keras"]) for name in ("quick", "pretrained")}
+
+        # The instructor's pre-flight check, against these pods: Kafka and the Routes for real (haproxy, as
+        # OpenShift's router, terminating TLS for each Route's host), the API server's answers from tests/oc.
+        namespace = "catdog-lab"
+        written = {"apiVersion": "v1", "kind": "Secret", "type": "Opaque", "metadata": {"name": token_ref["name"]},
+                   "data": json.loads(secret_data(secret))}
+        cluster = cluster_as_oc_sees_it(objects, namespace, [written])
+        (tmp_path / "cluster.json").write_text(json.dumps(cluster))
+        hosts = {o["metadata"]["name"]: o["spec"]["host"] for o in cluster if o["kind"] == "Route"}
+        pem, router_ca = router_certificate("apps.example.com", tmp_path)
+        router_port = free_port()
+        (tmp_path / "router.cfg").write_text(router_config(route_backends(objects, hosts), addresses, router_port, pem))
+        router = subprocess.Popen([system_program("haproxy"), "-db", "-f", str(tmp_path / "router.cfg")],
+                                  stdout=open(tmp_path / "router.log", "wb"), stderr=subprocess.STDOUT)
+        try:
+            assert wait_for_port(router_port, 15), (tmp_path / "router.log").read_text()
+            doctor = subprocess.run(
+                [str(BIN / "catdog"), "doctor", "--ca-file", str(router_ca), "--connect-to", f"::127.0.0.1:{router_port}"],
+                capture_output=True, text=True, timeout=300,
+                env={**os.environ, "PATH": f"{OC_FIXTURES}{os.pathsep}{os.environ['PATH']}",
+                     "CATDOG_TEST_CLUSTER": str(tmp_path / "cluster.json"), "CATDOG_TEST_NAMESPACE": namespace,
+                     "KAFKA_BOOTSTRAP_SERVERS": f"{gateway}:{bootstrap_port}"})
+        finally:
+            router.terminate()
+            router.wait(30)
+        (ARTIFACTS / "doctor.txt").write_text(doctor.stdout + doctor.stderr)
+        lines = {line.split()[1]: line.split()[0] for line in doctor.stdout.splitlines()[:-1]}
+        assert doctor.returncode == 0 and doctor.stdout.splitlines()[-1].startswith("ready for the room"), doctor.stdout + doctor.stderr
+        assert lines == {"operator": "ok", "kafka": "ok", "topics": "ok", "classifier": "ok", "round": "ok", "dead": "ok",
+                         "learner": "skip", "notebooks": "ok", "wall": "skip", "image": "skip"}, doctor.stdout
     finally:
         for name in podman("ps", "-a", "--format", "{{.Names}}").stdout.split():
             if name.startswith(("catdog-notebook-pod", "catdog-classifier-pod")):
@@ -631,6 +712,6 @@ def test_the_default_overlay_runs_as_pods_exactly_as_its_manifests_say(image, tm
             podman("volume", "rm", "--force", claim, check=False)
         podman("secret", "rm", token_ref["name"], check=False)
         podman("network", "rm", "--force", network, check=False)
-        podman("untag", "localhost/catdog:latest", check=False)
+        podman("untag", image, "localhost/catdog:latest", check=False)  # that name only: untag alone drops them all
         broker.terminate()
         broker.wait(30)

@@ -39,6 +39,8 @@ def test_health_endpoints_follow_readiness_and_the_loop(served):
     assert status(base + "/readyz") == 200
     service_metrics._last_loop -= metrics.STALL_SECONDS + 1  # the poll loop has hung
     assert status(base + "/healthz") == 503 and status(base + "/readyz") == 503
+    # A probe on a mistyped path fails, instead of getting the metrics page and passing forever.
+    assert status(base + "/ready") == status(base + "/") == 404 and status(base + "/metrics") == 200
 
 
 def test_probes_answer_while_other_clients_hold_connections_open(served):

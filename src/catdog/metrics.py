@@ -83,7 +83,8 @@ class _QuietHandler(WSGIRequestHandler):
 
 
 def serve(metrics: ServiceMetrics, port: int, host: str = "0.0.0.0") -> WSGIServer:
-    """Serve /metrics, /healthz and /readyz in a background thread; returns the server (shut it down).
+    """Serve /metrics, /healthz and /readyz (anything else: 404) in a background thread; returns the server
+    (shut it down).
 
     prometheus_client's threading server: a thread per request, so a slow or idle client (a scrape, an
     open connection) never holds up the probes."""
@@ -95,7 +96,12 @@ def serve(metrics: ServiceMetrics, port: int, host: str = "0.0.0.0") -> WSGIServ
             ok = metrics.is_live() if path == "/healthz" else metrics.is_ready()
             start_response("200 OK" if ok else "503 Service Unavailable", [("Content-Type", "text/plain")])
             return [b"ok\n" if ok else b"not ready\n"]
-        return prometheus(environ, start_response)
+        if path == "/metrics":
+            return prometheus(environ, start_response)
+        # prometheus_client answers every path with the metrics: a probe with a mistyped path would pass
+        # forever (found by breaking the Deployment's readiness path, tests/test_image.py).
+        start_response("404 Not Found", [("Content-Type", "text/plain")])
+        return [b"not found: /metrics, /healthz, /readyz\n"]
 
     server = make_server(host, port, app, server_class=ThreadingWSGIServer, handler_class=_QuietHandler)
     threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
