@@ -71,10 +71,11 @@ demo: models
 	BIN=$(BIN) DEMO_PHOTOS=$(DEMO_PHOTOS) bash scripts/demo.sh
 
 # The package's tests (the browser walk of `make lab` among them: Chromium is installed if missing and
-# we are root, else named and the run fails; notebook 01 at full size with nbval, scripts/test-notebooks.sh).
+# we are root, else named and the run fails), then notebook 01 at full size with nbval.
 test: venv
 	bash scripts/system-packages.sh
 	$(BIN)/python -m pytest -n 2 --dist loadscope
+	BIN=$(BIN) PRETRAINED_SOURCE=$(PRETRAINED_SOURCE) bash scripts/test-notebooks.sh
 
 # JupyterLab on the notebooks, beside the embedded broker and the classifier service. A token is
 # always required: $$JUPYTER_TOKEN, or a fresh random one printed. LAB_ARGS: more `jupyter lab` options.

@@ -271,20 +271,6 @@ def test_phones_and_the_projector_meet_on_the_wall(lab, tmp_path, cat_photos):
     consumer.close()
 
 
-def test_notebook_01_runs_at_the_labs_own_size_under_nbval():
-    """The full-size lab (20 epochs on the 80 lab photos, as a learner runs it), executed cell by cell by
-    nbval outside any browser, against its own broker and classifier (scripts/test-notebooks.sh). It runs
-    in this unit, not after the suite: the other worker is still busy when this unit ends, so it costs CI
-    no time."""
-    env = {**os.environ, "BIN": str(Path(sys.executable).parent),
-           "PRETRAINED_SOURCE": str(SHARED / "datasets" / "kaggle-dev")}
-    result = subprocess.run(["bash", str(REPO / "scripts" / "test-notebooks.sh")], cwd=REPO, env=env,
-                            capture_output=True, text=True, timeout=900)
-    summary = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else ""
-    assert result.returncode == 0 and re.search(r"\d+ passed", summary) and "failed" not in summary, \
-        result.stdout[-6000:] + result.stderr[-3000:]
-
-
 def test_the_walk_leaves_nothing_for_git(lab, driver):
     """After every notebook ran: no stray notebooks/data or notebooks/models, a clean `git status`."""
     os.killpg(lab["process"].pid, signal.SIGTERM)
