@@ -547,10 +547,10 @@ def test_the_next_batch_decodes_in_the_pool_while_the_current_one_is_classified(
 
     service_module.decode_record = decode
     try:
-        started = time.perf_counter()
         batch = classifier.start(records)
-        handed_over = time.perf_counter() - started
-        assert handed_over < 0.2 and not all(future.done() for future in batch.decoding)
+        # Handed over, not decoded: four giant PNGs (~0.5 s each) are still decoding when start returns.
+        # (Not timed: beside the image build in CI the hand-over itself once took 0.35 s.)
+        assert not all(future.done() for future in batch.decoding)
         producer = make_producer(kafka)
         offsets = classifier.finish(batch, producer)
         producer.close()
