@@ -17,13 +17,22 @@ import yaml
 PLAYED_KINDS = {"Deployment", "ConfigMap", "PersistentVolumeClaim"}
 # What the manifests say that podman 4.3 does not do, and why the test may go without it.
 UNHONOURED = {
-    "Route, Service": "not podman kinds: each container port is published on the host (kube play does), and "
-                      "Service names resolve through hostAliases to the pod that serves them (cluster DNS)",
+    "Route, Service": "not podman kinds: each Route's host is served by haproxy (OpenShift's router) to the pod "
+                      "behind its Service, and each Service's names (short in its namespace, <name>.<namespace>"
+                      ".svc from any) resolve through hostAliases to that pod (cluster DNS)",
+    "container ports": "podman 4.3 publishes each on the host (two notebooks would both want 8888): each gets a "
+                       "free hostPort, and the test reaches pods at their own addresses, as a Service does",
+    "Namespace, ResourceQuota, LimitRange, NetworkPolicy": "podman has no namespaces: every played object's name is "
+                                                          "<namespace>-<name>, with every reference to it renamed "
+                                                          "alike; the quotas and network policies are test_room's "
+                                                          "and test_deploy's (rendered-object rules)",
     "liveness/readiness/startup probes": "podman runs liveness probes as systemd timers (none here) and has no "
                                          "readiness or startup probes: the test GETs every httpGet probe's path "
                                          "and port from outside, as the kubelet would",
-    "Secret (kind)": "podman 4.3 stores a played Secret as YAML but reads secretKeyRef as JSON (podman#16623): "
-                     "each is created with `podman secret create` from the Secret's data, as JSON",
+    "Secret (kind)": "podman 4.3 stores a played Secret as YAML but reads secretKeyRef as JSON of base64 values "
+                     "(podman#16623) and a secret volume's Secret with its values written out undecoded: each is "
+                     "created with `podman secret create` in the form its one use reads; a secret volume gets "
+                     "`optional: false`, Kubernetes' default, written out (unset, podman 4.3 crashes: podman#16636)",
     "Job catdog-notebook-token, its ServiceAccount, Role, RoleBinding": "the Job writes the token Secret through "
                                                                         "the API server: the test writes that "
                                                                         "Secret (its name and key) instead",
@@ -31,13 +40,24 @@ UNHONOURED = {
                                                           "anyway); the retraining they run is played by "
                                                           "tests/test_retrain.py against the real broker",
     "Kafka, KafkaNodePool, KafkaTopic, KafkaUser": "Strimzi's: the embedded broker stands in at the bootstrap "
-                                                  "Service's name and port, each KafkaTopic created on it with "
-                                                  "its partitions (its config: the broker keeps none)",
-    "BuildConfig, ImageStream": "the CI-built image is tagged as the ImageStream's catdog:latest",
+                                                  "Service's names and port, each KafkaTopic created on it with "
+                                                  "its partitions (its config: the broker keeps none); the "
+                                                  "Secret the User Operator writes for a KafkaUser (key "
+                                                  "password) is written by the test",
+    "TLS and SCRAM on the room's listener, simple authorization (ACLs)": "the embedded broker has no usable TLS or "
+        "SASL (DEVELOPERS.md): a SASL_SSL ConfigMap becomes PLAINTEXT on the same names and port, and the "
+        "KAFKA_SASL_* settings go (the client refuses them without SASL); each password's Secret is checked "
+        "first to exist with its key, the CA file to be mounted where KAFKA_SSL_CAFILE says (the client "
+        "refuses a missing one); the ACLs are test_room's, and the doctor's ACL check must fail here",
+    "DaemonSet catdog-image-prepuller": "one node, the image already on it: the doctor reads its recorded status",
+    "BuildConfig, ImageStream, RoleBinding catdog-image-pullers": "the CI-built image is tagged as the "
+                                                                  "ImageStream's catdog:latest and the room's "
+                                                                  "registry name for it",
     "runAsUser from the namespace's range, fsGroup": "set here: a random UID in group 0 (restricted SCC) and "
                                                      "the PVCs owned by it (the fsGroup's effect)",
     "resources": "the CPU and memory limits are passed to podman as written",
 }
+SASL_SETTINGS = ("KAFKA_SASL_MECHANISM", "KAFKA_SASL_USERNAME", "KAFKA_SASL_PASSWORD")
 
 
 def render(kubectl: str, directory: Path) -> list[dict]:
@@ -46,27 +66,108 @@ def render(kubectl: str, directory: Path) -> list[dict]:
     return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
 
 
-def bootstrap_address(objects: list[dict]) -> tuple[str, int]:
-    """Where Strimzi serves the Kafka cluster inside the namespace (host, port): its bootstrap Service,
-    `<cluster>-kafka-bootstrap`, on the plain internal listener's port. From the Kafka resource, not from
-    the settings: a ConfigMap naming anything else finds no broker, as on the cluster."""
+def bootstrap_address(objects: list[dict]) -> tuple[str, int, str | None]:
+    """Where Strimzi serves the Kafka cluster (host, port, namespace): its bootstrap Service,
+    `<cluster>-kafka-bootstrap`, on the plain internal listener's port, or the TLS one where every listener
+    is TLS (a room's). From the Kafka resource, not from the settings: a ConfigMap naming anything else
+    finds no broker, as on the cluster."""
     [kafka] = [o for o in objects if o["kind"] == "Kafka"]
-    [plain] = [listener for listener in kafka["spec"]["kafka"]["listeners"]
-               if listener["type"] == "internal" and not listener.get("tls")]
-    return f"{kafka['metadata']['name']}-kafka-bootstrap", int(plain["port"])
+    internal = sorted((listener for listener in kafka["spec"]["kafka"]["listeners"] if listener["type"] == "internal"),
+                      key=lambda listener: bool(listener.get("tls")))
+    return f"{kafka['metadata']['name']}-kafka-bootstrap", int(internal[0]["port"]), kafka["metadata"].get("namespace")
 
 
-def playable(objects: list[dict], uid: int, addresses: dict[str, str]) -> list[dict]:
-    """The workload objects as podman plays them: every Deployment as a random UID in group 0 with the
-    cluster's names (``addresses``: name -> IP) in its hosts file, every PVC owned by that UID."""
+def played_name(obj: dict) -> str:
+    """An object's name in podman, which has no namespaces: <namespace>-<name> where it has one."""
+    namespace = obj["metadata"].get("namespace")
+    return f"{namespace}-{obj['metadata']['name']}" if namespace else obj["metadata"]["name"]
+
+
+def _in(namespace: str | None, name: str) -> str:
+    return f"{namespace}-{name}" if namespace else name
+
+
+def service_names(name: str, namespace: str | None) -> list[str]:
+    """What cluster DNS answers for a Service, from its own namespace (the short name) and from any."""
+    return [name] + ([f"{name}.{namespace}", f"{name}.{namespace}.svc", f"{name}.{namespace}.svc.cluster.local"]
+                     if namespace else [])
+
+
+def cluster_dns(objects: list[dict], pod_ip: dict[str, str], broker_ip: str) -> dict[str | None, dict[str, str]]:
+    """Each namespace's view of cluster DNS (host -> IP): every Service to the pod it selects (``pod_ip``:
+    played Deployment name -> IP), the Kafka bootstrap Service to the broker; short names only within
+    their own namespace."""
+    named: list[tuple[str | None, str, str]] = []  # (namespace, service, ip)
+    deployments = [o for o in objects if o["kind"] == "Deployment"]
+    for service in (o for o in objects if o["kind"] == "Service"):
+        namespace, selector = service["metadata"].get("namespace"), service["spec"]["selector"].items()
+        [target] = [d for d in deployments if d["metadata"].get("namespace") == namespace
+                    and selector <= d["spec"]["template"]["metadata"]["labels"].items()]
+        named.append((namespace, service["metadata"]["name"], pod_ip[played_name(target)]))
+    host, _, namespace = bootstrap_address(objects)
+    named.append((namespace, host, broker_ip))
+    views: dict[str | None, dict[str, str]] = {}
+    for viewer in {o["metadata"].get("namespace") for o in deployments}:
+        view = views.setdefault(viewer, {})
+        for namespace, name, ip in named:
+            for index, alias in enumerate(service_names(name, namespace)):
+                if index or namespace == viewer:
+                    view[alias] = ip
+    return views
+
+
+def _rename_references(pod: dict, namespace: str | None) -> None:
+    """Every ConfigMap, Secret and PVC a pod spec names, renamed as played_name renames them."""
+    for container in pod.get("initContainers", []) + pod["containers"]:
+        for source in container.get("envFrom", []):
+            for kind in ("configMapRef", "secretRef"):
+                if kind in source:
+                    source[kind]["name"] = _in(namespace, source[kind]["name"])
+        for variable in container.get("env", []):
+            for kind in ("secretKeyRef", "configMapKeyRef"):
+                if kind in variable.get("valueFrom", {}):
+                    variable["valueFrom"][kind]["name"] = _in(namespace, variable["valueFrom"][kind]["name"])
+    for volume in pod.get("volumes", []):
+        if "persistentVolumeClaim" in volume:
+            volume["persistentVolumeClaim"]["claimName"] = _in(namespace, volume["persistentVolumeClaim"]["claimName"])
+        if "secret" in volume:
+            volume["secret"]["secretName"] = _in(namespace, volume["secret"]["secretName"])
+            volume["secret"].setdefault("optional", False)  # podman#16636: unset, podman 4.3 crashes
+        if "configMap" in volume:
+            volume["configMap"]["name"] = _in(namespace, volume["configMap"]["name"])
+
+
+def sasl_password_references(objects: list[dict]) -> list[tuple[str | None, str, str]]:
+    """(namespace, Secret, key) of every KAFKA_SASL_PASSWORD a Deployment reads."""
+    found = []
+    for deployment in (o for o in objects if o["kind"] == "Deployment"):
+        for container in deployment["spec"]["template"]["spec"]["containers"]:
+            for variable in container.get("env", []):
+                ref = variable.get("valueFrom", {}).get("secretKeyRef")
+                if variable["name"] == "KAFKA_SASL_PASSWORD" and ref:
+                    found.append((deployment["metadata"].get("namespace"), ref["name"], ref["key"]))
+    return found
+
+
+def playable(objects: list[dict], uid: int, dns: dict[str | None, dict[str, str]], host_ports) -> list[dict]:
+    """The workload objects as podman plays them: named <namespace>-<name>, every Deployment as a random UID
+    in group 0 with its namespace's view of cluster DNS (``dns``, from cluster_dns) in its hosts file and each
+    container port on a free host port (``host_ports``: an iterator), every PVC owned by that UID, a room's
+    SASL_SSL settings as PLAINTEXT (UNHONOURED says why)."""
     played = []
     for original in objects:
         if original["kind"] not in PLAYED_KINDS:
             continue
         obj = copy.deepcopy(original)
+        namespace = obj["metadata"].pop("namespace", None)
+        obj["metadata"]["name"] = played_name(original)
         if obj["kind"] == "PersistentVolumeClaim":
             obj["metadata"].setdefault("annotations", {}).update(
                 {"volume.podman.io/uid": str(uid), "volume.podman.io/gid": "0"})
+        if obj["kind"] == "ConfigMap" and obj.get("data", {}).get("KAFKA_SECURITY_PROTOCOL", "").startswith("SASL_"):
+            obj["data"]["KAFKA_SECURITY_PROTOCOL"] = "PLAINTEXT"
+            for name in SASL_SETTINGS:
+                obj["data"].pop(name, None)
         if obj["kind"] == "Deployment":
             if obj["spec"]["template"]["spec"].get("initContainers"):
                 # podman 4.3 removes a "once" init container (its default) after it ran and races that
@@ -75,13 +176,42 @@ def playable(objects: list[dict], uid: int, addresses: dict[str, str]) -> list[d
                 # annotations, not its pod template's.
                 obj["metadata"].setdefault("annotations", {})["io.podman.annotations.init.container.type"] = "always"
             pod = obj["spec"]["template"]["spec"]
+            _rename_references(pod, namespace)
+            for container in pod["containers"]:
+                container["env"] = [v for v in container.get("env", []) if v["name"] not in SASL_SETTINGS]
+                for port in container.get("ports", []):
+                    port["hostPort"] = next(host_ports)
             pod.setdefault("securityContext", {}).update({"runAsUser": uid, "runAsGroup": 0})
             by_ip: dict[str, list[str]] = {}
-            for name, ip in addresses.items():
+            for name, ip in dns[namespace].items():
                 by_ip.setdefault(ip, []).append(name)
             pod["hostAliases"] = [{"ip": ip, "hostnames": names} for ip, names in by_ip.items()]
         played.append(obj)
     return played
+
+
+def podman_secrets(objects: list[dict], secrets: list[dict] = ()) -> dict[str, str]:
+    """Each Secret the played Deployments read (from the render, or ``secrets``: what the cluster's Jobs and
+    operators write) as `podman secret create` must be given it (played name -> content): JSON of base64
+    values for secretKeyRef (podman#16623), a Secret with its values decoded for a secret volume."""
+    by_name = {played_name(s): s for s in [*objects, *secrets] if s["kind"] == "Secret"}
+    as_env, as_volume = set(), set()
+    for deployment in (o for o in objects if o["kind"] == "Deployment"):
+        namespace, pod = deployment["metadata"].get("namespace"), deployment["spec"]["template"]["spec"]
+        for container in pod.get("initContainers", []) + pod["containers"]:
+            for variable in container.get("env", []):
+                ref = variable.get("valueFrom", {}).get("secretKeyRef")
+                if ref and variable["name"] not in SASL_SETTINGS:
+                    as_env.add(_in(namespace, ref["name"]))
+        as_volume |= {_in(namespace, v["secret"]["secretName"]) for v in pod.get("volumes", []) if "secret" in v}
+    assert not as_env & as_volume, f"read both ways, which podman 4.3 cannot: {as_env & as_volume}"
+    missing = (as_env | as_volume) - set(by_name)
+    assert not missing, f"no such Secret (podman would refuse the play): {sorted(missing)}"
+    created = {name: secret_data(by_name[name]) for name in as_env}
+    for name in as_volume:
+        values = {key: base64.b64decode(value).decode() for key, value in json.loads(secret_data(by_name[name])).items()}
+        created[name] = json.dumps({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "data": values})
+    return created
 
 
 def secret_data(secret: dict) -> str:
@@ -118,11 +248,11 @@ def cluster_as_oc_sees_it(objects: list[dict], namespace: str, secrets: list[dic
     for original in [*objects, *secrets]:
         obj = copy.deepcopy(original)
         obj["metadata"].setdefault("namespace", namespace)
-        name, kind = obj["metadata"]["name"], obj["kind"]
+        name, kind, where = obj["metadata"]["name"], obj["kind"], obj["metadata"]["namespace"]
         status = copy.deepcopy(recorded["statuses"].get(kind))
         if kind == "Kafka":
-            status["listeners"] = [{"name": listener["name"], "bootstrapServers": f"{name}-kafka-bootstrap.{namespace}.svc:{listener['port']}",
-                                    "addresses": [{"host": f"{name}-kafka-bootstrap.{namespace}.svc", "port": listener["port"]}]}
+            status["listeners"] = [{"name": listener["name"], "bootstrapServers": f"{name}-kafka-bootstrap.{where}.svc:{listener['port']}",
+                                    "addresses": [{"host": f"{name}-kafka-bootstrap.{where}.svc", "port": listener["port"]}]}
                                    for listener in obj["spec"]["kafka"]["listeners"] if listener["type"] == "internal"]
         elif kind == "KafkaTopic":
             status["topicName"] = obj["spec"].get("topicName", name)
@@ -134,7 +264,7 @@ def cluster_as_oc_sees_it(objects: list[dict], namespace: str, secrets: list[dic
             status.update(desiredNumberScheduled=nodes, currentNumberScheduled=nodes, numberReady=nodes,
                           updatedNumberScheduled=nodes, numberAvailable=nodes)
         elif kind == "Route":
-            host = f"{name}-{namespace}.{recorded['apps_domain']}"
+            host = f"{name}-{where}.{recorded['apps_domain']}"
             obj["spec"]["host"] = host
             status = {"ingress": [{"host": host, "routerName": "default", "wildcardPolicy": "None",
                                    "routerCanonicalHostname": f"router-default.{recorded['apps_domain']}",
@@ -146,23 +276,26 @@ def cluster_as_oc_sees_it(objects: list[dict], namespace: str, secrets: list[dic
     return cluster
 
 
-def route_backends(objects: list[dict], host_of: dict[str, str]) -> dict[str, tuple[str, int]]:
-    """Each Route's host (``host_of``: route name -> host) -> the Service it names and the container port
-    that Service's port leads to, resolved as the router and kube-proxy do (port names to numbers)."""
-    services = {o["metadata"]["name"]: o for o in objects if o["kind"] == "Service"}
-    deployments = [o for o in objects if o["kind"] == "Deployment"]
+def route_backends(objects: list[dict], host_of: dict[tuple[str | None, str], str],
+                   pod_ip: dict[str, str]) -> dict[str, tuple[str, int]]:
+    """Each Route's host (``host_of``: (namespace, route name) -> host) -> the address and container port of
+    the pod behind the Service it names (``pod_ip``: played Deployment name -> IP), resolved as the router
+    and kube-proxy do (port names to numbers)."""
     backends = {}
     for route in (o for o in objects if o["kind"] == "Route"):
-        service = services[route["spec"]["to"]["name"]]
+        namespace = route["metadata"].get("namespace")
+        [service] = [o for o in objects if o["kind"] == "Service" and o["metadata"].get("namespace") == namespace
+                     and o["metadata"]["name"] == route["spec"]["to"]["name"]]
+        selector = service["spec"]["selector"].items()
+        [deployment] = [d for d in objects if d["kind"] == "Deployment" and d["metadata"].get("namespace") == namespace
+                        and selector <= d["spec"]["template"]["metadata"]["labels"].items()]
         wanted = route["spec"].get("port", {}).get("targetPort")
         [port] = [p for p in service["spec"]["ports"] if wanted in (None, p.get("name"), p.get("targetPort"), p["port"])][:1]
         target = port.get("targetPort", port["port"])
         if isinstance(target, str):
-            selector = service["spec"]["selector"].items()
-            [pod] = [d["spec"]["template"]["spec"] for d in deployments
-                     if selector <= d["spec"]["template"]["metadata"]["labels"].items()]
-            [target] = [p["containerPort"] for c in pod["containers"] for p in c.get("ports", []) if p.get("name") == target]
-        backends[host_of[route["metadata"]["name"]]] = (service["metadata"]["name"], int(target))
+            [target] = [p["containerPort"] for c in deployment["spec"]["template"]["spec"]["containers"]
+                        for p in c.get("ports", []) if p.get("name") == target]
+        backends[host_of[(namespace, route["metadata"]["name"])]] = (pod_ip[played_name(deployment)], int(target))
     return backends
 
 
@@ -197,7 +330,7 @@ def router_certificate(domain: str, out: Path) -> tuple[Path, Path]:
     return pem, ca_pem
 
 
-def router_config(backends: dict[str, tuple[str, int]], addresses: dict[str, str], port: int, pem: Path) -> str:
+def router_config(backends: dict[str, tuple[str, int]], port: int, pem: Path) -> str:
     """haproxy (what OpenShift's router runs) terminating TLS at the edge for every Route's host, as
     `tls.termination: edge` asks, and passing plain HTTP to the pod behind the Route's Service."""
     lines = ["global", "  maxconn 256", "defaults", "  mode http", "  timeout connect 5s", "  timeout client 60s",
@@ -205,6 +338,6 @@ def router_config(backends: dict[str, tuple[str, int]], addresses: dict[str, str
     for number, host in enumerate(sorted(backends)):
         lines += [f"  acl route_{number} hdr(host),field(1,:) -i {host}", f"  use_backend route_{number} if route_{number}"]
     for number, host in enumerate(sorted(backends)):
-        service, target = backends[host]
-        lines += [f"backend route_{number}", f"  server pod {addresses[service]}:{target}"]
+        address, target = backends[host]
+        lines += [f"backend route_{number}", "  option forwardfor", f"  server pod {address}:{target}"]
     return "\n".join(lines) + "\n"

@@ -14,6 +14,7 @@ Screenshots and the build's figures go to $CATDOG_ARTIFACTS/image (default test-
 from __future__ import annotations
 
 import base64
+import contextlib
 import csv
 import hashlib
 import io
@@ -555,6 +556,134 @@ def test_the_classifier_container_stops_cleanly_on_sigterm_within_its_grace_peri
     assert "stopped" in logs(services["classifier"]).lower()
 
 
+class Played:
+    """Pods played from rendered manifests (played_pods): where each answers and what it wrote."""
+
+    def __init__(self, pod_ip: dict[str, str], gateway: str, kafka_port: int, yaml_file: Path):
+        self.pod_ip, self.gateway, self.kafka_port, self.yaml_file = pod_ip, gateway, kafka_port, yaml_file
+
+    @property
+    def bootstrap(self) -> str:
+        return f"{self.gateway}:{self.kafka_port}"
+
+    def container(self, deployment: str, container: str) -> str:
+        """The container podman runs for a played Deployment's container (named <pod>-<container>)."""
+        names = podman("ps", "--format", "{{.Names}}").stdout.split()
+        return next(name for name in names if name.startswith(f"{deployment}-pod") and name.endswith(f"-{container}"))
+
+    @staticmethod
+    def volume(claim: str) -> Path:
+        return Path(podman("volume", "inspect", claim, "--format", "{{.Mountpoint}}").stdout.strip())
+
+
+@contextlib.contextmanager
+def played_pods(objects: list[dict], image: str, tmp_path: Path, secrets: list[dict] = ()):
+    """`podman kube play` of the rendered ``objects`` (tests/kubeplay.py: what is changed and why) on the CI
+    image, on a network of their own, beside the embedded broker at the Kafka bootstrap Service's names and
+    port with the KafkaTopics created; ``secrets``: what the cluster's Jobs and operators would write. Every
+    pod's log goes to the artifacts and everything is removed afterwards."""
+    import ipaddress
+
+    from catdog.broker import tansu_binary, wait_for_port
+    from kubeplay import bootstrap_address, cluster_dns, played_name, playable, podman_secrets
+
+    deployments = [played_name(o) for o in objects if o["kind"] == "Deployment"]
+    images = sorted({c["image"] for o in objects if o["kind"] == "Deployment" for c in o["spec"]["template"]["spec"]["containers"]})
+    names = [f"localhost/{name}" if "/" not in name else name for name in images]
+    network = f"catdog-play-{uuid.uuid4().hex[:8]}"
+    podman("network", "create", network)
+    subnet = ipaddress.ip_network(podman("network", "inspect", network, "--format",
+                                         "{{range .Subnets}}{{.Subnet}}{{end}}").stdout.strip())
+    gateway, *pod_ips = [str(host) for host in list(subnet.hosts())[:1 + len(deployments)]]
+    pod_ip = dict(zip(deployments, pod_ips))
+    _, kafka_port, _ = bootstrap_address(objects)
+    played = playable(objects, uid=int(RANDOM_UID.split(":")[0]), dns=cluster_dns(objects, pod_ip, gateway),
+                      host_ports=iter(free_port, None))
+    created = podman_secrets(objects, list(secrets))
+    yaml_file = tmp_path / "played.yaml"
+    yaml_file.write_text(yaml.safe_dump_all(played, sort_keys=False))
+    claims = [o["metadata"]["name"] for o in played if o["kind"] == "PersistentVolumeClaim"]
+    # On every address (the network's bridge appears only with its first pod), advertised at the gateway.
+    broker = subprocess.Popen([str(tansu_binary()), "broker", "--listener-url", f"tcp://0.0.0.0:{kafka_port}",
+                               "--advertised-listener-url", f"tcp://{gateway}:{kafka_port}",
+                               "--storage-engine", "memory://tansu/"],
+                              stdout=open(tmp_path / "broker.log", "wb"), stderr=subprocess.STDOUT)
+    try:
+        assert wait_for_port(kafka_port, 15), (tmp_path / "broker.log").read_text()
+        # What the Topic Operator does with the KafkaTopics: each topic, with its partitions.
+        for topic in (o for o in objects if o["kind"] == "KafkaTopic"):
+            subprocess.run([str(tansu_binary()), "topic", "create", topic["spec"].get("topicName", topic["metadata"]["name"]),
+                            "--partitions", str(topic["spec"]["partitions"]), "--broker", f"tcp://127.0.0.1:{kafka_port}"],
+                           check=True, capture_output=True, timeout=30)
+        for name in names:
+            podman("tag", image, name)
+        for name in [*claims, *created]:  # a secret volume is a podman volume named for its Secret
+            podman("volume", "rm", "--force", name, check=False)
+        for name, content in created.items():
+            podman("secret", "rm", name, check=False)
+            (tmp_path / f"secret-{name}.json").write_text(content)
+            podman("secret", "create", name, str(tmp_path / f"secret-{name}.json"))
+        podman("kube", "play", "--network", network, *[f"--ip={pod_ip[name]}" for name in deployments],
+               str(yaml_file), timeout=300)
+        yield Played(pod_ip, gateway, kafka_port, yaml_file)
+    finally:
+        for name in podman("ps", "-a", "--format", "{{.Names}}").stdout.split():
+            if name.startswith(tuple(f"{deployment}-pod" for deployment in deployments)):
+                (ARTIFACTS / f"played-{name}.log").write_text(logs(name))
+        podman("kube", "down", str(yaml_file), check=False)
+        for name in [*claims, *created]:
+            podman("volume", "rm", "--force", name, check=False)
+        for name in created:
+            podman("secret", "rm", name, check=False)
+        podman("network", "rm", "--force", network, check=False)
+        for name in names:
+            podman("untag", image, name, check=False)  # that name only: untag alone drops them all
+        broker.terminate()
+        broker.wait(30)
+
+
+@contextlib.contextmanager
+def router(objects: list[dict], cluster: list[dict], pods: Played, tmp_path: Path):
+    """haproxy, as OpenShift's router: TLS at the edge with a wildcard certificate for the apps domain
+    (signed by a throwaway CA), each Route's host (as the cluster assigned it) to the pod behind its Service.
+    Yields (port, the CA's PEM, host of (namespace, route))."""
+    from catdog.broker import wait_for_port
+    from kubeplay import route_backends, router_certificate, router_config
+
+    rendered = {o["metadata"].get("namespace") for o in objects if o["kind"] == "Route"}  # None: `oc apply -n`'s
+    hosts = {(o["metadata"]["namespace"] if o["metadata"]["namespace"] in rendered else None, o["metadata"]["name"]):
+             o["spec"]["host"] for o in cluster if o["kind"] == "Route"}
+    pem, router_ca = router_certificate("apps.example.com", tmp_path)
+    port = free_port()
+    (tmp_path / "router.cfg").write_text(router_config(route_backends(objects, hosts, pods.pod_ip), port, pem))
+    process = subprocess.Popen([system_program("haproxy"), "-db", "-f", str(tmp_path / "router.cfg")],
+                               stdout=open(tmp_path / "router.log", "wb"), stderr=subprocess.STDOUT)
+    try:
+        assert wait_for_port(port, 15), (tmp_path / "router.log").read_text()
+        yield port, router_ca, hosts
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
+def doctor(cluster: list[dict], namespace: str, pods: Played, router_port: int, router_ca: Path, tmp_path: Path,
+           *options: str) -> tuple[subprocess.CompletedProcess, dict[str, str]]:
+    """`catdog doctor` as the instructor runs it, against the played pods: Kafka and the Routes for real,
+    the API server's answers from tests/oc (oc exec into the played pods). Returns the run and each check's
+    status by its name's first word."""
+    from kubeplay import OC_FIXTURES
+
+    (tmp_path / "cluster.json").write_text(json.dumps(cluster))
+    result = subprocess.run(
+        [str(BIN / "catdog"), "doctor", "--ca-file", str(router_ca), "--connect-to", f"::127.0.0.1:{router_port}", *options],
+        capture_output=True, text=True, timeout=300,
+        env={**os.environ, "PATH": f"{OC_FIXTURES}{os.pathsep}{os.environ['PATH']}", "CATDOG_TEST_PODMAN": "1",
+             "CATDOG_TEST_CLUSTER": str(tmp_path / "cluster.json"), "CATDOG_TEST_NAMESPACE": namespace,
+             "KAFKA_BOOTSTRAP_SERVERS": pods.bootstrap})
+    (ARTIFACTS / f"doctor-{namespace}.txt").write_text(result.stdout + result.stderr)
+    return result, {line.split()[1]: line.split()[0] for line in result.stdout.splitlines()[:-1]}
+
+
 def test_the_default_overlay_runs_as_pods_exactly_as_its_manifests_say(image, tmp_path, cat_photos):
     """`oc apply -k` of the default lab with components/training (as the README's "Retrain on the cluster"
     adds it), played by `podman kube play` from the rendered objects, not from flags written here: the
@@ -565,20 +694,16 @@ def test_the_default_overlay_runs_as_pods_exactly_as_its_manifests_say(image, tm
     lab from its volume; the init container seeded the models volume, which the classifier serves; the
     classifier answers every probe on its manifest's path and port, and a photo sent by librdkafka gets both
     verdicts. Then `catdog doctor` passes against the pods, the Routes served by haproxy."""
-    import ipaddress
     import secrets as secrets_module
 
     from confluent_kafka import Producer
 
-    from catdog.broker import tansu_binary, wait_for_port
     from catdog.config import load_settings
     from catdog.kafka_io import Sent, collect_predictions, image_key
     from catdog.registry import model_version
-    from kubeplay import (OC_FIXTURES, UNHONOURED, bootstrap_address, cluster_as_oc_sees_it, http_probes, playable,
-                          render, route_backends, router_certificate, router_config, secret_data)
+    from kubeplay import UNHONOURED, cluster_as_oc_sees_it, http_probes, render
     from test_deploy import tool, with_component
 
-    assert UNHONOURED  # the list the test works by, printed on failure below
     objects = render(tool("kubectl"), with_component("training", tmp_path))
     deployments = {d["metadata"]["name"]: d for d in objects if d["kind"] == "Deployment"}
     notebook, classifier = deployments["catdog-notebook"], deployments["catdog-classifier"]
@@ -588,79 +713,38 @@ def test_the_default_overlay_runs_as_pods_exactly_as_its_manifests_say(image, tm
     [job] = [o for o in objects if o["kind"] == "Job" and o["metadata"]["name"] == token_ref["name"]]
     assert f"create secret generic {token_ref['name']} --from-literal={token_ref['key']}=" in json.dumps(job)
     token = secrets_module.token_hex(16)
-    secret = {"metadata": {"name": token_ref["name"]}, "stringData": {token_ref["key"]: token}}
+    written = {"apiVersion": "v1", "kind": "Secret", "type": "Opaque", "metadata": {"name": token_ref["name"]},
+               "data": {token_ref["key"]: base64.b64encode(token.encode()).decode()}}
+    why = f"(what podman cannot honour: {json.dumps(UNHONOURED, indent=1)})"
 
-    run = uuid.uuid4().hex[:8]
-    network = f"catdog-play-{run}"
-    podman("network", "create", network)
-    subnet = ipaddress.ip_network(podman("network", "inspect", network, "--format",
-                                         "{{range .Subnets}}{{.Subnet}}{{end}}").stdout.strip())
-    gateway, *pod_ips = [str(host) for host in list(subnet.hosts())[:1 + len(deployments)]]
-    # The cluster's DNS: each Service's name to the pod it selects, the Kafka bootstrap to the broker.
-    pod_ip = dict(zip(deployments, pod_ips))
-    addresses = {}
-    for service in (o for o in objects if o["kind"] == "Service"):
-        selector = service["spec"]["selector"].items()
-        [target] = [name for name, d in deployments.items() if selector <= d["spec"]["template"]["metadata"]["labels"].items()]
-        addresses[service["metadata"]["name"]] = pod_ip[target]
-    bootstrap_host, bootstrap_port = bootstrap_address(objects)
-    addresses[bootstrap_host] = gateway
-    played = playable(objects, uid=int(RANDOM_UID.split(":")[0]), addresses=addresses)
-    (tmp_path / "played.yaml").write_text(yaml.safe_dump_all(played, sort_keys=False))
-    (tmp_path / "secret.json").write_text(secret_data(secret))
-    claims = [o["metadata"]["name"] for o in played if o["kind"] == "PersistentVolumeClaim"]
-    # On every address (the network's bridge appears only with its first pod), advertised at the gateway.
-    broker = subprocess.Popen([str(tansu_binary()), "broker", "--listener-url", f"tcp://0.0.0.0:{bootstrap_port}",
-                               "--advertised-listener-url", f"tcp://{gateway}:{bootstrap_port}",
-                               "--storage-engine", "memory://tansu/"],
-                              stdout=open(tmp_path / "broker.log", "wb"), stderr=subprocess.STDOUT)
-    assert wait_for_port(bootstrap_port, 15), (tmp_path / "broker.log").read_text()
-    # What the Topic Operator does with the KafkaTopics: each topic, with its partitions.
-    for topic in (o for o in objects if o["kind"] == "KafkaTopic"):
-        subprocess.run([str(tansu_binary()), "topic", "create", topic["spec"].get("topicName", topic["metadata"]["name"]),
-                        "--partitions", str(topic["spec"]["partitions"]), "--broker", f"tcp://127.0.0.1:{bootstrap_port}"],
-                       check=True, capture_output=True, timeout=30)
-    podman("tag", image, "localhost/catdog:latest")
-    for claim in claims:
-        podman("volume", "rm", "--force", claim, check=False)
-    podman("secret", "rm", token_ref["name"], check=False)
-    try:
-        podman("secret", "create", token_ref["name"], str(tmp_path / "secret.json"))
-        podman("kube", "play", "--network", network, *[f"--ip={pod_ip[name]}" for name in deployments],
-               str(tmp_path / "played.yaml"), timeout=300)
-        names = podman("ps", "--format", "{{.Names}}").stdout.split()
-        # Containers are named <pod>-<container>; the init container's too.
-        lab, served = (next(name for name in names if name.startswith(f"{deployment}-pod")
-                            and name.endswith(f"-{pod['spec']['template']['spec']['containers'][0]['name']}"))
-                       for deployment, pod in (("catdog-notebook", notebook), ("catdog-classifier", classifier)))
-        why = f"(what podman cannot honour: {json.dumps(UNHONOURED, indent=1)})"
-
-        [(lab_port, _)] = [(p["containerPort"], p) for p in notebook["spec"]["template"]["spec"]["containers"][0]["ports"]]
-        wait_answering(f"http://127.0.0.1:{lab_port}/api/status?token={token}", lab)
-        assert status(f"http://127.0.0.1:{lab_port}/api/status") == 403, why
-        assert status(f"http://127.0.0.1:{lab_port}/api/status?token={'0' * 32}") == 403
+    with played_pods(objects, image, tmp_path, [written]) as pods:
+        lab = pods.container("catdog-notebook", notebook["spec"]["template"]["spec"]["containers"][0]["name"])
+        served = pods.container("catdog-classifier", classifier["spec"]["template"]["spec"]["containers"][0]["name"])
+        [lab_port] = [p["containerPort"] for p in notebook["spec"]["template"]["spec"]["containers"][0]["ports"]]
+        lab_url = f"http://{pods.pod_ip['catdog-notebook']}:{lab_port}"
+        wait_answering(f"{lab_url}/api/status?token={token}", lab)
+        assert status(f"{lab_url}/api/status") == 403, why
+        assert status(f"{lab_url}/api/status?token={'0' * 32}") == 403
         [home] = [m["mountPath"] for m in notebook["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]]
         [claim] = [v["persistentVolumeClaim"]["claimName"] for v in notebook["spec"]["template"]["spec"]["volumes"]]
-        volume = Path(podman("volume", "inspect", claim, "--format", "{{.Mountpoint}}").stdout.strip())
         assert podman("exec", lab, "bash", "-c", 'echo "$HOME"').stdout.strip() == home
-        listed = get_json(f"http://127.0.0.1:{lab_port}/api/contents/notebooks?token={token}")["content"]
-        assert {item["name"] for item in listed} == LESSONS == {p.name for p in (volume / "notebooks").iterdir()}
+        listed = get_json(f"{lab_url}/api/contents/notebooks?token={token}")["content"]
+        assert {item["name"] for item in listed} == LESSONS == {p.name for p in (pods.volume(claim) / "notebooks").iterdir()}
 
         for path, port in http_probes(classifier):
-            wait_answering(f"http://127.0.0.1:{port}{path}", served)
+            wait_answering(f"http://{pods.pod_ip['catdog-classifier']}:{port}{path}", served)
         # The init container seeded the models volume (as the pod's UID), and the classifier serves from it.
         classifier_pod = classifier["spec"]["template"]["spec"]
         [seed] = classifier_pod["initContainers"]
         [models_claim] = [v["persistentVolumeClaim"]["claimName"] for v in classifier_pod["volumes"]
                           if v["name"] == seed["volumeMounts"][0]["name"]]
-        models_volume = Path(podman("volume", "inspect", models_claim, "--format", "{{.Mountpoint}}").stdout.strip())
-        seeded = {path.name: path for path in models_volume.glob("*.keras")}
+        seeded = {path.name: path for path in pods.volume(models_claim).glob("*.keras")}
         assert set(seeded) == {"quick.keras", "pretrained.keras"}, logs(served)[-2000:]
         assert {path.stat().st_uid for path in seeded.values()} == {int(RANDOM_UID.split(":")[0])}
-        kafka = load_settings({"KAFKA_BOOTSTRAP_SERVERS": f"{gateway}:{bootstrap_port}"}).kafka
+        kafka = load_settings({"KAFKA_BOOTSTRAP_SERVERS": pods.bootstrap}).kafka
         photo = cat_photos[0].read_bytes()
         delivered = []
-        producer = Producer({"bootstrap.servers": f"{gateway}:{bootstrap_port}"})
+        producer = Producer({"bootstrap.servers": pods.bootstrap})
         producer.produce(kafka.images_topic, photo, key=image_key(photo), headers=[("filename", b"played.jpg")],
                          on_delivery=lambda error, message: delivered.append((error, message)))
         producer.flush(30)
@@ -674,44 +758,11 @@ def test_the_default_overlay_runs_as_pods_exactly_as_its_manifests_say(image, tm
         assert {name: result[name]["version"] for name in ("quick", "pretrained")} == {
             name: model_version(seeded[f"{name}.keras"]) for name in ("quick", "pretrained")}
 
-        # The instructor's pre-flight check, against these pods: Kafka and the Routes for real (haproxy, as
-        # OpenShift's router, terminating TLS for each Route's host), the API server's answers from tests/oc.
+        # The instructor's pre-flight check, against these pods.
         namespace = "catdog-lab"
-        written = {"apiVersion": "v1", "kind": "Secret", "type": "Opaque", "metadata": {"name": token_ref["name"]},
-                   "data": json.loads(secret_data(secret))}
         cluster = cluster_as_oc_sees_it(objects, namespace, [written])
-        (tmp_path / "cluster.json").write_text(json.dumps(cluster))
-        hosts = {o["metadata"]["name"]: o["spec"]["host"] for o in cluster if o["kind"] == "Route"}
-        pem, router_ca = router_certificate("apps.example.com", tmp_path)
-        router_port = free_port()
-        (tmp_path / "router.cfg").write_text(router_config(route_backends(objects, hosts), addresses, router_port, pem))
-        router = subprocess.Popen([system_program("haproxy"), "-db", "-f", str(tmp_path / "router.cfg")],
-                                  stdout=open(tmp_path / "router.log", "wb"), stderr=subprocess.STDOUT)
-        try:
-            assert wait_for_port(router_port, 15), (tmp_path / "router.log").read_text()
-            doctor = subprocess.run(
-                [str(BIN / "catdog"), "doctor", "--ca-file", str(router_ca), "--connect-to", f"::127.0.0.1:{router_port}"],
-                capture_output=True, text=True, timeout=300,
-                env={**os.environ, "PATH": f"{OC_FIXTURES}{os.pathsep}{os.environ['PATH']}",
-                     "CATDOG_TEST_CLUSTER": str(tmp_path / "cluster.json"), "CATDOG_TEST_NAMESPACE": namespace,
-                     "KAFKA_BOOTSTRAP_SERVERS": f"{gateway}:{bootstrap_port}"})
-        finally:
-            router.terminate()
-            router.wait(30)
-        (ARTIFACTS / "doctor.txt").write_text(doctor.stdout + doctor.stderr)
-        lines = {line.split()[1]: line.split()[0] for line in doctor.stdout.splitlines()[:-1]}
-        assert doctor.returncode == 0 and doctor.stdout.splitlines()[-1].startswith("ready for the room"), doctor.stdout + doctor.stderr
+        with router(objects, cluster, pods, tmp_path) as (router_port, router_ca, _):
+            checked, lines = doctor(cluster, namespace, pods, router_port, router_ca, tmp_path)
+        assert checked.returncode == 0 and checked.stdout.splitlines()[-1].startswith("ready for the room"), checked.stdout + checked.stderr
         assert lines == {"operator": "ok", "kafka": "ok", "topics": "ok", "classifier": "ok", "round": "ok", "dead": "ok",
-                         "learner": "skip", "notebooks": "ok", "wall": "skip", "image": "skip"}, doctor.stdout
-    finally:
-        for name in podman("ps", "-a", "--format", "{{.Names}}").stdout.split():
-            if name.startswith(("catdog-notebook-pod", "catdog-classifier-pod")):
-                (ARTIFACTS / f"played-{name}.log").write_text(logs(name))
-        podman("kube", "down", str(tmp_path / "played.yaml"), check=False)
-        for claim in claims:
-            podman("volume", "rm", "--force", claim, check=False)
-        podman("secret", "rm", token_ref["name"], check=False)
-        podman("network", "rm", "--force", network, check=False)
-        podman("untag", image, "localhost/catdog:latest", check=False)  # that name only: untag alone drops them all
-        broker.terminate()
-        broker.wait(30)
+                         "learner": "skip", "notebooks": "ok", "wall": "skip", "image": "skip"}, checked.stdout

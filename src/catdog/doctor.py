@@ -275,6 +275,11 @@ class Http:
     connect_to: dict[tuple[str, int], tuple[str, int]] = field(default_factory=dict)
 
     def status(self, url: str) -> int:
+        return self.request("GET", url)[0]
+
+    def request(self, method: str, url: str, body: bytes | None = None,
+                headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+        """(status, headers, body) of one request, through ``connect_to``, TLS checked against ``ca_file``."""
         parts = urlsplit(url)
         secure = parts.scheme == "https"
         host, port = parts.hostname or "", parts.port or (443 if secure else 80)
@@ -287,8 +292,10 @@ class Http:
         connection = (http.client.HTTPSConnection if secure else http.client.HTTPConnection)(host, port, timeout=HTTP_TIMEOUT_S)
         connection.sock = sock
         try:
-            connection.request("GET", parts.path + (f"?{parts.query}" if parts.query else ""))
-            return connection.getresponse().status
+            connection.request(method, parts.path + (f"?{parts.query}" if parts.query else ""), body=body,
+                               headers=headers or {})
+            response = connection.getresponse()
+            return response.status, dict(response.getheaders()), response.read()
         finally:
             connection.close()
 
