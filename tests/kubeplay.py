@@ -195,7 +195,7 @@ def podman_secrets(objects: list[dict], secrets: list[dict] = ()) -> dict[str, s
     operators write) as `podman secret create` must be given it (played name -> content): JSON of base64
     values for secretKeyRef (podman#16623), a Secret with its values decoded for a secret volume."""
     by_name = {played_name(s): s for s in [*objects, *secrets] if s["kind"] == "Secret"}
-    as_env, as_volume = set(), set()
+    as_env, as_volume = set(), {}  # as_volume: name -> the keys its items select (None: every key)
     for deployment in (o for o in objects if o["kind"] == "Deployment"):
         namespace, pod = deployment["metadata"].get("namespace"), deployment["spec"]["template"]["spec"]
         for container in pod.get("initContainers", []) + pod["containers"]:
@@ -203,13 +203,15 @@ def podman_secrets(objects: list[dict], secrets: list[dict] = ()) -> dict[str, s
                 ref = variable.get("valueFrom", {}).get("secretKeyRef")
                 if ref and variable["name"] not in SASL_SETTINGS:
                     as_env.add(_in(namespace, ref["name"]))
-        as_volume |= {_in(namespace, v["secret"]["secretName"]) for v in pod.get("volumes", []) if "secret" in v}
-    assert not as_env & as_volume, f"read both ways, which podman 4.3 cannot: {as_env & as_volume}"
-    missing = (as_env | as_volume) - set(by_name)
+        for volume in (v["secret"] for v in pod.get("volumes", []) if "secret" in v):
+            as_volume[_in(namespace, volume["secretName"])] = [item["key"] for item in volume["items"]] if "items" in volume else None
+    assert not as_env & set(as_volume), f"read both ways, which podman 4.3 cannot: {as_env & as_volume}"
+    missing = (as_env | set(as_volume)) - set(by_name)
     assert not missing, f"no such Secret (podman would refuse the play): {sorted(missing)}"
     created = {name: secret_data(by_name[name]) for name in as_env}
-    for name in as_volume:
-        values = {key: base64.b64decode(value).decode() for key, value in json.loads(secret_data(by_name[name])).items()}
+    for name, keys in as_volume.items():  # as text: podman writes each value as it stands (a CA's PEM here)
+        values = {key: base64.b64decode(value).decode() for key, value in json.loads(secret_data(by_name[name])).items()
+                  if keys is None or key in keys}
         created[name] = json.dumps({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "data": values})
     return created
 

@@ -766,3 +766,105 @@ def test_the_default_overlay_runs_as_pods_exactly_as_its_manifests_say(image, tm
         assert checked.returncode == 0 and checked.stdout.splitlines()[-1].startswith("ready for the room"), checked.stdout + checked.stderr
         assert lines == {"operator": "ok", "kafka": "ok", "topics": "ok", "classifier": "ok", "round": "ok", "dead": "ok",
                          "learner": "skip", "notebooks": "ok", "wall": "skip", "image": "skip"}, checked.stdout
+
+
+def test_a_room_of_two_runs_as_pods_each_learner_alone_and_the_wall_showing_their_photos(image, tmp_path, cat_photos):
+    """What `catdog room --learners Ada,Bob` writes, rendered and played by `podman kube play`: the room's
+    classifier (seeding its models volume) and wall, and each learner's notebook in their own namespace
+    (played as <namespace>-<name>: tests/kubeplay.py), reading the Secrets `catdog room` wrote and those the
+    User Operator would write. Each notebook answers its own learner's token only; a photo sent from Ada's
+    notebook with her settings crosses to the room's Kafka by its namespaced name and comes back classified
+    as hers; a phone joins the wall through the router with the room's code, its photo comes back with both
+    verdicts and a thumbnail the wall made. Then `catdog doctor --room` passes everything but the learner-ACL
+    check, which must fail on a broker that enforces no ACLs (the only one that runs here)."""
+    import secrets as secrets_module
+
+    from catdog.config import load_settings
+    from catdog.doctor import Http
+    from catdog.kafka_io import Sent, collect_predictions
+    from catdog.room import Learner
+    from kubeplay import UNHONOURED, cluster_as_oc_sees_it, http_probes, render, sasl_password_references
+
+    room_dir = tmp_path / "room"
+    made = subprocess.run([str(BIN / "catdog"), "room", "--learners", "Ada,Bob", "--out", str(room_dir),
+                           "--apps-domain", "apps.example.com"], capture_output=True, text=True, timeout=120)
+    assert made.returncode == 0, made.stdout + made.stderr
+    state = json.loads((room_dir / "secrets.json").read_text())
+    from test_deploy import tool
+
+    objects = render(tool("kubectl"), room_dir)
+    learners = [Learner(entry["name"], slug) for slug, entry in sorted(state["learners"].items())]
+    # The Secrets the User Operator writes for the room's SCRAM KafkaUsers (key "password"); every password a
+    # Deployment reads is either one of those or a Secret `catdog room` wrote, with that key.
+    users = {(u["metadata"]["namespace"], u["metadata"]["name"]) for u in objects
+             if u["kind"] == "KafkaUser" and u["spec"]["authentication"]["type"] == "scram-sha-512"}
+    rendered = {(s["metadata"]["namespace"], s["metadata"]["name"]): s for s in objects if s["kind"] == "Secret"}
+    for namespace, name, key in sasl_password_references(objects):
+        assert ((namespace, name) in users and key == "password") or key in (
+            rendered[(namespace, name)].get("data") or {}) | (rendered[(namespace, name)].get("stringData") or {}), (namespace, name, key)
+    operator_written = [{"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+                         "metadata": {"name": name, "namespace": namespace},
+                         "data": {"password": base64.b64encode(secrets_module.token_hex(12).encode()).decode()}}
+                        for namespace, name in sorted(users) if (namespace, name) not in rendered]
+    deployments = {(d["metadata"]["namespace"], d["metadata"]["name"]): d for d in objects if d["kind"] == "Deployment"}
+    room_ns = next(ns for ns, name in deployments if name == "catdog-classifier")
+    why = f"(what podman cannot honour: {json.dumps(UNHONOURED, indent=1)})"
+
+    with played_pods(objects, image, tmp_path, operator_written) as pods:
+        def container(namespace: str, name: str) -> str:
+            return pods.container(f"{namespace}-{name}", deployments[(namespace, name)]["spec"]["template"]["spec"]["containers"][0]["name"])
+
+        # Each learner's notebook answers its own token, not the other learner's.
+        for learner, other in zip(learners, reversed(learners)):
+            notebook = deployments[(learner.namespace, "catdog-notebook")]
+            [port] = [p["containerPort"] for p in notebook["spec"]["template"]["spec"]["containers"][0]["ports"]]
+            url = f"http://{pods.pod_ip[f'{learner.namespace}-catdog-notebook']}:{port}/api/status"
+            wait_answering(f"{url}?token={state['learners'][learner.slug]['token']}", container(learner.namespace, "catdog-notebook"))
+            assert status(f"{url}?token={state['learners'][other.slug]['token']}") == 403, why
+        for name in ("catdog-classifier", "catdog-wall"):
+            for path, port in http_probes(deployments[(room_ns, name)]):
+                wait_answering(f"http://{pods.pod_ip[f'{room_ns}-{name}']}:{port}{path}", container(room_ns, name))
+
+        # Ada's notebook, her settings: across namespaces to the room's Kafka, classified as hers.
+        ada = learners[0]
+        photo = cat_photos[1].read_bytes()
+        sent = subprocess.run(["podman", "exec", "-i", container(ada.namespace, "catdog-notebook"), "catdog", "send", "-"],
+                              input=photo, capture_output=True, timeout=120)
+        assert sent.returncode == 0, (sent.stdout + sent.stderr).decode(errors="replace")
+        where = re.search(rb"(\S+)\[(\d+)\]@(\d+)", sent.stdout)
+        assert where, sent.stdout
+        kafka = load_settings({"KAFKA_BOOTSTRAP_SERVERS": pods.bootstrap}).kafka
+        record = Sent("-", where.group(1).decode(), int(where.group(2)), int(where.group(3)), "", int(time.time() * 1000) - 60_000)
+        found = collect_predictions(kafka, [record], timeout=120)
+        assert len(found) == 1, logs(container(room_ns, "catdog-classifier"))[-3000:]
+        [result] = found.values()
+        assert result["learner"] == ada.name and {result["quick"]["label"], result["pretrained"]["label"]} <= {"cat", "dog"}
+
+        cluster = cluster_as_oc_sees_it(objects, room_ns)
+        with router(objects, cluster, pods, tmp_path) as (router_port, router_ca, hosts):
+            # A phone on the venue's Wi-Fi: the wall's Route, the room's code, a photo, its result and thumbnail.
+            phone = Http(router_ca, {("", 0): ("127.0.0.1", router_port)})
+            wall = f"https://{hosts[(room_ns, 'catdog-wall')]}"
+            answered, headers, _ = phone.request("POST", f"{wall}/api/join", json.dumps({"code": state["room_code"]}).encode(),
+                                                 {"Content-Type": "application/json"})
+            assert answered == 204, answered
+            cookie = {"Cookie": headers["set-cookie"].split(";")[0]}
+            answered, _, body = phone.request("POST", f"{wall}/api/photos?filename=phone.jpg&learner=Bob", cat_photos[2].read_bytes(),
+                                              {**cookie, "Content-Type": "image/jpeg"})
+            assert answered == 201, body
+            uploaded = json.loads(body)
+            deadline, card = time.monotonic() + 120, None
+            while card is None and time.monotonic() < deadline:
+                answered, _, body = phone.request("GET", f"{wall}/api/photos/{uploaded['partition']}/{uploaded['offset']}?wait=10", None, cookie)
+                card = json.loads(body) if answered == 200 else None
+            assert card and card["learner"] == "Bob", logs(container(room_ns, "catdog-wall"))[-3000:]
+            assert {card["quick"]["label"], card["pretrained"]["label"]} <= {"cat", "dog"}
+            answered, headers, thumb = phone.request("GET", f"{wall}/api/thumbs/{card['partition']}/{card['offset']}", None, cookie)
+            assert answered == 200 and headers["content-type"] == "image/jpeg" and thumb != cat_photos[2].read_bytes()
+
+            # The pre-flight check with the room's folder: every learner's Route and token, the ACL try.
+            checked, lines = doctor(cluster, room_ns, pods, router_port, router_ca, tmp_path, "--room", str(room_dir))
+        assert checked.returncode == 1, checked.stdout + checked.stderr
+        assert lines == {"operator": "ok", "kafka": "ok", "topics": "ok", "classifier": "ok", "round": "ok", "dead": "ok",
+                         "learner": "FAIL", "notebooks": "ok", "wall": "ok", "image": "ok"}, checked.stdout + checked.stderr
+        assert "enforces no ACLs" in checked.stdout and "2/2 answer" in checked.stdout, checked.stdout
