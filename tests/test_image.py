@@ -50,6 +50,9 @@ CONTAINERS_CONF = REPO / "tests" / "image" / "containers.conf"
 RANDOM_UID = "23456:0"  # any UID OpenShift's restricted SCC picks, always in group 0
 SERVICE_UID = "34567:0"
 BUILD_SECONDS = 3000
+# The training Job's photos of each class when played (the manifest's 2000 take minutes on a cluster's CPUs):
+# enough for the candidate to pass the gate against the image's model (40 does not).
+JOB_PER_CLASS = 100
 START_SECONDS = 120
 ARTIFACTS = Path(os.environ.get("CATDOG_ARTIFACTS") or REPO / "test-artifacts") / "image"
 BIN = Path(sys.prefix) / "bin"
@@ -559,8 +562,10 @@ def test_the_classifier_container_stops_cleanly_on_sigterm_within_its_grace_peri
 class Played:
     """Pods played from rendered manifests (played_pods): where each answers and what it wrote."""
 
-    def __init__(self, pod_ip: dict[str, str], gateway: str, kafka_port: int, yaml_file: Path):
-        self.pod_ip, self.gateway, self.kafka_port, self.yaml_file = pod_ip, gateway, kafka_port, yaml_file
+    def __init__(self, pod_ip: dict[str, str], gateway: str, kafka_port: int, network: str,
+                 dns: dict, spare_ips: list[str], tmp_path: Path):
+        self.pod_ip, self.gateway, self.kafka_port, self.network = pod_ip, gateway, kafka_port, network
+        self.dns, self.spare_ips, self.tmp_path, self.pods = dns, spare_ips, tmp_path, []
 
     @property
     def bootstrap(self) -> str:
@@ -574,6 +579,28 @@ class Played:
     @staticmethod
     def volume(claim: str) -> Path:
         return Path(podman("volume", "inspect", claim, "--format", "{{.Mountpoint}}").stdout.strip())
+
+    def start(self, pod: dict, objects: list[dict]) -> str:
+        """Play one Pod (a Job's, from kubeplay.job_as_pod) beside the others, with its namespace's ConfigMaps;
+        returns its container's name."""
+        from kubeplay import played_name, playable
+
+        configmaps = [o for o in objects if o["kind"] == "ConfigMap"
+                      and o["metadata"].get("namespace") == pod["metadata"].get("namespace")]
+        played = playable([*configmaps, pod], uid=int(RANDOM_UID.split(":")[0]), dns=self.dns, host_ports=iter(free_port, None))
+        name = played_name(pod)
+        yaml_file = self.tmp_path / f"played-{name}.yaml"
+        yaml_file.write_text(yaml.safe_dump_all(played, sort_keys=False))
+        self.pods.append(yaml_file)
+        podman("kube", "play", "--network", self.network, f"--ip={self.spare_ips.pop(0)}", str(yaml_file), timeout=120)
+        [container] = [f"{name}-{c['name']}" for c in pod["spec"]["containers"]]
+        return container
+
+    @staticmethod
+    def wait(container: str, timeout: float) -> tuple[int, str]:
+        """Wait for a played Pod's container to end: (exit status, log)."""
+        ended = podman("wait", container, timeout=timeout)
+        return int(ended.stdout.strip()), logs(container)
 
 
 @contextlib.contextmanager
@@ -594,11 +621,11 @@ def played_pods(objects: list[dict], image: str, tmp_path: Path, secrets: list[d
     podman("network", "create", network)
     subnet = ipaddress.ip_network(podman("network", "inspect", network, "--format",
                                          "{{range .Subnets}}{{.Subnet}}{{end}}").stdout.strip())
-    gateway, *pod_ips = [str(host) for host in list(subnet.hosts())[:1 + len(deployments)]]
+    gateway, *pod_ips = [str(host) for host in list(subnet.hosts())[:1 + len(deployments) + 4]]
     pod_ip = dict(zip(deployments, pod_ips))
     _, kafka_port, _ = bootstrap_address(objects)
-    played = playable(objects, uid=int(RANDOM_UID.split(":")[0]), dns=cluster_dns(objects, pod_ip, gateway),
-                      host_ports=iter(free_port, None))
+    dns = cluster_dns(objects, pod_ip, gateway)
+    played = playable(objects, uid=int(RANDOM_UID.split(":")[0]), dns=dns, host_ports=iter(free_port, None))
     created = podman_secrets(objects, list(secrets))
     yaml_file = tmp_path / "played.yaml"
     yaml_file.write_text(yaml.safe_dump_all(played, sort_keys=False))
@@ -608,6 +635,7 @@ def played_pods(objects: list[dict], image: str, tmp_path: Path, secrets: list[d
                                "--advertised-listener-url", f"tcp://{gateway}:{kafka_port}",
                                "--storage-engine", "memory://tansu/"],
                               stdout=open(tmp_path / "broker.log", "wb"), stderr=subprocess.STDOUT)
+    pods = None
     try:
         assert wait_for_port(kafka_port, 15), (tmp_path / "broker.log").read_text()
         # What the Topic Operator does with the KafkaTopics: each topic, with its partitions.
@@ -625,12 +653,16 @@ def played_pods(objects: list[dict], image: str, tmp_path: Path, secrets: list[d
             podman("secret", "create", name, str(tmp_path / f"secret-{name}.json"))
         podman("kube", "play", "--network", network, *[f"--ip={pod_ip[name]}" for name in deployments],
                str(yaml_file), timeout=300)
-        yield Played(pod_ip, gateway, kafka_port, yaml_file)
+        pods = Played(pod_ip, gateway, kafka_port, network, dns, pod_ips[len(deployments):], tmp_path)
+        yield pods
     finally:
+        jobs = [] if pods is None else pods.pods
         for name in podman("ps", "-a", "--format", "{{.Names}}").stdout.split():
-            if name.startswith(tuple(f"{deployment}-pod" for deployment in deployments)):
+            if name.startswith(tuple(f"{deployment}-pod" for deployment in deployments)) or any(
+                    name.startswith(job.stem.removeprefix("played-")) for job in jobs):
                 (ARTIFACTS / f"played-{name}.log").write_text(logs(name))
-        podman("kube", "down", str(yaml_file), check=False)
+        for played_file in [yaml_file, *jobs]:
+            podman("kube", "down", str(played_file), check=False)
         for name in [*claims, *created]:
             podman("volume", "rm", "--force", name, check=False)
         for name in created:
@@ -693,7 +725,9 @@ def test_the_default_overlay_runs_as_pods_exactly_as_its_manifests_say(image, tm
     honour. Checked from outside: the notebook answers with the token from its Secret only and serves the
     lab from its volume; the init container seeded the models volume, which the classifier serves; the
     classifier answers every probe on its manifest's path and port, and a photo sent by librdkafka gets both
-    verdicts. Then `catdog doctor` passes against the pods, the Routes served by haproxy."""
+    verdicts; the training Job, played as its Pod, writes a model that passes the gate and the classifier
+    then serves (its version in the results). Then `catdog doctor` passes against the pods, the Routes
+    served by haproxy."""
     import secrets as secrets_module
 
     from confluent_kafka import Producer
@@ -701,7 +735,7 @@ def test_the_default_overlay_runs_as_pods_exactly_as_its_manifests_say(image, tm
     from catdog.config import load_settings
     from catdog.kafka_io import Sent, collect_predictions, image_key
     from catdog.registry import model_version
-    from kubeplay import UNHONOURED, cluster_as_oc_sees_it, http_probes, render
+    from kubeplay import UNHONOURED, cluster_as_oc_sees_it, http_probes, job_as_pod, render
     from test_deploy import tool, with_component
 
     objects = render(tool("kubectl"), with_component("training", tmp_path))
@@ -717,9 +751,64 @@ def test_the_default_overlay_runs_as_pods_exactly_as_its_manifests_say(image, tm
                "data": {token_ref["key"]: base64.b64encode(token.encode()).decode()}}
     why = f"(what podman cannot honour: {json.dumps(UNHONOURED, indent=1)})"
 
-    with played_pods(objects, image, tmp_path, [written]) as pods:
-        lab = pods.container("catdog-notebook", notebook["spec"]["template"]["spec"]["containers"][0]["name"])
+    # The training Job's one Pod, at CI size, its photos from a mirror (its CATDOG_DATA_SOURCE, set as the
+    # manifest says for a disconnected cluster).
+    [train_job] = [o for o in objects if o["kind"] == "Job" and o["metadata"]["name"] == "catdog-train-pretrained"]
+    assert train_job["spec"]["suspend"] is True  # until `oc patch … suspend: false`, as the test starts it below
+    train_pod = job_as_pod(train_job)
+    [train] = train_pod["spec"]["containers"]
+    train["command"][train["command"].index("--per-class") + 1] = str(JOB_PER_CLASS)
+    [source] = [variable for variable in train["env"] if variable["name"] == "CATDOG_DATA_SOURCE"]
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    subprocess.run(["tar", "-C", str(SHARED / "datasets" / "kaggle-dev"), "-cf", str(mirror / "photos.tar"), "cat", "dog"],
+                   check=True, timeout=120)
+    mirror_port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "http.server", str(mirror_port), "--bind", "0.0.0.0",
+                               "--directory", str(mirror)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    with played_pods(objects, image, tmp_path, [written]) as pods, contextlib.ExitStack() as stack:
+        stack.callback(server.wait, 30)
+        stack.callback(server.terminate)
         served = pods.container("catdog-classifier", classifier["spec"]["template"]["spec"]["containers"][0]["name"])
+        for path, port in http_probes(classifier):
+            wait_answering(f"http://{pods.pod_ip['catdog-classifier']}:{port}{path}", served)
+        # The init container seeded the models volume (as the pod's UID), and the classifier serves from it.
+        classifier_pod = classifier["spec"]["template"]["spec"]
+        [seed] = classifier_pod["initContainers"]
+        [models_claim] = [v["persistentVolumeClaim"]["claimName"] for v in classifier_pod["volumes"]
+                          if v["name"] == seed["volumeMounts"][0]["name"]]
+        seeded = {path.name: path for path in pods.volume(models_claim).glob("*.keras")}
+        assert set(seeded) == {"quick.keras", "pretrained.keras"}, logs(served)[-2000:]
+        assert {path.stat().st_uid for path in seeded.values()} == {int(RANDOM_UID.split(":")[0])}
+        versions = {name: model_version(seeded[f"{name}.keras"]) for name in ("quick", "pretrained")}
+        kafka = load_settings({"KAFKA_BOOTSTRAP_SERVERS": pods.bootstrap}).kafka
+        producer = Producer({"bootstrap.servers": pods.bootstrap})
+
+        def classified(photo: Path) -> dict:
+            """A photo sent by librdkafka, and the classifier's result for it."""
+            delivered = []
+            producer.produce(kafka.images_topic, photo.read_bytes(), key=image_key(photo.read_bytes()),
+                             headers=[("filename", photo.name.encode())],
+                             on_delivery=lambda error, message: delivered.append((error, message)))
+            producer.flush(30)
+            [(error, message)] = delivered
+            assert error is None, error
+            sent = Sent(photo.name, message.topic(), message.partition(), message.offset(), "", message.timestamp()[1])
+            found = collect_predictions(kafka, [sent], timeout=120)
+            assert len(found) == 1, logs(served)[-3000:]
+            [result] = found.values()
+            assert {result["quick"]["label"], result["pretrained"]["label"]} <= {"cat", "dog"}
+            return result
+
+        result = classified(cat_photos[0])
+        assert {name: result[name]["version"] for name in ("quick", "pretrained")} == versions
+
+        # The Job starts; it trains while the notebook and the pre-flight check are looked at.
+        source["value"] = f"http://{pods.gateway}:{mirror_port}/photos.tar"
+        training = pods.start(train_pod, objects)
+
+        lab = pods.container("catdog-notebook", notebook["spec"]["template"]["spec"]["containers"][0]["name"])
         [lab_port] = [p["containerPort"] for p in notebook["spec"]["template"]["spec"]["containers"][0]["ports"]]
         lab_url = f"http://{pods.pod_ip['catdog-notebook']}:{lab_port}"
         wait_answering(f"{lab_url}/api/status?token={token}", lab)
@@ -731,33 +820,6 @@ def test_the_default_overlay_runs_as_pods_exactly_as_its_manifests_say(image, tm
         listed = get_json(f"{lab_url}/api/contents/notebooks?token={token}")["content"]
         assert {item["name"] for item in listed} == LESSONS == {p.name for p in (pods.volume(claim) / "notebooks").iterdir()}
 
-        for path, port in http_probes(classifier):
-            wait_answering(f"http://{pods.pod_ip['catdog-classifier']}:{port}{path}", served)
-        # The init container seeded the models volume (as the pod's UID), and the classifier serves from it.
-        classifier_pod = classifier["spec"]["template"]["spec"]
-        [seed] = classifier_pod["initContainers"]
-        [models_claim] = [v["persistentVolumeClaim"]["claimName"] for v in classifier_pod["volumes"]
-                          if v["name"] == seed["volumeMounts"][0]["name"]]
-        seeded = {path.name: path for path in pods.volume(models_claim).glob("*.keras")}
-        assert set(seeded) == {"quick.keras", "pretrained.keras"}, logs(served)[-2000:]
-        assert {path.stat().st_uid for path in seeded.values()} == {int(RANDOM_UID.split(":")[0])}
-        kafka = load_settings({"KAFKA_BOOTSTRAP_SERVERS": pods.bootstrap}).kafka
-        photo = cat_photos[0].read_bytes()
-        delivered = []
-        producer = Producer({"bootstrap.servers": pods.bootstrap})
-        producer.produce(kafka.images_topic, photo, key=image_key(photo), headers=[("filename", b"played.jpg")],
-                         on_delivery=lambda error, message: delivered.append((error, message)))
-        producer.flush(30)
-        [(error, message)] = delivered
-        assert error is None, error
-        sent = Sent("played.jpg", message.topic(), message.partition(), message.offset(), "", message.timestamp()[1])
-        found = collect_predictions(kafka, [sent], timeout=120)
-        assert len(found) == 1, logs(served)[-3000:]
-        [result] = found.values()
-        assert {result["quick"]["label"], result["pretrained"]["label"]} <= {"cat", "dog"}
-        assert {name: result[name]["version"] for name in ("quick", "pretrained")} == {
-            name: model_version(seeded[f"{name}.keras"]) for name in ("quick", "pretrained")}
-
         # The instructor's pre-flight check, against these pods.
         namespace = "catdog-lab"
         cluster = cluster_as_oc_sees_it(objects, namespace, [written])
@@ -766,6 +828,16 @@ def test_the_default_overlay_runs_as_pods_exactly_as_its_manifests_say(image, tm
         assert checked.returncode == 0 and checked.stdout.splitlines()[-1].startswith("ready for the room"), checked.stdout + checked.stderr
         assert lines == {"operator": "ok", "kafka": "ok", "topics": "ok", "classifier": "ok", "round": "ok", "dead": "ok",
                          "learner": "skip", "notebooks": "ok", "wall": "skip", "image": "skip"}, checked.stdout
+
+        # The Job wrote a candidate onto the models volume, the gate promoted it, the classifier reloads it.
+        ended, job_log = pods.wait(training, timeout=900)
+        assert ended == 0 and "PROMOTED" in job_log, job_log[-3000:]
+        retrained = model_version(pods.volume(models_claim) / "pretrained.keras")
+        assert retrained != versions["pretrained"]
+        deadline = time.monotonic() + 120
+        while (result := classified(cat_photos[3]))["pretrained"]["version"] != retrained and time.monotonic() < deadline:
+            time.sleep(2)
+        assert result["pretrained"]["version"] == retrained and result["quick"]["version"] == versions["quick"], logs(served)[-3000:]
 
 
 def test_a_room_of_two_runs_as_pods_each_learner_alone_and_the_wall_showing_their_photos(image, tmp_path, cat_photos):
