@@ -6,7 +6,9 @@ their sha256 checked, this machine's CA bundle as the build's extra CA. Then, as
 containers run as a random UID in group 0, the lab from the image's own CMD behind a token, a workbench
 (OpenShift AI) with an empty volume on HOME and the dashboard's NOTEBOOK_ARGS, the learner's whole walk
 through both notebooks in Chromium inside the container against a broker outside it and a classifier in
-a second container, `%pip install` from a notebook, and the classifier stopped by SIGTERM.
+a second container, `%pip install` from a notebook, and the classifier stopped by SIGTERM. Then the
+manifests themselves, rendered and played by `podman kube play` (tests/kubeplay.py): the default lab with
+its training Job, and a room of two learners with the wall, each checked from outside and by `catdog doctor`.
 
 Screenshots and the build's figures go to $CATDOG_ARTIFACTS/image (default test-artifacts/image).
 """
@@ -34,10 +36,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from browser import (
-    LAB_SIZES, NOTEBOOKS, browser_session, open_wall, problems, run_notebook, send_from_phone, walk_lab, wait_for,
-    wall_card, wall_problems,
-)
+from browser import LAB_SIZES, NOTEBOOKS, browser_session, problems, run_notebook, walk_lab, wait_for
 import samples
 from conftest import REPO, SHARED, free_port
 
@@ -58,7 +57,6 @@ ARTIFACTS = Path(os.environ.get("CATDOG_ARTIFACTS") or REPO / "test-artifacts") 
 BIN = Path(sys.prefix) / "bin"
 CLASSIFIER = REPO / "deploy" / "openshift" / "base" / "classifier" / "deployment.yaml"
 NOTEBOOK = REPO / "deploy" / "openshift" / "base" / "notebook" / "deployment.yaml"
-WALL = REPO / "deploy" / "openshift" / "room" / "shared" / "wall" / "deployment.yaml"
 # The environment and options the OpenShift AI / Open Data Hub dashboard gives a workbench (one per line,
 # word-split by the workbench images' start scripts: its OAuth proxy guards the server, not a token).
 LESSONS = {Path(path).name for path in NOTEBOOKS}
@@ -385,30 +383,6 @@ def test_a_batch_of_giant_images_from_a_foreign_client_never_gets_the_classifier
     (ARTIFACTS / "giants.json").write_text(json.dumps({"images": len(names), "peak_bytes": peak, "limit_bytes": limit,
                                                        "formats": sorted(giants)}))
     assert peak < limit
-
-
-def test_the_wall_from_the_image_shows_a_phones_photo_with_both_verdicts(image, containers, services, cat_photos, tmp_path):
-    """`catdog wall` from the image as a random UID under its Deployment's memory limit, beside the
-    classifier container: a phone's photo (a phone's screen in Chromium) is on the projector's page with
-    both verdicts, its thumbnail made by the wall."""
-    port, code = free_port(), uuid.uuid4().hex
-    name = containers("--user", RANDOM_UID, "--memory", memory_limit(WALL), "--memory-swap", memory_limit(WALL),
-                      "--env", f"KAFKA_BOOTSTRAP_SERVERS={services['bootstrap']}", *embedded_broker_env(),
-                      "--env", f"CATDOG_WALL_PORT={port}", "--env", f"CATDOG_ROOM_CODE={code}", image, "catdog", "wall")
-    base = f"http://127.0.0.1:{port}"
-    wait_answering(f"{base}/readyz", name)
-    photo = tmp_path / "phone-cat.jpg"
-    photo.write_bytes(cat_photos[-4].read_bytes())
-    with browser_session() as projector, browser_session(phone=True) as phone:
-        open_wall(projector, base, code)
-        shown = send_from_phone(phone, base, code, "Uid 23456", photo)
-        assert "error" not in shown, f"{shown}\n{logs(name)[-3000:]}"
-        card = wall_card(projector, "Uid 23456", timeout=30)
-        assert card and card["pretrained"].split()[:3] == shown["pretrained"].split()[:3], logs(name)[-3000:]
-        (ARTIFACTS / "wall").mkdir(exist_ok=True)
-        projector.save_screenshot(str(ARTIFACTS / "wall" / "wall-projector.png"))
-        phone.save_screenshot(str(ARTIFACTS / "wall" / "upload-phone.png"))
-        assert not wall_problems(projector) and not wall_problems(phone)
 
 
 def local_wheel(folder: Path, name: str, version: str, files: dict[str, bytes]) -> Path:
@@ -917,6 +891,13 @@ def test_a_room_of_two_runs_as_pods_each_learner_alone_and_the_wall_showing_thei
             # A phone on the venue's Wi-Fi: the wall's Route, the room's code, a photo, its result and thumbnail.
             phone = Http(router_ca, {("", 0): ("127.0.0.1", router_port)})
             wall = f"https://{hosts[(room_ns, 'catdog-wall')]}"
+            # The pages the projector and the phones open, and every script and style they load, from the image.
+            for page in ("/", "/upload"):
+                answered, headers, body = phone.request("GET", f"{wall}{page}")
+                assert answered == 200 and headers["content-type"].startswith("text/html"), (page, answered)
+                assets = re.findall(r'(?:src|href)="(/static/[^"]+)"', body.decode())
+                assert assets, body[:500]
+                assert all(phone.status(f"{wall}{asset}") == 200 for asset in assets), assets
             answered, headers, _ = phone.request("POST", f"{wall}/api/join", json.dumps({"code": state["room_code"]}).encode(),
                                                  {"Content-Type": "application/json"})
             assert answered == 204, answered
