@@ -611,14 +611,18 @@ def played_pods(objects: list[dict], image: str, tmp_path: Path, secrets: list[d
     names = [f"localhost/{name}" if "/" not in name else name for name in images]
     network = f"catdog-play-{uuid.uuid4().hex[:8]}"
     podman("network", "create", network)
-    subnet = ipaddress.ip_network(podman("network", "inspect", network, "--format",
-                                         "{{range .Subnets}}{{.Subnet}}{{end}}").stdout.strip())
-    gateway, *pod_ips = [str(host) for host in list(subnet.hosts())[:1 + len(deployments) + 4]]
-    pod_ip = dict(zip(deployments, pod_ips))
-    _, kafka_port, _ = bootstrap_address(objects)
-    dns = cluster_dns(objects, pod_ip, gateway)
-    played = playable(objects, uid=int(RANDOM_UID.split(":")[0]), dns=dns, host_ports=iter(free_port, None))
-    created = podman_secrets(objects, list(secrets))
+    try:  # the addresses come from the network podman made: a refused render must not leave it behind
+        subnet = ipaddress.ip_network(podman("network", "inspect", network, "--format",
+                                             "{{range .Subnets}}{{.Subnet}}{{end}}").stdout.strip())
+        gateway, *pod_ips = [str(host) for host in list(subnet.hosts())[:1 + len(deployments) + 4]]
+        pod_ip = dict(zip(deployments, pod_ips))
+        _, kafka_port, _ = bootstrap_address(objects)
+        dns = cluster_dns(objects, pod_ip, gateway)
+        played = playable(objects, uid=int(RANDOM_UID.split(":")[0]), dns=dns, host_ports=iter(free_port, None))
+        created = podman_secrets(objects, list(secrets))
+    except BaseException:
+        podman("network", "rm", "--force", network, check=False)
+        raise
     yaml_file = tmp_path / "played.yaml"
     yaml_file.write_text(yaml.safe_dump_all(played, sort_keys=False))
     claims = [o["metadata"]["name"] for o in played if o["kind"] == "PersistentVolumeClaim"]
