@@ -71,6 +71,9 @@ for name in LAB_PER_CLASS PRETRAINED_PER_CLASS EVAL_PER_CLASS; do
   [ -z "${!name:-}" ] || size_args+=(--build-arg "$name=${!name}")
 done
 [ -z "${NO_CACHE:-}" ] || size_args+=(--no-cache)
+# The image this build replaces: left untagged, each rebuild would keep ~2 GB of layers (the disk is shared
+# with other machines here, and CI once failed its build with "no space left on device").
+replaced=$(podman image inspect --format '{{.Id}}' "$image" 2>/dev/null || true)
 started=$(date +%s)
 podman build --tag "$image" \
   --build-arg BASE_IMAGE="$standin_image" \
@@ -78,4 +81,7 @@ podman build --tag "$image" \
   --build-arg WEIGHTS_URL="http://127.0.0.1:$port/weights/" --build-arg WEIGHTS_SHA256="$weights_sha256" \
   "${ca_args[@]}" "${size_args[@]}" "$repo"
 seconds=$(($(date +%s) - started))
+if [ -n "$replaced" ] && [ "$replaced" != "$(podman image inspect --format '{{.Id}}' "$image")" ]; then
+  podman rmi "$replaced" >/dev/null 2>&1 || true  # still used by a container: kept
+fi
 echo "image: $image built in $seconds s, $(podman image inspect --format '{{.Size}}' "$image") bytes"
