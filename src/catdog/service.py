@@ -21,7 +21,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import tensorflow as tf
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer
 from kafka.errors import (
     CommitFailedError, CorruptRecordError, IllegalGenerationError, KafkaError, MessageSizeTooLargeError,
     RebalanceInProgressError, RecordListTooLargeError, UnknownMemberIdError, UnsupportedCodecError,
@@ -173,6 +173,26 @@ class ModelWatcher:
         self.stop_event.set()
 
 
+class Membership(ConsumerRebalanceListener):
+    """Whether this member's group has settled, as kafka-python reports it from ``poll()``: revoked when a
+    rebalance starts (or the membership is lost), assigned when it ends.
+
+    While it is unsettled the service sends the coordinator nothing of its own. A broker answers a
+    connection's requests in order, so an offset fetch queued behind a JoinGroup returns only when the join
+    has; kafka-python 3.0.12 then drops that finished join (it completed outside ``poll()``) and joins
+    again, which rebalances the whole group again, for as long as the timing repeats (a member looping
+    for minutes was seen in ``test_a_member_paused_past_its_session_timeout…``)."""
+
+    def __init__(self) -> None:
+        self.settled = False
+
+    def on_partitions_revoked(self, revoked) -> None:
+        self.settled = False
+
+    def on_partitions_assigned(self, assigned) -> None:
+        self.settled = True
+
+
 class Classifier:
     """One consumer-group member: poll a bounded batch, classify, publish, then commit."""
 
@@ -188,6 +208,7 @@ class Classifier:
         # Offsets of published batches whose commit the group refused (it was rebalancing): committed later
         # for the partitions this member still owns, whose positions kafka-python keeps past those records.
         self.refused: dict[TopicPartition, OffsetAndMetadata] = {}
+        self.membership = Membership()
         # Decoding (PIL releases the GIL) runs in its own threads, one per CPU of the limit, while
         # TensorFlow classifies the batch before; the budget bounds their full-size decodes together.
         self.decode_threads = kafka.decode_threads or threads.cpu_limit().threads
@@ -321,8 +342,9 @@ class Classifier:
         producer: KafkaProducer | None = None
         try:
             producer = make_producer(self.kafka)
-            consumer = make_consumer(self.kafka, self.kafka.images_topic, group_id=self.kafka.group_id,
-                                     max_poll_records=self.kafka.batch_size)
+            consumer = make_consumer(self.kafka, group_id=self.kafka.group_id, max_poll_records=self.kafka.batch_size)
+            self.membership = Membership()
+            consumer.subscribe([self.kafka.images_topic], listener=self.membership)
             log.info("classifying %s from %s as group %s", self.kafka.images_topic, self.kafka.bootstrap_servers,
                      self.kafka.group_id)
             pending: Batch | None = None  # decoding while the batch before it is classified
@@ -359,6 +381,8 @@ class Classifier:
         (consumer lag that never clears, for KEDA too). Their offsets are committed with the next commit
         once the group is settled, for the partitions still assigned here; the others are dropped."""
         owned = consumer.assignment()
+        if not self.membership.settled:  # mid-rebalance: a batch's commit fails at once; retries wait
+            owned = set()
         retry = {tp: offset for tp, offset in self.refused.items() if tp in owned and tp not in offsets}
         if retry:  # never behind what the group has already committed (it may have moved on meanwhile)
             try:
