@@ -37,19 +37,21 @@ help:
 # pip installs uv alone first (its locked lines: it has no dependencies), then uv installs the rest: the
 # same files and hashes, fetched in parallel. Compiled to bytecode as pip does: where PYTHONDONTWRITEBYTECODE
 # is set (CI), every process would otherwise compile TensorFlow's sources again (15 s per import).
+# --native-tls: the system's CA store, as pip's cert setting gives pip (a TLS-inspecting proxy's CA is there;
+# uv's own roots refuse it unless SSL_CERT_FILE happens to be set).
 $(BIN)/catdog: requirements-dev.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	awk '/^[^ #]/ {keep = /^uv==/} keep' requirements-dev.lock > $(VENV)/uv.lock
 	$(BIN)/python -m pip install --quiet --no-deps --require-hashes -r $(VENV)/uv.lock
-	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python --require-hashes -r requirements-dev.lock
-	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
+	$(BIN)/uv pip install --quiet --native-tls --compile-bytecode --python $(BIN)/python --require-hashes -r requirements-dev.lock
+	$(BIN)/uv pip install --quiet --native-tls --python $(BIN)/python --no-deps -e .
 	@touch $@
 
 venv: $(BIN)/catdog
 
 # The hashed lock files, from the pins in requirements.txt and requirements-dev.txt, by uv (pinned in
 # requirements-dev.txt). Versions already locked are kept; LOCK_ARGS=--upgrade takes the newest allowed.
-LOCK := $(BIN)/uv pip compile --universal --python-version 3.11 --generate-hashes --quiet $(LOCK_ARGS)
+LOCK := $(BIN)/uv pip compile --native-tls --universal --python-version 3.11 --generate-hashes --quiet $(LOCK_ARGS)
 lock: venv
 	$(LOCK) requirements.txt -o requirements.lock
 	$(LOCK) requirements.txt requirements-dev.txt -c requirements.lock -o requirements-dev.lock
