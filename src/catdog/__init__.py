@@ -19,7 +19,8 @@ def quiet_tensorflow() -> None:
 
     TF_CPP_MIN_LOG_LEVEL=2 keeps warnings and errors, but TF 2.21 logs its oneDNN notice before reading
     it, so the C-level stderr is muted while TensorFlow is imported (an import error still shows).
-    Call it before anything imports keras; a later call does nothing.
+    Call it before anything imports keras; a later call does nothing. Thread pools are sized by
+    :func:`catdog.threads.start_tensorflow`, which calls this.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if os.environ["TF_CPP_MIN_LOG_LEVEL"] in ("0", "1") or "tensorflow" in sys.modules:
@@ -35,16 +36,3 @@ def quiet_tensorflow() -> None:
         os.close(devnull)
     # Python-side notices too (e.g. tf.function retracing when several models predict in turn).
     tensorflow.get_logger().setLevel("ERROR")
-
-
-def _size_threads() -> None:
-    """Before TensorFlow starts: its thread pools sized to the container's CPU limit (catdog.threads)."""
-    from catdog import threads
-
-    try:
-        threads.configure()
-    except CatdogError as error:  # a bad CATDOG_CPU_THREADS: say so, keep the defaults
-        print(f"catdog: warning: {error}", file=sys.stderr)
-
-
-_size_threads()

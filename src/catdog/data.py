@@ -21,7 +21,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Iterable, Iterator, Protocol
+from typing import TYPE_CHECKING, Iterable, Iterator, Protocol
 
 import numpy as np
 from tqdm import tqdm
@@ -30,6 +30,9 @@ from catdog import CLASS_NAMES, CatdogError
 from catdog.config import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_PIXELS
 from catdog.download import download
 from catdog.images import ImageError, decode_image
+
+if TYPE_CHECKING:
+    from catdog.config import Settings
 
 SPLITS = ("training", "validation")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff")
@@ -359,65 +362,99 @@ def prepare(
     try:
         with open_source(source, cache_dir, sha256) as images:
             skipped += getattr(images, "skipped", [])  # records a Kafka source could not use, and why
-            by_class: dict[str, list[str]] = {label: [] for label in CLASS_NAMES}
-            for name in images.names():
-                label = label_for(name)
-                if label is None:
-                    report.unlabelled += 1
-                else:
-                    by_class[label].append(name)
-            if not any(by_class.values()):
-                raise DataError(
-                    f"found no cat or dog images in {images.description}: expected cat/ and dog/ folders "
-                    "(any case) or files named like cat.123.jpg"
-                )
+            by_class = _names_by_class(images, report)
             rng = random.Random(seed)
             with tqdm(total=per_class * len(CLASS_NAMES), desc="images", unit="img", disable=not progress) as bar:
                 for label in CLASS_NAMES:
                     names = sorted(by_class[label])
                     rng.shuffle(names)
                     kept = _sample_class(images, names, label, per_class, limits, seen, skipped, bar)
-                    if len(kept) < 2:
-                        excluded = sum(1 for _, _, reason, _ in skipped if reason == "seen")
-                        hint = (f" once {excluded} photos already used elsewhere are left out: choose a larger source"
-                                " (for notebook 02, CATDOG_EVAL_SOURCE)" if excluded else "")
-                        raise DataError(f"{images.description} has {len(kept)} usable {label} images{hint}; "
-                                        "at least 2 are needed")
+                    _check_enough(kept, label, images.description, skipped)
                     if len(kept) < per_class:
                         report.short_classes[label] = len(kept)
-                    n_validation = min(len(kept) - 1, max(1, round(len(kept) * validation_fraction)))
-                    for index, image in enumerate(kept):
-                        split = "validation" if index < n_validation else "training"
-                        directory = staging / split / label
-                        directory.mkdir(parents=True, exist_ok=True)
-                        target = _unique_file_name(directory, image.name)
-                        target.write_bytes(image.data)
-                        report.counts[split, label] += 1
-                        rows.append({
-                            "file": target.relative_to(staging).as_posix(), "split": split, "class": label,
-                            "sha256": image.sha256, "width": image.width, "height": image.height,
-                            "source": image.name,
-                        })
-        rows.sort(key=lambda row: str(row["file"]))
-        with open(staging / MANIFEST_NAME, "w", newline="") as stream:
-            writer = csv.DictWriter(stream, fieldnames=MANIFEST_FIELDS)
-            writer.writeheader()
-            writer.writerows(rows)
-        with open(staging / SKIPPED_NAME, "w", newline="") as stream:
-            writer = csv.writer(stream)
-            writer.writerow(("source", "class", "reason", "detail"))
-            writer.writerows(skipped)
-        for name in (*SPLITS, MANIFEST_NAME, SKIPPED_NAME):
-            old = out / name
-            if old.is_dir():
-                shutil.rmtree(old)
-            elif old.exists():
-                old.unlink()
-            (staging / name).replace(old)
+                    rows += _write_class(kept, staging, validation_fraction, report)
+        _write_manifests(staging, rows, skipped)
+        _replace_prepared(staging, out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     report.skipped.update(reason for _, _, reason, _ in skipped)
     return report
+
+
+def prepare_with(settings: "Settings", source: str, out: Path, per_class: int, **options) -> PrepareReport:
+    """:func:`prepare` with the settings every caller shares: the download cache, the archive's expected
+    sha256 and the image size limits. ``options`` are prepare's own (seed, exclude, progress, …)."""
+    return prepare(source, out, per_class, cache_dir=settings.cache_dir, sha256=settings.data_sha256,
+                   max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels, **options)
+
+
+def _names_by_class(images: ImageSource, report: PrepareReport) -> dict[str, list[str]]:
+    """The source's files by the class their path says; those it says none of are counted in ``report``."""
+    by_class: dict[str, list[str]] = {label: [] for label in CLASS_NAMES}
+    for name in images.names():
+        label = label_for(name)
+        if label is None:
+            report.unlabelled += 1
+        else:
+            by_class[label].append(name)
+    if not any(by_class.values()):
+        raise DataError(
+            f"found no cat or dog images in {images.description}: expected cat/ and dog/ folders "
+            "(any case) or files named like cat.123.jpg"
+        )
+    return by_class
+
+
+def _check_enough(kept: list[Kept], label: str, description: str, skipped: list[tuple[str, str, str, str]]) -> None:
+    """Two photos of a class at least (one to train on, one to validate); else say why there are fewer."""
+    if len(kept) >= 2:
+        return
+    excluded = sum(1 for _, _, reason, _ in skipped if reason == "seen")
+    hint = (f" once {excluded} photos already used elsewhere are left out: choose a larger source"
+            " (for notebook 02, CATDOG_EVAL_SOURCE)" if excluded else "")
+    raise DataError(f"{description} has {len(kept)} usable {label} images{hint}; at least 2 are needed")
+
+
+def _write_class(kept: list[Kept], staging: Path, validation_fraction: float,
+                 report: PrepareReport) -> list[dict[str, object]]:
+    """One class's photos into ``staging``'s splits (the first share to validation); their manifest rows."""
+    rows = []
+    n_validation = min(len(kept) - 1, max(1, round(len(kept) * validation_fraction)))
+    for index, image in enumerate(kept):
+        split = "validation" if index < n_validation else "training"
+        directory = staging / split / image.label
+        directory.mkdir(parents=True, exist_ok=True)
+        target = _unique_file_name(directory, image.name)
+        target.write_bytes(image.data)
+        report.counts[split, image.label] += 1
+        rows.append({
+            "file": target.relative_to(staging).as_posix(), "split": split, "class": image.label,
+            "sha256": image.sha256, "width": image.width, "height": image.height, "source": image.name,
+        })
+    return rows
+
+
+def _write_manifests(staging: Path, rows: list[dict[str, object]], skipped: list[tuple[str, str, str, str]]) -> None:
+    rows.sort(key=lambda row: str(row["file"]))
+    with open(staging / MANIFEST_NAME, "w", newline="") as stream:
+        writer = csv.DictWriter(stream, fieldnames=MANIFEST_FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+    with open(staging / SKIPPED_NAME, "w", newline="") as stream:
+        writer = csv.writer(stream)
+        writer.writerow(("source", "class", "reason", "detail"))
+        writer.writerows(skipped)
+
+
+def _replace_prepared(staging: Path, out: Path) -> None:
+    """The new splits and manifests take the old ones' places, only now that all of them are written."""
+    for name in (*SPLITS, MANIFEST_NAME, SKIPPED_NAME):
+        old = out / name
+        if old.is_dir():
+            shutil.rmtree(old)
+        elif old.exists():
+            old.unlink()
+        (staging / name).replace(old)
 
 
 def read_manifest(data_dir: Path) -> list[dict[str, str]]:

@@ -23,6 +23,7 @@ class DownloadError(CatdogError):
 
 
 def sha256_file(path: Path) -> str:
+    """A file's sha256 in hex, read in chunks (a model or an archive never sits whole in memory)."""
     digest = hashlib.sha256()
     with open(path, "rb") as stream:
         for chunk in iter(lambda: stream.read(CHUNK_BYTES), b""):

@@ -14,7 +14,8 @@ import mimetypes
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Callable, Iterator
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
@@ -178,6 +179,24 @@ def send_image(producer: KafkaProducer, kafka: KafkaSettings, data: bytes, filen
     return Sent(filename, metadata.topic, metadata.partition, metadata.offset, key.decode(), timestamp)
 
 
+def sendable(paths: Iterable[Path], max_bytes: int) -> tuple[list[tuple[str, Path | None]], list[str]]:
+    """What ``catdog send`` sends, checked before a connection is made: (name, path) per file, ``None`` for
+    standard input (``-``), and one line per file it refuses (not a file, or over the size limit)."""
+    items: list[tuple[str, Path | None]] = []
+    refused: list[str] = []
+    for path in paths:
+        if str(path) == "-":
+            items.append(("stdin", None))
+        elif not path.is_file():
+            refused.append(f"{path}: not a file")
+        elif path.stat().st_size > max_bytes:
+            refused.append(f"{path}: {path.stat().st_size:,} bytes is over the {max_bytes:,}-byte limit "
+                           "(CATDOG_MAX_IMAGE_BYTES); not sent")
+        else:
+            items.append((path.name, path))
+    return items, refused
+
+
 def header_text(value: bytes | None) -> str:
     """A header value as text: null (legal in Kafka) is empty, bytes that are not UTF-8 are replaced."""
     return "" if value is None else bytes(value).decode("utf-8", "replace")
@@ -264,6 +283,24 @@ def fetch_images(consumer: KafkaConsumer, kafka: KafkaSettings, count: int = 1, 
     return received
 
 
+def assign_every_partition(consumer: KafkaConsumer, *topics: str) -> list[TopicPartition] | None:
+    """Assign ``consumer`` (which joins no group) every partition of ``topics``, in order; None, and
+    nothing assigned, while any of them does not exist yet. The one way our readers take a topic whole."""
+    found = {topic: consumer.partitions_for_topic(topic) for topic in topics}
+    if not all(found.values()):
+        return None
+    assigned = [TopicPartition(topic, partition) for topic in topics for partition in sorted(found[topic])]
+    consumer.assign(assigned)
+    return assigned
+
+
+def seek_last(consumer: KafkaConsumer, partitions: list[TopicPartition], last: int) -> None:
+    """Position each partition ``last`` records before its end (at its beginning if it holds fewer)."""
+    beginnings, ends = consumer.beginning_offsets(partitions), consumer.end_offsets(partitions)
+    for partition in partitions:
+        consumer.seek(partition, max(beginnings[partition], ends[partition] - last))
+
+
 def make_reader(kafka: KafkaSettings, topic: str, *, since_ms: int | None = None, sent: Sent | None = None,
                 last: int | None = None) -> KafkaConsumer:
     """A consumer in no group, on every partition of ``topic``, positioned for one learner's question.
@@ -275,11 +312,9 @@ def make_reader(kafka: KafkaSettings, topic: str, *, since_ms: int | None = None
     """
     consumer = make_consumer(kafka)
     try:
-        partitions = consumer.partitions_for_topic(topic)
-        if not partitions:
+        assigned = assign_every_partition(consumer, topic)
+        if not assigned:
             raise CatdogError(f"topic {topic!r} does not exist on {kafka.bootstrap_servers}")
-        assigned = [TopicPartition(topic, partition) for partition in sorted(partitions)]
-        consumer.assign(assigned)
         if sent is not None:
             since_ms = sent.timestamp
         if since_ms is not None:
@@ -292,9 +327,7 @@ def make_reader(kafka: KafkaSettings, topic: str, *, since_ms: int | None = None
                 else:
                     consumer.seek(partition, match.offset)
         elif last is not None:
-            beginnings, ends = consumer.beginning_offsets(assigned), consumer.end_offsets(assigned)
-            for partition in assigned:
-                consumer.seek(partition, max(beginnings[partition], ends[partition] - last))
+            seek_last(consumer, assigned, last)
         else:
             consumer.seek_to_beginning(*assigned)
         if sent is not None:

@@ -12,15 +12,20 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 import time
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterable, Iterator
 
-from kafka import KafkaProducer, TopicPartition
+from kafka import KafkaProducer
 
 from catdog.config import KafkaSettings
-from catdog.kafka_io import LEARNER_HEADER, Sent, key_text, make_consumer
+from catdog.kafka_io import (
+    LEARNER_HEADER, Sent, assign_every_partition, key_text, make_consumer, make_producer, send_image,
+)
 
 LABELS = ("cat", "dog")
 END_WAIT_SECONDS = 30.0  # reading a topic to the end it had when we started: at most this long
@@ -64,6 +69,22 @@ def label_image(producer: KafkaProducer, kafka: KafkaSettings, sent: Sent, label
     return send_label(producer, kafka, sent.key, label_value(label, kafka.learner, via, source))
 
 
+def send_photos(kafka: KafkaSettings, items: Iterable[tuple[str, Path | None]], topic: str | None = None,
+                label: str | None = None, via: str = "catdog send") -> Iterator[Sent]:
+    """Send each photo (``None``: standard input's bytes) and, with ``label``, say what it is: a training
+    example for the next retraining. Yields each as the broker stores it; one producer for them all."""
+    producer = make_producer(kafka)
+    try:
+        for name, path in items:
+            data = sys.stdin.buffer.read() if path is None else path.read_bytes()
+            sent = send_image(producer, kafka, data, name, topic=topic)
+            if label:
+                label_image(producer, kafka, sent, label, via=via)
+            yield sent
+    finally:
+        producer.close()
+
+
 @dataclass(frozen=True)
 class LabelledImage:
     name: str  # cat/kafka-<topic>-p<partition>-o<offset>.<ext>: the label's folder, where the image was
@@ -75,10 +96,9 @@ def _read_to_end(consumer, topic: str):
     """Every record of ``topic`` up to (at least) the end it had when this started. Records fetched past
     that end are kept too: the embedded broker reports a batch's base offset + 1 as the end, so the end
     can fall inside the last batch (DEVELOPERS.md)."""
-    partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+    partitions = assign_every_partition(consumer, topic)
     if not partitions:
         return
-    consumer.assign(partitions)
     consumer.seek_to_beginning(*partitions)
     ends = consumer.end_offsets(partitions)
     deadline = time.monotonic() + END_WAIT_SECONDS

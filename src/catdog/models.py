@@ -11,7 +11,11 @@ import re
 import zipfile
 from pathlib import Path
 
-import keras
+from catdog.threads import start_tensorflow
+
+start_tensorflow()  # pools sized to this container's CPUs before TensorFlow starts
+
+import keras  # noqa: E402
 from keras import layers
 
 from catdog import CatdogError

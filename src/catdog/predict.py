@@ -8,7 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
-import keras
+from catdog.threads import start_tensorflow
+
+start_tensorflow()  # pools sized to this container's CPUs before TensorFlow starts
+
+import keras  # noqa: E402
 import numpy as np
 import tensorflow as tf
 

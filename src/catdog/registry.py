@@ -13,7 +13,6 @@ Serving a version replaces ``<name>.keras`` in one rename, so the classifier nev
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -23,6 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from catdog import CatdogError
+from catdog.download import sha256_file
 
 VERSIONS = "versions"
 HISTORY = "history.jsonl"
@@ -34,11 +34,7 @@ class RegistryError(CatdogError):
 
 def model_version(path: Path) -> str:
     """A model file's version as results and metrics show it: the first 12 hex digits of its sha256."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for chunk in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()[:12]
+    return sha256_file(path)[:12]
 
 
 def card_path(model_path: Path) -> Path:

@@ -14,7 +14,6 @@ if it passes the gate.
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import os
 import shutil
@@ -25,7 +24,8 @@ from pathlib import Path
 
 from catdog import registry
 from catdog.config import Settings
-from catdog.data import MANIFEST_FIELDS, MANIFEST_NAME, DataError, Kept, check_photo, prepare, read_manifest
+from catdog.data import MANIFEST_FIELDS, MANIFEST_NAME, DataError, Kept, check_photo, prepare_with, read_manifest
+from catdog.download import sha256_file
 from catdog.images import ImageError
 from catdog.kafka_io import find_prediction, send_image
 from catdog.labels import read_labelled
@@ -82,8 +82,7 @@ def training_set(settings: Settings, base_source: str, out: Path, per_class: int
     """``per_class`` photos of each class from ``base_source`` (none from the check set or the room) plus
     the room's training photos, in one prepared folder with one manifest."""
     excluded = check_hashes | {photo.sha256 for photo in room.train + room.held}
-    prepare(base_source, out, per_class, seed=seed, cache_dir=settings.cache_dir, sha256=settings.data_sha256,
-            max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels, progress=False, exclude=excluded)
+    prepare_with(settings, base_source, out, per_class, seed=seed, progress=False, exclude=excluded)
     rows = read_manifest(out) + _write(out, "training", room.train)
     with open(out / MANIFEST_NAME, "w", newline="") as stream:
         writer = csv.DictWriter(stream, fieldnames=MANIFEST_FIELDS)
@@ -105,8 +104,7 @@ def ensure_check_set(settings: Settings, check_dir: Path, source: str | None, pe
     check_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{check_dir.name}-", dir=check_dir.parent))
     try:
-        prepare(source, staging, per_class, seed=seed, cache_dir=settings.cache_dir, sha256=settings.data_sha256,
-                max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels, progress=False)
+        prepare_with(settings, source, staging, per_class, seed=seed, progress=False)
         try:
             os.rename(staging, check_dir)
         except OSError:  # another retraining made it first (or an empty folder is in the way): theirs stays
@@ -172,7 +170,7 @@ def retrain(settings: Settings, base_source: str, check_dir: Path, per_class: in
         promoted, reason = registry.gate(scores["candidate"], scores["serving"])
         card = json.loads(card_path(candidate).read_text())
         card["gate"] = {**scores, "promoted": promoted, "reason": reason,
-                        "check_set": {"photos": len(check_rows), "manifest_sha256": _sha256(check_dir / MANIFEST_NAME)},
+                        "check_set": {"photos": len(check_rows), "manifest_sha256": sha256_file(check_dir / MANIFEST_NAME)},
                         "room_held_out_sha256": sorted(photo.sha256 for photo in room.held)}
         version = registry.register(models_dir, MODEL, candidate, card)
     if promoted:
@@ -212,10 +210,6 @@ def version_in_service(producer, kafka, photo: Path, expected: str | None, timeo
         if seen == expected or time.monotonic() >= deadline:
             return seen
         time.sleep(1.0)
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 __all__ = ["MODEL", "Outcome", "RoomPhotos", "ensure_check_set", "held_out", "report", "retrain", "room_photos", "training_set",

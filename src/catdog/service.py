@@ -18,7 +18,11 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
-import keras
+from catdog.threads import start_tensorflow
+
+start_tensorflow()  # pools sized to this container's CPUs before TensorFlow starts
+
+import keras  # noqa: E402
 import numpy as np
 import tensorflow as tf
 from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer
@@ -29,7 +33,7 @@ from kafka.errors import (
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from catdog import threads
-from catdog.config import MAX_LEARNER_CHARS, KafkaSettings
+from catdog.config import MAX_LEARNER_CHARS, KafkaSettings, Settings
 from catdog.images import DecodeBudget
 from catdog.kafka_io import (
     LEARNER_HEADER, KafkaUnavailable, ReceivedImage, RecordError, decode_record, make_consumer, make_producer,
@@ -193,8 +197,196 @@ class Membership(ConsumerRebalanceListener):
         self.settled = True
 
 
-class Classifier:
-    """One consumer-group member: poll a bounded batch, classify, publish, then commit."""
+def batch_offsets(positions: list[tuple[str, int, int, int]]) -> dict[TopicPartition, OffsetAndMetadata]:
+    """The offsets that commit a batch: one past its last record of each partition."""
+    offsets: dict[TopicPartition, OffsetAndMetadata] = {}
+    for topic, partition_id, offset, _ in positions:
+        partition = TopicPartition(topic, partition_id)
+        if partition not in offsets or offsets[partition].offset < offset + 1:
+            offsets[partition] = OffsetAndMetadata(offset + 1, "", -1)
+    return offsets
+
+
+def classify_isolating(models: dict[str, keras.Model], received: list[ReceivedImage]):
+    """Both models on the decoded images, batched. If the batch fails, each image alone: one that still
+    fails becomes a dead letter (``internal-error``) instead of taking the batch down with it. Returns the
+    images (those that failed now carry their error), the verdicts of the good ones, and seconds per model."""
+    good = [image for image in received if image.error is None]
+    try:
+        verdicts, seconds = classify_timed(models, [image.image for image in good])
+        return received, verdicts, seconds
+    except Exception as error:  # noqa: BLE001 - isolate the record that caused it
+        log.warning("classifying a batch of %d failed (%s: %s); classifying one at a time",
+                    len(good), type(error).__name__, error)
+    outcome: dict[int, tuple] = {}
+    for image in good:
+        try:
+            outcome[id(image)] = classify_timed(models, [image.image])
+        except Exception as error:  # noqa: BLE001
+            outcome[id(image)] = RecordError(f"classifying failed: {type(error).__name__}: {error}")
+    checked = [replace(image, image=None, error=outcome[id(image)]) if isinstance(outcome.get(id(image)), RecordError)
+               else image for image in received]
+    kept = [outcome[id(image)] for image in good if not isinstance(outcome[id(image)], RecordError)]
+    seconds = {name: sum(spent[name] for _, spent in kept) for name in models} if kept else {}
+    return checked, [verdicts[0] for verdicts, _ in kept], seconds
+
+
+def observe(metrics: ServiceMetrics, received, verdicts, seconds, positions) -> None:
+    """A published batch in the metrics: its size, time per model, verdicts, dead letters, latency."""
+    metrics.batch_size.observe(len(positions))
+    for name, spent in seconds.items():
+        metrics.inference_seconds.labels(name).observe(spent)
+    for verdict in verdicts:
+        for name, v in verdict.items():
+            metrics.classified.labels(name, v.label).inc()
+            metrics.p_dog.labels(name).observe(v.p_dog)
+        metrics.agreements.labels(str(len({v.label for v in verdict.values()}) == 1).lower()).inc()
+    for image in received:
+        if image.error is not None:
+            metrics.dead_letters.labels(image.error.reason).inc()
+    now_ms = time.time() * 1000
+    for *_, timestamp in positions:
+        if timestamp and timestamp > 0:
+            metrics.end_to_end_seconds.observe(max(0.0, now_ms - timestamp) / 1000)
+
+
+class Publisher:
+    """Results and dead letters out: every record of a batch ends as one or the other, acknowledged by the
+    broker before the batch's offsets may be committed."""
+
+    def __init__(self, kafka: KafkaSettings) -> None:
+        self.kafka = kafka
+
+    def publish(self, producer: KafkaProducer, received: list[ReceivedImage], verdicts, seconds,
+                versions: dict[str, str]) -> None:
+        """Send the batch's results and dead letters; wait (SEND_TIMEOUT_SECONDS in all) for every
+        acknowledgement. Raises if one did not come: the batch is then not committed."""
+        good = [image for image in received if image.error is None]
+        futures = []
+        for image, verdict in zip(good, verdicts, strict=True):
+            value = json.dumps(result_record(image, verdict, seconds, len(good), versions)).encode()
+            futures.append((None, producer.send(self.kafka.predictions_topic, key=image.raw_key, value=value)))
+        for image in received:
+            if image.error is not None:
+                log.info("dead letter %s [%d]@%d: %s", image.filename, image.partition, image.offset, image.error)
+                futures.append((image, self.send_dead_letter(producer, image)))
+        deadline = time.monotonic() + SEND_TIMEOUT_SECONDS
+
+        def remaining() -> float:
+            return max(0.1, deadline - time.monotonic())
+
+        producer.flush(timeout=remaining())
+        for image, future in futures:
+            try:
+                future.get(timeout=remaining())  # raises if the broker did not acknowledge in time
+            except (MessageSizeTooLargeError, RecordListTooLargeError):
+                if image is None:
+                    raise
+                self.send_dead_letter(producer, image, keep_value=False).get(timeout=remaining())
+
+    def send_dead_letter(self, producer: KafkaProducer, image: ReceivedImage, keep_value: bool = True):
+        """The record's own bytes, key and headers plus why. Bytes too big for the dead-letter topic (the
+        images topic took more than ours does) are left out and said so: the record stays where
+        ``source-*`` points, and its partition moves on."""
+        headers = dead_letter_headers(image)
+        if keep_value:
+            try:
+                return producer.send(self.kafka.dlq_topic, key=image.raw_key, value=image.data, headers=headers)
+            except MessageSizeTooLargeError:
+                pass
+        note = (f"{len(image.data)} bytes, more than the dead-letter topic takes; the original is at "
+                f"{image.topic}[{image.partition}]@{image.offset}")
+        return producer.send(self.kafka.dlq_topic, key=image.raw_key, value=b"",
+                             headers=headers + [("value-omitted", note.encode())])
+
+
+class Committer:
+    """Offsets in, across rebalances: a batch's offsets are committed once it is published; what the group
+    refused while it rebalanced is committed later, for the partitions this member still owns.
+
+    If the group moved its partitions meanwhile (a member joined, or this one was paused past its session
+    timeout), the commit is refused: those records go to their new owner, which classifies them again
+    (at-least-once), and this member carries on in the new group generation with the same connections
+    (tearing them down would rebalance everyone again). A partition this member keeps across the
+    rebalance keeps its position (kafka-python), past the refused records: nobody would read them again,
+    and the group's offset would lag behind for good (consumer lag that never clears, for KEDA too)."""
+
+    def __init__(self, metrics: ServiceMetrics) -> None:
+        self.metrics = metrics
+        self.refused: dict[TopicPartition, OffsetAndMetadata] = {}
+        self.membership = Membership()
+
+    def listener(self) -> Membership:
+        """A fresh listener for a new subscription (a new session starts unsettled)."""
+        self.membership = Membership()
+        return self.membership
+
+    def commit(self, consumer: KafkaConsumer, offsets: dict, count: int) -> None:
+        """Commit a published batch of ``count`` records (``{}`` and 0: only retry what was refused)."""
+        owned = consumer.assignment() if self.membership.settled else set()  # mid-rebalance: retries wait
+        retry = self._retry(consumer, owned, offsets)
+        if retry is None:
+            return
+        if not offsets and not retry:
+            if owned:
+                self.refused.clear()
+            return
+        try:
+            consumer.commit({**retry, **offsets})
+        except REBALANCED as error:
+            self._refused(offsets, count, error)
+            return
+        if count:
+            log.info("batch of %d committed", count)
+        if retry:
+            log.info("committed what the rebalance refused: %s",
+                     ", ".join(f"{tp.topic}[{tp.partition}]@{offset.offset}" for tp, offset in retry.items()))
+        if owned:  # a settled group: what it gave to others is theirs
+            self.refused.clear()
+
+    def _retry(self, consumer: KafkaConsumer, owned: set, offsets: dict) -> dict | None:
+        """Refused offsets to commit now: partitions still owned, never behind what the group has committed
+        meanwhile. None while the group is not settled enough to ask (the next turn tries again)."""
+        retry = {tp: offset for tp, offset in self.refused.items() if tp in owned and tp not in offsets}
+        if not retry:
+            return retry
+        try:
+            return {tp: offset for tp, offset in retry.items() if (consumer.committed(tp) or -1) < offset.offset}
+        except REBALANCED:
+            return None
+
+    def _refused(self, offsets: dict, count: int, error: Exception) -> None:
+        if count:
+            self.metrics.rebalanced_batches.inc()
+        for tp, offset in offsets.items():
+            if tp not in self.refused or self.refused[tp].offset < offset.offset:
+                self.refused[tp] = offset
+        if count:
+            log.warning("batch of %d not committed: the group rebalanced while it was classified (%s); its "
+                        "partitions' new owners classify those records again", count, error)
+
+
+def poll(consumer: KafkaConsumer, kafka: KafkaSettings, metrics: ServiceMetrics, timeout_ms: int = POLL_TIMEOUT_MS) -> dict:
+    """One poll. A fetched batch that cannot be read (a codec we lack, a corrupt batch) stops its
+    partition: say where, count it, and fail readiness until a retry reads it."""
+    try:
+        return consumer.poll(timeout_ms=timeout_ms, max_records=kafka.batch_size)
+    except (UnsupportedCodecError, CorruptRecordError) as error:
+        metrics.unreadable_batches.inc()
+        metrics.set_ready(False)
+        try:
+            where = ", ".join(f"{tp.topic}[{tp.partition}]@{consumer.position(tp)}" for tp in sorted(consumer.assignment()))
+        except KafkaError:
+            where = "unknown positions"
+        log.error("cannot read a fetched record batch (%s: %s); the partition stays at its position, one of: "
+                  "%s", type(error).__name__, error, where)
+        raise
+
+
+class Pipeline:
+    """Records in, results and dead letters out, for one batch at a time: the decode pool (:meth:`start`),
+    both models (:func:`classify_isolating`, swapped for new versions between batches), and the
+    :class:`Publisher`. Knows nothing of consumer groups: :class:`Classifier` runs it as one's member."""
 
     def __init__(self, kafka: KafkaSettings, models: dict[str, keras.Model], metrics: ServiceMetrics,
                  versions: dict[str, str] | None = None, watcher: ModelWatcher | None = None) -> None:
@@ -204,11 +396,7 @@ class Classifier:
         self.versions = dict(versions or {})
         self.watcher = watcher
         self.target_size = largest_input(models)
-        self.stop_event = threading.Event()
-        # Offsets of published batches whose commit the group refused (it was rebalancing): committed later
-        # for the partitions this member still owns, whose positions kafka-python keeps past those records.
-        self.refused: dict[TopicPartition, OffsetAndMetadata] = {}
-        self.membership = Membership()
+        self.publisher = Publisher(kafka)
         # Decoding (PIL releases the GIL) runs in its own threads, one per CPU of the limit, while
         # TensorFlow classifies the batch before; the budget bounds their full-size decodes together.
         self.decode_threads = kafka.decode_threads or threads.cpu_limit().threads
@@ -228,10 +416,6 @@ class Classifier:
             self.target_size = largest_input(self.models)
             log.info("now serving %s model %s (was %s)", name, version, old)
 
-    def stop(self) -> None:
-        """Ask the loop to finish its batch, commit and close (safe to call from a signal handler)."""
-        self.stop_event.set()
-
     def start(self, records: list) -> Batch:
         """Start decoding a polled batch in the pool; :meth:`finish` classifies and publishes it."""
         return Batch(
@@ -250,91 +434,26 @@ class Classifier:
         to commit. Only the dead letters' raw bytes are still held by now (decode_record drops the rest)."""
         received = [future.result() for future in batch.decoding]
         batch.decoding.clear()
-        received, verdicts, seconds = self._classify(received)
-        good = [image for image in received if image.error is None]
-        futures = []
-        for image, verdict in zip(good, verdicts, strict=True):
-            value = json.dumps(result_record(image, verdict, seconds, len(good), self.versions)).encode()
-            futures.append((None, producer.send(self.kafka.predictions_topic, key=image.raw_key, value=value)))
-        for image in received:
-            if image.error is not None:
-                log.info("dead letter %s [%d]@%d: %s", image.filename, image.partition, image.offset, image.error)
-                futures.append((image, self._send_dead_letter(producer, image)))
-        deadline = time.monotonic() + SEND_TIMEOUT_SECONDS
+        received, verdicts, seconds = classify_isolating(self.models, received)
+        self.publisher.publish(producer, received, verdicts, seconds, self.versions)
+        observe(self.metrics, received, verdicts, seconds, batch.positions)
+        return batch_offsets(batch.positions)
 
-        def remaining() -> float:
-            return max(0.1, deadline - time.monotonic())
 
-        producer.flush(timeout=remaining())
-        for image, future in futures:
-            try:
-                future.get(timeout=remaining())  # raises if the broker did not acknowledge in time
-            except (MessageSizeTooLargeError, RecordListTooLargeError):
-                if image is None:
-                    raise
-                self._send_dead_letter(producer, image, keep_value=False).get(timeout=remaining())
-        self._observe(received, verdicts, seconds, batch.positions)
-        offsets: dict[TopicPartition, OffsetAndMetadata] = {}
-        for topic, partition_id, offset, _ in batch.positions:
-            partition = TopicPartition(topic, partition_id)
-            if partition not in offsets or offsets[partition].offset < offset + 1:
-                offsets[partition] = OffsetAndMetadata(offset + 1, "", -1)
-        return offsets
+class Classifier(Pipeline):
+    """One consumer-group member running the :class:`Pipeline`: poll a bounded batch (the next one decodes
+    while this one is classified), publish, then commit through the :class:`Committer`; a lost broker is
+    retried with backoff."""
 
-    def _send_dead_letter(self, producer: KafkaProducer, image: ReceivedImage, keep_value: bool = True):
-        """The record's own bytes, key and headers plus why. Bytes too big for the dead-letter topic (the
-        images topic took more than ours does) are left out and said so: the record stays where
-        ``source-*`` points, and its partition moves on."""
-        headers = dead_letter_headers(image)
-        if keep_value:
-            try:
-                return producer.send(self.kafka.dlq_topic, key=image.raw_key, value=image.data, headers=headers)
-            except MessageSizeTooLargeError:
-                pass
-        note = (f"{len(image.data)} bytes, more than the dead-letter topic takes; the original is at "
-                f"{image.topic}[{image.partition}]@{image.offset}")
-        return producer.send(self.kafka.dlq_topic, key=image.raw_key, value=b"",
-                             headers=headers + [("value-omitted", note.encode())])
+    def __init__(self, kafka: KafkaSettings, models: dict[str, keras.Model], metrics: ServiceMetrics,
+                 versions: dict[str, str] | None = None, watcher: ModelWatcher | None = None) -> None:
+        super().__init__(kafka, models, metrics, versions, watcher)
+        self.stop_event = threading.Event()
+        self.committer = Committer(metrics)
 
-    def _classify(self, received: list[ReceivedImage]):
-        """Both models on the decoded images, batched. If the batch fails, each image alone: one that still
-        fails becomes a dead letter (``internal-error``) instead of taking the batch down with it."""
-        good = [image for image in received if image.error is None]
-        try:
-            verdicts, seconds = classify_timed(self.models, [image.image for image in good])
-            return received, verdicts, seconds
-        except Exception as error:  # noqa: BLE001 - isolate the record that caused it
-            log.warning("classifying a batch of %d failed (%s: %s); classifying one at a time",
-                        len(good), type(error).__name__, error)
-        outcome: dict[int, tuple] = {}
-        for image in good:
-            try:
-                outcome[id(image)] = classify_timed(self.models, [image.image])
-            except Exception as error:  # noqa: BLE001
-                outcome[id(image)] = RecordError(f"classifying failed: {type(error).__name__}: {error}")
-        checked = [replace(image, image=None, error=outcome[id(image)]) if isinstance(outcome.get(id(image)), RecordError)
-                   else image for image in received]
-        kept = [outcome[id(image)] for image in good if not isinstance(outcome[id(image)], RecordError)]
-        seconds = {name: sum(spent[name] for _, spent in kept) for name in self.models} if kept else {}
-        return checked, [verdicts[0] for verdicts, _ in kept], seconds
-
-    def _observe(self, received, verdicts, seconds, positions) -> None:
-        m = self.metrics
-        m.batch_size.observe(len(positions))
-        for name, spent in seconds.items():
-            m.inference_seconds.labels(name).observe(spent)
-        for verdict in verdicts:
-            for name, v in verdict.items():
-                m.classified.labels(name, v.label).inc()
-                m.p_dog.labels(name).observe(v.p_dog)
-            m.agreements.labels(str(len({v.label for v in verdict.values()}) == 1).lower()).inc()
-        for image in received:
-            if image.error is not None:
-                m.dead_letters.labels(image.error.reason).inc()
-        now_ms = time.time() * 1000
-        for *_, timestamp in positions:
-            if timestamp and timestamp > 0:
-                m.end_to_end_seconds.observe(max(0.0, now_ms - timestamp) / 1000)
+    def stop(self) -> None:
+        """Ask the loop to finish its batch, commit and close (safe to call from a signal handler)."""
+        self.stop_event.set()
 
     def run_session(self) -> None:
         """Connect, then poll/process/commit until stopped; Kafka errors propagate to :meth:`run`."""
@@ -343,26 +462,10 @@ class Classifier:
         try:
             producer = make_producer(self.kafka)
             consumer = make_consumer(self.kafka, group_id=self.kafka.group_id, max_poll_records=self.kafka.batch_size)
-            self.membership = Membership()
-            consumer.subscribe([self.kafka.images_topic], listener=self.membership)
+            consumer.subscribe([self.kafka.images_topic], listener=self.committer.listener())
             log.info("classifying %s from %s as group %s", self.kafka.images_topic, self.kafka.bootstrap_servers,
                      self.kafka.group_id)
-            pending: Batch | None = None  # decoding while the batch before it is classified
-            while not self.stop_event.is_set() or pending:
-                self.metrics.loop_turned()
-                self.swap_models()
-                upcoming = None
-                if not self.stop_event.is_set():  # stopping: finish the batch in hand, fetch no more
-                    batches = self._poll(consumer, timeout_ms=0 if pending else POLL_TIMEOUT_MS)
-                    self.metrics.set_ready(True)  # connected, and what was fetched could be read
-                    records = [record for partition in batches.values() for record in partition]
-                    upcoming = self.start(records) if records else None
-                    del records, batches  # the pool's tasks hold each record until it is decoded
-                if pending:
-                    self._commit(consumer, self.finish(pending, producer), len(pending.positions))
-                elif self.refused:
-                    self._commit(consumer, {}, 0)
-                pending = upcoming
+            self._loop(consumer, producer)
         finally:
             self.metrics.set_ready(False)
             if consumer is not None:
@@ -370,65 +473,24 @@ class Classifier:
             if producer is not None:
                 producer.close(timeout=CLOSE_TIMEOUT_SECONDS)
 
-    def _commit(self, consumer: KafkaConsumer, offsets: dict, count: int) -> None:
-        """Commit a published batch. If the group moved its partitions meanwhile (a member joined, or this
-        one was paused past its session timeout), the commit is refused: those records go to their new
-        owner, which classifies them again (at-least-once), and this member carries on in the new group
-        generation with the same connections (tearing them down would rebalance everyone again).
-
-        A partition this member keeps across the rebalance keeps its position (kafka-python), past the
-        refused records: nobody would read them again, and the group's offset would lag behind for good
-        (consumer lag that never clears, for KEDA too). Their offsets are committed with the next commit
-        once the group is settled, for the partitions still assigned here; the others are dropped."""
-        owned = consumer.assignment()
-        if not self.membership.settled:  # mid-rebalance: a batch's commit fails at once; retries wait
-            owned = set()
-        retry = {tp: offset for tp, offset in self.refused.items() if tp in owned and tp not in offsets}
-        if retry:  # never behind what the group has already committed (it may have moved on meanwhile)
-            try:
-                retry = {tp: offset for tp, offset in retry.items()
-                         if (consumer.committed(tp) or -1) < offset.offset}
-            except REBALANCED:
-                return  # not settled yet: the next turn tries again
-        if not offsets and not retry:
-            if owned:
-                self.refused.clear()
-            return
-        try:
-            consumer.commit({**retry, **offsets})
-            if count:
-                log.info("batch of %d committed", count)
-            if retry:
-                log.info("committed what the rebalance refused: %s",
-                         ", ".join(f"{tp.topic}[{tp.partition}]@{offset.offset}" for tp, offset in retry.items()))
-            if owned:  # a settled group: what it gave to others is theirs
-                self.refused.clear()
-        except REBALANCED as error:
-            if count:
-                self.metrics.rebalanced_batches.inc()
-            for tp, offset in offsets.items():
-                if tp not in self.refused or self.refused[tp].offset < offset.offset:
-                    self.refused[tp] = offset
-            if count:
-                log.warning("batch of %d not committed: the group rebalanced while it was classified (%s); its "
-                            "partitions' new owners classify those records again", count, error)
-
-    def _poll(self, consumer: KafkaConsumer, timeout_ms: int = POLL_TIMEOUT_MS) -> dict:
-        """One poll. A fetched batch that cannot be read (a codec we lack, a corrupt batch) stops its
-        partition: say where, count it, and fail readiness until a retry reads it."""
-        try:
-            return consumer.poll(timeout_ms=timeout_ms, max_records=self.kafka.batch_size)
-        except (UnsupportedCodecError, CorruptRecordError) as error:
-            self.metrics.unreadable_batches.inc()
-            self.metrics.set_ready(False)
-            try:
-                where = ", ".join(f"{tp.topic}[{tp.partition}]@{consumer.position(tp)}"
-                                  for tp in sorted(consumer.assignment()))
-            except KafkaError:
-                where = "unknown positions"
-            log.error("cannot read a fetched record batch (%s: %s); the partition stays at its position, one of: "
-                      "%s", type(error).__name__, error, where)
-            raise
+    def _loop(self, consumer: KafkaConsumer, producer: KafkaProducer) -> None:
+        """Poll the next batch (it decodes in the pool) while the one before is classified and committed."""
+        pending: Batch | None = None
+        while not self.stop_event.is_set() or pending:
+            self.metrics.loop_turned()
+            self.swap_models()
+            upcoming = None
+            if not self.stop_event.is_set():  # stopping: finish the batch in hand, fetch no more
+                batches = poll(consumer, self.kafka, self.metrics, timeout_ms=0 if pending else POLL_TIMEOUT_MS)
+                self.metrics.set_ready(True)  # connected, and what was fetched could be read
+                records = [record for partition in batches.values() for record in partition]
+                upcoming = self.start(records) if records else None
+                del records, batches  # the pool's tasks hold each record until it is decoded
+            if pending:
+                self.committer.commit(consumer, self.finish(pending, producer), len(pending.positions))
+            elif self.committer.refused:
+                self.committer.commit(consumer, {}, 0)
+            pending = upcoming
 
     def run(self) -> None:
         """Run until stopped; a missing or lost broker is retried with backoff, never a crash."""
@@ -448,3 +510,33 @@ class Classifier:
                 delay = min(delay * 2, BACKOFF_MAX_SECONDS)
         self.pool.shutdown(wait=False, cancel_futures=True)
         log.info("stopped")
+
+
+def serve(settings: Settings, folder: Path, metrics_port: int) -> None:
+    """``catdog classify``: load the models in ``folder`` (safe_mode), serve metrics and probes on
+    ``metrics_port``, hot-reload new model files when CATDOG_MODEL_RELOAD_SECONDS is set, and classify
+    until SIGTERM or Ctrl-C (the batch in hand is finished and committed first)."""
+    import signal
+
+    from catdog import metrics as service_metrics
+    from catdog.predict import load_models, model_paths
+
+    loaded = load_models(folder)
+    versions = {name: model_version(path) for name, path in model_paths(folder).items()}
+    metrics = service_metrics.ServiceMetrics()
+    server = service_metrics.serve(metrics, metrics_port)
+    watcher = None
+    if settings.model_reload_seconds:  # a retrained model written to the folder is served without a restart
+        watcher = ModelWatcher(folder, versions, metrics, interval=settings.model_reload_seconds,
+                               sizes={name: input_size(model) for name, model in loaded.items()}).start()
+    classifier = Classifier(settings.kafka, loaded, metrics, versions=versions, watcher=watcher)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: classifier.stop())
+    print(f"Serving metrics on :{server.server_port}/metrics (health: /healthz, /readyz); models "
+          + ", ".join(f"{name} {version}" for name, version in versions.items()), flush=True)
+    try:
+        classifier.run()
+    finally:
+        if watcher is not None:
+            watcher.stop()
+        server.shutdown()

@@ -3,8 +3,9 @@
 TensorFlow and OpenMP size their thread pools from the cores they see. In a pod limited to 2 CPUs on a
 64-core node that is 64 threads sharing 2 CPUs' worth of time: the kernel throttles the pod, every step is
 slower, and a training *time budget* (``catdog train quick --seconds``, notebook 03's grid) trains a
-fraction of the epochs it was tuned for. :func:`configure` runs when ``catdog`` is imported, before
-TensorFlow starts, so kernels, the CLI and the service all get pools of the right size.
+fraction of the epochs it was tuned for. :func:`start_tensorflow` sizes them and then imports TensorFlow:
+every module of ours that uses TensorFlow calls it first, so kernels, the CLI and the service all get pools
+of the right size, and importing ``catdog`` alone reads no cgroup file.
 
 ``CATDOG_CPU_THREADS`` overrides the detected number.
 """
@@ -17,6 +18,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import MutableMapping
+
+from catdog import CatdogError, quiet_tensorflow
+from catdog.config import ConfigError
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 # Environment variables TensorFlow (intra-op, inter-op pools) and OpenMP / oneDNN read at start-up.
@@ -109,8 +113,6 @@ def cpu_limit(env: MutableMapping[str, str] | None = None, root: Path = CGROUP_R
         except ValueError:
             threads = 0
         if threads < 1:
-            from catdog.config import ConfigError
-
             raise ConfigError(f"CATDOG_CPU_THREADS={raw!r} must be a whole number of threads, 1 or more")
         return CpuLimit(threads, cores, quota, "CATDOG_CPU_THREADS")
     if quota is None:
@@ -136,12 +138,27 @@ def configure(env: MutableMapping[str, str] | None = None) -> CpuLimit:
     return limit
 
 
+def start_tensorflow() -> None:
+    """Size the pools (:func:`configure`), then import TensorFlow without its start-up chatter. Called by
+    each module that imports keras or tensorflow, before it does; later calls cost nothing. A bad
+    ``CATDOG_CPU_THREADS`` is said once and the detected number kept: a typo must not stop a lesson."""
+    global _started
+    if not _started:
+        _started = True
+        try:
+            configure()
+        except CatdogError as error:
+            print(f"catdog: warning: {error}", file=sys.stderr)
+    quiet_tensorflow()
+
+
+_started = False
+
+
 def tensorflow_threads() -> dict[str, int]:
     """What TensorFlow runs with, measured: the pool sizes it was given, and the threads this process
     has after a multi-threaded operation (each pool thread exists by then)."""
-    from catdog import quiet_tensorflow
-
-    quiet_tensorflow()
+    start_tensorflow()
     import tensorflow as tf
 
     before = len(os.listdir("/proc/self/task"))
@@ -155,7 +172,6 @@ def tensorflow_threads() -> dict[str, int]:
         "process_threads_before": before,
         "process_threads": len(os.listdir("/proc/self/task")),
     }
-
 
 
 def shell_exports() -> str:

@@ -11,7 +11,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
-import keras
+from catdog.threads import start_tensorflow
+
+start_tensorflow()  # pools sized to this container's CPUs before TensorFlow starts
+
+import keras  # noqa: E402
 import numpy as np
 import tensorflow as tf
 from tqdm import tqdm

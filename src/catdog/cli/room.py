@@ -1,0 +1,76 @@
+"""``catdog room``: the folder `oc apply -k` installs for a workshop, and each learner's link."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from catdog.config import Settings
+
+
+def register(verbs) -> None:
+    room = verbs.add_parser(
+        "room", help="write a workshop room: one Kafka and classifier, a lab per learner (oc apply -k)",
+        description="Write a folder that `oc apply -k` installs: the room's shared part (Kafka with SCRAM and "
+        "ACLs, topics, the classifier, the image build and pre-puller; deploy/openshift/room/shared) and, for "
+        "each learner, a namespace with a notebook (deploy/openshift/room/learner), its token, its KafkaUser and "
+        "password. Prints each learner's JupyterLab URL with its token. Run again with more names to add "
+        "learners: those already in the folder keep their tokens and passwords.",
+    )
+    who = room.add_mutually_exclusive_group(required=True)
+    who.add_argument("--learners", action="append", metavar="NAMES", help="learners' names, comma-separated")
+    who.add_argument("--learners-file", type=Path, metavar="FILE", help="a file with one learner's name a line")
+    who.add_argument("--count", type=int, metavar="N", help="N learners named PREFIX-01 … PREFIX-N")
+    room.add_argument("--prefix", default="learner", help="names for --count (default: learner)")
+    room.add_argument("--out", type=Path, default=Path("room"), metavar="DIR",
+                      help="the folder to write (default: ./room; git ignores it)")
+    room.add_argument("--apps-domain", metavar="DOMAIN", help="the cluster's apps domain, for the printed URLs "
+                      "(oc get ingresses.config cluster -o jsonpath='{.spec.domain}')")
+    room.add_argument("--openshift-ai", action="store_true", help="a data science project with a workbench per "
+                      "learner (OpenShift AI / Open Data Hub dashboard), instead of a plain notebook and token")
+    room.add_argument("--dashboard-namespace", default="redhat-ods-applications", metavar="NS",
+                      help="where the dashboard lists workbench images (default: redhat-ods-applications; "
+                      "Open Data Hub: opendatahub)")
+    room.add_argument("--manifests", type=Path, metavar="DIR",
+                      help="deploy/openshift of this kit (default: the one in the lab folder)")
+    room.set_defaults(run=run_room)
+
+
+def run_room(args: argparse.Namespace, settings: Settings) -> int:
+    from catdog import room
+
+    names = None
+    if args.learners:
+        names = [name for item in args.learners for name in item.split(",")]
+    if args.learners_file:
+        names = (names or []) + args.learners_file.read_text().splitlines()
+    learners = room.learners(names, args.count, prefix=args.prefix)
+    manifests = args.manifests or settings.lab_dir / "deploy" / "openshift"
+    state = room.write_room(args.out, learners, manifests, openshift_ai=args.openshift_ai,
+                            dashboard_namespace=args.dashboard_namespace, apps_domain=args.apps_domain)
+    print_learners(args, learners, state)
+    wall = room.wall_url(state["apps_domain"]) or f"(oc get route catdog-wall -n {room.ROOM_NAMESPACE})"
+    print(f"\nThe wall, for the projector (its QR code takes phones to the upload page): {wall}/#code={state['room_code']}")
+    total = len(state["learners"])
+    print(f"\n{args.out}: the room and {total} learner(s). Install: oc apply -k {args.out}  "
+          f"(tokens, passwords and the CA key are in {args.out}/{room.SECRETS_FILE}: keep the folder out of git)",
+          file=sys.stderr)
+    return 0
+
+
+def print_learners(args: argparse.Namespace, learners: list, state: dict) -> None:
+    """The table the instructor hands out: each learner's namespace and where their lab opens."""
+    from catdog import room
+
+    width = max(7, *(len(learner.name) for learner in learners))
+    if args.openshift_ai:
+        print(f"{'learner':<{width}}  {'project':<24} workbench (the learner logs in with their OpenShift account)")
+    else:
+        print(f"{'learner':<{width}}  {'namespace':<24} JupyterLab (the token is the password: hand each its own line)")
+    for learner in learners:
+        if args.openshift_ai:
+            where = room.workbench_url(learner, args.apps_domain, args.dashboard_namespace)
+        else:
+            where = room.lab_url(learner, state["learners"][learner.slug]["token"], args.apps_domain)
+        print(f"{learner.name:<{width}}  {learner.namespace:<24} {where}")

@@ -1,0 +1,43 @@
+"""``catdog wall``: the room's wall, for the projector and the phones."""
+
+from __future__ import annotations
+
+import argparse
+
+from catdog.cli.options import log_to_stderr
+from catdog.config import Settings
+
+
+def register(verbs) -> None:
+    wall = verbs.add_parser(
+        "wall", help="run the room's wall: phones send photos, the projector shows every verdict live",
+        description="Serve the wall page (for the projector: each photo's thumbnail with both verdicts as it is "
+        "classified, the room's counts, a QR code of the upload page) and the upload page (for phones: take or "
+        "pick a photo, see its verdicts, say right or wrong, which goes to the feedback topic). Both need the "
+        "room's code: $CATDOG_ROOM_CODE, or a fresh one printed here with the two links. Stops on SIGTERM or "
+        "Ctrl-C.",
+    )
+    wall.add_argument("--host", help="address to listen on (default: $CATDOG_WALL_HOST or 127.0.0.1; "
+                      "0.0.0.0 for phones on the same network)")
+    wall.add_argument("--port", type=int, help="port (default: $CATDOG_WALL_PORT or 8001; 0 picks a free one)")
+    wall.set_defaults(run=run_wall)
+
+
+def run_wall(args: argparse.Namespace, settings: Settings) -> int:
+    import logging
+    from dataclasses import replace
+
+    from catdog import wall
+    from catdog.room import make_room_code
+
+    log_to_stderr()
+    logging.getLogger("kafka").setLevel(logging.WARNING)  # its connection chatter, not the wall's news
+    config = settings.wall
+    config = replace(config, host=args.host or config.host, port=config.port if args.port is None else args.port)
+    code = config.room_code or make_room_code()
+    base = config.url or f"http://{config.host}:{config.port}"
+    # The instructor's two links (the code rides in the fragment, which no browser sends to a server).
+    print(f"Wall (projector): {base}/#code={code}", flush=True)
+    print(f"Upload (phones):  {wall.upload_url(base, code)}", flush=True)
+    wall.serve(replace(settings, wall=config), code)
+    return 0
