@@ -42,17 +42,12 @@ SAMPLE_SECONDS = 0.25
 MIB = 2**20
 RESULT = REPO / "benchmarks" / "lab-memory.json"
 
+sys.path.insert(0, str(REPO / "tests"))  # the one helper for `catdog` processes, shared with the tests
+from processes import free_port  # noqa: E402
+
 
 def podman(*args: str) -> str:
     return subprocess.run(["podman", *args], check=True, capture_output=True, text=True).stdout.strip()
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def memory_cgroup(container: str) -> Path:

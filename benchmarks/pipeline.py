@@ -28,7 +28,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from dataclasses import replace
 from pathlib import Path
 
@@ -39,13 +38,8 @@ KAGGLE_SOURCE = SHARED / "datasets" / "kaggle-dev"
 WEIGHTS = os.environ.get("CATDOG_WEIGHTS_DIR") or str(SHARED / "models" / "imagenet")
 LATENCY_PAUSE_SECONDS = 0.3  # between single photos: a service that is idle when each one arrives
 
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+sys.path.insert(0, str(REPO / "tests"))  # the one helper for `catdog` processes, shared with the tests
+from processes import Service, free_port, kafka_env as catdog_env  # noqa: E402
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -134,56 +128,9 @@ def model_speed(loaded, photos: list[bytes], batch_size: int) -> dict:
     return figures
 
 
-class Service:
-    """`catdog classify` as a separate process, as on OpenShift; RSS sampled while it runs."""
-
-    def __init__(self, env: dict, models: Path, log: Path) -> None:
-        self.port = free_port()
-        self.log = log
-        with open(log, "wb") as stream:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "catdog.cli", "classify", "--models", str(models), "--metrics-port", str(self.port)],
-                env=env, stdout=stream, stderr=subprocess.STDOUT)
-        self.rss: list[tuple[float, float]] = []
-        self._sampling = True
-        threading.Thread(target=self._sample, daemon=True).start()
-
-    def _sample(self) -> None:
-        while self._sampling and self.process.poll() is None:
-            try:
-                for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-                    if line.startswith("VmRSS:"):
-                        self.rss.append((time.monotonic(), int(line.split()[1]) / 1024))
-            except OSError:
-                pass
-            time.sleep(0.25)
-
-    def wait_ready(self, timeout: float = 180) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                if urllib.request.urlopen(f"http://127.0.0.1:{self.port}/readyz", timeout=1).status == 200:
-                    return
-            except OSError:
-                pass
-            if self.process.poll() is not None:
-                raise SystemExit(self.log.read_text())
-            time.sleep(0.2)
-        raise SystemExit("service not ready:\n" + self.log.read_text())
-
-    def stop(self) -> None:
-        self._sampling = False
-        self.process.terminate()
-        self.process.wait(60)
-
-
 def kafka_env(kafka) -> dict:
-    return {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers, "CATDOG_IMAGES_TOPIC": kafka.images_topic,
-            "CATDOG_PREDICTIONS_TOPIC": kafka.predictions_topic, "CATDOG_DLQ_TOPIC": kafka.dlq_topic,
-            "CATDOG_GROUP_ID": kafka.group_id, "CATDOG_BATCH_SIZE": str(kafka.batch_size),
-            "CATDOG_FETCH_WAIT_MS": str(kafka.fetch_wait_ms), "TF_CPP_MIN_LOG_LEVEL": "3",
-            "CATDOG_SESSION_TIMEOUT_MS": str(kafka.session_timeout_ms),
-            "CATDOG_HEARTBEAT_INTERVAL_MS": str(kafka.heartbeat_interval_ms)}
+    """The tests' environment for a `catdog` process on ``kafka``'s topics, TensorFlow quiet."""
+    return {**catdog_env(kafka), "TF_CPP_MIN_LOG_LEVEL": "3"}
 
 
 def send_backlog(kafka, photos: list[bytes], count: int) -> None:
@@ -301,7 +248,7 @@ def timed_2019_loop(kafka, photos: list[bytes], count: int, models_dir: Path) ->
     """The 2019 loop in its own process, warmed up on one image, paused while the backlog is sent, then
     timed from its resumption as the service is."""
     command = [sys.executable, __file__, "--loop-2019", "--models", str(models_dir), "--count", str(count)]
-    process = subprocess.Popen(command, env=kafka_env(kafka), stdout=subprocess.PIPE, text=True)
+    process = subprocess.Popen(command, env={**os.environ, **kafka_env(kafka)}, stdout=subprocess.PIPE, text=True)
     send_backlog(kafka, photos[:1], 1)
     for line in process.stdout:
         if line.strip() == "READY":
@@ -427,7 +374,7 @@ def main() -> None:
             # Memory: a burst, drained; RSS sampled every 0.25 s; a profile while it drains.
             kafka = fresh("burst")
             send_backlog(kafka, photos, args.burst)
-            service = Service(kafka_env(kafka), models_dir, work / "burst.log")
+            service = Service(kafka_env(kafka), models_dir, work / "burst.log", sample_rss=True)
             service.wait_ready()
             profile = None
             if not args.smoke:

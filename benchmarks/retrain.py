@@ -17,25 +17,22 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from pipeline import free_port  # benchmarks/pipeline.py's helper
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("CATDOG_SHARED") or REPO.parent / "shared")
 KAGGLE = SHARED / "datasets" / "kaggle-dev"
-BIN = Path(sys.prefix) / "bin"
+
+sys.path.insert(0, str(REPO / "tests"))  # the one helper for `catdog` processes, shared with the tests
+from processes import catdog_ok, free_port  # noqa: E402
 
 
 def catdog(env: dict, *args) -> str:
-    result = subprocess.run([BIN / "catdog", *map(str, args)], env=env, capture_output=True, text=True)
-    if result.returncode:
-        sys.exit(f"catdog {' '.join(map(str, args))} failed:\n{result.stderr[-3000:]}")
-    return result.stdout
+    return catdog_ok(*args, env=env)
 
 
 def main() -> None:

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import httpx
 
-from pipeline import free_port, percentile  # benchmarks/pipeline.py's helpers
+from pipeline import percentile  # benchmarks/pipeline.py's helper
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("CATDOG_SHARED") or REPO.parent / "shared")
@@ -40,26 +40,15 @@ CODE = "benchmark-room"
 BIN = Path(sys.prefix) / "bin"
 CARD_TIMEOUT_SECONDS = 180
 
+sys.path.insert(0, str(REPO / "tests"))  # the one helper for `catdog` processes, shared with the tests
+from processes import Service, catdog_ok, free_port, start_wall  # noqa: E402
+
 
 def peak_mib(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM"):
             return int(line.split()[1]) / 1024
     raise RuntimeError("no VmHWM")
-
-
-def wait_answering(url: str, process: subprocess.Popen, log: Path, seconds: float = 180) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            sys.exit(f"{url}: the service ended:\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.3)
-    sys.exit(f"{url} did not answer in {seconds} s:\n{log.read_text()[-3000:]}")
 
 
 def baseline(kafka, photos: list[bytes]) -> list[float]:
@@ -170,29 +159,24 @@ def main() -> None:
     files = sorted(PHOTOS.rglob("*.jpg"))[: args.uploaders * args.photos]
     photos = [path.read_bytes() for path in files]
     work = Path(tempfile.mkdtemp(prefix="wall-bench-"))
-    kafka_port, metrics_port, wall_port = free_port(), free_port(), free_port()
-    env = {**os.environ, **CLIENT_ENV, "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{kafka_port}",
-           "CATDOG_BROKER_DIR": str(work / "broker"), "CATDOG_METRICS_PORT": str(metrics_port),
-           "CATDOG_WALL_PORT": str(wall_port), "CATDOG_ROOM_CODE": CODE, "CATDOG_WALL_CARDS": "8",
-           "TF_CPP_MIN_LOG_LEVEL": "3"}
-    subprocess.run([BIN / "catdog", "broker", "start", "--port", str(kafka_port), "--partitions", "3"], env=env,
-                   check=True, capture_output=True)
+    kafka_port = free_port()
+    env = {**os.environ, **CLIENT_ENV, "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{kafka_port}", "CATDOG_BROKER_DIR": str(work / "broker"),
+           "CATDOG_WALL_CARDS": "8", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    catdog_ok("broker", "start", "--port", kafka_port, "--partitions", 3, env=env)
     services = []
     try:
-        for name, command, ready in (("classify", ["classify", "--models", str(args.models)], f"http://127.0.0.1:{metrics_port}/readyz"),
-                                     ("wall", ["wall"], f"http://127.0.0.1:{wall_port}/readyz")):
-            log = work / f"{name}.log"
-            process = subprocess.Popen([BIN / "catdog", *command], env=env, stdout=open(log, "wb"), stderr=subprocess.STDOUT)
-            services.append(process)
-            wait_answering(ready, process, log)
-        classifier, wall = services
+        classifier = Service(env, args.models, work / "classify.log")
+        services.append(classifier.process)
+        classifier.wait_ready(timeout=180)
+        wall, base = start_wall(env, work / "wall.log", CODE, timeout=180)
+        services.append(wall)
         kafka = load_settings(env).kafka
 
         baseline(kafka, photos[:4])  # warm-up: the first batch through both models builds their graphs
         direct = baseline(kafka, photos)
         print(f"baseline: {len(direct)} photos straight to Kafka at once", flush=True)
         uploads = [photos[i * args.photos:(i + 1) * args.photos] for i in range(args.uploaders)]
-        walled = asyncio.run(through_the_wall(f"http://127.0.0.1:{wall_port}", uploads, args.viewers))
+        walled = asyncio.run(through_the_wall(base, uploads, args.viewers))
         wall_peak = peak_mib(wall.pid)
     finally:
         for process in services:

@@ -7,7 +7,7 @@ set -euo pipefail
 BIN=${BIN:-.venv/bin}
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
-free_port() { "$BIN/python" -c "import socket; s=socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])"; }
+free_port() { "$BIN/python" -m catdog.broker; }  # catdog.broker.free_port, as the tests use
 
 export CATDOG_DATA_DIR="$WORK/data" CATDOG_MODELS_DIR="$WORK/models"
 export CATDOG_LAB_KAFKA_PORT=$(free_port) CATDOG_METRICS_PORT=$(free_port)

@@ -13,6 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from catdog.broker import free_port  # noqa: F401  (tests import the helpers they share from here)
+from processes import Service, kafka_env  # noqa: F401  (kafka_env: for tests that import it from here)
+
 os.environ.setdefault("KERAS_HOME", tempfile.mkdtemp(prefix="catdog-keras-"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -119,14 +122,6 @@ def models_dir(lab_data: Path, kaggle_data: Path, weights_dir: Path, tmp_path_fa
     return out
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def broker(tmp_path_factory: pytest.TempPathFactory):
     """A real Kafka-protocol broker (the embedded tansu) on a free port, for the whole session."""
@@ -159,19 +154,12 @@ def kafka(broker, request):
     )
 
 
-def kafka_env(kafka) -> dict[str, str]:
-    """The environment that points a `catdog` subprocess at the same topics."""
-    return {
-        "CATDOG_SESSION_TIMEOUT_MS": str(kafka.session_timeout_ms),
-        "CATDOG_HEARTBEAT_INTERVAL_MS": str(kafka.heartbeat_interval_ms),
-        "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
-        "CATDOG_IMAGES_TOPIC": kafka.images_topic,
-        "CATDOG_PREDICTIONS_TOPIC": kafka.predictions_topic,
-        "CATDOG_DLQ_TOPIC": kafka.dlq_topic,
-        "CATDOG_FEEDBACK_TOPIC": kafka.feedback_topic,
-        "CATDOG_GROUP_ID": kafka.group_id,
-        "CATDOG_BATCH_SIZE": str(kafka.batch_size),
-        "CATDOG_MAX_IMAGE_BYTES": str(kafka.max_image_bytes),
-    }
-
-
+@pytest.fixture
+def services():
+    """`catdog classify` processes a test started (processes.start_service): killed if still running."""
+    started: list[Service] = []
+    yield started
+    for service in started:
+        if service.process.poll() is None:
+            service.process.kill()
+            service.process.wait()

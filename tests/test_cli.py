@@ -3,23 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from catdog import models, training
+from processes import catdog
 
 VERBS = [[], ["data"], ["data", "prepare"], ["train"], ["train", "quick"], ["train", "pretrained"], ["experiment"], ["predict"]]
-
-
-def catdog(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "catdog.cli", *args]
-    return subprocess.run(command, capture_output=True, text=True, env={**os.environ, **(env or {})}, cwd=cwd, timeout=600)
 
 
 @pytest.mark.parametrize("verb", VERBS, ids=lambda verb: " ".join(verb) or "catdog")

@@ -714,6 +714,103 @@ def doctor(cluster: list[dict], namespace: str, pods: Played, router_port: int, 
     return result, {line.split()[1]: line.split()[0] for line in result.stdout.splitlines()[:-1]}
 
 
+def first_container(deployment: dict) -> dict:
+    return deployment["spec"]["template"]["spec"]["containers"][0]
+
+
+def token_the_job_writes(objects: list[dict], notebook: dict) -> tuple[str, dict]:
+    """The notebook's token: a fresh one, in the Secret the token Job writes (its name and key), which the
+    notebook's env reads. Returns the token and that Secret."""
+    import secrets as secrets_module
+
+    [token_ref] = [e["valueFrom"]["secretKeyRef"] for e in first_container(notebook)["env"] if e["name"] == "JUPYTER_TOKEN"]
+    [job] = [o for o in objects if o["kind"] == "Job" and o["metadata"]["name"] == token_ref["name"]]
+    assert f"create secret generic {token_ref['name']} --from-literal={token_ref['key']}=" in json.dumps(job)
+    token = secrets_module.token_hex(16)
+    return token, {"apiVersion": "v1", "kind": "Secret", "type": "Opaque", "metadata": {"name": token_ref["name"]},
+                   "data": {token_ref["key"]: base64.b64encode(token.encode()).decode()}}
+
+
+def training_pod_at_ci_size(objects: list[dict]) -> tuple[dict, dict]:
+    """The training Job's one Pod, suspended until started, at CI size; and its CATDOG_DATA_SOURCE variable
+    (a disconnected cluster's mirror, set once the mirror's address is known)."""
+    from kubeplay import job_as_pod
+
+    [train_job] = [o for o in objects if o["kind"] == "Job" and o["metadata"]["name"] == "catdog-train-pretrained"]
+    assert train_job["spec"]["suspend"] is True  # until `oc patch … suspend: false`, as the test starts it
+    train_pod = job_as_pod(train_job)
+    [train] = train_pod["spec"]["containers"]
+    train["command"][train["command"].index("--per-class") + 1] = str(JOB_PER_CLASS)
+    [source] = [variable for variable in train["env"] if variable["name"] == "CATDOG_DATA_SOURCE"]
+    return train_pod, source
+
+
+@contextlib.contextmanager
+def photo_mirror(tmp_path: Path):
+    """The Kaggle photos as one archive over HTTP, on every address (the pods reach it at their gateway)."""
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    subprocess.run(["tar", "-C", str(SHARED / "datasets" / "kaggle-dev"), "-cf", str(mirror / "photos.tar"), "cat", "dog"],
+                   check=True, timeout=120)
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "0.0.0.0",
+                               "--directory", str(mirror)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield port
+    finally:
+        server.terminate()
+        server.wait(30)
+
+
+def seeded_models(pods: Played, classifier: dict, served: str) -> tuple[str, dict[str, str]]:
+    """The init container seeded the models volume (as the pod's UID), which the classifier serves from:
+    the volume's claim and each model's version."""
+    from catdog.registry import model_version
+
+    classifier_pod = classifier["spec"]["template"]["spec"]
+    [seed] = classifier_pod["initContainers"]
+    [models_claim] = [v["persistentVolumeClaim"]["claimName"] for v in classifier_pod["volumes"]
+                      if v["name"] == seed["volumeMounts"][0]["name"]]
+    seeded = {path.name: path for path in pods.volume(models_claim).glob("*.keras")}
+    assert set(seeded) == {"quick.keras", "pretrained.keras"}, logs(served)[-2000:]
+    assert {path.stat().st_uid for path in seeded.values()} == {int(RANDOM_UID.split(":")[0])}
+    return models_claim, {name: model_version(seeded[f"{name}.keras"]) for name in ("quick", "pretrained")}
+
+
+def classified_from_librdkafka(producer, kafka, photo: Path, served: str) -> dict:
+    """A photo sent by librdkafka (a client we did not write), and the classifier's result for it."""
+    from catdog.kafka_io import Sent, collect_predictions, image_key
+
+    delivered = []
+    producer.produce(kafka.images_topic, photo.read_bytes(), key=image_key(photo.read_bytes()),
+                     headers=[("filename", photo.name.encode())],
+                     on_delivery=lambda error, message: delivered.append((error, message)))
+    producer.flush(30)
+    [(error, message)] = delivered
+    assert error is None, error
+    sent = Sent(photo.name, message.topic(), message.partition(), message.offset(), "", message.timestamp()[1])
+    found = collect_predictions(kafka, [sent], timeout=120)
+    assert len(found) == 1, logs(served)[-3000:]
+    [result] = found.values()
+    assert {result["quick"]["label"], result["pretrained"]["label"]} <= {"cat", "dog"}
+    return result
+
+
+def assert_the_notebook_serves_the_lab_with_its_token_only(pods: Played, notebook: dict, token: str, why: str) -> None:
+    """Its token from the Secret, no other; its home on its volume, which holds every lesson."""
+    lab = pods.container("catdog-notebook", first_container(notebook)["name"])
+    [lab_port] = [p["containerPort"] for p in first_container(notebook)["ports"]]
+    lab_url = f"http://{pods.pod_ip['catdog-notebook']}:{lab_port}"
+    wait_answering(f"{lab_url}/api/status?token={token}", lab)
+    assert status(f"{lab_url}/api/status") == 403, why
+    assert status(f"{lab_url}/api/status?token={'0' * 32}") == 403
+    [home] = [m["mountPath"] for m in first_container(notebook)["volumeMounts"]]
+    [claim] = [v["persistentVolumeClaim"]["claimName"] for v in notebook["spec"]["template"]["spec"]["volumes"]]
+    assert podman("exec", lab, "bash", "-c", 'echo "$HOME"').stdout.strip() == home
+    listed = get_json(f"{lab_url}/api/contents/notebooks?token={token}")["content"]
+    assert {item["name"] for item in listed} == LESSONS == {p.name for p in (pods.volume(claim) / "notebooks").iterdir()}
+
+
 def test_the_default_overlay_runs_as_pods_exactly_as_its_manifests_say(image, tmp_path, cat_photos):
     """`oc apply -k` of the default lab with components/training (as the README's "Retrain on the cluster"
     adds it), played by `podman kube play` from the rendered objects, not from flags written here: the
@@ -726,97 +823,34 @@ def test_the_default_overlay_runs_as_pods_exactly_as_its_manifests_say(image, tm
     verdicts; the training Job, played as its Pod, writes a model that passes the gate and the classifier
     then serves (its version in the results). Then `catdog doctor` passes against the pods, the Routes
     served by haproxy."""
-    import secrets as secrets_module
-
     from confluent_kafka import Producer
 
     from catdog.config import load_settings
-    from catdog.kafka_io import Sent, collect_predictions, image_key
     from catdog.registry import model_version
-    from kubeplay import UNHONOURED, cluster_as_oc_sees_it, http_probes, job_as_pod, render
+    from kubeplay import UNHONOURED, cluster_as_oc_sees_it, http_probes, render
     from test_deploy import tool, with_component
 
     objects = render(tool("kubectl"), with_component("training", tmp_path))
     deployments = {d["metadata"]["name"]: d for d in objects if d["kind"] == "Deployment"}
     notebook, classifier = deployments["catdog-notebook"], deployments["catdog-classifier"]
-    # The token: the Secret the token Job writes (its name and key), which the notebook's env reads.
-    [token_ref] = [e["valueFrom"]["secretKeyRef"] for e in notebook["spec"]["template"]["spec"]["containers"][0]["env"]
-                   if e["name"] == "JUPYTER_TOKEN"]
-    [job] = [o for o in objects if o["kind"] == "Job" and o["metadata"]["name"] == token_ref["name"]]
-    assert f"create secret generic {token_ref['name']} --from-literal={token_ref['key']}=" in json.dumps(job)
-    token = secrets_module.token_hex(16)
-    written = {"apiVersion": "v1", "kind": "Secret", "type": "Opaque", "metadata": {"name": token_ref["name"]},
-               "data": {token_ref["key"]: base64.b64encode(token.encode()).decode()}}
+    token, written = token_the_job_writes(objects, notebook)
     why = f"(what podman cannot honour: {json.dumps(UNHONOURED, indent=1)})"
+    train_pod, source = training_pod_at_ci_size(objects)
 
-    # The training Job's one Pod, at CI size, its photos from a mirror (its CATDOG_DATA_SOURCE, set as the
-    # manifest says for a disconnected cluster).
-    [train_job] = [o for o in objects if o["kind"] == "Job" and o["metadata"]["name"] == "catdog-train-pretrained"]
-    assert train_job["spec"]["suspend"] is True  # until `oc patch … suspend: false`, as the test starts it below
-    train_pod = job_as_pod(train_job)
-    [train] = train_pod["spec"]["containers"]
-    train["command"][train["command"].index("--per-class") + 1] = str(JOB_PER_CLASS)
-    [source] = [variable for variable in train["env"] if variable["name"] == "CATDOG_DATA_SOURCE"]
-    mirror = tmp_path / "mirror"
-    mirror.mkdir()
-    subprocess.run(["tar", "-C", str(SHARED / "datasets" / "kaggle-dev"), "-cf", str(mirror / "photos.tar"), "cat", "dog"],
-                   check=True, timeout=120)
-    mirror_port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "http.server", str(mirror_port), "--bind", "0.0.0.0",
-                               "--directory", str(mirror)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-    with played_pods(objects, image, tmp_path, [written]) as pods, contextlib.ExitStack() as stack:
-        stack.callback(server.wait, 30)
-        stack.callback(server.terminate)
-        served = pods.container("catdog-classifier", classifier["spec"]["template"]["spec"]["containers"][0]["name"])
+    with photo_mirror(tmp_path) as mirror_port, played_pods(objects, image, tmp_path, [written]) as pods:
+        served = pods.container("catdog-classifier", first_container(classifier)["name"])
         for path, port in http_probes(classifier):
             wait_answering(f"http://{pods.pod_ip['catdog-classifier']}:{port}{path}", served)
-        # The init container seeded the models volume (as the pod's UID), and the classifier serves from it.
-        classifier_pod = classifier["spec"]["template"]["spec"]
-        [seed] = classifier_pod["initContainers"]
-        [models_claim] = [v["persistentVolumeClaim"]["claimName"] for v in classifier_pod["volumes"]
-                          if v["name"] == seed["volumeMounts"][0]["name"]]
-        seeded = {path.name: path for path in pods.volume(models_claim).glob("*.keras")}
-        assert set(seeded) == {"quick.keras", "pretrained.keras"}, logs(served)[-2000:]
-        assert {path.stat().st_uid for path in seeded.values()} == {int(RANDOM_UID.split(":")[0])}
-        versions = {name: model_version(seeded[f"{name}.keras"]) for name in ("quick", "pretrained")}
+        models_claim, versions = seeded_models(pods, classifier, served)
         kafka = load_settings({"KAFKA_BOOTSTRAP_SERVERS": pods.bootstrap}).kafka
         producer = Producer({"bootstrap.servers": pods.bootstrap})
-
-        def classified(photo: Path) -> dict:
-            """A photo sent by librdkafka, and the classifier's result for it."""
-            delivered = []
-            producer.produce(kafka.images_topic, photo.read_bytes(), key=image_key(photo.read_bytes()),
-                             headers=[("filename", photo.name.encode())],
-                             on_delivery=lambda error, message: delivered.append((error, message)))
-            producer.flush(30)
-            [(error, message)] = delivered
-            assert error is None, error
-            sent = Sent(photo.name, message.topic(), message.partition(), message.offset(), "", message.timestamp()[1])
-            found = collect_predictions(kafka, [sent], timeout=120)
-            assert len(found) == 1, logs(served)[-3000:]
-            [result] = found.values()
-            assert {result["quick"]["label"], result["pretrained"]["label"]} <= {"cat", "dog"}
-            return result
-
-        result = classified(cat_photos[0])
+        result = classified_from_librdkafka(producer, kafka, cat_photos[0], served)
         assert {name: result[name]["version"] for name in ("quick", "pretrained")} == versions
 
         # The Job starts; it trains while the notebook and the pre-flight check are looked at.
         source["value"] = f"http://{pods.gateway}:{mirror_port}/photos.tar"
         training = pods.start(train_pod, objects)
-
-        lab = pods.container("catdog-notebook", notebook["spec"]["template"]["spec"]["containers"][0]["name"])
-        [lab_port] = [p["containerPort"] for p in notebook["spec"]["template"]["spec"]["containers"][0]["ports"]]
-        lab_url = f"http://{pods.pod_ip['catdog-notebook']}:{lab_port}"
-        wait_answering(f"{lab_url}/api/status?token={token}", lab)
-        assert status(f"{lab_url}/api/status") == 403, why
-        assert status(f"{lab_url}/api/status?token={'0' * 32}") == 403
-        [home] = [m["mountPath"] for m in notebook["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]]
-        [claim] = [v["persistentVolumeClaim"]["claimName"] for v in notebook["spec"]["template"]["spec"]["volumes"]]
-        assert podman("exec", lab, "bash", "-c", 'echo "$HOME"').stdout.strip() == home
-        listed = get_json(f"{lab_url}/api/contents/notebooks?token={token}")["content"]
-        assert {item["name"] for item in listed} == LESSONS == {p.name for p in (pods.volume(claim) / "notebooks").iterdir()}
+        assert_the_notebook_serves_the_lab_with_its_token_only(pods, notebook, token, why)
 
         # The instructor's pre-flight check, against these pods.
         namespace = "catdog-lab"
@@ -833,9 +867,88 @@ def test_the_default_overlay_runs_as_pods_exactly_as_its_manifests_say(image, tm
         retrained = model_version(pods.volume(models_claim) / "pretrained.keras")
         assert retrained != versions["pretrained"]
         deadline = time.monotonic() + 120
-        while (result := classified(cat_photos[3]))["pretrained"]["version"] != retrained and time.monotonic() < deadline:
+        while (result := classified_from_librdkafka(producer, kafka, cat_photos[3], served))["pretrained"]["version"] \
+                != retrained and time.monotonic() < deadline:
             time.sleep(2)
         assert result["pretrained"]["version"] == retrained and result["quick"]["version"] == versions["quick"], logs(served)[-3000:]
+
+
+def room_as_written(tmp_path: Path) -> tuple[Path, dict, list[dict]]:
+    """`catdog room --learners Ada,Bob` as the instructor runs it: its folder, its secrets, the objects
+    `oc apply -k` would create from it."""
+    from kubeplay import render
+    from test_deploy import tool
+
+    room_dir = tmp_path / "room"
+    made = subprocess.run([str(BIN / "catdog"), "room", "--learners", "Ada,Bob", "--out", str(room_dir),
+                           "--apps-domain", "apps.example.com"], capture_output=True, text=True, timeout=120)
+    assert made.returncode == 0, made.stdout + made.stderr
+    return room_dir, json.loads((room_dir / "secrets.json").read_text()), render(tool("kubectl"), room_dir)
+
+
+def secrets_the_user_operator_writes(objects: list[dict]) -> list[dict]:
+    """The Secrets the User Operator writes for the room's SCRAM KafkaUsers (key "password"); every password a
+    Deployment reads is either one of those or a Secret `catdog room` wrote, with that key."""
+    import secrets as secrets_module
+
+    from kubeplay import sasl_password_references
+
+    users = {(u["metadata"]["namespace"], u["metadata"]["name"]) for u in objects
+             if u["kind"] == "KafkaUser" and u["spec"]["authentication"]["type"] == "scram-sha-512"}
+    rendered = {(s["metadata"]["namespace"], s["metadata"]["name"]): s for s in objects if s["kind"] == "Secret"}
+    for namespace, name, key in sasl_password_references(objects):
+        assert ((namespace, name) in users and key == "password") or key in (
+            rendered[(namespace, name)].get("data") or {}) | (rendered[(namespace, name)].get("stringData") or {}), (namespace, name, key)
+    return [{"apiVersion": "v1", "kind": "Secret", "type": "Opaque", "metadata": {"name": name, "namespace": namespace},
+             "data": {"password": base64.b64encode(secrets_module.token_hex(12).encode()).decode()}}
+            for namespace, name in sorted(users) if (namespace, name) not in rendered]
+
+
+def assert_a_photo_from_the_notebook_comes_back_as_its_learners(pods: Played, notebook: str, learner, photo: Path,
+                                                                classifier: str) -> None:
+    """`catdog send -` in the learner's notebook, with their settings: across namespaces to the room's
+    Kafka, and classified as theirs."""
+    from catdog.config import load_settings
+    from catdog.kafka_io import Sent, collect_predictions
+
+    sent = subprocess.run(["podman", "exec", "-i", notebook, "catdog", "send", "-"], input=photo.read_bytes(),
+                          capture_output=True, timeout=120)
+    assert sent.returncode == 0, (sent.stdout + sent.stderr).decode(errors="replace")
+    where = re.search(rb"(\S+)\[(\d+)\]@(\d+)", sent.stdout)
+    assert where, sent.stdout
+    kafka = load_settings({"KAFKA_BOOTSTRAP_SERVERS": pods.bootstrap}).kafka
+    record = Sent("-", where.group(1).decode(), int(where.group(2)), int(where.group(3)), "", int(time.time() * 1000) - 60_000)
+    found = collect_predictions(kafka, [record], timeout=120)
+    assert len(found) == 1, logs(classifier)[-3000:]
+    [result] = found.values()
+    assert result["learner"] == learner.name and {result["quick"]["label"], result["pretrained"]["label"]} <= {"cat", "dog"}
+
+
+def assert_a_phone_gets_both_verdicts_through_the_router(phone, wall: str, code: str, photo: Path, wall_container: str) -> None:
+    """A phone on the venue's Wi-Fi: the wall's pages and every script and style they load (from the image),
+    the room's code, a photo, its result with both verdicts, and a thumbnail the wall made."""
+    for page in ("/", "/upload"):
+        answered, headers, body = phone.request("GET", f"{wall}{page}")
+        assert answered == 200 and headers["content-type"].startswith("text/html"), (page, answered)
+        assets = re.findall(r'(?:src|href)="(/static/[^"]+)"', body.decode())
+        assert assets, body[:500]
+        assert all(phone.status(f"{wall}{asset}") == 200 for asset in assets), assets
+    answered, headers, _ = phone.request("POST", f"{wall}/api/join", json.dumps({"code": code}).encode(),
+                                         {"Content-Type": "application/json"})
+    assert answered == 204, answered
+    cookie = {"Cookie": headers["set-cookie"].split(";")[0]}
+    answered, _, body = phone.request("POST", f"{wall}/api/photos?filename=phone.jpg&learner=Bob", photo.read_bytes(),
+                                      {**cookie, "Content-Type": "image/jpeg"})
+    assert answered == 201, body
+    uploaded = json.loads(body)
+    deadline, card = time.monotonic() + 120, None
+    while card is None and time.monotonic() < deadline:
+        answered, _, body = phone.request("GET", f"{wall}/api/photos/{uploaded['partition']}/{uploaded['offset']}?wait=10", None, cookie)
+        card = json.loads(body) if answered == 200 else None
+    assert card and card["learner"] == "Bob", logs(wall_container)[-3000:]
+    assert {card["quick"]["label"], card["pretrained"]["label"]} <= {"cat", "dog"}
+    answered, headers, thumb = phone.request("GET", f"{wall}/api/thumbs/{card['partition']}/{card['offset']}", None, cookie)
+    assert answered == 200 and headers["content-type"] == "image/jpeg" and thumb != photo.read_bytes()
 
 
 def test_a_room_of_two_runs_as_pods_each_learner_alone_and_the_wall_showing_their_photos(image, tmp_path, cat_photos):
@@ -847,47 +960,24 @@ def test_a_room_of_two_runs_as_pods_each_learner_alone_and_the_wall_showing_thei
     as hers; a phone joins the wall through the router with the room's code, its photo comes back with both
     verdicts and a thumbnail the wall made. Then `catdog doctor --room` passes everything but the learner-ACL
     check, which must fail on a broker that enforces no ACLs (the only one that runs here)."""
-    import secrets as secrets_module
-
-    from catdog.config import load_settings
     from catdog.doctor import Http
-    from catdog.kafka_io import Sent, collect_predictions
     from catdog.room import Learner
-    from kubeplay import UNHONOURED, cluster_as_oc_sees_it, http_probes, render, sasl_password_references
+    from kubeplay import UNHONOURED, cluster_as_oc_sees_it, http_probes
 
-    room_dir = tmp_path / "room"
-    made = subprocess.run([str(BIN / "catdog"), "room", "--learners", "Ada,Bob", "--out", str(room_dir),
-                           "--apps-domain", "apps.example.com"], capture_output=True, text=True, timeout=120)
-    assert made.returncode == 0, made.stdout + made.stderr
-    state = json.loads((room_dir / "secrets.json").read_text())
-    from test_deploy import tool
-
-    objects = render(tool("kubectl"), room_dir)
+    room_dir, state, objects = room_as_written(tmp_path)
     learners = [Learner(entry["name"], slug) for slug, entry in sorted(state["learners"].items())]
-    # The Secrets the User Operator writes for the room's SCRAM KafkaUsers (key "password"); every password a
-    # Deployment reads is either one of those or a Secret `catdog room` wrote, with that key.
-    users = {(u["metadata"]["namespace"], u["metadata"]["name"]) for u in objects
-             if u["kind"] == "KafkaUser" and u["spec"]["authentication"]["type"] == "scram-sha-512"}
-    rendered = {(s["metadata"]["namespace"], s["metadata"]["name"]): s for s in objects if s["kind"] == "Secret"}
-    for namespace, name, key in sasl_password_references(objects):
-        assert ((namespace, name) in users and key == "password") or key in (
-            rendered[(namespace, name)].get("data") or {}) | (rendered[(namespace, name)].get("stringData") or {}), (namespace, name, key)
-    operator_written = [{"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
-                         "metadata": {"name": name, "namespace": namespace},
-                         "data": {"password": base64.b64encode(secrets_module.token_hex(12).encode()).decode()}}
-                        for namespace, name in sorted(users) if (namespace, name) not in rendered]
+    operator_written = secrets_the_user_operator_writes(objects)
     deployments = {(d["metadata"]["namespace"], d["metadata"]["name"]): d for d in objects if d["kind"] == "Deployment"}
     room_ns = next(ns for ns, name in deployments if name == "catdog-classifier")
     why = f"(what podman cannot honour: {json.dumps(UNHONOURED, indent=1)})"
 
     with played_pods(objects, image, tmp_path, operator_written) as pods:
         def container(namespace: str, name: str) -> str:
-            return pods.container(f"{namespace}-{name}", deployments[(namespace, name)]["spec"]["template"]["spec"]["containers"][0]["name"])
+            return pods.container(f"{namespace}-{name}", first_container(deployments[(namespace, name)])["name"])
 
         # Each learner's notebook answers its own token, not the other learner's.
         for learner, other in zip(learners, reversed(learners)):
-            notebook = deployments[(learner.namespace, "catdog-notebook")]
-            [port] = [p["containerPort"] for p in notebook["spec"]["template"]["spec"]["containers"][0]["ports"]]
+            [port] = [p["containerPort"] for p in first_container(deployments[(learner.namespace, "catdog-notebook")])["ports"]]
             url = f"http://{pods.pod_ip[f'{learner.namespace}-catdog-notebook']}:{port}/api/status"
             wait_answering(f"{url}?token={state['learners'][learner.slug]['token']}", container(learner.namespace, "catdog-notebook"))
             assert status(f"{url}?token={state['learners'][other.slug]['token']}") == 403, why
@@ -895,50 +985,16 @@ def test_a_room_of_two_runs_as_pods_each_learner_alone_and_the_wall_showing_thei
             for path, port in http_probes(deployments[(room_ns, name)]):
                 wait_answering(f"http://{pods.pod_ip[f'{room_ns}-{name}']}:{port}{path}", container(room_ns, name))
 
-        # Ada's notebook, her settings: across namespaces to the room's Kafka, classified as hers.
         ada = learners[0]
-        photo = cat_photos[1].read_bytes()
-        sent = subprocess.run(["podman", "exec", "-i", container(ada.namespace, "catdog-notebook"), "catdog", "send", "-"],
-                              input=photo, capture_output=True, timeout=120)
-        assert sent.returncode == 0, (sent.stdout + sent.stderr).decode(errors="replace")
-        where = re.search(rb"(\S+)\[(\d+)\]@(\d+)", sent.stdout)
-        assert where, sent.stdout
-        kafka = load_settings({"KAFKA_BOOTSTRAP_SERVERS": pods.bootstrap}).kafka
-        record = Sent("-", where.group(1).decode(), int(where.group(2)), int(where.group(3)), "", int(time.time() * 1000) - 60_000)
-        found = collect_predictions(kafka, [record], timeout=120)
-        assert len(found) == 1, logs(container(room_ns, "catdog-classifier"))[-3000:]
-        [result] = found.values()
-        assert result["learner"] == ada.name and {result["quick"]["label"], result["pretrained"]["label"]} <= {"cat", "dog"}
+        assert_a_photo_from_the_notebook_comes_back_as_its_learners(
+            pods, container(ada.namespace, "catdog-notebook"), ada, cat_photos[1], container(room_ns, "catdog-classifier"))
 
         cluster = cluster_as_oc_sees_it(objects, room_ns)
         with router(objects, cluster, pods, tmp_path) as (router_port, router_ca, hosts):
-            # A phone on the venue's Wi-Fi: the wall's Route, the room's code, a photo, its result and thumbnail.
             phone = Http(router_ca, {("", 0): ("127.0.0.1", router_port)})
-            wall = f"https://{hosts[(room_ns, 'catdog-wall')]}"
-            # The pages the projector and the phones open, and every script and style they load, from the image.
-            for page in ("/", "/upload"):
-                answered, headers, body = phone.request("GET", f"{wall}{page}")
-                assert answered == 200 and headers["content-type"].startswith("text/html"), (page, answered)
-                assets = re.findall(r'(?:src|href)="(/static/[^"]+)"', body.decode())
-                assert assets, body[:500]
-                assert all(phone.status(f"{wall}{asset}") == 200 for asset in assets), assets
-            answered, headers, _ = phone.request("POST", f"{wall}/api/join", json.dumps({"code": state["room_code"]}).encode(),
-                                                 {"Content-Type": "application/json"})
-            assert answered == 204, answered
-            cookie = {"Cookie": headers["set-cookie"].split(";")[0]}
-            answered, _, body = phone.request("POST", f"{wall}/api/photos?filename=phone.jpg&learner=Bob", cat_photos[2].read_bytes(),
-                                              {**cookie, "Content-Type": "image/jpeg"})
-            assert answered == 201, body
-            uploaded = json.loads(body)
-            deadline, card = time.monotonic() + 120, None
-            while card is None and time.monotonic() < deadline:
-                answered, _, body = phone.request("GET", f"{wall}/api/photos/{uploaded['partition']}/{uploaded['offset']}?wait=10", None, cookie)
-                card = json.loads(body) if answered == 200 else None
-            assert card and card["learner"] == "Bob", logs(container(room_ns, "catdog-wall"))[-3000:]
-            assert {card["quick"]["label"], card["pretrained"]["label"]} <= {"cat", "dog"}
-            answered, headers, thumb = phone.request("GET", f"{wall}/api/thumbs/{card['partition']}/{card['offset']}", None, cookie)
-            assert answered == 200 and headers["content-type"] == "image/jpeg" and thumb != cat_photos[2].read_bytes()
-
+            assert_a_phone_gets_both_verdicts_through_the_router(
+                phone, f"https://{hosts[(room_ns, 'catdog-wall')]}", state["room_code"], cat_photos[2],
+                container(room_ns, "catdog-wall"))
             # The pre-flight check with the room's folder: every learner's Route and token, the ACL try.
             checked, lines = doctor(cluster, room_ns, pods, router_port, router_ca, tmp_path, "--room", str(room_dir))
         assert checked.returncode == 1, checked.stdout + checked.stderr

@@ -10,7 +10,6 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -27,74 +26,9 @@ from catdog.kafka_io import (
     ImageTooLarge, ensure_topics, fetch_images, image_key, make_consumer, make_producer, send_image,
 )
 from conftest import free_port, kafka_env
+from processes import SERVICE_START_SECONDS, Service, catdog, start_service
 
-SERVICE_START_SECONDS = 120
 CLASSIFIER = Path(__file__).resolve().parent.parent / "deploy" / "openshift" / "base" / "classifier" / "deployment.yaml"
-
-
-def catdog(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "catdog.cli", *args], capture_output=True, text=True,
-                          env={**os.environ, **env}, timeout=timeout)
-
-
-class Service:
-    """`catdog classify` in its own process, as it runs on OpenShift."""
-
-    def __init__(self, kafka, models_dir: Path, log: Path, extra_env: dict[str, str] | None = None) -> None:
-        self.port = free_port()
-        self.log = log
-        env = {**os.environ, **kafka_env(kafka), **(extra_env or {}), "PYTHONUNBUFFERED": "1"}
-        with open(log, "ab") as stream:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "catdog.cli", "classify", "--models", str(models_dir),
-                 "--metrics-port", str(self.port)], stdout=stream, stderr=subprocess.STDOUT, env=env)
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
-
-    def get(self, path: str) -> tuple[int, str]:
-        try:
-            with urllib.request.urlopen(self.url(path), timeout=5) as response:
-                return response.status, response.read().decode()
-        except urllib.error.HTTPError as error:
-            return error.code, ""
-        except OSError as error:
-            return 0, repr(error)
-
-    def wait_ready(self) -> None:
-        deadline = time.monotonic() + SERVICE_START_SECONDS
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, self.output()
-            if self.get("/readyz")[0] == 200:
-                return
-            time.sleep(0.3)
-        raise AssertionError(f"service not ready in time:\n{self.output()}")
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def stop(self, signum: int = signal.SIGTERM, timeout: float = 60) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signum)
-        return self.process.wait(timeout)
-
-
-@pytest.fixture
-def services(tmp_path):
-    started: list[Service] = []
-    yield started
-    for service in started:
-        if service.process.poll() is None:
-            service.process.kill()
-            service.process.wait()
-
-
-def start_service(services, kafka, models_dir, tmp_path, name="service", extra_env=None, ready=True) -> Service:
-    service = Service(kafka, models_dir, tmp_path / f"{name}.log", extra_env)
-    services.append(service)
-    if ready:
-        service.wait_ready()
-    return service
 
 
 def collect(kafka, topic: str, count: int, timeout: float = 90) -> list:

@@ -20,7 +20,8 @@ from PIL import Image
 
 from catdog.kafka_io import ensure_topics, header_text
 from conftest import kafka_env
-from test_kafka import MESSAGES, collect, frozen, services, start_service  # noqa: F401 (services: a fixture)
+from processes import start_service
+from test_kafka import MESSAGES, collect, frozen
 
 
 SEED = 20261121  # a failure reproduces with the same records

@@ -17,7 +17,7 @@ from catdog.kafka_io import (
     collect_predictions, ensure_topics, fetch_images, find_prediction, latest_predictions, make_producer, make_reader, send_image,
 )
 from conftest import kafka_env
-from test_kafka import services, start_service  # noqa: F401  (the fixture and helper that run `catdog classify`)
+from processes import start_service
 
 
 @pytest.fixture

@@ -8,12 +8,9 @@ reason and never served; `catdog models rollback` returns the previous version t
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -21,24 +18,17 @@ import httpx
 
 from catdog import registry
 from catdog.kafka_io import Sent, collect_predictions, ensure_topics
-from conftest import free_port, kafka_env
-from test_kafka import services, start_service  # noqa: F401  (the fixture and helper that run `catdog classify`)
+from conftest import kafka_env
+from processes import catdog_ok, start_service, start_wall
 from test_wall import CODE, collect
 
-CATDOG = Path(sys.prefix) / "bin" / "catdog"
 PER_CLASS = 15  # each training run: seconds, not minutes (MobileNet features on 30-40 photos)
 EPOCHS = "10"
 
 
-def catdog(env: dict, *args: str) -> str:
-    result = subprocess.run([CATDOG, *map(str, args)], env=env, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, f"catdog {' '.join(map(str, args))}:\n{result.stdout}\n{result.stderr[-4000:]}"
-    return result.stdout
-
-
 def classified(env: dict, kafka, folder: Path) -> dict[str, dict]:
     """Send a folder with `catdog send` and wait for the classifier's result for each photo, by name."""
-    printed = catdog(env, "send", folder)
+    printed = catdog_ok("send", folder, env=env)
     now = int(time.time() * 1000)
     sent = [Sent(name, topic, int(partition), int(offset), "", now)
             for name, topic, partition, offset in re.findall(r"^(.+) -> (\S+)\[(\d+)\]@(\d+)$", printed, re.M)]
@@ -52,46 +42,36 @@ def results_for(kafka, count: int) -> dict[tuple[int, int], dict]:
             for r in map(lambda record: json.loads(record.value), collect(kafka, kafka.predictions_topic, count, 120))}
 
 
-def test_the_rooms_corrections_retrain_a_model_that_serves_only_through_the_gate(
-        kafka, services, tmp_path, kaggle_dev, ocp_lab, weights_dir, cat_photos, dog_photos):  # noqa: F811
-    ensure_topics(kafka)
-    models, data = tmp_path / "models", tmp_path / "data"
-    env = {**os.environ, **kafka_env(kafka), "CATDOG_MODELS_DIR": str(models), "CATDOG_DATA_DIR": str(data),
-           "CATDOG_WEIGHTS_DIR": str(weights_dir), "CATDOG_LEARNER": "Ada", "TF_CPP_MIN_LOG_LEVEL": "3"}
-    # A quick model and, serving, a pretrained model trained on flipped labels: the room's photos will come
-    # out wrong.
-    flipped = tmp_path / "flipped"
-    for label, photos in (("dog", cat_photos[200:200 + PER_CLASS]), ("cat", dog_photos[200:200 + PER_CLASS])):
-        (flipped / label).mkdir(parents=True)
-        for photo in photos:
-            shutil.copy(photo, flipped / label / photo.name)
-    catdog(env, "train", "pretrained", "--source", flipped, "--per-class", PER_CLASS, "--epochs", EPOCHS, "--no-progress")
-    catdog(env, "train", "quick", "--source", ocp_lab, "--per-class", 10, "--seconds", 2, "--no-progress")
-    first = registry.serving(models, "pretrained")
-    service = start_service(services, kafka, models, tmp_path, extra_env={"CATDOG_MODEL_RELOAD_SECONDS": "1"})
+def copied(photos: list[Path], folder: Path) -> Path:
+    folder.mkdir(parents=True)
+    for photo in photos:
+        shutil.copy(photo, folder / photo.name)
+    return folder
 
-    # The room's corrections: six photos of each class with `catdog send --label`, two through the wall.
-    room = {"cat": cat_photos[300:306], "dog": dog_photos[300:306]}
+
+def serve_a_model_trained_on_flipped_labels(env: dict, tmp_path: Path, ocp_lab, cat_photos, dog_photos) -> Path:
+    """A quick model and, serving, a pretrained model trained on flipped labels: the room's photos will come
+    out wrong. Returns the flipped photos' folder."""
+    flipped = tmp_path / "flipped"
+    copied(cat_photos[200:200 + PER_CLASS], flipped / "dog")
+    copied(dog_photos[200:200 + PER_CLASS], flipped / "cat")
+    catdog_ok("train", "pretrained", "--source", flipped, "--per-class", PER_CLASS, "--epochs", EPOCHS, "--no-progress",
+              env=env)
+    catdog_ok("train", "quick", "--source", ocp_lab, "--per-class", 10, "--seconds", 2, "--no-progress", env=env)
+    return flipped
+
+
+def correct_through_send_and_the_wall(env: dict, tmp_path: Path, room: dict[str, list[Path]],
+                                      on_the_wall: dict[str, Path]) -> None:
+    """The room's corrections: each class's photos with `catdog send --label`, and one of each through the
+    wall as a phone sends and judges it."""
     for label, photos in room.items():
-        folder = tmp_path / "room" / label
-        folder.mkdir(parents=True)
-        for photo in photos:
-            shutil.copy(photo, folder / photo.name)
-        catdog(env, "send", "--label", label, folder)
-    wall_port = free_port()
-    wall = subprocess.Popen([CATDOG, "wall"], env={**env, "CATDOG_ROOM_CODE": CODE, "CATDOG_WALL_PORT": str(wall_port)},
-                            stdout=open(tmp_path / "wall.log", "wb"), stderr=subprocess.STDOUT)
+        catdog_ok("send", "--label", label, copied(photos, tmp_path / "room" / label), env=env)
+    wall, base = start_wall(env, tmp_path / "wall.log", CODE)
     try:
-        phone = httpx.Client(base_url=f"http://127.0.0.1:{wall_port}", timeout=60)
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if phone.post("/api/join", json={"code": CODE}).status_code == 204:
-                    break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline and wall.poll() is None, (tmp_path / "wall.log").read_text()
-                time.sleep(0.3)
-        for label, photo in (("cat", cat_photos[306]), ("dog", dog_photos[306])):
+        phone = httpx.Client(base_url=base, timeout=60)
+        assert phone.post("/api/join", json={"code": CODE}).status_code == 204
+        for label, photo in on_the_wall.items():
             sent = phone.post("/api/photos", params={"filename": photo.name, "learner": "Bo"}, content=photo.read_bytes()).json()
             assert phone.get(f"/api/photos/{sent['partition']}/{sent['offset']}").status_code == 200  # both verdicts shown
             answer = phone.post("/api/feedback", json={"partition": sent["partition"], "offset": sent["offset"],
@@ -100,16 +80,13 @@ def test_the_rooms_corrections_retrain_a_model_that_serves_only_through_the_gate
     finally:
         wall.send_signal(signal.SIGTERM)
         wall.wait(30)
-    corrected = 14
-    before = results_for(kafka, corrected)
-    truth = {photo.name: label for label, photos in room.items() for photo in photos}
-    truth |= {cat_photos[306].name: "cat", dog_photos[306].name: "dog"}
-    right_before = sum(r["pretrained"]["label"] == truth[r["filename"]] for r in before.values())
 
-    # Retraining on the base photos and the room's: promoted, and the classifier serves it. The first
-    # retraining makes the check set, as the cluster's does on a new models volume; the later ones reuse it.
-    printed = catdog(env, "retrain", "--source", kaggle_dev, "--per-class", PER_CLASS, "--epochs", EPOCHS,
-                     "--check-from", kaggle_dev, "--check-per-class", PER_CLASS)
+
+def assert_promoted_with_its_card(env: dict, kafka, models: Path, kaggle_dev: Path, first: str) -> str:
+    """Retraining on the base photos and the room's: promoted. The first retraining makes the check set, as
+    the cluster's does on a new models volume; the later ones reuse it. Returns the new serving version."""
+    printed = catdog_ok("retrain", "--source", kaggle_dev, "--per-class", PER_CLASS, "--epochs", EPOCHS,
+                        "--check-from", kaggle_dev, "--check-per-class", PER_CLASS, env=env)
     assert "PROMOTED" in printed and f"check set made from {kaggle_dev}" in printed, printed
     second = registry.serving(models, "pretrained")
     assert second != first
@@ -118,34 +95,56 @@ def test_the_rooms_corrections_retrain_a_model_that_serves_only_through_the_gate
     [(images_topic, runs)] = card["kafka_records"].items()  # the room's photos it trained on, by offset
     assert images_topic == kafka.images_topic and runs
     assert card["parent"] == first and card["gate"]["check_set"]["photos"] == 2 * PER_CLASS
+    return second
 
-    # The classifier's next results carry the new version (it reloads within a second or so).
-    resend = tmp_path / "resend"
-    resend.mkdir()
-    for name in truth:
-        shutil.copy(next(p for p in cat_photos + dog_photos if p.name == name), resend / name)
+
+def results_once_served(env: dict, kafka, folder: Path, version: str, service) -> dict[str, dict]:
+    """The classifier's results for ``folder`` once they carry ``version`` (it reloads within a second or so)."""
     deadline = time.monotonic() + 120
     while True:
-        after = classified(env, kafka, resend)
-        if all(r["pretrained"].get("version") == second for r in after.values()) or time.monotonic() > deadline:
+        after = classified(env, kafka, folder)
+        if all(r["pretrained"].get("version") == version for r in after.values()) or time.monotonic() > deadline:
             break
         time.sleep(1)
-    assert all(r["pretrained"]["version"] == second for r in after.values()), service.output()[-3000:]
+    assert all(r["pretrained"]["version"] == version for r in after.values()), service.output()[-3000:]
+    return after
+
+
+def test_the_rooms_corrections_retrain_a_model_that_serves_only_through_the_gate(
+        kafka, services, tmp_path, kaggle_dev, ocp_lab, weights_dir, cat_photos, dog_photos):
+    ensure_topics(kafka)
+    models, data = tmp_path / "models", tmp_path / "data"
+    env = {**kafka_env(kafka), "CATDOG_MODELS_DIR": str(models), "CATDOG_DATA_DIR": str(data),
+           "CATDOG_WEIGHTS_DIR": str(weights_dir), "CATDOG_LEARNER": "Ada", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    flipped = serve_a_model_trained_on_flipped_labels(env, tmp_path, ocp_lab, cat_photos, dog_photos)
+    first = registry.serving(models, "pretrained")
+    service = start_service(services, kafka, models, tmp_path, extra_env={"CATDOG_MODEL_RELOAD_SECONDS": "1"})
+
+    room, on_the_wall = {"cat": cat_photos[300:306], "dog": dog_photos[300:306]}, {"cat": cat_photos[306], "dog": dog_photos[306]}
+    correct_through_send_and_the_wall(env, tmp_path, room, on_the_wall)
+    before = results_for(kafka, 14)
+    truth = {photo.name: label for label, photos in room.items() for photo in photos}
+    truth |= {photo.name: label for label, photo in on_the_wall.items()}
+    right_before = sum(r["pretrained"]["label"] == truth[r["filename"]] for r in before.values())
+
+    second = assert_promoted_with_its_card(env, kafka, models, kaggle_dev, first)
+    resend = copied([next(p for p in cat_photos + dog_photos if p.name == name) for name in truth], tmp_path / "resend")
+    after = results_once_served(env, kafka, resend, second, service)
     right_after = sum(r["pretrained"]["label"] == truth[name] for name, r in after.items())
     assert right_after > right_before, (right_before, right_after)
 
     # A candidate trained on flipped labels: refused, with the reason, and never served.
     check = (data / "check" / "manifest.csv").read_bytes()
-    printed = catdog(env, "retrain", "--source", flipped, "--per-class", PER_CLASS, "--epochs", EPOCHS,
-                     "--check-from", kaggle_dev, "--check-per-class", 2 * PER_CLASS)
+    printed = catdog_ok("retrain", "--source", flipped, "--per-class", PER_CLASS, "--epochs", EPOCHS,
+                        "--check-from", kaggle_dev, "--check-per-class", 2 * PER_CLASS, env=env)
     assert "KEPT, not served (worse on the check set" in printed and "check set made" not in printed, printed
     assert (data / "check" / "manifest.csv").read_bytes() == check  # the same check set gated both
     assert registry.serving(models, "pretrained") == second
-    listed = catdog(env, "models", "list")
+    listed = catdog_ok("models", "list", env=env)
     assert "refused: worse on the check set" in listed and f"{second}" in listed and "serving" in listed
 
     # Rollback: the version served before this one serves again.
-    printed = catdog(env, "models", "rollback")
+    printed = catdog_ok("models", "rollback", env=env)
     assert registry.serving(models, "pretrained") == first and f"serving {first}" in printed
 
 

@@ -7,11 +7,8 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -22,7 +19,8 @@ from confluent_kafka import Producer
 from PIL import Image
 
 from catdog.kafka_io import ensure_topics, image_key, make_consumer
-from conftest import free_port, kafka_env
+from conftest import kafka_env
+from processes import start_wall
 from test_kafka import collect
 import samples
 
@@ -43,25 +41,10 @@ def end_offset(kafka, topic: str) -> int:
 def wall(kafka, tmp_path):
     """`catdog wall` on a free port, pointed at this test's topics, two uploads a minute per phone."""
     ensure_topics(kafka)
-    port = free_port()
-    env = {**os.environ, **kafka_env(kafka), "CATDOG_ROOM_CODE": CODE, "CATDOG_WALL_PORT": str(port),
-           "CATDOG_WALL_UPLOADS_PER_MINUTE": "3", "CATDOG_WALL_CARDS": "2"}
+    env = {**kafka_env(kafka), "CATDOG_WALL_UPLOADS_PER_MINUTE": "3", "CATDOG_WALL_CARDS": "2"}
     log = tmp_path / "wall.log"
-    process = subprocess.Popen([Path(sys.prefix) / "bin" / "catdog", "wall"], env=env, stdout=open(log, "wb"),
-                               stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/readyz").status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        assert process.poll() is None, log.read_text()
-        time.sleep(0.2)
-    else:
-        pytest.fail(f"the wall did not become ready:\n{log.read_text()}")
-    yield {"base": base, "port": port, "log": log, "kafka": kafka, "process": process}
+    process, base = start_wall(env, log, CODE)
+    yield {"base": base, "port": int(base.rsplit(":", 1)[1]), "log": log, "kafka": kafka, "process": process}
     process.send_signal(signal.SIGTERM)  # as the pod's stop: open streams closed, then uvicorn re-raises it
     assert process.wait(30) in (0, -signal.SIGTERM) and "Application shutdown complete" in log.read_text(), \
         log.read_text()[-3000:]

@@ -57,6 +57,14 @@ def tansu_binary() -> Path:
     return binary
 
 
+def free_port() -> int:
+    """A port nothing listens on now, on 127.0.0.1: for a broker, a classifier or a wall beside others
+    (tests, benchmarks and the lab's scripts ask this one function). ``python -m catdog.broker`` prints one."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def wait_for_port(port: int, timeout: float, host: str = "127.0.0.1") -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -161,3 +169,7 @@ def stop(state_dir: Path) -> BrokerInfo | None:
     _reap(info.pid, wait=STOP_TIMEOUT_SECONDS)
     _state_file(state_dir).unlink(missing_ok=True)
     return info
+
+
+if __name__ == "__main__":  # for shell scripts: a free port
+    print(free_port())

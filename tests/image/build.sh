@@ -52,7 +52,7 @@ for file in mobilenet_7_5_224_tf.h5 mobilenet_7_5_224_tf_no_top.h5; do
   [ -n "$sha" ] || { echo "no sha256 for $file in $shared/SHA256SUMS" >&2; exit 1; }
   weights_sha256+="${weights_sha256:+,}$file=$sha"
 done
-port=$(python3 -c "import socket; s=socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
+port=$("${PYTHON:-$repo/.venv/bin/python}" -m catdog.broker)  # catdog.broker.free_port, as the tests use
 python3 -m http.server "$port" --bind 127.0.0.1 --directory "$work/mirror" >"$work/mirror.log" 2>&1 &
 mirror_pid=$!
 for _ in $(seq 1 50); do

@@ -1,0 +1,247 @@
+"""The wall's routes: module-level handlers that find the wall's parts on ``request.app.state``
+(``settings``, ``code``, ``state``, ``uploads``, ``budget``, and once started ``hub``, ``producer``, ``feed``)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from importlib import resources
+from pathlib import Path
+
+from sse_starlette import EventSourceResponse
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from catdog.config import MAX_LEARNER_CHARS, Settings
+from catdog.images import DecodeBudget, ImageError, decode_image
+from catdog.kafka_io import KafkaError, make_producer, send_image
+from catdog.labels import LABELS, send_label
+from catdog.wall.cards import MAX_FILENAME_CHARS, card, clean_text, feedback_value
+from catdog.wall.feed import DECODE_MEMORY_BYTES, THUMBNAIL_SIDE, Feed
+from catdog.wall.guard import COOKIE, SecurityHeaders, Uploads, address, error, read_body, too_many
+from catdog.wall.hub import Hub
+from catdog.wall.links import qr_svg, upload_url
+from catdog.wall.state import WallState
+
+log = logging.getLogger("catdog.wall")
+
+STATIC = Path(str(resources.files("catdog") / "wall_static"))
+RESULT_WAIT_SECONDS = 20.0  # a phone's one request for its result waits this long, then asks again
+MAX_FEEDBACK_BYTES = 4096
+COOKIE_SECONDS = 7 * 24 * 3600
+
+
+def joined(handler):
+    """Only for a browser that joined the room (its cookie is signed): 401 otherwise."""
+    async def checked(request: Request):
+        phone = request.app.state.uploads.phone(request)
+        if phone is None:
+            return error(401, "join the room first: open the link from the room's QR code")
+        request.state.phone = phone
+        return await handler(request)
+    return checked
+
+
+async def join(request: Request):
+    uploads: Uploads = request.app.state.uploads
+    if not uploads.limiter.hit(uploads.joins, "join", address(request)):
+        return too_many("too many attempts: wait a minute")
+    body = await read_body(request, 1024)
+    try:
+        given = str(json.loads(body or b"{}").get("code", ""))
+    except (ValueError, AttributeError):
+        given = ""
+    if not uploads.right_code(given):
+        return error(403, "that is not this room's code")
+    response = Response(status_code=204)
+    response.set_cookie(COOKIE, uploads.cookie(), httponly=True, samesite="strict",
+                        secure=request.url.scheme == "https", max_age=COOKIE_SECONDS)
+    return response
+
+
+def public_base(request: Request) -> str:
+    return request.app.state.settings.wall.url or str(request.base_url).rstrip("/")
+
+
+@joined
+async def qr(request: Request):
+    return Response(qr_svg(upload_url(public_base(request), request.app.state.code)), media_type="image/svg+xml")
+
+
+@joined
+async def room(request: Request):
+    return JSONResponse({"upload": f"{public_base(request)}/upload", "cards": request.app.state.settings.wall.cards})
+
+
+@joined
+async def events(request: Request):
+    hub: Hub = request.app.state.hub
+    queue = hub.open()
+
+    async def stream():
+        try:
+            while True:
+                name, data = await queue.get()
+                yield {"event": name, "data": json.dumps(data)}
+        finally:
+            hub.close(queue)
+
+    return EventSourceResponse(stream(), ping=15)
+
+
+@joined
+async def thumbnail(request: Request):
+    jpeg = request.app.state.state.thumbnail(request.path_params["partition"], request.path_params["offset"])
+    if jpeg is None:
+        return error(404, "no such photo on the wall")
+    return Response(jpeg, media_type="image/jpeg")
+
+
+@joined
+async def upload(request: Request):
+    kafka, uploads = request.app.state.settings.kafka, request.app.state.uploads
+    where = address(request)
+    if not (uploads.limiter.hit(uploads.per_address, "upload", where)
+            and uploads.limiter.hit(uploads.per_phone, "upload", request.state.phone)):
+        return too_many("too many photos at once: wait a minute")
+    data = await read_body(request, kafka.max_image_bytes)
+    if data is None:
+        return error(413, f"the photo is larger than {kafka.max_image_bytes:,} bytes; nothing was sent")
+    filename = clean_text(request.query_params.get("filename", ""), MAX_FILENAME_CHARS) or "photo.jpg"
+    learner = clean_text(request.query_params.get("learner", ""), MAX_LEARNER_CHARS)
+    try:
+        await run_in_threadpool(decode_image, data, max_bytes=kafka.max_image_bytes, max_pixels=kafka.max_image_pixels,
+                                target_size=THUMBNAIL_SIDE, budget=request.app.state.budget)
+    except ImageError as refused:
+        return error(422, f"{refused} — nothing was sent")
+    try:
+        sent = await run_in_threadpool(send_image, request.app.state.producer, kafka, data, filename, learner=learner)
+    except KafkaError as failed:
+        log.warning("photo %s not sent: %s", filename, failed)
+        return error(503, "Kafka did not take the photo: try again in a moment", **{"Retry-After": "5"})
+    log.info("photo %s from %s (%s) -> %s[%d]@%d", filename, learner or "-", where, sent.topic, sent.partition,
+             sent.offset)
+    return JSONResponse({"topic": sent.topic, "partition": sent.partition, "offset": sent.offset,
+                         "key": sent.key}, status_code=201)
+
+
+@joined
+async def result(request: Request):
+    """This photo's result when there is one, waiting up to ``?wait=`` seconds (at most, and by default,
+    RESULT_WAIT_SECONDS) for it; 204: not yet, ask again."""
+    partition, offset = request.path_params["partition"], request.path_params["offset"]
+    try:
+        wait = min(RESULT_WAIT_SECONDS, max(0.0, float(request.query_params.get("wait", RESULT_WAIT_SECONDS))))
+    except ValueError:
+        return error(400, "wait must be a number of seconds")
+    deadline = time.monotonic() + wait
+    while (found := request.app.state.state.result(partition, offset)) is None:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return Response(status_code=204)
+        await request.app.state.hub.wait(remaining)
+    return JSONResponse(card(found, None))
+
+
+@joined
+async def feedback(request: Request):
+    kafka, uploads = request.app.state.settings.kafka, request.app.state.uploads
+    if not uploads.limiter.hit(uploads.feedback, "feedback", request.state.phone):
+        return too_many("too many answers at once: wait a minute")
+    body = await read_body(request, MAX_FEEDBACK_BYTES)
+    try:
+        given = json.loads(body or b"")
+        partition, offset, label = given["partition"], given["offset"], given["label"]
+    except (ValueError, TypeError, KeyError):
+        return error(400, "expected JSON with partition, offset and label")
+    if label not in LABELS or type(partition) is not int or type(offset) is not int:
+        return error(400, "label must be cat or dog, partition and offset whole numbers")
+    found = request.app.state.state.result(partition, offset)
+    if found is None:
+        return error(404, "no result for that photo on this wall")
+    learner = clean_text(str(given.get("learner") or ""), MAX_LEARNER_CHARS)
+    key = str(found["key"])
+    try:
+        await run_in_threadpool(send_label, request.app.state.producer, kafka, key, feedback_value(found, label, learner))
+    except KafkaError as failed:
+        log.warning("feedback for %s not written: %s", key, failed)
+        return error(503, "Kafka did not take the answer: try again in a moment", **{"Retry-After": "5"})
+    return JSONResponse({"key": key, "label": label}, status_code=201)
+
+
+async def page(request: Request):
+    name = "upload.html" if request.url.path.rstrip("/").endswith("upload") else "wall.html"
+    return FileResponse(STATIC / name, media_type="text/html")
+
+
+async def healthz(request: Request):
+    return Response("ok\n", media_type="text/plain")
+
+
+async def readyz(request: Request):
+    feed = getattr(request.app.state, "feed", None)
+    ready = feed is None or feed.ready.is_set()
+    return Response("ready\n" if ready else "catching up\n", status_code=200 if ready else 503,
+                    media_type="text/plain")
+
+
+async def no_icon(request: Request):
+    return Response(status_code=204)
+
+
+ROUTES = [
+    Route("/", page), Route("/upload", page), Route("/favicon.ico", no_icon),
+    Route("/healthz", healthz), Route("/readyz", readyz),
+    Route("/api/join", join, methods=["POST"]),
+    Route("/api/room", room), Route("/api/qr.svg", qr), Route("/api/events", events),
+    Route("/api/thumbs/{partition:int}/{offset:int}", thumbnail),
+    Route("/api/photos", upload, methods=["POST"]),
+    Route("/api/photos/{partition:int}/{offset:int}", result),
+    Route("/api/feedback", feedback, methods=["POST"]),
+    Mount("/static", StaticFiles(directory=STATIC)),
+]
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app: Starlette):
+    """The hub and the producer for the handlers; the feed's thread, which hands events to this loop."""
+    loop, parts = asyncio.get_running_loop(), app.state
+    parts.hub = hub = Hub(parts.state)
+    parts.producer = await run_in_threadpool(make_producer, parts.settings.kafka)
+    if parts.read_topics:
+        parts.feed = Feed(parts.settings.kafka, parts.state,
+                          lambda events: events and asyncio.run_coroutine_threadsafe(hub.publish(events), loop))
+        parts.feed.start()
+    try:
+        yield
+    finally:
+        if parts.read_topics:
+            parts.feed.stopping.set()
+        await run_in_threadpool(parts.producer.close, 5)
+
+
+def create_app(settings: Settings, code: str, feed: bool = True) -> Starlette:
+    """The wall's web application. ``feed=False`` (tests of the HTTP rules alone) reads no topic."""
+    app = Starlette(routes=ROUTES, middleware=[Middleware(SecurityHeaders)], lifespan=lifespan)
+    app.state.settings, app.state.code, app.state.read_topics = settings, code, feed
+    app.state.state = WallState(settings.kafka.images_topic, cards_kept=settings.wall.cards)
+    app.state.uploads = Uploads(settings.wall, code)
+    app.state.budget = DecodeBudget(DECODE_MEMORY_BYTES)
+    return app
+
+
+def serve(settings: Settings, code: str) -> None:
+    """Run the wall under uvicorn until SIGTERM/SIGINT (uvicorn's own handlers; open streams are closed)."""
+    import uvicorn
+
+    wall = settings.wall
+    uvicorn.run(create_app(settings, code), host=wall.host, port=wall.port, proxy_headers=True,
+                log_level="info", timeout_graceful_shutdown=5)

@@ -1,0 +1,122 @@
+"""The topics in: the images (thumbnails), the predictions (cards, counts) and the feedback (labels)."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import threading
+from typing import Callable
+
+from catdog.config import KafkaSettings
+from catdog.images import DecodeBudget
+from catdog.kafka_io import (
+    KafkaError, assign_every_partition, decode_record, key_text, make_consumer, prediction_problem, seek_last,
+)
+from catdog.labels import label_problem
+from catdog.wall.state import THUMBNAILS_KEPT, WallState
+
+log = logging.getLogger("catdog.wall")
+
+THUMBNAIL_SIDE = 320  # pixels, the longer side: a card on a 1080p projector shows it at ~300
+THUMBNAIL_QUALITY = 80
+DECODE_MEMORY_BYTES = 256 * 1024 * 1024  # full-size decodes in flight: checking uploads and making thumbnails
+RETRY_SECONDS = 5.0
+
+
+def thumbnail_jpeg(decoded_image) -> bytes:
+    """A small JPEG re-encoded from the decoded pixels (no metadata, no sender bytes)."""
+    image = decoded_image.copy()
+    image.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=THUMBNAIL_QUALITY)
+    return buffer.getvalue()
+
+
+class Feed(threading.Thread):
+    """Reads the images, predictions and feedback topics into the wall's state, in no consumer group (each
+    wall replica sees everything and commits nothing): the last photos of each partition (thumbnails for
+    the first cards), every result and every label (the room's counts). Reconnects after a broker error."""
+
+    def __init__(self, kafka: KafkaSettings, state: WallState, emit: Callable[[list], None]) -> None:
+        super().__init__(name="wall-feed", daemon=True)
+        self.kafka, self.state, self.emit = kafka, state, emit
+        self.budget = DecodeBudget(DECODE_MEMORY_BYTES)
+        self.ready = threading.Event()
+        self.stopping = threading.Event()
+        self.skipped = 0
+
+    def run(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                self._read()
+            except (KafkaError, OSError) as error:
+                log.warning("wall feed: %s; retrying in %.0f s", error, RETRY_SECONDS)
+                self.stopping.wait(RETRY_SECONDS)
+            except Exception:  # noqa: BLE001 - a wall that stops updating must say so and start again
+                log.exception("wall feed failed; starting again in %.0f s", RETRY_SECONDS)
+                self.stopping.wait(RETRY_SECONDS)
+
+    def _assign(self, consumer) -> dict:
+        """Every partition of the three topics (waiting for any not made yet): the images' last
+        THUMBNAILS_KEPT records, the others from the beginning. Their end offsets at the start."""
+        topics = (self.kafka.images_topic, self.kafka.predictions_topic, self.kafka.feedback_topic)
+        while not self.stopping.is_set():
+            assigned = assign_every_partition(consumer, *topics)
+            if assigned:
+                break
+            log.warning("wall feed: waiting for topics %s",
+                        ", ".join(t for t in topics if not consumer.partitions_for_topic(t)))
+            self.stopping.wait(RETRY_SECONDS)
+        else:
+            return {}
+        ends = consumer.end_offsets(assigned)
+        images = [partition for partition in assigned if partition.topic == self.kafka.images_topic]
+        seek_last(consumer, images, THUMBNAILS_KEPT)  # thumbnails only for what may still be shown
+        for partition in assigned:
+            if partition not in images:
+                consumer.seek_to_beginning(partition)
+        return ends
+
+    def _read(self) -> None:
+        consumer = make_consumer(self.kafka)
+        try:
+            ends = self._assign(consumer)
+            while not self.stopping.is_set():
+                for partition, records in consumer.poll(timeout_ms=500, max_records=100).items():
+                    for record in records:
+                        self._handle(record)
+                if not self.ready.is_set() and all(consumer.position(p) >= end for p, end in ends.items()):
+                    self.ready.set()  # caught up with what was on the topics when it started
+                    log.info("wall feed: caught up (%d results)", len(self.state.seen))
+        finally:
+            consumer.close()
+
+    def _handle(self, record) -> None:
+        """One record of any of the three topics: whatever a client wrote, a skip with a reason at worst."""
+        events, problem = record_events(record, self.kafka, self.state, self.budget)
+        if problem is None:
+            self.emit(events)
+            return
+        self.skipped += 1
+        log.warning("wall feed: skipped %s[%d]@%d: %s", record.topic, record.partition, record.offset, problem)
+
+
+def record_events(record, kafka: KafkaSettings, state: WallState, budget: DecodeBudget) -> tuple[list, str | None]:
+    """A record of the images, predictions or feedback topic into ``state``: the viewers' events, or why
+    it was skipped. An image that does not decode is no problem here (the classifier dead-letters it)."""
+    try:
+        if record.topic == kafka.images_topic:
+            received = decode_record(record, kafka, target_size=THUMBNAIL_SIDE, budget=budget, keep_data=False)
+            if received.image is None:
+                return [], None
+            return state.add_thumbnail(record.partition, record.offset, thumbnail_jpeg(received.image.image)), None
+        value = json.loads(record.value) if record.value else None
+        if record.topic == kafka.predictions_topic:
+            problem = prediction_problem(value)
+            return (state.add_result(value), None) if problem is None else ([], problem)
+        key = key_text(record.key)
+        problem = label_problem(key, value)
+        return (state.add_label(key, value["label"]), None) if problem is None else ([], problem)
+    except (ValueError, TypeError, KeyError) as error:
+        return [], f"{type(error).__name__}: {error}"

@@ -1,0 +1,49 @@
+"""The viewers' streams: every open projector (and phone) page gets each change as it happens."""
+
+from __future__ import annotations
+
+import asyncio
+
+from catdog.wall.state import WallState
+
+VIEWER_QUEUE = 64  # events a slow viewer may fall behind before it is sent a fresh snapshot instead
+
+
+class Hub:
+    """Fans events out to every open stream. A viewer too slow to keep up is not left behind: its queue is
+    emptied and it is sent a fresh snapshot instead (so no viewer ever shows a stale wall)."""
+
+    def __init__(self, state: WallState) -> None:
+        self.state = state
+        self.viewers: set[asyncio.Queue] = set()
+        self.changed = asyncio.Condition()
+
+    def open(self) -> asyncio.Queue:
+        """A new viewer's queue, starting with what the wall shows now."""
+        queue: asyncio.Queue = asyncio.Queue(VIEWER_QUEUE)
+        queue.put_nowait(("snapshot", self.state.snapshot()))
+        self.viewers.add(queue)
+        return queue
+
+    def close(self, queue: asyncio.Queue) -> None:
+        self.viewers.discard(queue)
+
+    async def publish(self, events: list[tuple[str, dict]]) -> None:
+        for queue in list(self.viewers):
+            for event in events:
+                if queue.full():
+                    while not queue.empty():
+                        queue.get_nowait()
+                    queue.put_nowait(("snapshot", self.state.snapshot()))
+                    break
+                queue.put_nowait(event)
+        async with self.changed:
+            self.changed.notify_all()
+
+    async def wait(self, seconds: float) -> None:
+        """Until the next change, or ``seconds``, whichever comes first."""
+        async with self.changed:
+            try:
+                await asyncio.wait_for(self.changed.wait(), seconds)
+            except asyncio.TimeoutError:
+                pass

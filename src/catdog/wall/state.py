@@ -1,0 +1,130 @@
+"""What the wall knows, bounded however long the workshop runs: recent thumbnails and results, the cards
+on show, and what the room's counts are made of (every result once, each photo's verdicts and label)."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
+
+from catdog.wall.cards import MAX_VERSION_CHARS, MODELS, VERSIONS_SHOWN, card, clean_text, source_of
+
+# Photos of the images topic kept as thumbnails (per wall, all partitions), and results kept for phones
+# asking after their own photo: a few minutes of a busy room.
+THUMBNAILS_KEPT = 256
+RESULTS_KEPT = 2048
+LABELS_KEPT = 100_000  # images with a verdict from the room (a key and two labels each)
+
+Events = list[tuple[str, dict]]  # what changed, for the viewers: ("card", card) and ("stats", counts)
+
+
+def put_bounded(store: OrderedDict, key, value, limit: int) -> None:
+    """``store[key] = value`` as the newest entry, the oldest dropped past ``limit``."""
+    store[key] = value
+    store.move_to_end(key)
+    while len(store) > limit:
+        store.popitem(last=False)
+
+
+def room_stats(photos: int, agreed: int, verdicts: dict, labels: dict, versions: dict, served: dict) -> dict:
+    """The room's counts. ``by_version``: each model's accuracy on the room's judged photos, version by
+    version in the order they started serving, so a retrained model's effect shows over the workshop."""
+    judged = {key: label for key, label in labels.items() if key in verdicts}
+    accuracy = {m: (sum(verdicts[key][m][0] == label for key, label in judged.items()) / len(judged)
+                    if judged else None) for m in MODELS}
+    by_version = {}
+    for model in MODELS:
+        tally = {version: [0, 0] for version in served.get(model, ())}
+        for key, label in judged.items():
+            said, version = verdicts[key][model]
+            if version in tally:
+                tally[version][0] += said == label
+                tally[version][1] += 1
+        by_version[model] = [{"version": version, "labelled": judged_count,
+                              "accuracy": right / judged_count if judged_count else None}
+                             for version, (right, judged_count) in tally.items()]
+    return {"photos": photos, "agreement": agreed / photos if photos else None, "labelled": len(judged),
+            "accuracy": accuracy, "versions": versions, "by_version": by_version}
+
+
+@dataclass
+class WallState:
+    """Fed by the :class:`~catdog.wall.feed.Feed` thread, read by the handlers, under the lock; each
+    ``add_*`` returns the events the viewers need to see the change."""
+
+    images_topic: str
+    cards_kept: int = 8
+    thumbnails: OrderedDict = field(default_factory=OrderedDict)  # (partition, offset) -> JPEG bytes
+    results: OrderedDict = field(default_factory=OrderedDict)  # (partition, offset) -> result
+    pending: OrderedDict = field(default_factory=OrderedDict)  # results whose photo is not read yet
+    cards: deque = field(default_factory=deque)
+    seen: set = field(default_factory=set)  # every result's source once (at-least-once delivery repeats some)
+    agreed: int = 0
+    verdicts: OrderedDict = field(default_factory=OrderedDict)  # image key -> {model: (label, version)}
+    labels: OrderedDict = field(default_factory=OrderedDict)  # image key -> the room's latest label
+    versions: dict = field(default_factory=dict)  # model -> the version of the latest result
+    served: dict = field(default_factory=dict)  # model -> its versions in the order they first classified
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self.cards = deque(maxlen=self.cards_kept)
+
+    def add_thumbnail(self, partition: int, offset: int, jpeg: bytes) -> Events:
+        with self.lock:
+            put_bounded(self.thumbnails, (partition, offset), jpeg, THUMBNAILS_KEPT)
+            result = self.pending.pop((partition, offset), None)
+            return self._show(result) if result else []
+
+    def add_result(self, result: dict) -> Events:
+        """A result from the predictions topic: counted once, shown once its photo's thumbnail exists."""
+        source = source_of(result)
+        if source is None or source[0] != self.images_topic:
+            return []
+        with self.lock:
+            _, partition, offset = source
+            if (partition, offset) in self.seen:
+                return []
+            self.seen.add((partition, offset))
+            self.agreed += bool(result.get("agree"))
+            put_bounded(self.results, (partition, offset), result, RESULTS_KEPT)
+            self._count_versions(result)
+            if (partition, offset) in self.thumbnails:
+                return self._show(result)
+            put_bounded(self.pending, (partition, offset), result, THUMBNAILS_KEPT)
+            return [("stats", self._stats())]
+
+    def _count_versions(self, result: dict) -> None:
+        """The versions that gave this result, in serving order; its verdicts, for the room's labels."""
+        self.versions = {m: clean_text(str(result[m].get("version") or ""), MAX_VERSION_CHARS) for m in MODELS}
+        for model, version in self.versions.items():
+            order = self.served.setdefault(model, OrderedDict())
+            if version not in order:
+                put_bounded(order, version, True, VERSIONS_SHOWN)
+        if result.get("key"):
+            put_bounded(self.verdicts, str(result["key"]),
+                        {m: (result[m]["label"], self.versions[m]) for m in MODELS}, LABELS_KEPT)
+
+    def add_label(self, key: str, label: str) -> Events:
+        with self.lock:
+            put_bounded(self.labels, key, label, LABELS_KEPT)
+            return [("stats", self._stats())]
+
+    def _show(self, result: dict) -> Events:
+        shown = card(result, "/api/thumbs/{1}/{2}".format(*source_of(result)))
+        self.cards.append(shown)
+        return [("card", shown), ("stats", self._stats())]
+
+    def _stats(self) -> dict:
+        return room_stats(len(self.seen), self.agreed, self.verdicts, self.labels, self.versions, self.served)
+
+    def snapshot(self) -> dict:
+        with self.lock:
+            return {"cards": list(self.cards), "stats": self._stats()}
+
+    def thumbnail(self, partition: int, offset: int) -> bytes | None:
+        with self.lock:
+            return self.thumbnails.get((partition, offset))
+
+    def result(self, partition: int, offset: int) -> dict | None:
+        with self.lock:
+            return self.results.get((partition, offset))

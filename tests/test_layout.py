@@ -1,0 +1,98 @@
+"""The package's shape, which every module keeps: one concern per module, each importing only concerns
+below it (config at the bottom, the CLI at the top), units short enough to hold in one's head, and an
+`import catdog` that does nothing but define names (no cgroup read, no TensorFlow)."""
+
+from __future__ import annotations
+
+import ast
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import REPO
+
+PACKAGE = REPO / "src" / "catdog"
+# Lowest first. A module may import from a lower layer only; a package (cli, wall) counts as one concern,
+# its own modules importing each other freely.
+LAYERS = [
+    {"catdog"},
+    {"config"},
+    {"threads", "images", "download", "metrics", "notebooks"},
+    {"registry", "broker", "kafka_io"},
+    {"labels", "models"},
+    {"data"},
+    {"predict", "monitoring"},
+    {"plots"},
+    {"training", "service"},
+    {"experiments", "retrain", "wall", "room"},
+    {"doctor"},
+    {"cli"},
+]
+LONGEST_UNIT = 80  # lines of a function or class in src/
+
+
+def concern(module: str) -> str:
+    """``catdog.wall.feed`` -> ``wall``; ``catdog`` -> ``catdog``."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else parts[0]
+
+
+def imported(path: Path) -> set[str]:
+    """Every catdog module ``path`` imports, at its top or inside a function (a deferred import is still
+    a dependency)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "catdog":
+            names = [f"{node.module}.{alias.name}" for alias in node.names]
+            modules = [name for name in names if (PACKAGE / f"{name.split('.', 1)[1].replace('.', '/')}.py").exists()
+                       or (PACKAGE / name.split(".", 1)[1].replace(".", "/")).is_dir()]
+            found |= set(modules) if node.module == "catdog" and modules else {node.module}
+        elif isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names if alias.name.split(".")[0] == "catdog"}
+    return found
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def test_every_module_has_its_place_in_the_layers():
+    placed = {name for layer in LAYERS for name in layer}
+    concerns = {concern(module_name(path)) for path in PACKAGE.rglob("*.py")}
+    assert concerns == placed, "a new module needs its place in LAYERS (and DEVELOPERS.md's layering)"
+
+
+def test_no_module_imports_one_that_stands_above_it():
+    layer_of = {name: index for index, layer in enumerate(LAYERS) for name in layer}
+    upward = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        here = concern(module_name(path))
+        for target in imported(path):
+            there = concern(target)
+            if there != here and layer_of[there] >= layer_of[here]:
+                upward.append(f"{module_name(path)} imports {target} ({there} is not below {here})")
+    assert not upward, "\n".join(upward)
+
+
+def test_no_unit_in_the_package_is_longer_than_a_reader_holds_in_their_head():
+    long = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > LONGEST_UNIT:
+                    long.append(f"{path.relative_to(REPO)}:{node.lineno} {node.name}: {lines} lines")
+    assert not long, "\n".join(long)
+
+
+def test_importing_catdog_reads_no_cgroup_and_starts_no_tensorflow():
+    """`catdog --help` and the wall stay quick; the pools are sized when TensorFlow starts (test_threads)."""
+    script = ("import sys, os, catdog, catdog.config, catdog.cli; "
+              "print(sorted(m for m in ('catdog.threads', 'tensorflow', 'keras') if m in sys.modules), "
+              "os.environ.get('TF_NUM_INTRAOP_THREADS'))")
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("TF_NUM_", "OMP_NUM"))}
+    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["[]", "None"]
