@@ -5,6 +5,7 @@ below it (config at the bottom, the CLI at the top), units short enough to hold 
 from __future__ import annotations
 
 import ast
+import re
 import os
 import subprocess
 import sys
@@ -96,3 +97,25 @@ def test_importing_catdog_reads_no_cgroup_and_starts_no_tensorflow():
     result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["[]", "None"]
+
+
+def slug(heading: str) -> str:
+    """A heading's anchor as GitHub makes it: lower case, punctuation dropped, spaces to hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_the_readme_opens_with_its_contents_and_every_link_there_reaches_a_section():
+    """An instructor's first screen: what the kit is, the room's picture, and where everything is."""
+    readme = (REPO / "README.md").read_text()
+    developers = (REPO / "DEVELOPERS.md").read_text()
+    anchors = {name: {slug(line.lstrip("#")) for line in text.splitlines() if line.startswith("#") and " " in line}
+               for name, text in (("", readme), ("DEVELOPERS.md", developers))}
+    contents = readme.split("## Contents", 1)[1].split("\n## ", 1)[0]
+    assert readme.index("```mermaid") < readme.index("\n## ") + 1 == readme.index("## Contents")  # the first section
+    assert readme.index("## Run a room (instructors)") < readme.index("## The lab (learners)") < readme.index(
+        "## One learner on a laptop") < readme.index("## Developing")
+    links = re.findall(r"\]\((DEVELOPERS\.md)?#([^)]+)\)", readme)
+    assert len(re.findall(r"\]\(#", contents)) >= 15
+    missing = [f"{page}#{anchor}" for page, anchor in links if anchor not in anchors[page]]
+    assert not missing, missing
+    assert max(len(line) for line in readme.splitlines()) <= 200
