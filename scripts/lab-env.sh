@@ -14,7 +14,8 @@ export CATDOG_BROKER_DIR=${CATDOG_BROKER_DIR:-$(mktemp -d)}
 export CATDOG_WALL_PORT=${CATDOG_WALL_PORT:-8001}
 export CATDOG_WALL_URL=${CATDOG_WALL_URL:-http://127.0.0.1:$CATDOG_WALL_PORT}
 CATDOG_ROOM_CODE=${CATDOG_ROOM_CODE:-$("$BIN/python" -c 'import secrets; print(secrets.token_urlsafe(9))')}
-export CATDOG_ROOM_CODE
+CATDOG_WALL_MODERATOR_KEY=${CATDOG_WALL_MODERATOR_KEY:-$("$BIN/python" -c 'import secrets; print(secrets.token_urlsafe(18))')}
+export CATDOG_ROOM_CODE CATDOG_WALL_MODERATOR_KEY
 LOG_DIR=$(mktemp -d)
 service_pid=""
 wall_pid=""
@@ -69,4 +70,5 @@ for _ in $(seq 1 60); do
   sleep 0.5
 done
 echo "Wall: $CATDOG_WALL_URL/#code=$CATDOG_ROOM_CODE (phones: $CATDOG_WALL_URL/upload#code=$CATDOG_ROOM_CODE; log: $LOG_DIR/wall.log)"
+echo "Moderator: $CATDOG_WALL_URL/moderate#key=$CATDOG_WALL_MODERATOR_KEY (yours alone: hide a photo, pause uploads, change the code)"
 "$@"

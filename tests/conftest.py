@@ -149,6 +149,7 @@ def kafka(broker, request):
         predictions_topic=f"{name}-predictions",
         dlq_topic=f"{name}-dlq",
         feedback_topic=f"{name}-feedback",
+        moderation_topic=f"{name}-moderation",
         group_id=f"{name}-group",
         batch_size=8,
     )

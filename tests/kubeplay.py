@@ -345,14 +345,32 @@ def router_certificate(domain: str, out: Path) -> tuple[Path, Path]:
     return pem, ca_pem
 
 
-def router_config(backends: dict[str, tuple[str, int]], port: int, pem: Path) -> str:
+def route_annotations(objects: list[dict], host_of: dict[tuple[str | None, str], str]) -> dict[str, dict[str, str]]:
+    """Each Route's host and its annotations (what the router reads from a Route besides its spec)."""
+    return {host_of[(route["metadata"].get("namespace"), route["metadata"]["name"])]: route["metadata"].get("annotations", {})
+            for route in objects if route["kind"] == "Route"}
+
+
+def router_config(backends: dict[str, tuple[str, int]], port: int, pem: Path,
+                  annotations: dict[str, dict[str, str]] | None = None) -> str:
     """haproxy (what OpenShift's router runs) terminating TLS at the edge for every Route's host, as
-    `tls.termination: edge` asks, and passing plain HTTP to the pod behind the Route's Service."""
-    lines = ["global", "  maxconn 256", "defaults", "  mode http", "  timeout connect 5s", "  timeout client 60s",
+    `tls.termination: edge` asks, and passing plain HTTP to the pod behind the Route's Service. Per Route,
+    as openshift/router's haproxy-config.template writes a backend: `set-forwarded-headers` append (the
+    default: `option forwardfor`, a new X-Forwarded-For line after the client's) or replace (`set-header`,
+    the client's gone), X-Forwarded-Proto likewise; `hsts_header` as Strict-Transport-Security."""
+    lines = ["global", "  maxconn 4096", "defaults", "  mode http", "  timeout connect 5s", "  timeout client 60s",
              "  timeout server 60s", "frontend router", f"  bind 127.0.0.1:{port} ssl crt {pem}"]
     for number, host in enumerate(sorted(backends)):
         lines += [f"  acl route_{number} hdr(host),field(1,:) -i {host}", f"  use_backend route_{number} if route_{number}"]
     for number, host in enumerate(sorted(backends)):
         address, target = backends[host]
-        lines += [f"backend route_{number}", "  option forwardfor", f"  server pod {address}:{target}"]
+        given = (annotations or {}).get(host, {})
+        lines += [f"backend route_{number}"]
+        if given.get("haproxy.router.openshift.io/set-forwarded-headers", "append") == "replace":
+            lines += ["  http-request set-header X-Forwarded-For %[src]", "  http-request set-header X-Forwarded-Proto https"]
+        else:
+            lines += ["  option forwardfor", "  http-request add-header X-Forwarded-Proto https"]
+        if "haproxy.router.openshift.io/hsts_header" in given:
+            lines += [f"  http-response set-header Strict-Transport-Security '{given['haproxy.router.openshift.io/hsts_header']}'"]
+        lines += [f"  server pod {address}:{target}"]
     return "\n".join(lines) + "\n"

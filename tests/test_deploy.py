@@ -148,10 +148,13 @@ def test_containers_run_non_root_unprivileged_with_limits_and_probes(rendered):
 
 
 def test_every_route_uses_tls_and_redirects_http(rendered):
+    """And tells browsers to stay on HTTPS (HSTS, which the router adds on edge Routes from the annotation)."""
     _, objects = rendered
     for route in [o for o in objects if o["kind"] == "Route"]:
         assert route["spec"]["tls"]["termination"] in ("edge", "reencrypt", "passthrough")
         assert route["spec"]["tls"]["insecureEdgeTerminationPolicy"] == "Redirect"
+        hsts = route["metadata"]["annotations"]["haproxy.router.openshift.io/hsts_header"]
+        assert re.fullmatch(r"max-age=\d+", hsts) and int(hsts.split("=")[1]) >= 180 * 86400
 
 
 def test_configmaps_hold_no_secrets(rendered):

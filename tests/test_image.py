@@ -678,14 +678,15 @@ def router(objects: list[dict], cluster: list[dict], pods: Played, tmp_path: Pat
     (signed by a throwaway CA), each Route's host (as the cluster assigned it) to the pod behind its Service.
     Yields (port, the CA's PEM, host of (namespace, route))."""
     from catdog.broker import wait_for_port
-    from kubeplay import route_backends, router_certificate, router_config
+    from kubeplay import route_annotations, route_backends, router_certificate, router_config
 
     rendered = {o["metadata"].get("namespace") for o in objects if o["kind"] == "Route"}  # None: `oc apply -n`'s
     hosts = {(o["metadata"]["namespace"] if o["metadata"]["namespace"] in rendered else None, o["metadata"]["name"]):
              o["spec"]["host"] for o in cluster if o["kind"] == "Route"}
     pem, router_ca = router_certificate("apps.example.com", tmp_path)
     port = free_port()
-    (tmp_path / "router.cfg").write_text(router_config(route_backends(objects, hosts, pods.pod_ip), port, pem))
+    (tmp_path / "router.cfg").write_text(router_config(route_backends(objects, hosts, pods.pod_ip), port, pem,
+                                                       route_annotations(objects, hosts)))
     process = subprocess.Popen([system_program("haproxy"), "-db", "-f", str(tmp_path / "router.cfg")],
                                stdout=open(tmp_path / "router.log", "wb"), stderr=subprocess.STDOUT)
     try:

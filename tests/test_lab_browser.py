@@ -17,6 +17,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 import urllib.request
 from pathlib import Path
 
@@ -89,8 +90,10 @@ def lab(tmp_path_factory):
         pytest.fail(f"make lab did not start JupyterLab:\n{log.read_text(errors='replace')[-5000:]}")
     # The wall's link, printed with JupyterLab's (the room code in its fragment).
     wall = re.search(r"Wall: (http://\S+)/#code=(\S+)", log.read_text(errors="replace"))
-    assert wall, log.read_text(errors="replace")[-3000:]
-    yield {"url": url, "wall": wall.group(1), "room_code": wall.group(2), "copy": copy, "log": log, "process": process, "bootstrap": f"127.0.0.1:{kafka_port}",
+    moderator = re.search(r"Moderator: (http://\S+/moderate#key=\S+)", log.read_text(errors="replace"))
+    assert wall and moderator, log.read_text(errors="replace")[-3000:]
+    yield {"url": url, "wall": wall.group(1), "room_code": wall.group(2), "moderator": moderator.group(1), "copy": copy,
+           "log": log, "process": process, "bootstrap": f"127.0.0.1:{kafka_port}",
            "metrics_url": f"http://127.0.0.1:{metrics_port}/metrics", "env": env}
     if process.poll() is None:
         os.killpg(process.pid, signal.SIGTERM)  # as Ctrl+C or a closing terminal would
@@ -269,6 +272,41 @@ def test_phones_and_the_projector_meet_on_the_wall(lab, tmp_path, cat_photos):
         projector.save_screenshot(str(shots / "wall-projector.png"))
         assert not wall_problems(projector) and not wall_problems(phone)
     consumer.close()
+
+
+def test_the_moderator_takes_a_photo_off_the_projector_within_a_second(lab, cat_photos):
+    """The link `make lab` prints for the instructor alone: its page lists the wall's cards; "Hide" on a
+    prankster's photo takes it off the projector's page (another browser) within a second; the key is
+    gone from the moderator's address bar once used."""
+    from confluent_kafka import Producer
+    from selenium.webdriver.common.by import By
+
+    from catdog.config import load_settings
+    from catdog.kafka_io import image_key
+
+    kafka = load_settings({"KAFKA_BOOTSTRAP_SERVERS": lab["bootstrap"]}).kafka
+    prank = cat_photos[-3].read_bytes()
+    producer = Producer({"bootstrap.servers": lab["bootstrap"]})
+    producer.produce(kafka.images_topic, prank, key=image_key(prank), headers=[("learner", b"Prankster")])
+    producer.flush(10)
+    (ARTIFACTS / "wall").mkdir(parents=True, exist_ok=True)
+    with browser_session() as projector, browser_session() as desk:
+        open_wall(projector, lab["wall"], lab["room_code"])
+        assert wall_card(projector, "Prankster", timeout=60), projector.page_source[-2000:]
+        desk.get(lab["moderator"])
+        hide = "return [...document.querySelectorAll('#cards .card')].find(c => c.querySelector('.learner').textContent === 'Prankster')"
+        card = wait_for(lambda: desk.execute_script(hide), 30, interval=0.3)
+        assert card, desk.page_source[-2000:]
+        assert "key=" not in desk.current_url
+        card.find_element(By.CSS_SELECTOR, "button.hide").click()
+        clicked = time.monotonic()
+        on_wall = "return [...document.querySelectorAll('#cards .learner')].some(n => n.textContent === 'Prankster')"
+        assert wait_for(lambda: not projector.execute_script(on_wall), 5, interval=0.05)
+        taken_off = time.monotonic() - clicked
+        projector.save_screenshot(str(ARTIFACTS / "wall" / "moderated-projector.png"))
+        desk.save_screenshot(str(ARTIFACTS / "wall" / "moderator.png"))
+        assert taken_off < 1.0, f"the projector still showed it {taken_off:.2f} s after the click"
+        assert not wall_problems(projector) and not wall_problems(desk)
 
 
 def test_the_walk_leaves_nothing_for_git(lab, driver):

@@ -156,9 +156,9 @@ def test_every_listener_authenticates_and_admits_the_rooms_namespaces_only(room)
         assert data["KAFKA_BOOTSTRAP_SERVERS"] == f"catdog-kafka-bootstrap.catdog-room.svc:{internal['port']}"
         assert data["KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL" and data["KAFKA_SASL_MECHANISM"] == "SCRAM-SHA-512"
         assert data["KAFKA_SASL_USERNAME"] in users and data["CATDOG_LEARNER"] == namespace.removeprefix("catdog-")
-    # A learner's JupyterLab takes connections from the router only.
+    # A learner's JupyterLab takes connections from the router only (and nothing else in the namespace any).
     for namespace in learner_namespaces(objects):
-        [policy] = in_namespace(by_kind(objects, "NetworkPolicy"), namespace)
+        [policy] = [p for p in in_namespace(by_kind(objects, "NetworkPolicy"), namespace) if p["spec"]["podSelector"]]
         assert policy["spec"]["ingress"] == [{"from": [{"namespaceSelector": {"matchLabels": {
             "network.openshift.io/policy-group": "ingress"}}}], "ports": [{"protocol": "TCP", "port": 8888}]}]
 
@@ -458,6 +458,14 @@ def test_the_wall_is_reached_by_https_from_the_router_only_with_a_generated_code
     generated = json.loads((room["out"] / "secrets.json").read_text())["room_code"]
     assert secret_value(secret, code["key"]) == generated and len(generated) >= 10
     assert f"https://catdog-wall-catdog-room.apps.example.com/#code={generated}" in room["printed"]
+    # Phones are counted by the address the router saw (it replaces what a client wrote; the wall reads the
+    # one entry it added), and their cookies are signed with a generated secret no one else needs.
+    assert route["metadata"]["annotations"]["haproxy.router.openshift.io/set-forwarded-headers"] == "replace"
+    assert env["CATDOG_WALL_FORWARDED_HOPS"]["value"] == "1" and "FORWARDED_ALLOW_IPS" not in env
+    signing = env["CATDOG_WALL_SECRET"]["valueFrom"]["secretKeyRef"]
+    [secret] = [s for s in by_kind(objects, "Secret") if s["metadata"]["name"] == signing["name"]]
+    kept = json.loads((room["out"] / "secrets.json").read_text())["wall_secret"]
+    assert secret_value(secret, signing["key"]) == kept and len(kept) >= 64 and kept not in room["printed"]
 
     assert env["KAFKA_SASL_USERNAME"]["value"] == "catdog-wall"
     assert env["KAFKA_SASL_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "catdog-wall", "key": "password"}
@@ -472,3 +480,79 @@ def test_the_wall_is_reached_by_https_from_the_router_only_with_a_generated_code
         [settings] = [c for c in by_kind(in_namespace(room["objects"], namespace), "ConfigMap")
                       if c["metadata"]["name"] == "catdog-settings"]
         assert settings["data"]["CATDOG_WALL_URL"] == "https://catdog-wall-catdog-room.apps.example.com"
+
+
+ROUTER = {"namespaceSelector": {"matchLabels": {"network.openshift.io/policy-group": "ingress"}}}
+MONITORING = {"namespaceSelector": {"matchLabels": {"network.openshift.io/policy-group": "monitoring"}}}
+THE_ROOMS = {"namespaceSelector": {"matchLabels": {room_module.ROOM_LABEL: "catdog-room"}}}
+
+
+def ingress_allowed(objects: list[dict]) -> set[tuple]:
+    """Every ingress a NetworkPolicy of ``objects`` allows: (namespace, the pods' app name, from, port)."""
+    allowed = set()
+    for policy in by_kind(objects, "NetworkPolicy"):
+        app = policy["spec"]["podSelector"].get("matchLabels", {}).get("app.kubernetes.io/name", "every pod")
+        for rule in policy["spec"].get("ingress", []):
+            for peer in rule["from"]:
+                for port in rule["ports"]:
+                    allowed.add((policy["metadata"]["namespace"], app, json.dumps(peer, sort_keys=True), port["port"]))
+    return allowed
+
+
+def test_every_namespace_of_the_room_lets_in_exactly_what_the_room_needs(room, workbench_room):
+    """Default-deny ingress in the room's namespace and every learner's, then the allows the room needs and
+    no other: the router to each notebook and to the wall, monitoring and the learners' notebooks (notebook
+    02) to the classifier's metrics. Kafka's TLS listener admits the room's pods and the learners' through
+    the policy Strimzi writes from its networkPolicyPeers (test above); the metrics port is open to no
+    other namespace."""
+    for objects in (room["objects"], workbench_room["objects"]):
+        namespaces = ["catdog-room", *learner_namespaces(objects)]
+        for namespace in namespaces:
+            denying = [p for p in in_namespace(by_kind(objects, "NetworkPolicy"), namespace)
+                       if p["spec"]["podSelector"] == {} and p["spec"]["policyTypes"] == ["Ingress"]]
+            assert len(denying) == 1 and "ingress" not in denying[0]["spec"], namespace
+    expected = {("catdog-room", "catdog-wall", json.dumps(ROUTER, sort_keys=True), 8080),
+                ("catdog-room", "catdog-classifier", json.dumps(MONITORING, sort_keys=True), 8000),
+                ("catdog-room", "catdog-classifier", json.dumps(THE_ROOMS, sort_keys=True), 8000)}
+    expected |= {(namespace, "catdog-notebook", json.dumps(ROUTER, sort_keys=True), 8888)
+                 for namespace in learner_namespaces(room["objects"])}
+    assert ingress_allowed(room["objects"]) == expected
+    [classifier] = [d for d in in_namespace(by_kind(room["objects"], "Deployment"), "catdog-room")
+                    if d["metadata"]["name"] == "catdog-classifier"]
+    assert classifier["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/name"] == "catdog-classifier"
+
+
+def test_every_file_the_room_writes_is_its_owners_alone_even_in_a_folder_that_was_open(tmp_path):
+    """Tokens, passwords, the CA key, the wall's code and secret: 0600 files in 0700 folders, whatever
+    modes the folder and an earlier file had."""
+    out = tmp_path / "room"
+    (out / "room").mkdir(parents=True)
+    out.chmod(0o755)
+    (out / "room" / "wall-code.yaml").write_text("stale\n")
+    (out / "room" / "wall-code.yaml").chmod(0o644)
+    make_room(out, "--learners", "Ada,Bob")
+    files = [path for path in out.rglob("*") if path.is_file()]
+    folders = [out, *(path for path in out.rglob("*") if path.is_dir())]
+    assert len(files) >= 12
+    assert {oct(path.stat().st_mode & 0o777) for path in files} == {"0o600"}, files
+    assert {oct(path.stat().st_mode & 0o777) for path in folders} == {"0o700"}, folders
+
+
+def test_each_learner_may_send_at_a_rate_the_room_can_classify_and_the_photos_kept_are_bounded(room):
+    """A learner's KafkaUser quotas (Strimzi's producerByteRate and consumerByteRate, per broker): 30
+    learners sending at once stay under one classifier's measured rate (~44 photos of ~150 KB a second on 2
+    CPUs, benchmarks/RESULTS.md): 30 x 128 KiB/s = 3.75 MiB/s. The images topic is bounded in bytes as well
+    as in time, in segments small enough for retention to act near the bound."""
+    measured_bytes_per_second = 44 * 150_000
+    users = [u for u in by_kind(room["objects"], "KafkaUser") if u["metadata"]["name"].startswith("learner-")]
+    assert len(users) == LEARNERS
+    for user in users:
+        assert user["spec"]["quotas"] == {"producerByteRate": 128 * 1024, "consumerByteRate": 1024 * 1024}
+    assert LEARNERS * users[0]["spec"]["quotas"]["producerByteRate"] < measured_bytes_per_second
+    others = {u["metadata"]["name"] for u in by_kind(room["objects"], "KafkaUser")} - {u["metadata"]["name"] for u in users}
+    assert all("quotas" not in u["spec"] for u in by_kind(room["objects"], "KafkaUser") if u["metadata"]["name"] in others)
+    topics = {t["metadata"]["name"]: t for t in by_kind(room["objects"], "KafkaTopic")}
+    images = topics["images"]["spec"]
+    assert images["partitions"] * int(images["config"]["retention.bytes"]) <= 3 * 2**30
+    assert int(images["config"]["segment.bytes"]) <= int(images["config"]["retention.bytes"]) // 10
+    assert int(topics["images-dlq"]["spec"]["config"]["retention.bytes"]) <= 2**30

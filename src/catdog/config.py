@@ -9,6 +9,7 @@ from __future__ import annotations
 import getpass
 import os
 import re
+import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
@@ -42,10 +43,19 @@ MAX_LEARNER_CHARS = 64
 # code it accepts (the code is all that stands between a public Route and an anonymous upload service).
 DEFAULT_WALL_PORT = 8001
 MIN_ROOM_CODE_CHARS = 8
+MIN_MODERATOR_KEY_CHARS = 16
+MIN_WALL_SECRET_CHARS = 32  # what signs the phones' cookies: 256 bits of `catdog room`'s randomness
 
 
 class ConfigError(CatdogError, ValueError):
     """A setting in the environment has a value that cannot be used."""
+
+
+def make_room_code() -> str:
+    """A room code, for when none is given: ten characters nobody misreads on a projector (no 0/O, 1/l/I),
+    about 50 bits."""
+    alphabet = "abcdefghjkmnpqrstuvwxyz23456789"
+    return "".join(secrets.choice(alphabet) for _ in range(10))
 
 
 @dataclass(frozen=True)
@@ -100,6 +110,18 @@ class WallSettings:
     cards: int = 8  # cards on the projector at once (the page never holds more)
     uploads_per_minute: int = 10  # per phone (a joined browser)
     uploads_per_address_per_minute: int = 120  # per client address: a room's phones may share one NAT
+    # Proxies in front that each add one X-Forwarded-For entry (OpenShift's router: 1). The client is the
+    # entry the nearest of them added, counted from the right; 0: the peer's own address, no header read.
+    forwarded_hops: int = 0
+    # Signs the phones' cookies (with the room code): a Secret `catdog room` generates, never the code itself.
+    # None: a fresh one per process (a restarted wall asks phones to join again).
+    secret: str | None = field(default=None, repr=False)
+    uploads_in_flight: int = 4  # photos read and checked at once; more get 503 and Retry-After
+    streams: int = 400  # event streams open at once (projectors and phones); more get 503
+    streams_per_phone: int = 4  # per joined browser
+    # The instructor's key to the moderator page (a Secret `catdog room` generates; never the room's code).
+    # None: a fresh one per process, printed by `catdog wall`.
+    moderator_key: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -143,6 +165,10 @@ class KafkaSettings:
     learner: str = ""
     # Right/wrong verdicts from the room (the wall's buttons): compacted, keyed by the image's key.
     feedback_topic: str = "feedback"
+    # The instructor's moderation of the wall (hidden photos, pause, the room's code, blocked phones):
+    # compacted, one partition, read by every wall replica from the beginning. Only the wall's user may
+    # read or write it.
+    moderation_topic: str = "wall-moderation"
 
     @property
     def max_message_bytes(self) -> int:
@@ -249,6 +275,7 @@ def _kafka_settings(env: Mapping[str, str], max_image_bytes: int, max_image_pixe
         predictions_topic=_topic(env, "CATDOG_PREDICTIONS_TOPIC", "predictions"),
         dlq_topic=_topic(env, "CATDOG_DLQ_TOPIC", "images-dlq"),
         feedback_topic=_topic(env, "CATDOG_FEEDBACK_TOPIC", "feedback"),
+        moderation_topic=_topic(env, "CATDOG_MODERATION_TOPIC", "wall-moderation"),
         group_id=env.get("CATDOG_GROUP_ID", "").strip() or "catdog-classifier",
         max_image_bytes=max_image_bytes,
         max_image_pixels=max_image_pixels,
@@ -327,7 +354,29 @@ def _wall_settings(env: Mapping[str, str]) -> WallSettings:
         uploads_per_minute=_positive_int(env, "CATDOG_WALL_UPLOADS_PER_MINUTE", WallSettings.uploads_per_minute),
         uploads_per_address_per_minute=_positive_int(env, "CATDOG_WALL_UPLOADS_PER_ADDRESS_PER_MINUTE",
                                                      WallSettings.uploads_per_address_per_minute),
+        forwarded_hops=_whole_number(env, "CATDOG_WALL_FORWARDED_HOPS", 0),
+        secret=_wall_secret(env),
+        uploads_in_flight=_positive_int(env, "CATDOG_WALL_UPLOADS_IN_FLIGHT", WallSettings.uploads_in_flight),
+        streams=_positive_int(env, "CATDOG_WALL_STREAMS", WallSettings.streams),
+        streams_per_phone=_positive_int(env, "CATDOG_WALL_STREAMS_PER_PHONE", WallSettings.streams_per_phone),
+        moderator_key=_moderator_key(env, code),
     )
+
+
+def _moderator_key(env: Mapping[str, str], code: str | None) -> str | None:
+    key = env.get("CATDOG_WALL_MODERATOR_KEY", "").strip() or None
+    if key is not None and (len(key) < MIN_MODERATOR_KEY_CHARS or not key.isascii() or not key.isprintable()):
+        raise ConfigError(f"CATDOG_WALL_MODERATOR_KEY must be at least {MIN_MODERATOR_KEY_CHARS} printable ASCII characters")
+    if key is not None and key == code:
+        raise ConfigError("CATDOG_WALL_MODERATOR_KEY must not be the room's code: the code is on the projector")
+    return key
+
+
+def _wall_secret(env: Mapping[str, str]) -> str | None:
+    secret = env.get("CATDOG_WALL_SECRET", "").strip() or None
+    if secret is not None and len(secret) < MIN_WALL_SECRET_CHARS:
+        raise ConfigError(f"CATDOG_WALL_SECRET must be at least {MIN_WALL_SECRET_CHARS} characters")
+    return secret
 
 
 def load_settings(env: Mapping[str, str] | None = None, cwd: Path | None = None) -> Settings:

@@ -25,6 +25,7 @@ from pathlib import Path
 import yaml
 
 from catdog import CatdogError
+from catdog.config import make_room_code
 
 ROOM_NAMESPACE = "catdog-room"  # deploy/openshift/room/shared: one room per cluster
 DASHBOARD_NAMESPACE = "redhat-ods-applications"  # OpenShift AI's; Open Data Hub's is `opendatahub`
@@ -40,6 +41,15 @@ TOKEN_BYTES = 32
 PASSWORD_BYTES = 24
 CA_VALID_DAYS = 365  # Strimzi does not renew a CA it did not make: a year covers a season of workshops
 CA_KEY_BITS = 4096  # as Strimzi's own cluster CA
+WALL_SECRET_BYTES = 32  # signs the phones' cookies (CATDOG_WALL_SECRET)
+MODERATOR_KEY_BYTES = 18  # the instructor's key to the wall's moderator page (24 characters)
+# Each learner's Kafka byte rates (Strimzi's KafkaUser quotas, per broker). 30 learners sending at once add
+# up to 30 x 128 KiB/s = 3.75 MiB/s: ~25 phone photos (~150 KB) a second, under the ~44 photos a second one
+# classifier on 2 CPUs measured end to end (benchmarks/RESULTS.md), so a room flooding it cannot make the
+# wait for anyone's photo grow without end. Reading (their photos back, results) is cheap and bursty: 1 MiB/s.
+LEARNER_PRODUCE_BYTES_PER_SECOND = 128 * 1024
+LEARNER_FETCH_BYTES_PER_SECOND = 1024 * 1024
+PRIVATE_FILE, PRIVATE_FOLDER = 0o600, 0o700  # every file `catdog room` writes holds or sits beside secrets
 # What the notebooks do on Kafka: send photos (and read one back), read results, say what a photo really
 # is and retrain on the room's labels (notebook 04). Readers join no consumer group, so no group ACL;
 # nothing may write results, delete topics or change configs.
@@ -182,6 +192,8 @@ def kafka_user(learner: Learner) -> dict:
             "authorization": {"type": "simple", "acls": [
                 {"resource": {"type": kind, "name": name, "patternType": "literal"}, "operations": list(operations)}
                 for kind, name, operations in LEARNER_ACLS]},
+            "quotas": {"producerByteRate": LEARNER_PRODUCE_BYTES_PER_SECOND,
+                       "consumerByteRate": LEARNER_FETCH_BYTES_PER_SECOND},
         },
     }
 
@@ -263,16 +275,24 @@ def workbench(learner: Learner, dashboard_namespace: str, manifests: Path) -> li
 
 def _dump(path: Path, documents: list[dict], comment: str = "") -> None:
     header = "".join(f"# {line}\n" for line in comment.splitlines())
-    path.write_text(header + yaml.safe_dump_all(documents, sort_keys=False))
+    _write_private(path, header + yaml.safe_dump_all(documents, sort_keys=False))
+
+
+def _write_private(path: Path, text: str) -> None:
+    """``text`` into ``path``, readable by its owner only, whatever the file's mode was before: the mode
+    is set before a byte is written, so no secret is ever on disk readable by others."""
+    path.touch(mode=PRIVATE_FILE)
+    path.chmod(PRIVATE_FILE)
+    path.write_text(text)
+
+
+def _private_folder(folder: Path) -> None:
+    """``folder`` (made if missing) readable by its owner only, even if it existed with another mode."""
+    folder.mkdir(mode=PRIVATE_FOLDER, parents=True, exist_ok=True)
+    folder.chmod(PRIVATE_FOLDER)
 
 
 SECRETS_FILE = "secrets.json"
-
-
-def make_room_code() -> str:
-    """Ten characters nobody misreads on a projector (no 0/O, 1/l/I): about 50 bits."""
-    alphabet = "abcdefghjkmnpqrstuvwxyz23456789"
-    return "".join(secrets.choice(alphabet) for _ in range(10))
 
 
 def read_room(folder: Path) -> dict:
@@ -288,10 +308,7 @@ def _load_state(out: Path) -> dict:
 
 
 def _save_state(out: Path, state: dict) -> None:
-    state_file = out / SECRETS_FILE
-    state_file.touch(mode=0o600)
-    state_file.chmod(0o600)
-    state_file.write_text(json.dumps(state, indent=1) + "\n")
+    _write_private(out / SECRETS_FILE, json.dumps(state, indent=1) + "\n")
 
 
 def wall_url(apps_domain: str | None) -> str | None:
@@ -310,8 +327,8 @@ def write_room(out: Path, room: list[Learner], manifests: Path, openshift_ai: bo
     for base in ("room/shared", "room/learner", "room/workbench", "openshift-ai"):
         if not (manifests / base / "kustomization.yaml").is_file():
             raise RoomError(f"{manifests / base} has no kustomization.yaml: give --manifests deploy/openshift")
-    out.mkdir(mode=0o700, parents=True, exist_ok=True)
-    (out / ".gitignore").write_text("# Tokens, passwords and the room's CA key: never in git.\n*\n")
+    _private_folder(out)
+    _write_private(out / ".gitignore", "# Tokens, passwords and the room's CA key: never in git.\n*\n")
     state = _room_state(out, room, openshift_ai, apps_domain)
     everyone = [Learner(entry["name"], slug_) for slug_, entry in sorted(state["learners"].items())]
     _write_shared(out / "room", state, everyone, manifests)
@@ -336,6 +353,8 @@ def _room_state(out: Path, room: list[Learner], openshift_ai: bool, apps_domain:
     state["openshift_ai"] = openshift_ai
     state["ca"] = state.get("ca") or make_ca()
     state["room_code"] = state.get("room_code") or make_room_code()
+    state["wall_secret"] = state.get("wall_secret") or secrets.token_hex(WALL_SECRET_BYTES)
+    state["moderator_key"] = state.get("moderator_key") or secrets.token_urlsafe(MODERATOR_KEY_BYTES)
     state["apps_domain"] = apps_domain or state.get("apps_domain")
     known = state.setdefault("learners", {})
     for learner in room:
@@ -348,15 +367,18 @@ def _room_state(out: Path, room: list[Learner], openshift_ai: bool, apps_domain:
 
 def _write_shared(room_dir: Path, state: dict, everyone: list[Learner], manifests: Path) -> None:
     """The room's shared part: deploy/openshift/room/shared, the wall's code, the Kafka CA, the KafkaUsers."""
-    room_dir.mkdir(exist_ok=True)
+    _private_folder(room_dir)
     _dump(room_dir / "kustomization.yaml", [{
         "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
         "namespace": ROOM_NAMESPACE,
         "resources": [os.path.relpath(manifests / "room" / "shared", room_dir), "cluster-ca.yaml", "wall-code.yaml",
                       "learners.yaml"],
     }], "The room's shared part (deploy/openshift/room/shared) with what `catdog room` generated.")
-    _dump(room_dir / "wall-code.yaml", [_secret("catdog-wall-code", {"code": state["room_code"]})],
-          "The room's code, generated by `catdog room`: the wall takes uploads only from browsers that give it.")
+    _dump(room_dir / "wall-code.yaml", [_secret("catdog-wall-code", {"code": state["room_code"]}),
+                                        _secret("catdog-wall-secret", {"secret": state["wall_secret"]}),
+                                        _secret("catdog-wall-moderator", {"key": state["moderator_key"]})],
+          "The room's code, generated by `catdog room`: the wall takes uploads only from browsers that give it;\n"
+          "what signs their cookies, which no one outside the wall ever needs; the instructor's moderator key.")
     _dump(room_dir / "cluster-ca.yaml", cluster_ca_secrets(state["ca"]),
           "The room's Kafka cluster CA, generated by `catdog room`: Strimzi signs the brokers' certificates with it.")
     documents: list[dict] = []
@@ -370,7 +392,7 @@ def _write_shared(room_dir: Path, state: dict, everyone: list[Learner], manifest
 
 def _write_dashboard(dashboard: Path, everyone: list[Learner], manifests: Path, dashboard_namespace: str) -> None:
     """With --openshift-ai: the lab image listed in the dashboard's namespace, pullable by every learner."""
-    dashboard.mkdir(exist_ok=True)
+    _private_folder(dashboard)
     _dump(dashboard / "kustomization.yaml", [{
         "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
         "namespace": dashboard_namespace,
@@ -383,7 +405,8 @@ def _write_dashboard(dashboard: Path, everyone: list[Learner], manifests: Path, 
 def _write_learner(folder: Path, learner: Learner, state: dict, manifests: Path, openshift_ai: bool,
                    dashboard_namespace: str) -> None:
     """One learner's namespace: deploy/openshift/room/learner (or a workbench), their settings and secrets."""
-    folder.mkdir(parents=True, exist_ok=True)
+    _private_folder(folder.parent)
+    _private_folder(folder)
     base, extra = ("workbench", ["workbench.yaml"]) if openshift_ai else ("learner", [])
     if openshift_ai:
         _dump(folder / "workbench.yaml", workbench(learner, dashboard_namespace, manifests),

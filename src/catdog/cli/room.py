@@ -52,6 +52,8 @@ def run_room(args: argparse.Namespace, settings: Settings) -> int:
     print_learners(args, learners, state)
     wall = room.wall_url(state["apps_domain"]) or f"(oc get route catdog-wall -n {room.ROOM_NAMESPACE})"
     print(f"\nThe wall, for the projector (its QR code takes phones to the upload page): {wall}/#code={state['room_code']}")
+    print(f"The moderator's page, for you alone (hide a photo, pause uploads, change the code, block a phone): "
+          f"{wall}/moderate#key={state['moderator_key']}")
     total = len(state["learners"])
     print(f"\n{args.out}: the room and {total} learner(s). Install: oc apply -k {args.out}  "
           f"(tokens, passwords and the CA key are in {args.out}/{room.SECRETS_FILE}: keep the folder out of git)",

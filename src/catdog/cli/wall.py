@@ -25,19 +25,26 @@ def register(verbs) -> None:
 
 def run_wall(args: argparse.Namespace, settings: Settings) -> int:
     import logging
+    import secrets
     from dataclasses import replace
 
     from catdog import wall
-    from catdog.room import make_room_code
+    from catdog.config import make_room_code
 
     log_to_stderr()
     logging.getLogger("kafka").setLevel(logging.WARNING)  # its connection chatter, not the wall's news
     config = settings.wall
     config = replace(config, host=args.host or config.host, port=config.port if args.port is None else args.port)
-    code = config.room_code or make_room_code()
     base = config.url or f"http://{config.host}:{config.port}"
-    # The instructor's two links (the code rides in the fragment, which no browser sends to a server).
-    print(f"Wall (projector): {base}/#code={code}", flush=True)
-    print(f"Upload (phones):  {wall.upload_url(base, code)}", flush=True)
+    if config.room_code:  # given (a pod's Secret): a log is no place for it
+        code = config.room_code
+        print(f"Wall (projector): {base}/ (the room's code: CATDOG_ROOM_CODE)", flush=True)
+    else:  # made here: the instructor's two links (the code rides in the fragment, which no browser sends)
+        code = make_room_code()
+        print(f"Wall (projector): {base}/#code={code}", flush=True)
+        print(f"Upload (phones):  {wall.upload_url(base, code)}", flush=True)
+    if not config.moderator_key:  # made here: the instructor's alone (given: CATDOG_WALL_MODERATOR_KEY)
+        config = replace(config, moderator_key=secrets.token_urlsafe(18))
+        print(f"Moderator (you):  {base}/moderate#key={config.moderator_key}", flush=True)
     wall.serve(replace(settings, wall=config), code)
     return 0

@@ -1,5 +1,6 @@
 """The wall's routes: module-level handlers that find the wall's parts on ``request.app.state``
-(``settings``, ``code``, ``state``, ``uploads``, ``budget``, and once started ``hub``, ``producer``, ``feed``)."""
+(``settings``, ``state``, ``moderation``, ``uploads``, ``capacity``, ``budget``, and once started ``hub``,
+``producer``, ``feed``). The moderator's own routes are in :mod:`catdog.wall.moderator`."""
 
 from __future__ import annotations
 
@@ -24,11 +25,15 @@ from catdog.config import MAX_LEARNER_CHARS, Settings
 from catdog.images import DecodeBudget, ImageError, decode_image
 from catdog.kafka_io import KafkaError, make_producer, send_image
 from catdog.labels import LABELS, send_label
+from catdog.wall import moderator
 from catdog.wall.cards import MAX_FILENAME_CHARS, card, clean_text, feedback_value
 from catdog.wall.feed import DECODE_MEMORY_BYTES, THUMBNAIL_SIDE, Feed
-from catdog.wall.guard import COOKIE, SecurityHeaders, Uploads, address, error, read_body, too_many
+from catdog.wall.guard import (
+    COOKIE, Capacity, SecurityHeaders, Uploads, error, from_our_pages, joined, read_body, too_many,
+)
 from catdog.wall.hub import Hub
-from catdog.wall.links import qr_svg, upload_url
+from catdog.wall.links import public_base, qr_svg, upload_url
+from catdog.wall.moderation import Moderation
 from catdog.wall.state import WallState
 
 log = logging.getLogger("catdog.wall")
@@ -39,51 +44,47 @@ MAX_FEEDBACK_BYTES = 4096
 COOKIE_SECONDS = 7 * 24 * 3600
 
 
-def joined(handler):
-    """Only for a browser that joined the room (its cookie is signed): 401 otherwise."""
-    async def checked(request: Request):
-        phone = request.app.state.uploads.phone(request)
-        if phone is None:
-            return error(401, "join the room first: open the link from the room's QR code")
-        request.state.phone = phone
-        return await handler(request)
-    return checked
-
-
+@from_our_pages
 async def join(request: Request):
+    """A phone joins with the room's code; the instructor's browser with the moderator's key."""
     uploads: Uploads = request.app.state.uploads
-    if not uploads.limiter.hit(uploads.joins, "join", address(request)):
+    if not uploads.limiter.hit(uploads.joins, "join", uploads.client(request)):
         return too_many("too many attempts: wait a minute")
     body = await read_body(request, 1024)
     try:
-        given = str(json.loads(body or b"{}").get("code", ""))
+        given = json.loads(body or b"{}")
+        code, key = str(given.get("code", "")), str(given.get("key", ""))
     except (ValueError, AttributeError):
-        given = ""
-    if not uploads.right_code(given):
+        code = key = ""
+    moderator_joins = bool(key) and uploads.right_key(key)
+    if not moderator_joins and not uploads.right_code(code):
         return error(403, "that is not this room's code")
     response = Response(status_code=204)
-    response.set_cookie(COOKIE, uploads.cookie(), httponly=True, samesite="strict",
-                        secure=request.url.scheme == "https", max_age=COOKIE_SECONDS)
+    response.set_cookie(COOKIE, uploads.cookie(moderator=moderator_joins), httponly=True, samesite="strict",
+                        secure=uploads.through_tls(request), max_age=COOKIE_SECONDS)
     return response
-
-
-def public_base(request: Request) -> str:
-    return request.app.state.settings.wall.url or str(request.base_url).rstrip("/")
 
 
 @joined
 async def qr(request: Request):
-    return Response(qr_svg(upload_url(public_base(request), request.app.state.code)), media_type="image/svg+xml")
+    """The upload page's QR code for the room's current code (it follows when the moderator changes it)."""
+    code = request.app.state.moderation.code
+    return Response(qr_svg(upload_url(public_base(request), code)), media_type="image/svg+xml")
 
 
 @joined
 async def room(request: Request):
-    return JSONResponse({"upload": f"{public_base(request)}/upload", "cards": request.app.state.settings.wall.cards})
+    return JSONResponse({"upload": f"{public_base(request)}/upload", "cards": request.app.state.settings.wall.cards,
+                         "paused": request.app.state.moderation.paused})
 
 
 @joined
 async def events(request: Request):
     hub: Hub = request.app.state.hub
+    capacity: Capacity = request.app.state.capacity
+    refused = capacity.open_stream(request.state.phone)
+    if refused:
+        return error(503, refused, **{"Retry-After": "60"})
     queue = hub.open()
 
     async def stream():
@@ -93,25 +94,51 @@ async def events(request: Request):
                 yield {"event": name, "data": json.dumps(data)}
         finally:
             hub.close(queue)
+            capacity.close_stream(request.state.phone)
 
     return EventSourceResponse(stream(), ping=15)
 
 
 @joined
 async def thumbnail(request: Request):
-    jpeg = request.app.state.state.thumbnail(request.path_params["partition"], request.path_params["offset"])
-    if jpeg is None:
+    partition, offset = request.path_params["partition"], request.path_params["offset"]
+    jpeg = request.app.state.state.thumbnail(partition, offset)
+    if jpeg is None or request.app.state.moderation.is_hidden(f"{partition}-{offset}"):
         return error(404, "no such photo on the wall")
     return Response(jpeg, media_type="image/jpeg")
 
 
+def refused_sender(request: Request) -> JSONResponse | None:
+    """Why this phone may not send now (the instructor paused uploads, or blocked it), if it may not."""
+    moderation: Moderation = request.app.state.moderation
+    if moderation.is_blocked(request.state.phone):
+        return error(403, "the room's moderator has stopped this phone from sending")
+    if moderation.paused:
+        return error(503, "the instructor has paused uploads for a moment", **{"Retry-After": "60"})
+    return None
+
+
+@from_our_pages
 @joined
 async def upload(request: Request):
-    kafka, uploads = request.app.state.settings.kafka, request.app.state.uploads
-    where = address(request)
+    uploads, capacity = request.app.state.uploads, request.app.state.capacity
+    if (refused := refused_sender(request)) is not None:
+        return refused
+    where = uploads.client(request)
     if not (uploads.limiter.hit(uploads.per_address, "upload", where)
             and uploads.limiter.hit(uploads.per_phone, "upload", request.state.phone)):
         return too_many("too many photos at once: wait a minute")
+    if not capacity.upload_slot():  # bounded before a byte of the body is read
+        return error(503, "the wall is busy with other photos: try again in a moment", **{"Retry-After": "2"})
+    try:
+        return await checked_and_sent(request, where)
+    finally:
+        capacity.upload_done()
+
+
+async def checked_and_sent(request: Request, where: str):
+    """The photo's bytes (up to the size limit), through the one decoder, then to Kafka."""
+    kafka = request.app.state.settings.kafka
     data = await read_body(request, kafka.max_image_bytes)
     if data is None:
         return error(413, f"the photo is larger than {kafka.max_image_bytes:,} bytes; nothing was sent")
@@ -127,6 +154,7 @@ async def upload(request: Request):
     except KafkaError as failed:
         log.warning("photo %s not sent: %s", filename, failed)
         return error(503, "Kafka did not take the photo: try again in a moment", **{"Retry-After": "5"})
+    request.app.state.moderation.sent_by(f"{sent.partition}-{sent.offset}", request.state.phone)
     log.info("photo %s from %s (%s) -> %s[%d]@%d", filename, learner or "-", where, sent.topic, sent.partition,
              sent.offset)
     return JSONResponse({"topic": sent.topic, "partition": sent.partition, "offset": sent.offset,
@@ -148,12 +176,17 @@ async def result(request: Request):
         if remaining <= 0:
             return Response(status_code=204)
         await request.app.state.hub.wait(remaining)
+    if request.app.state.moderation.is_hidden(f"{partition}-{offset}"):
+        return error(404, "no such photo on the wall")
     return JSONResponse(card(found, None))
 
 
+@from_our_pages
 @joined
 async def feedback(request: Request):
     kafka, uploads = request.app.state.settings.kafka, request.app.state.uploads
+    if request.app.state.moderation.is_blocked(request.state.phone):
+        return error(403, "the room's moderator has stopped this phone from sending")
     if not uploads.limiter.hit(uploads.feedback, "feedback", request.state.phone):
         return too_many("too many answers at once: wait a minute")
     body = await read_body(request, MAX_FEEDBACK_BYTES)
@@ -177,8 +210,11 @@ async def feedback(request: Request):
     return JSONResponse({"key": key, "label": label}, status_code=201)
 
 
+PAGES = {"upload": "upload.html", "moderate": "moderate.html"}
+
+
 async def page(request: Request):
-    name = "upload.html" if request.url.path.rstrip("/").endswith("upload") else "wall.html"
+    name = PAGES.get(request.url.path.strip("/"), "wall.html")
     return FileResponse(STATIC / name, media_type="text/html")
 
 
@@ -198,7 +234,7 @@ async def no_icon(request: Request):
 
 
 ROUTES = [
-    Route("/", page), Route("/upload", page), Route("/favicon.ico", no_icon),
+    Route("/", page), Route("/upload", page), Route("/moderate", page), Route("/favicon.ico", no_icon),
     Route("/healthz", healthz), Route("/readyz", readyz),
     Route("/api/join", join, methods=["POST"]),
     Route("/api/room", room), Route("/api/qr.svg", qr), Route("/api/events", events),
@@ -206,6 +242,7 @@ ROUTES = [
     Route("/api/photos", upload, methods=["POST"]),
     Route("/api/photos/{partition:int}/{offset:int}", result),
     Route("/api/feedback", feedback, methods=["POST"]),
+    *moderator.ROUTES,
     Mount("/static", StaticFiles(directory=STATIC)),
 ]
 
@@ -214,10 +251,10 @@ ROUTES = [
 async def lifespan(app: Starlette):
     """The hub and the producer for the handlers; the feed's thread, which hands events to this loop."""
     loop, parts = asyncio.get_running_loop(), app.state
-    parts.hub = hub = Hub(parts.state)
+    parts.hub = hub = Hub(parts.state, parts.moderation)
     parts.producer = await run_in_threadpool(make_producer, parts.settings.kafka)
     if parts.read_topics:
-        parts.feed = Feed(parts.settings.kafka, parts.state,
+        parts.feed = Feed(parts.settings.kafka, parts.state, parts.moderation,
                           lambda events: events and asyncio.run_coroutine_threadsafe(hub.publish(events), loop))
         parts.feed.start()
     try:
@@ -231,9 +268,11 @@ async def lifespan(app: Starlette):
 def create_app(settings: Settings, code: str, feed: bool = True) -> Starlette:
     """The wall's web application. ``feed=False`` (tests of the HTTP rules alone) reads no topic."""
     app = Starlette(routes=ROUTES, middleware=[Middleware(SecurityHeaders)], lifespan=lifespan)
-    app.state.settings, app.state.code, app.state.read_topics = settings, code, feed
+    app.state.settings, app.state.read_topics = settings, feed
     app.state.state = WallState(settings.kafka.images_topic, cards_kept=settings.wall.cards)
-    app.state.uploads = Uploads(settings.wall, code)
+    app.state.moderation = Moderation(code)
+    app.state.uploads = Uploads(settings.wall, app.state.moderation)
+    app.state.capacity = Capacity(settings.wall)
     app.state.budget = DecodeBudget(DECODE_MEMORY_BYTES)
     return app
 
@@ -243,5 +282,7 @@ def serve(settings: Settings, code: str) -> None:
     import uvicorn
 
     wall = settings.wall
-    uvicorn.run(create_app(settings, code), host=wall.host, port=wall.port, proxy_headers=True,
+    # The client's address and scheme are read by the guard from the entries the router added
+    # (CATDOG_WALL_FORWARDED_HOPS), never from what a client wrote: uvicorn's own reading takes the first.
+    uvicorn.run(create_app(settings, code), host=wall.host, port=wall.port, proxy_headers=False,
                 log_level="info", timeout_graceful_shutdown=5)

@@ -14,6 +14,7 @@ from catdog.kafka_io import (
     KafkaError, assign_every_partition, decode_record, key_text, make_consumer, prediction_problem, seek_last,
 )
 from catdog.labels import label_problem
+from catdog.wall.moderation import Moderation, parse
 from catdog.wall.state import THUMBNAILS_KEPT, WallState
 
 log = logging.getLogger("catdog.wall")
@@ -34,13 +35,15 @@ def thumbnail_jpeg(decoded_image) -> bytes:
 
 
 class Feed(threading.Thread):
-    """Reads the images, predictions and feedback topics into the wall's state, in no consumer group (each
-    wall replica sees everything and commits nothing): the last photos of each partition (thumbnails for
-    the first cards), every result and every label (the room's counts). Reconnects after a broker error."""
+    """Reads the images, predictions, feedback and moderation topics into the wall's state, in no consumer
+    group (each wall replica sees everything and commits nothing): the last photos of each partition
+    (thumbnails for the first cards), every result and every label (the room's counts), every moderation
+    decision. Reconnects after a broker error."""
 
-    def __init__(self, kafka: KafkaSettings, state: WallState, emit: Callable[[list], None]) -> None:
+    def __init__(self, kafka: KafkaSettings, state: WallState, moderation: Moderation,
+                 emit: Callable[[list], None]) -> None:
         super().__init__(name="wall-feed", daemon=True)
-        self.kafka, self.state, self.emit = kafka, state, emit
+        self.kafka, self.state, self.moderation, self.emit = kafka, state, moderation, emit
         self.budget = DecodeBudget(DECODE_MEMORY_BYTES)
         self.ready = threading.Event()
         self.stopping = threading.Event()
@@ -60,7 +63,8 @@ class Feed(threading.Thread):
     def _assign(self, consumer) -> dict:
         """Every partition of the three topics (waiting for any not made yet): the images' last
         THUMBNAILS_KEPT records, the others from the beginning. Their end offsets at the start."""
-        topics = (self.kafka.images_topic, self.kafka.predictions_topic, self.kafka.feedback_topic)
+        topics = (self.kafka.images_topic, self.kafka.predictions_topic, self.kafka.feedback_topic,
+                  self.kafka.moderation_topic)
         while not self.stopping.is_set():
             assigned = assign_every_partition(consumer, *topics)
             if assigned:
@@ -94,7 +98,10 @@ class Feed(threading.Thread):
 
     def _handle(self, record) -> None:
         """One record of any of the three topics: whatever a client wrote, a skip with a reason at worst."""
-        events, problem = record_events(record, self.kafka, self.state, self.budget)
+        if record.topic == self.kafka.moderation_topic:
+            events, problem = moderation_events(record, self.moderation)
+        else:
+            events, problem = record_events(record, self.kafka, self.state, self.budget)
         if problem is None:
             self.emit(events)
             return
@@ -119,4 +126,12 @@ def record_events(record, kafka: KafkaSettings, state: WallState, budget: Decode
         problem = label_problem(key, value)
         return (state.add_label(key, value["label"]), None) if problem is None else ([], problem)
     except (ValueError, TypeError, KeyError) as error:
+        return [], f"{type(error).__name__}: {error}"
+
+
+def moderation_events(record, moderation: Moderation) -> tuple[list, str | None]:
+    """A record of the moderation topic applied: the viewers' events, or why it was skipped."""
+    try:
+        return moderation.apply(key_text(record.key) or "", parse(record.value)), None
+    except (ValueError, TypeError) as error:
         return [], f"{type(error).__name__}: {error}"

@@ -14,8 +14,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from catdog.config import WallSettings
+from catdog.wall.moderation import Moderation
 
 COOKIE = "catdog_room"
+MODERATOR = "moderator"  # the instructor's browser, in place of a phone's id
 # Room-code attempts per address: a whole room behind one NAT joins in the first minute, and guessing a
 # 10-character code (~50 bits) at this rate would take longer than the universe has.
 JOINS_PER_ADDRESS_PER_MINUTE = 120
@@ -31,10 +33,15 @@ SECURITY_HEADERS = {
 
 
 class Uploads:
-    """Who may send what: the room code (as a per-browser cookie) and the rate limits."""
+    """Who may send what: phones the server issued (a cookie signed with the wall's secret and the room's
+    code: made nowhere else, void once the code changes), the moderator (the instructor's key), and the
+    rate limits (per phone, and per address as the router saw it)."""
 
-    def __init__(self, wall: WallSettings, code: str) -> None:
-        self.code = code
+    def __init__(self, wall: WallSettings, moderation: Moderation) -> None:
+        self.moderation = moderation  # holds the room's code: the instructor may change it
+        self.secret = (wall.secret or secrets.token_hex(32)).encode()
+        self.moderator_key = wall.moderator_key or secrets.token_urlsafe(18)
+        self.hops = max(0, wall.forwarded_hops)
         self.limiter = MovingWindowRateLimiter(MemoryStorage())
         self.per_phone = RateLimitItemPerMinute(wall.uploads_per_minute)
         self.per_address = RateLimitItemPerMinute(wall.uploads_per_address_per_minute)
@@ -42,24 +49,126 @@ class Uploads:
         self.feedback = RateLimitItemPerMinute(FEEDBACK_PER_MINUTE)
 
     def _sign(self, phone: str) -> str:
-        return hmac.new(self.code.encode(), phone.encode(), hashlib.sha256).hexdigest()
+        """A phone's cookie is good for the code it joined with; the moderator's for the key, whatever the code."""
+        bound = f"moderator\n{self.moderator_key}" if phone == MODERATOR else f"{self.moderation.code}\n{phone}"
+        return hmac.new(self.secret, bound.encode(), hashlib.sha256).hexdigest()
 
-    def cookie(self) -> str:
-        phone = secrets.token_hex(8)
+    def cookie(self, moderator: bool = False) -> str:
+        phone = MODERATOR if moderator else secrets.token_hex(8)
         return f"{phone}.{self._sign(phone)}"
 
     def phone(self, request: Request) -> str | None:
-        """The joined browser's id, if its cookie was signed with this room's code."""
+        """The joined browser's id (MODERATOR for the instructor), if its cookie was signed here for the
+        room's current code (or for the moderator's key)."""
         phone, _, signature = request.cookies.get(COOKIE, "").partition(".")
         return phone if phone and hmac.compare_digest(signature, self._sign(phone)) else None
 
     def right_code(self, given: str) -> bool:
-        return hmac.compare_digest(given.encode(), self.code.encode())
+        return hmac.compare_digest(given.encode(), self.moderation.code.encode())
+
+    def right_key(self, given: str) -> bool:
+        return hmac.compare_digest(given.encode(), self.moderator_key.encode())
+
+    def client(self, request: Request) -> str:
+        """The client's address as the router saw it: the X-Forwarded-For entry the nearest of ``hops``
+        proxies added, counted from the right over every header line (a client's own entries stand to the
+        left of it, whatever it wrote); the peer's address without proxies or without the header."""
+        entries = forwarded(request, "x-forwarded-for")
+        if self.hops and len(entries) >= self.hops:
+            return entries[-self.hops]
+        return request.client.host if request.client else "unknown"
+
+    def through_tls(self, request: Request) -> bool:
+        """Whether the browser spoke HTTPS: to the router (its X-Forwarded-Proto, the last one), or to us."""
+        if self.hops:
+            protos = forwarded(request, "x-forwarded-proto")
+            return bool(protos) and protos[-1].lower() == "https"
+        return request.url.scheme == "https"
 
 
-def address(request: Request) -> str:
-    """The client's address (uvicorn takes it from X-Forwarded-For behind the router, see FORWARDED_ALLOW_IPS)."""
-    return request.client.host if request.client else "unknown"
+class Capacity:
+    """How much the wall takes on at once, each bounded so no flood holds its memory: uploads being read and
+    checked (each up to the size limit), event streams in all and per phone."""
+
+    def __init__(self, wall: WallSettings) -> None:
+        self.uploads_in_flight, self.uploading = wall.uploads_in_flight, 0
+        self.streams_total, self.streams_per_phone = wall.streams, wall.streams_per_phone
+        self.streams: dict[str, int] = {}  # phone -> open streams (a phone with none has no entry)
+
+    def upload_slot(self) -> bool:
+        """Take one of the concurrent upload slots, if one is free (give it back with :meth:`upload_done`)."""
+        if self.uploading >= self.uploads_in_flight:
+            return False
+        self.uploading += 1
+        return True
+
+    def upload_done(self) -> None:
+        self.uploading -= 1
+
+    def open_stream(self, phone: str) -> str | None:
+        """Count a new event stream for ``phone``; why not, when it would go over a cap."""
+        if sum(self.streams.values()) >= self.streams_total:
+            return "the wall has as many viewers as it serves: try again in a minute"
+        if self.streams.get(phone, 0) >= self.streams_per_phone:
+            return f"at most {self.streams_per_phone} open pages per phone: close one"
+        self.streams[phone] = self.streams.get(phone, 0) + 1
+        return None
+
+    def close_stream(self, phone: str) -> None:
+        left = self.streams.get(phone, 0) - 1
+        if left > 0:
+            self.streams[phone] = left
+        else:
+            self.streams.pop(phone, None)
+
+
+def forwarded(request: Request, name: str) -> list[str]:
+    """A forwarding header's entries in order, over every line of it (a proxy that appends may add a
+    second line rather than extend the first: ASGI keeps both, and the first alone is the client's)."""
+    return [entry.strip() for line in request.headers.getlist(name) for entry in line.split(",") if entry.strip()]
+
+
+def same_origin(request: Request, public_url: str | None, tls: bool) -> bool:
+    """A POST from our own pages: its Origin, when the browser sends one (every browser does on a POST), is
+    the wall's address. Pages of another Route on the same apps domain are the same *site*, which SameSite
+    cookies let through; they are not the same *origin*."""
+    origin = request.headers.get("origin")
+    if origin is None:
+        return True  # not a browser: nothing a page elsewhere could make it send
+    if public_url:
+        return origin == "/".join(public_url.split("/")[:3])
+    return origin == f"{'https' if tls else request.url.scheme}://{request.headers.get('host', '')}"
+
+
+def from_our_pages(handler):
+    """A POST only from the wall's own pages (or a client that is no browser): 403 otherwise."""
+    async def checked(request: Request):
+        uploads: Uploads = request.app.state.uploads
+        if not same_origin(request, request.app.state.settings.wall.url, uploads.through_tls(request)):
+            return error(403, "this page may not post to the wall")
+        return await handler(request)
+    return checked
+
+
+def joined(handler):
+    """Only for a browser that joined the room (its cookie is signed): 401 otherwise. A blocked phone is
+    told so on what it may no longer do (it still sees the wall)."""
+    async def checked(request: Request):
+        phone = request.app.state.uploads.phone(request)
+        if phone is None:
+            return error(401, "join the room first: open the link from the room's QR code")
+        request.state.phone = phone
+        return await handler(request)
+    return checked
+
+
+def moderator_only(handler):
+    """Only for the instructor's browser (joined with the moderator's key): 403 for any phone."""
+    async def checked(request: Request):
+        if request.state.phone != MODERATOR:
+            return error(403, "only the room's moderator may do that")
+        return await handler(request)
+    return joined(checked)
 
 
 def error(status: int, message: str, **headers: str) -> JSONResponse:

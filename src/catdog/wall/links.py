@@ -9,6 +9,14 @@ import segno
 from catdog.config import Settings
 
 
+def public_base(request) -> str:
+    """The wall's address as phones reach it: CATDOG_WALL_URL, else as asked (HTTPS if the router was)."""
+    if request.app.state.settings.wall.url:
+        return request.app.state.settings.wall.url
+    scheme = "https" if request.app.state.uploads.through_tls(request) else request.url.scheme
+    return f"{scheme}://{request.headers.get('host') or request.url.netloc}"
+
+
 def upload_url(base: str, code: str) -> str:
     """The phones' page with the room code in the fragment: browsers never send a fragment to a server, so
     the code stays out of the router's and the wall's access logs."""

@@ -67,6 +67,10 @@ function showHistory(byVersion) {
   $("history").replaceChildren(...rows);
 }
 
+function showPaused(isPaused) {
+  $("paused").hidden = !isPaused;
+}
+
 async function start() {
   const room = await (await fetch("/api/room")).json();
   maxCards = room.cards;
@@ -76,6 +80,7 @@ async function start() {
   const events = new EventSource("/api/events");
   events.addEventListener("snapshot", (event) => {
     const snapshot = JSON.parse(event.data);
+    showPaused(snapshot.paused);
     $("cards").replaceChildren();
     snapshot.cards.forEach(addCard);
     $("empty").hidden = snapshot.cards.length > 0;
@@ -84,6 +89,15 @@ async function start() {
   });
   events.addEventListener("card", (event) => addCard(JSON.parse(event.data)));
   events.addEventListener("stats", (event) => showStats(JSON.parse(event.data)));
+  // The moderator's decisions: a photo off every projector at once; uploads paused; a new room code
+  // (never sent here: the QR code is fetched again, and shows it); a photo shown again (a fresh snapshot).
+  events.addEventListener("hide", (event) => {
+    $("cards").querySelector(`[data-id="${CSS.escape(JSON.parse(event.data).id)}"]`)?.remove();
+    $("empty").hidden = $("cards").children.length > 0;
+  });
+  events.addEventListener("paused", (event) => showPaused(JSON.parse(event.data).paused));
+  events.addEventListener("code", () => { $("qr-image").src = `/api/qr.svg?at=${Date.now()}`; });
+  events.addEventListener("show", () => { events.close(); start(); });
   events.onerror = () => { $("connection").textContent = "reconnecting…"; };
 }
 
