@@ -23,9 +23,11 @@ import io
 import json
 import os
 import re
+import secrets
 import shutil
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -63,6 +65,8 @@ ARTIFACTS = Path(os.environ.get("CATDOG_ARTIFACTS") or REPO / "test-artifacts") 
 BIN = Path(sys.prefix) / "bin"
 CLASSIFIER = REPO / "deploy" / "openshift" / "base" / "classifier" / "deployment.yaml"
 NOTEBOOK = REPO / "deploy" / "openshift" / "base" / "notebook" / "deployment.yaml"
+WALL = REPO / "deploy" / "openshift" / "room" / "shared" / "wall" / "deployment.yaml"
+FLOOD_PHONES, FLOOD_STREAMS = 50, 2000
 # The environment and options the OpenShift AI / Open Data Hub dashboard gives a workbench (one per line,
 # word-split by the workbench images' start scripts: its OAuth proxy guards the server, not a token).
 LESSONS = {Path(path).name for path in NOTEBOOKS}
@@ -462,6 +466,112 @@ def peak_memory(name: str) -> int:
     """The container cgroup's peak memory in bytes (cgroup v1 max_usage, or v2 memory.peak)."""
     script = ("cat /sys/fs/cgroup/memory/memory.max_usage_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.peak")
     return int(podman("exec", name, "bash", "-c", script).stdout.split()[0])
+
+
+def cpu_limit(deployment: Path) -> str:
+    """A Deployment's CPU limit as podman's --cpus takes it."""
+    [container] = yaml.safe_load(deployment.read_text())["spec"]["template"]["spec"]["containers"]
+    limit = str(container["resources"]["limits"]["cpu"])
+    return str(int(limit[:-1]) / 1000) if limit.endswith("m") else limit
+
+
+def ten_mib_photo() -> bytes:
+    """A real JPEG just under the wall's 10 MiB limit (noise: nothing for the encoder to squeeze)."""
+    import numpy as np
+    from PIL import Image
+
+    rng, side = np.random.default_rng(7), 2600
+    while True:
+        buffer = io.BytesIO()
+        Image.fromarray(rng.integers(0, 256, (side, side, 3), dtype=np.uint8)).save(buffer, format="JPEG", quality=95)
+        if len(buffer.getvalue()) <= 10 * 2**20 - 4096:
+            return buffer.getvalue()
+        side -= 100
+
+
+def healthz_while(port: int, running: threading.Event, seconds: list[float]) -> None:
+    """/healthz asked every 0.2 s, as the kubelet's probe does, from a thread of its own (the flood's own
+    event loop must not be what makes an answer late): each answer's seconds."""
+    while running.is_set():
+        started = time.monotonic()
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10) as answer:
+            assert answer.status == 200
+        seconds.append(time.monotonic() - started)
+        time.sleep(0.2)
+
+
+async def flood(port: int, cookies: list[str], photo: bytes, streams: int) -> dict:
+    """Every phone posts the photo at once while ``streams`` event streams are opened (spread over the
+    phones) and held: each answer's status."""
+    import asyncio
+
+    async def request(head: str, body: bytes = b"", hold: bool = False):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            writer.write(head.encode() + body)
+            await writer.drain()
+            status = int((await reader.readline()).split()[1])
+        except ConnectionError:  # refused and closed before the whole body went: the answer is lost with it
+            status = "closed"
+        return (status, writer) if hold else (writer.close(), status)[1]
+
+    def head(method: str, path: str, cookie: str, length: int | None = None) -> str:
+        sized = f"Content-Length: {length}\r\nContent-Type: image/jpeg\r\n" if length is not None else ""
+        return f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: catdog_room={cookie}\r\n{sized}\r\n"
+
+    uploads = [request(head("POST", "/api/photos?filename=big.jpg", cookie, len(photo)), photo) for cookie in cookies]
+    opened = [request(head("GET", "/api/events", cookies[n % len(cookies)]), hold=True) for n in range(streams)]
+    answers = await asyncio.gather(*uploads, *opened)
+    held = answers[len(uploads):]
+    for _, writer in held:
+        writer.close()
+    return {"uploads": answers[:len(uploads)], "streams": [status for status, _ in held]}
+
+
+def test_a_flood_of_big_photos_and_event_streams_never_takes_the_wall_down(services, containers, image):
+    """The wall from the image under its Deployment's memory and CPU limits: 50 phones post 10 MiB photos at
+    once while 2000 event streams are opened. It stays up and never killed, /healthz answers within a second
+    throughout, the photos beyond those it reads at once are told to come back (503, Retry-After) before
+    their bodies are read, the streams beyond its caps too, and its peak memory stays under the limit with
+    the margin recorded (benchmarks/RESULTS.md)."""
+    import asyncio
+
+    port, code = free_port(), secrets.token_urlsafe(12)
+    limit = int(memory_limit(WALL))
+    name = containers("--user", RANDOM_UID, "--memory", str(limit), "--memory-swap", str(limit), "--cpus", cpu_limit(WALL),
+                      "--env", f"KAFKA_BOOTSTRAP_SERVERS={services['bootstrap']}", *embedded_broker_env(),
+                      "--env", "CATDOG_WALL_HOST=127.0.0.1", "--env", f"CATDOG_WALL_PORT={port}",
+                      "--env", f"CATDOG_ROOM_CODE={code}", "--env", f"CATDOG_WALL_SECRET={secrets.token_hex(32)}",
+                      image, "catdog", "wall")
+    wait_answering(f"http://127.0.0.1:{port}/readyz", name)
+    cookies = []
+    for _ in range(FLOOD_PHONES):
+        joined = urllib.request.urlopen(urllib.request.Request(
+            f"http://127.0.0.1:{port}/api/join", json.dumps({"code": code}).encode(), {"Content-Type": "application/json"}))
+        cookies.append(joined.headers["Set-Cookie"].split(";")[0].split("=", 1)[1])
+    photo, health, probing = ten_mib_photo(), [], threading.Event()
+    probing.set()
+    prober = threading.Thread(target=healthz_while, args=(port, probing, health), daemon=True)
+    prober.start()
+    figures = asyncio.run(flood(port, cookies, photo, FLOOD_STREAMS))
+    time.sleep(1.0)  # the photos it took are decoded and sent meanwhile: the probe goes on through that
+    probing.clear()
+    prober.join(15)
+    figures["health_seconds"] = health
+    state = json.loads(podman("inspect", name).stdout)[0]["State"]
+    assert state["Running"] and not state["OOMKilled"], f"the wall died: {state}\n{logs(name)[-3000:]}"
+    peak = peak_memory(name)
+    accepted = figures["uploads"].count(201)
+    record = {"photo_bytes": len(photo), "uploads": len(figures["uploads"]), "uploads_sent": accepted,
+              "uploads_refused": len(figures["uploads"]) - accepted, "streams_asked": FLOOD_STREAMS,
+              "streams_held": figures["streams"].count(200), "healthz_max_seconds": max(figures["health_seconds"]),
+              "healthz_answers": len(figures["health_seconds"]), "peak_bytes": peak, "limit_bytes": limit,
+              "margin": 1 - peak / limit}
+    (ARTIFACTS / "wall-flood.json").write_text(json.dumps(record, indent=1))
+    assert set(figures["uploads"]) <= {201, 503, "closed"} and accepted >= 4, record
+    assert record["streams_held"] == FLOOD_PHONES * 4 and set(figures["streams"]) == {200, 503}, record  # 4 a phone
+    assert record["healthz_max_seconds"] < 1.0 and record["healthz_answers"] >= 3, record
+    assert peak < 0.8 * limit, record
 
 
 @pytest.fixture(scope="module")

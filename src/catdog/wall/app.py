@@ -122,14 +122,17 @@ def refused_sender(request: Request) -> JSONResponse | None:
 @joined
 async def upload(request: Request):
     uploads, capacity = request.app.state.uploads, request.app.state.capacity
-    if (refused := refused_sender(request)) is not None:
-        return refused
+    refused = refused_sender(request)
     where = uploads.client(request)
-    if not (uploads.limiter.hit(uploads.per_address, "upload", where)
-            and uploads.limiter.hit(uploads.per_phone, "upload", request.state.phone)):
-        return too_many("too many photos at once: wait a minute")
-    if not capacity.upload_slot():  # bounded before a byte of the body is read
-        return error(503, "the wall is busy with other photos: try again in a moment", **{"Retry-After": "2"})
+    if refused is None and not (uploads.limiter.hit(uploads.per_address, "upload", where)
+                                and uploads.limiter.hit(uploads.per_phone, "upload", request.state.phone)):
+        refused = too_many("too many photos at once: wait a minute")
+    if refused is None and not await capacity.upload_slot():  # bounded before a byte of the body is read
+        refused = error(503, "the wall is busy with other photos: try again in a moment", **{"Retry-After": "2"})
+    if refused is not None:
+        # Closed after the answer: a refused photo's megabytes are not read only to be thrown away.
+        refused.headers["Connection"] = "close"
+        return refused
     try:
         return await checked_and_sent(request, where)
     finally:

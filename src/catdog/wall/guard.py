@@ -3,6 +3,7 @@ limits, bodies read only up to their limit, and the security headers on every re
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import secrets
@@ -22,6 +23,7 @@ MODERATOR = "moderator"  # the instructor's browser, in place of a phone's id
 # 10-character code (~50 bits) at this rate would take longer than the universe has.
 JOINS_PER_ADDRESS_PER_MINUTE = 120
 FEEDBACK_PER_MINUTE = 30
+UPLOAD_WAIT_SECONDS = 5.0  # a photo waits this long for a free upload slot before it is told to come back
 # Our scripts and styles only, no inline code, pictures from us or the page's own preview (blob:).
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob:; "
@@ -88,22 +90,28 @@ class Uploads:
 
 class Capacity:
     """How much the wall takes on at once, each bounded so no flood holds its memory: uploads being read and
-    checked (each up to the size limit), event streams in all and per phone."""
+    checked (each up to the size limit; a few more wait their turn, unread, for a moment), event streams in
+    all and per phone."""
 
     def __init__(self, wall: WallSettings) -> None:
-        self.uploads_in_flight, self.uploading = wall.uploads_in_flight, 0
+        self.uploads_in_flight = wall.uploads_in_flight
+        self.slots: asyncio.Semaphore | None = None  # made on first use, in the server's event loop
         self.streams_total, self.streams_per_phone = wall.streams, wall.streams_per_phone
         self.streams: dict[str, int] = {}  # phone -> open streams (a phone with none has no entry)
 
-    def upload_slot(self) -> bool:
-        """Take one of the concurrent upload slots, if one is free (give it back with :meth:`upload_done`)."""
-        if self.uploading >= self.uploads_in_flight:
+    async def upload_slot(self, wait: float = UPLOAD_WAIT_SECONDS) -> bool:
+        """Take one of the concurrent upload slots, waiting up to ``wait`` seconds for one (the body is not
+        read meanwhile); False if none came free (give a slot back with :meth:`upload_done`)."""
+        if self.slots is None:
+            self.slots = asyncio.Semaphore(self.uploads_in_flight)
+        try:
+            await asyncio.wait_for(self.slots.acquire(), wait)
+        except asyncio.TimeoutError:
             return False
-        self.uploading += 1
         return True
 
     def upload_done(self) -> None:
-        self.uploading -= 1
+        self.slots.release()
 
     def open_stream(self, phone: str) -> str | None:
         """Count a new event stream for ``phone``; why not, when it would go over a cap."""

@@ -42,9 +42,16 @@ async function send(file) {
   localStorage.setItem("catdog-learner", learner);
   $("status").textContent = "Sending…";
   const query = new URLSearchParams({filename: name, learner});
-  const response = await fetch(`/api/photos?${query}`, {
-    method: "POST", body: small || file, headers: {"Content-Type": (small || file).type || "application/octet-stream"},
-  });
+  let response;
+  try {
+    response = await fetch(`/api/photos?${query}`, {
+      method: "POST", body: small || file, headers: {"Content-Type": (small || file).type || "application/octet-stream"},
+    });
+  } catch {  // the wall closed the connection before the photo was all sent: it was refusing it
+    $("status").textContent = "";
+    $("error").textContent = "The wall is busy with other photos: try again in a moment.";
+    return;
+  }
   const answer = await response.json().catch(() => ({error: `error ${response.status}`}));
   if (!response.ok) {
     $("status").textContent = "";
