@@ -472,7 +472,13 @@ def test_the_wall_is_reached_by_https_from_the_router_only_with_a_generated_code
     [user] = [u for u in by_kind(objects, "KafkaUser") if u["metadata"]["name"] == "catdog-wall"]
     assert acl_set(user) == {("topic", "images", "literal"): {"Describe", "Read", "Write"},
                              ("topic", "predictions", "literal"): {"Describe", "Read"},
-                             ("topic", "feedback", "literal"): {"Describe", "Read", "Write"}}
+                             ("topic", "feedback", "literal"): {"Describe", "Read", "Write"},
+                             ("topic", "wall-moderation", "literal"): {"Describe", "Read", "Write"}}
+    # The moderation topic (the room's code is on it) is the wall's alone: no other user may touch it.
+    others = [u for u in by_kind(objects, "KafkaUser") if u["metadata"]["name"] != "catdog-wall"]
+    assert not any(name == "wall-moderation" for u in others for (_, name, _) in acl_set(u))
+    [moderation] = [t for t in by_kind(objects, "KafkaTopic") if t["metadata"]["name"] == "wall-moderation"]
+    assert moderation["spec"]["config"]["cleanup.policy"] == "compact" and moderation["spec"]["partitions"] == 1
     [topic] = [t for t in by_kind(objects, "KafkaTopic") if t["metadata"]["name"] == "feedback"]
     assert topic["spec"]["config"]["cleanup.policy"] == "compact"
 

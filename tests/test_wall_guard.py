@@ -181,8 +181,8 @@ def test_event_streams_are_capped_per_phone_and_in_all_and_a_closed_one_frees_it
 
 
 def test_uploads_beyond_those_in_flight_are_told_to_come_back_before_their_body_is_read(kafka, tmp_path, cat_photos):
-    """One upload slot: a second phone's photo, while a slow one streams in, gets 503 with Retry-After; the
-    slow one then finishes and is sent."""
+    """One upload slot: a second phone's photo, while a slow one streams in, waits its turn (5 s, its body
+    unread), then gets 503 with Retry-After; the slow one then finishes and is sent."""
     photo = cat_photos[1].read_bytes()
     with running_wall(kafka, tmp_path, uploads_in_flight="1") as (base, _):
         slow_cookie, fast = (httpx.post(f"{base}/api/join", json={"code": CODE}).cookies for _ in range(2))
@@ -191,8 +191,10 @@ def test_uploads_beyond_those_in_flight_are_told_to_come_back_before_their_body_
             cookie = "; ".join(f"{name}={value}" for name, value in slow_cookie.items())
             slow.sendall(f"POST /api/photos?filename=slow.jpg HTTP/1.1\r\nHost: {host}\r\nCookie: {cookie}\r\n"
                          f"Content-Type: image/jpeg\r\nContent-Length: {len(photo)}\r\n\r\n".encode() + photo[:1000])
-            time.sleep(1.0)  # the wall has taken the slot and waits for the rest of the body
-            busy = httpx.post(f"{base}/api/photos", content=photo, cookies=fast)
+            time.sleep(3.0)  # the wall has taken the slot (even on a loaded machine) and waits for the rest
+            asked = time.monotonic()
+            busy = httpx.post(f"{base}/api/photos", content=photo, cookies=fast, timeout=30)
+            assert time.monotonic() - asked >= 4.5  # it waited for a slot before being told to come back
             assert busy.status_code == 503 and busy.headers["retry-after"] == "2", busy.text
             slow.sendall(photo[1000:])
             answer = slow.recv(4096).decode(errors="replace")

@@ -74,8 +74,7 @@ async def qr(request: Request):
 
 @joined
 async def room(request: Request):
-    return JSONResponse({"upload": f"{public_base(request)}/upload", "cards": request.app.state.settings.wall.cards,
-                         "paused": request.app.state.moderation.paused})
+    return JSONResponse({"upload": f"{public_base(request)}/upload", "cards": request.app.state.settings.wall.cards})
 
 
 @joined
