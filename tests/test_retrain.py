@@ -15,11 +15,12 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from catdog import registry
 from catdog.kafka_io import Sent, collect_predictions, ensure_topics
 from conftest import kafka_env
-from processes import catdog_ok, start_service, start_wall
+from processes import catdog, catdog_ok, start_service, start_wall
 from test_wall import CODE, collect
 
 PER_CLASS = 15  # each training run: seconds, not minutes (MobileNet features on 30-40 photos)
@@ -157,3 +158,61 @@ def test_the_gate_serves_nothing_worse_on_the_check_set_or_on_the_rooms_held_out
     assert not refused and reason.startswith("worse on the check set: 0.850 < 0.900")
     refused, reason = registry.gate({"check": 0.95, "room": 0.4}, {"check": 0.9, "room": 0.5})
     assert not refused and reason.startswith("worse on the room's corrected photos: 0.400 < 0.500")
+
+
+def test_a_check_set_that_changed_stops_the_gate_before_any_training_and_names_the_file(ocp_lab, tmp_path):
+    """The check set is sealed when first used (its manifest's sha256 beside it, its photos read-only); a
+    photo swapped for another, a photo slipped in, a manifest rewritten: `catdog retrain` refuses to run,
+    in seconds (no training, no Kafka), and says which file."""
+    from catdog.retrain import seal_check_set, seal_path
+
+    models = tmp_path / "models"
+    check = models / "check"
+    catdog_ok("data", "prepare", "--source", ocp_lab, "--per-class", 6, "--out", check, "--no-progress")
+    seal_check_set(check)
+    assert seal_path(check).read_text().strip() and all(
+        (path.stat().st_mode & 0o222) == 0 for path in check.rglob("*") if path.is_file())
+    env = {"CATDOG_MODELS_DIR": str(models), "CATDOG_DATA_DIR": str(tmp_path / "data"),
+           "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9"}  # nothing listens there: Kafka is never reached
+    cats = sorted((check / "training" / "cat").iterdir())
+    swapped, original = cats[0], cats[0].read_bytes()
+    swapped.chmod(0o644)
+    swapped.write_bytes(cats[1].read_bytes())
+    refused = catdog("retrain", "--source", ocp_lab, "--check", check, "--per-class", 5, env=env, timeout=120)
+    assert refused.returncode == 2 and f"check-set photo {swapped} is not the photo its manifest names" in refused.stderr
+    assert not (models / "versions").exists()  # nothing was trained, kept or served
+    swapped.write_bytes(original)
+    slipped = check / "validation" / "dog" / "prank.jpg"
+    slipped.write_bytes(original)
+    refused = catdog("retrain", "--source", ocp_lab, "--check", check, env=env, timeout=120)
+    assert refused.returncode == 2 and f"{slipped} is in the check set but not in its manifest" in refused.stderr
+    slipped.unlink()
+    manifest = check / "manifest.csv"
+    manifest.chmod(0o644)
+    manifest.write_text(manifest.read_text().replace(cats[0].name, cats[1].name, 1))
+    refused = catdog("retrain", "--source", ocp_lab, "--check", check, env=env, timeout=120)
+    assert refused.returncode == 2 and f"{manifest} has changed since the check set was made" in refused.stderr
+
+
+def test_promotions_on_one_models_volume_take_turns(tmp_path):
+    """The Job and the CronJob at their gates at once: the second waits for the first's promotion (and then
+    gates against what the first left serving); one that waits too long is told so, never let through."""
+    import threading
+
+    holding, release = threading.Event(), threading.Event()
+
+    def first():
+        with registry.promotion_lock(tmp_path, "pretrained"):
+            holding.set()
+            release.wait(30)
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    assert holding.wait(10)
+    with pytest.raises(registry.RegistryError, match="another retraining has held"):
+        with registry.promotion_lock(tmp_path, "pretrained", timeout=1.5):
+            pass
+    release.set()
+    thread.join(10)
+    with registry.promotion_lock(tmp_path, "pretrained", timeout=5):
+        pass

@@ -13,10 +13,13 @@ Serving a version replaces ``<name>.keras`` in one rename, so the classifier nev
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,6 +29,7 @@ from catdog.download import sha256_file
 
 VERSIONS = "versions"
 HISTORY = "history.jsonl"
+PROMOTION_WAIT_SECONDS = 1800.0  # another retraining at its gate: its scoring takes minutes, not hours
 
 
 class RegistryError(CatdogError):
@@ -105,6 +109,29 @@ def serve(models_dir: Path, name: str, version: str, event: str = "served", **de
     shutil.copyfile(source.with_suffix(".json"), card_path(target))
     _copy_atomically(source, target)
     _log(models_dir, name, event, version, **details)
+
+
+@contextlib.contextmanager
+def promotion_lock(models_dir: Path, name: str, timeout: float = PROMOTION_WAIT_SECONDS):
+    """One gate and promotion at a time on the models volume: the one-off Job and the CronJob may reach
+    their gates together, and each must compare its candidate with the model that serves when it promotes,
+    not one the other has just replaced. An exclusive flock (both run on the volume's node)."""
+    lock = Path(models_dir) / f".{name}.promotion.lock"
+    Path(models_dir).mkdir(parents=True, exist_ok=True)
+    with open(lock, "a") as handle:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise RegistryError(f"another retraining has held {lock} for {timeout:.0f} s: try again later") from None
+                time.sleep(1.0)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def adopt(models_dir: Path, name: str) -> str | None:

@@ -24,7 +24,9 @@ from pathlib import Path
 
 from catdog import registry
 from catdog.config import Settings
-from catdog.data import MANIFEST_FIELDS, MANIFEST_NAME, DataError, Kept, check_photo, prepare_with, read_manifest
+from catdog.data import (
+    MANIFEST_FIELDS, MANIFEST_NAME, SPLITS, DataError, Kept, check_photo, prepare_with, read_manifest,
+)
 from catdog.download import sha256_file
 from catdog.images import ImageError
 from catdog.kafka_io import find_prediction, send_image
@@ -111,6 +113,7 @@ def ensure_check_set(settings: Settings, check_dir: Path, source: str | None, pe
             if not (check_dir / MANIFEST_NAME).is_file():
                 raise
             return False
+        seal_check_set(check_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return True
@@ -136,12 +139,12 @@ class Outcome:
 
 def retrain(settings: Settings, base_source: str, check_dir: Path, per_class: int, *, labels_topic: str | None = None,
             epochs: int | None = None, fine_tune: bool = False, seed: int = 1337) -> Outcome:
-    """Train a candidate on the base photos and the room's, gate it, and serve it or keep it out."""
-    from catdog import training
-
+    """Train a candidate on the base photos and the room's, gate it, and serve it or keep it out. The check
+    set is verified against its sealed manifest first (a changed one stops the run before any training) and
+    again at the gate; the gate runs under the models volume's promotion lock, against the model serving
+    then (another retraining may have promoted one meanwhile)."""
     models_dir = settings.models_dir
-    serving_path = models_dir / f"{MODEL}.keras"
-    check_rows = read_manifest(check_dir)
+    check_rows = verify_check_set(check_dir)
     check_hashes = {row["sha256"] for row in check_rows}
     room = room_photos(settings, labels_topic)
     registry.adopt(models_dir, MODEL)  # the model serving before the first retrain: rollback can return to it
@@ -152,12 +155,7 @@ def retrain(settings: Settings, base_source: str, check_dir: Path, per_class: in
     room.held = [photo for photo in room.held if photo.sha256 not in check_hashes]
     with tempfile.TemporaryDirectory(prefix="catdog-retrain-") as work:
         work = Path(work)
-        data = work / "data"
-        training_set(settings, base_source, data, per_class, room, check_hashes, seed)
-        candidate = work / f"{MODEL}.keras"
-        extra = {"epochs": epochs} if epochs else {}
-        training.train_pretrained(data, candidate, weights_dir=settings.weights_source, seed=seed, progress=False,
-                                  verbose=0, fine_tune=fine_tune, **extra)
+        candidate = _train_candidate(settings, base_source, work, per_class, room, check_hashes, seed, epochs, fine_tune)
         held = work / "room-held-out"
         _write(held, "validation", room.held)
         splits = tuple(split for split in ("training", "validation") if (check_dir / split).is_dir())
@@ -166,19 +164,85 @@ def retrain(settings: Settings, base_source: str, check_dir: Path, per_class: in
             return {"check": accuracy(path, check_dir, splits),
                     "room": accuracy(path, held, ("validation",)) if room.held else None}
 
-        scores = {"candidate": score(candidate), "serving": score(serving_path) if serving_path.is_file() else None}
-        promoted, reason = registry.gate(scores["candidate"], scores["serving"])
-        card = json.loads(card_path(candidate).read_text())
-        card["gate"] = {**scores, "promoted": promoted, "reason": reason,
-                        "check_set": {"photos": len(check_rows), "manifest_sha256": sha256_file(check_dir / MANIFEST_NAME)},
-                        "room_held_out_sha256": sorted(photo.sha256 for photo in room.held)}
-        version = registry.register(models_dir, MODEL, candidate, card)
+        with registry.promotion_lock(models_dir, MODEL):
+            verify_check_set(check_dir)
+            version, promoted, reason, scores = _gate(models_dir, candidate, score, check_dir, len(check_rows), room)
+    counts = {"trained_on": len(room.train), "held_out": len(room.held), "skipped": len(room.skipped)}
+    return Outcome(version, promoted, reason, scores, counts, registry.serving(models_dir, MODEL))
+
+
+def _train_candidate(settings: Settings, base_source: str, work: Path, per_class: int, room: RoomPhotos,
+                     check_hashes: set[str], seed: int, epochs: int | None, fine_tune: bool) -> Path:
+    from catdog import training
+
+    data = work / "data"
+    training_set(settings, base_source, data, per_class, room, check_hashes, seed)
+    candidate = work / f"{MODEL}.keras"
+    extra = {"epochs": epochs} if epochs else {}
+    training.train_pretrained(data, candidate, weights_dir=settings.weights_source, seed=seed, progress=False,
+                              verbose=0, fine_tune=fine_tune, **extra)
+    return candidate
+
+
+def _gate(models_dir: Path, candidate: Path, score, check_dir: Path, check_photos: int, room: RoomPhotos):
+    """Under the promotion lock: the candidate against the model serving now; kept as a version either way,
+    served only if the gate says so. Returns (version, promoted, reason, scores)."""
+    serving_path = models_dir / f"{MODEL}.keras"
+    scores = {"candidate": score(candidate), "serving": score(serving_path) if serving_path.is_file() else None}
+    promoted, reason = registry.gate(scores["candidate"], scores["serving"])
+    card = json.loads(card_path(candidate).read_text())
+    card["gate"] = {**scores, "promoted": promoted, "reason": reason,
+                    "check_set": {"photos": check_photos, "manifest_sha256": sha256_file(check_dir / MANIFEST_NAME)},
+                    "room_held_out_sha256": sorted(photo.sha256 for photo in room.held)}
+    version = registry.register(models_dir, MODEL, candidate, card)
     if promoted:
         registry.serve(models_dir, MODEL, version, reason=reason)
     else:
         registry.refuse(models_dir, MODEL, version, reason)
-    counts = {"trained_on": len(room.train), "held_out": len(room.held), "skipped": len(room.skipped)}
-    return Outcome(version, promoted, reason, scores, counts, registry.serving(models_dir, MODEL))
+    return version, promoted, reason, scores
+
+
+def seal_path(check_dir: Path) -> Path:
+    """Beside the check set: its manifest's sha256 as it was when the set was made (or first used)."""
+    return check_dir.parent / f".{check_dir.name}.manifest.sha256"
+
+
+def seal_check_set(check_dir: Path) -> str:
+    """Record the manifest's sha256 beside the check set if nothing is recorded yet (a set made by
+    `ensure_check_set`, or prepared by hand and used for the first time), and make its photos read-only;
+    returns the recorded sha256."""
+    seal = seal_path(check_dir)
+    if not seal.is_file():
+        seal.write_text(sha256_file(check_dir / MANIFEST_NAME) + "\n")
+        for path in check_dir.rglob("*"):
+            if path.is_file():
+                path.chmod(0o444)
+    return seal.read_text().strip()
+
+
+def verify_check_set(check_dir: Path) -> list[dict]:
+    """The check set's rows, if the set is exactly what it was made as: its manifest as sealed, each photo
+    there with the sha256 the manifest names, no photo the manifest does not name. Otherwise DataError
+    naming the file: the gate refuses to run on photos nobody can vouch for."""
+    manifest = check_dir / MANIFEST_NAME
+    rows = read_manifest(check_dir)
+    if sha256_file(manifest) != seal_check_set(check_dir):
+        raise DataError(f"{manifest} has changed since the check set was made (its sha256 is recorded in "
+                        f"{seal_path(check_dir)}): the gate refuses to run")
+    listed = set()
+    for row in rows:
+        path = check_dir / row["file"]
+        listed.add(path)
+        if not path.is_file():
+            raise DataError(f"check-set photo {path} is missing: the gate refuses to run")
+        if sha256_file(path) != row["sha256"]:
+            raise DataError(f"check-set photo {path} is not the photo its manifest names (its sha256 differs): "
+                            "the gate refuses to run")
+    extra = sorted(path for split in SPLITS for path in (check_dir / split).rglob("*")
+                   if path.is_file() and path not in listed)
+    if extra:
+        raise DataError(f"{extra[0]} is in the check set but not in its manifest: the gate refuses to run")
+    return rows
 
 
 def report(outcome: Outcome) -> str:
@@ -212,5 +276,6 @@ def version_in_service(producer, kafka, photo: Path, expected: str | None, timeo
         time.sleep(1.0)
 
 
-__all__ = ["MODEL", "Outcome", "RoomPhotos", "ensure_check_set", "held_out", "report", "retrain", "room_photos", "training_set",
+__all__ = ["MODEL", "Outcome", "RoomPhotos", "ensure_check_set", "held_out", "report", "retrain", "room_photos",
+           "seal_check_set", "training_set", "verify_check_set",
            "version_in_service"]
