@@ -538,11 +538,15 @@ def test_a_flood_of_big_photos_and_event_streams_never_takes_the_wall_down(servi
 
     port, code = free_port(), secrets.token_urlsafe(12)
     limit = int(memory_limit(WALL))
+    [container] = yaml.safe_load(WALL.read_text())["spec"]["template"]["spec"]["containers"]
+    given = [arg for variable in container["env"] if "value" in variable and not variable["name"].startswith("KAFKA_SASL")
+             for arg in ("--env", f"{variable['name']}={variable['value']}")]  # the Deployment's own settings
     name = containers("--user", RANDOM_UID, "--memory", str(limit), "--memory-swap", str(limit), "--cpus", cpu_limit(WALL),
-                      "--env", f"KAFKA_BOOTSTRAP_SERVERS={services['bootstrap']}", *embedded_broker_env(),
+                      *given, "--env", f"KAFKA_BOOTSTRAP_SERVERS={services['bootstrap']}", *embedded_broker_env(),
                       "--env", "CATDOG_WALL_HOST=127.0.0.1", "--env", f"CATDOG_WALL_PORT={port}",
+                      "--env", "CATDOG_WALL_FORWARDED_HOPS=0",  # reached directly here, not through a router
                       "--env", f"CATDOG_ROOM_CODE={code}", "--env", f"CATDOG_WALL_SECRET={secrets.token_hex(32)}",
-                      image, "catdog", "wall")
+                      image, *container["command"])
     wait_answering(f"http://127.0.0.1:{port}/readyz", name)
     cookies = []
     for _ in range(FLOOD_PHONES):

@@ -116,7 +116,7 @@ class WallSettings:
     # Signs the phones' cookies (with the room code): a Secret `catdog room` generates, never the code itself.
     # None: a fresh one per process (a restarted wall asks phones to join again).
     secret: str | None = field(default=None, repr=False)
-    uploads_in_flight: int = 4  # photos read and checked at once; more get 503 and Retry-After
+    uploads_in_flight: int = 2  # photos read and checked at once (the flood test's best); more wait, then 503
     streams: int = 400  # event streams open at once (projectors and phones); more get 503
     streams_per_phone: int = 4  # per joined browser
     # The instructor's key to the moderator page (a Secret `catdog room` generates; never the room's code).
