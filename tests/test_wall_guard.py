@@ -207,3 +207,28 @@ def test_the_wall_prints_no_room_code_it_was_given(kafka, tmp_path):
     with running_wall(kafka, tmp_path) as (_, log):
         pass
     assert CODE not in log.read_text() and SECRET not in log.read_text()
+
+
+def test_a_giant_of_a_few_kilobytes_is_refused_before_it_is_decoded_and_never_shown(kafka, tmp_path):
+    """A 40-megapixel WebP or PNG of flat colour is kilobytes on the wire and hundreds of MiB once decoded:
+    through the upload page it is refused with the decoder's reason (422); sent straight to the topic by a
+    client we did not write, the wall makes no thumbnail of it and carries on."""
+    import confluent_kafka
+
+    import samples
+
+    giants = samples.giants()
+    with running_wall(kafka, tmp_path) as (base, log):
+        phone = httpx.Client(base_url=base, timeout=60)
+        assert phone.post("/api/join", json={"code": CODE}).status_code == 204
+        for name in ("giant-rgb.webp", "giant-rgb.png"):
+            refused = phone.post("/api/photos", params={"filename": name}, content=giants[name])
+            assert refused.status_code == 422 and "MiB this service decodes at once" in refused.json()["error"], name
+        producer = confluent_kafka.Producer({"bootstrap.servers": kafka.bootstrap_servers, "message.max.bytes": 11 * 2**20})
+        for name, data in giants.items():
+            producer.produce(kafka.images_topic, data, key=name.encode(), headers=[("filename", name.encode())])
+        producer.flush(30)
+        time.sleep(3)
+        assert httpx.get(f"{base}/healthz", timeout=5).status_code == 200
+        assert phone.get("/api/thumbs/0/0").status_code == 404
+    assert "wall feed failed" not in log.read_text()

@@ -119,14 +119,20 @@ class DecodeBudget:
     Decoded images are shrunk at once (:func:`_shrink`), so this bounds a decoding pool's memory however
     many records a batch holds or however large each is."""
 
-    def __init__(self, limit_bytes: int) -> None:
+    def __init__(self, limit_bytes: int, refuse_larger: bool = False) -> None:
         self.limit = max(1, int(limit_bytes))
+        # A service with a small memory limit (the wall) refuses an image whose decode alone would take more
+        # than the budget (a 40-megapixel WebP of a few kilobytes needs ~600 MiB), instead of letting it in.
+        self.refuse_larger = refuse_larger
         self.used = 0
         self.peak = 0
         self._changed = threading.Condition()
 
     @contextlib.contextmanager
     def hold(self, nbytes: int):
+        if self.refuse_larger and nbytes > self.limit:
+            raise ImageError("too-many-pixels", f"decoding it would take {nbytes / 2**20:,.0f} MiB, more than the "
+                             f"{self.limit / 2**20:,.0f} MiB this service decodes at once")
         nbytes = min(max(0, int(nbytes)), self.limit)
         with self._changed:
             self._changed.wait_for(lambda: self.used + nbytes <= self.limit)

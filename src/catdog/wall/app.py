@@ -257,7 +257,8 @@ async def lifespan(app: Starlette):
     parts.producer = await run_in_threadpool(make_producer, parts.settings.kafka)
     if parts.read_topics:
         parts.feed = Feed(parts.settings.kafka, parts.state, parts.moderation,
-                          lambda events: events and asyncio.run_coroutine_threadsafe(hub.publish(events), loop))
+                          lambda events: events and asyncio.run_coroutine_threadsafe(hub.publish(events), loop),
+                          parts.budget)
         parts.feed.start()
     try:
         yield
@@ -275,7 +276,7 @@ def create_app(settings: Settings, code: str, feed: bool = True) -> Starlette:
     app.state.moderation = Moderation(code)
     app.state.uploads = Uploads(settings.wall, app.state.moderation)
     app.state.capacity = Capacity(settings.wall)
-    app.state.budget = DecodeBudget(DECODE_MEMORY_BYTES)
+    app.state.budget = DecodeBudget(DECODE_MEMORY_BYTES, refuse_larger=True)
     return app
 
 

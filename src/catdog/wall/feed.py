@@ -21,7 +21,9 @@ log = logging.getLogger("catdog.wall")
 
 THUMBNAIL_SIDE = 320  # pixels, the longer side: a card on a 1080p projector shows it at ~300
 THUMBNAIL_QUALITY = 80
-DECODE_MEMORY_BYTES = 256 * 1024 * 1024  # full-size decodes in flight: checking uploads and making thumbnails
+# Full-size decodes in flight, uploads' checks and thumbnails together; an image whose decode alone needs
+# more is refused (no thumbnail, no upload): the wall's memory limit is 768 MiB.
+DECODE_MEMORY_BYTES = 256 * 1024 * 1024
 RETRY_SECONDS = 5.0
 
 
@@ -41,10 +43,10 @@ class Feed(threading.Thread):
     decision. Reconnects after a broker error."""
 
     def __init__(self, kafka: KafkaSettings, state: WallState, moderation: Moderation,
-                 emit: Callable[[list], None]) -> None:
+                 emit: Callable[[list], None], budget: DecodeBudget) -> None:
         super().__init__(name="wall-feed", daemon=True)
         self.kafka, self.state, self.moderation, self.emit = kafka, state, moderation, emit
-        self.budget = DecodeBudget(DECODE_MEMORY_BYTES)
+        self.budget = budget  # the wall's one budget: the uploads' checks and the thumbnails share it
         self.ready = threading.Event()
         self.stopping = threading.Event()
         self.skipped = 0
