@@ -216,18 +216,15 @@ def decode_image(
     if width < 1 or height < 1:
         raise ImageError("corrupt", f"the image claims a size of {width}x{height}")
     source_format, source_mode = image.format or "unknown", image.mode
-    try:
-        orientation = image.getexif().get(ORIENTATION_TAG)
-    except Exception:  # unreadable EXIF is dropped, as if there were none
-        orientation = None
-    if orientation in (5, 6, 7, 8):  # turned by a quarter
-        width, height = height, width
+    orientation = None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # e.g. PIL's "palette images with transparency" notice
             if target_size and image.format in ("JPEG", "MPO"):
                 image.draft("RGB", (target_size, target_size))
             with budget.hold(decode_cost(image)) if budget else contextlib.nullcontext():
+                # Inside the budget: a PNG's EXIF may follow its pixels, and Pillow decodes them all to find it.
+                orientation = _orientation(image)
                 image.load()
                 if target_size:
                     image = _shrink(image, target_size)
@@ -242,7 +239,17 @@ def decode_image(
         raise ImageError("corrupt", f"the {source_format} data cannot be decoded: {error}") from None
     except Exception as error:
         raise ImageError("corrupt", f"the {source_format} data cannot be decoded: {error}") from None
+    if orientation in (5, 6, 7, 8):  # turned by a quarter: as seen, the sides swap
+        width, height = height, width
     return DecodedImage(image=image, format=source_format, mode=source_mode, width=width, height=height)
+
+
+def _orientation(image: Image.Image) -> int | None:
+    """The EXIF orientation tag; unreadable EXIF is dropped, as if there were none."""
+    try:
+        return image.getexif().get(ORIENTATION_TAG)
+    except Exception:  # noqa: BLE001
+        return None
 
 
 def load_image_array(data: bytes, size: int, **limits: int) -> np.ndarray:
