@@ -19,7 +19,7 @@ PACKAGE = REPO / "src" / "catdog"
 LAYERS = [
     {"catdog"},
     {"config"},
-    {"threads", "images", "download", "metrics", "notebooks"},
+    {"threads", "images", "download", "metrics", "notebooks", "identity"},
     {"registry", "broker", "kafka_io"},
     {"labels", "models"},
     {"data"},

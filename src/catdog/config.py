@@ -163,6 +163,10 @@ class KafkaSettings:
     sasl_password: str | None = field(default=None, repr=False)
     # Who sends: a header on every photo, copied into its results, so a room sees whose photo is whose.
     learner: str = ""
+    # A room's learner signs what they send with a key of their own (catdog.identity); the services that
+    # name senders (the classifier, the retraining) read the room's table of keys.
+    learner_key: str | None = field(default=None, repr=False)
+    learner_keys: Path | None = None
     # Right/wrong verdicts from the room (the wall's buttons): compacted, keyed by the image's key.
     feedback_topic: str = "feedback"
     # The instructor's moderation of the wall (hidden photos, pause, the room's code, blocked phones):
@@ -289,6 +293,8 @@ def _kafka_settings(env: Mapping[str, str], max_image_bytes: int, max_image_pixe
         broker_state_dir=_optional_path(env, "CATDOG_BROKER_DIR", lab_dir) or cache_dir / "broker",
         **sasl,
         learner=_learner(env, sasl["sasl_username"]),
+        learner_key=_learner_key(env),
+        learner_keys=_existing_file(env, "CATDOG_LEARNER_KEYS", lab_dir),
     )
 
 
@@ -323,6 +329,20 @@ def _learner(env: Mapping[str, str], username: str | None) -> str:
     if len(name) > MAX_LEARNER_CHARS or not name.isprintable():
         raise ConfigError(f"CATDOG_LEARNER={name!r} must be printable and at most {MAX_LEARNER_CHARS} characters")
     return name
+
+
+def _learner_key(env: Mapping[str, str]) -> str | None:
+    key = env.get("CATDOG_LEARNER_KEY", "").strip() or None
+    if key is not None and not re.fullmatch(r"[0-9a-f]{64}", key):
+        raise ConfigError("CATDOG_LEARNER_KEY must be 64 hex digits (the key `catdog room` wrote for you)")
+    return key
+
+
+def _existing_file(env: Mapping[str, str], name: str, lab_dir: Path) -> Path | None:
+    path = _optional_path(env, name, lab_dir)
+    if path is not None and not path.is_file():
+        raise ConfigError(f"{name}={path} does not exist")
+    return path
 
 
 def _s3_settings(env: Mapping[str, str]) -> S3Settings:

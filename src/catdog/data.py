@@ -138,8 +138,8 @@ class TarSource:
 
 
 class KafkaSource:
-    """Labelled photos on Kafka (``kafka:<labels topic>``): the latest label of each image, joined with its
-    bytes on the images topic (catdog.labels). Records that are not labels, or name no image, are in
+    """Labelled photos on Kafka (``kafka:<labels topic>``): each image by its voters' majority, joined with
+    its bytes on the images topic (catdog.labels). Records that are not labels, or name no image, are in
     ``skipped`` with the reason, as unusable files are."""
 
     def __init__(self, topic: str) -> None:
@@ -149,7 +149,9 @@ class KafkaSource:
         kafka = load_settings().kafka
         topic = topic or kafka.feedback_topic
         found, self.skipped = read_labelled(kafka, topic)
-        self.images = {image.name: image.data for image in found}
+        self.images = {image.name: image.data for image in found if image.majority}
+        self.skipped += [(image.source, "", "voters-disagree", f"as many voters said cat as dog: {image.votes}")
+                         for image in found if not image.majority]
         self.description = f"labels on Kafka topic {topic} at {kafka.bootstrap_servers}"
 
     def names(self) -> list[str]:

@@ -23,6 +23,7 @@ from kafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
 
 from catdog import CatdogError
 from catdog.config import MAX_LEARNER_CHARS, KafkaSettings
+from catdog.identity import SIGNATURE_HEADER, Keys, Sender, sender_as_written, signed_header
 from catdog.images import DecodeBudget, DecodedImage, ImageError, decode_image
 
 log = logging.getLogger(__name__)
@@ -177,6 +178,8 @@ def send_image(producer: KafkaProducer, kafka: KafkaSettings, data: bytes, filen
     if learner:  # who sent it: the results carry it, and each learner's cells show their own first
         headers.append((LEARNER_HEADER, learner.encode()))
     key = image_key(data)
+    if kafka.learner_key:  # in a room: signed, so the classifier names us only if we are who we say
+        headers.append(signed_header(kafka.learner, kafka.learner_key, learner, key, data))
     metadata = producer.send(topic or kafka.images_topic, value=data, key=key, headers=headers).get(timeout=timeout)
     timestamp = metadata.timestamp if metadata.timestamp and metadata.timestamp > 0 else int(time.time() * 1000)
     return Sent(filename, metadata.topic, metadata.partition, metadata.offset, key.decode(), timestamp)
@@ -240,6 +243,7 @@ class ReceivedImage:
     error: ImageError | RecordError | None
     raw_key: bytes | None = None
     raw_headers: tuple[tuple[str, bytes | None], ...] = ()
+    sender: Sender | None = None  # who sent it, as their signature shows (catdog.identity)
 
     @property
     def filename(self) -> str:
@@ -247,10 +251,11 @@ class ReceivedImage:
 
 
 def decode_record(record, kafka: KafkaSettings, target_size: int | None = None, budget: DecodeBudget | None = None,
-                  keep_data: bool = True) -> ReceivedImage:
+                  keep_data: bool = True, keys: Keys | None = None) -> ReceivedImage:
     """One record through the one decoder, with the pipeline's size limits. Never raises: whatever is
     wrong with the record (its bytes, its key, its headers, a bug) is its ``error``. ``keep_data=False``
-    keeps the raw bytes only when a dead letter needs them (the service)."""
+    keeps the raw bytes only when a dead letter needs them (the service). ``keys``: the room's key table,
+    which names the sender only under their own signature (without one, the name as written)."""
     value = record.value if isinstance(record.value, (bytes, bytearray)) else b""
     image, error = None, None
     try:
@@ -261,10 +266,14 @@ def decode_record(record, kafka: KafkaSettings, target_size: int | None = None, 
     except Exception as caught:  # noqa: BLE001 - one record's failure must not stop the others
         error = RecordError(f"decoding failed: {type(caught).__name__}: {caught}")
     raw_headers = tuple((str(name), None if header is None else bytes(header)) for name, header in record.headers or [])
+    headers = headers_dict(list(raw_headers))
+    learner = headers.get(LEARNER_HEADER, "")[:MAX_LEARNER_CHARS]
+    sender = (sender_as_written(learner) if keys is None else
+              keys.sender(learner, headers.get(SIGNATURE_HEADER), bytes(record.key or b""), bytes(value)))
     return ReceivedImage(
         topic=record.topic, partition=record.partition, offset=record.offset, key=key_text(record.key),
-        headers=headers_dict(list(raw_headers)), data=bytes(value) if keep_data or error else b"", image=image, error=error,
-        raw_key=None if record.key is None else bytes(record.key), raw_headers=raw_headers,
+        headers=headers, data=bytes(value) if keep_data or error else b"", image=image, error=error,
+        raw_key=None if record.key is None else bytes(record.key), raw_headers=raw_headers, sender=sender,
     )
 
 

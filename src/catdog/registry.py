@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -207,21 +208,51 @@ def versions_table(listed: list[Listed]) -> str:
     return "\n".join(lines)
 
 
+# The gate refuses a candidate when the photos the two models disagree on say it is worse with less than
+# this chance of being a coincidence. 0.2, not the usual 0.05: refusing a good candidate costs one more
+# retraining (the room's labels stay), serving a worse one costs every learner's results.
+GATE_ALPHA = 0.2
+
+
+def worse_by_chance(candidate: list[bool], serving: list[bool]) -> tuple[int, int, float]:
+    """An exact one-sided McNemar test on the same photos: of those exactly one model gets right, how many
+    the candidate alone gets (``wins``), how many the serving model alone (``losses``), and the chance of at
+    least that many losses if each disagreement were a coin toss (a candidate as good as the serving one)."""
+    if len(candidate) != len(serving):
+        raise ValueError("the two models were scored on different photos")
+    wins = sum(c and not s for c, s in zip(candidate, serving))
+    losses = sum(s and not c for c, s in zip(candidate, serving))
+    disagreements = wins + losses
+    p = sum(math.comb(disagreements, k) for k in range(losses, disagreements + 1)) / 2 ** disagreements
+    return wins, losses, p
+
+
+def _verdict(where: str, candidate: list[bool], serving: list[bool]) -> tuple[bool, str]:
+    wins, losses, p = worse_by_chance(candidate, serving)
+    worse = losses > wins and p < GATE_ALPHA
+    said = (f"{where} {sum(candidate) / len(candidate):.3f} vs {sum(serving) / len(serving):.3f} serving: right alone on "
+            f"{wins}, wrong alone on {losses} of {len(candidate)} (p = {p:.2f})")
+    return worse, said
+
+
 def gate(candidate: dict, current: dict | None) -> tuple[bool, str]:
-    """Whether a candidate may serve: no worse than the serving model on the fixed check set, and at least
-    as good on the room's corrected photos it did not train on (when there are any). Scores are accuracies
-    (``check``, and ``room`` or None); ``current`` is None when nothing serves yet."""
+    """Whether a candidate may serve: not shown worse than the serving model, photo by photo, on the fixed
+    check set, nor on the room's voted photos it did not train on (when there are any): refused when it
+    loses more of the photos they disagree on than it wins, by more than chance explains (GATE_ALPHA).
+    Scores are per-photo rightness (``check``, and ``room`` or None) in the same order for both models;
+    ``current`` is None when nothing serves yet."""
     if current is None:
-        return True, f"nothing was serving; check set {candidate['check']:.3f}"
-    if candidate["check"] < current["check"]:
-        return False, f"worse on the check set: {candidate['check']:.3f} < {current['check']:.3f} (serving)"
-    room = candidate.get("room") is not None and current.get("room") is not None
-    if room and candidate["room"] < current["room"]:
-        return False, (f"worse on the room's corrected photos: {candidate['room']:.3f} < {current['room']:.3f} "
-                       "(serving)")
-    return True, (f"check set {candidate['check']:.3f} (serving {current['check']:.3f})"
-                  + (f", room's photos {candidate['room']:.3f} (serving {current['room']:.3f})" if room else ""))
+        return True, f"nothing was serving; check set {sum(candidate['check']) / len(candidate['check']):.3f}"
+    worse, said = _verdict("check set", candidate["check"], current["check"])
+    if worse:
+        return False, f"worse on the check set: {said}"
+    if candidate.get("room") and current.get("room"):
+        room_worse, room_said = _verdict("room's held-out photos", candidate["room"], current["room"])
+        if room_worse:
+            return False, f"worse on the room's held-out photos: {room_said}"
+        said += f"; {room_said}"
+    return True, said
 
 
-__all__ = ["Listed", "RegistryError", "adopt", "card", "card_path", "gate", "model_version", "history", "refuse", "register", "rollback", "serve", "serving", "versions",
+__all__ = ["Listed", "RegistryError", "adopt", "card", "card_path", "gate", "GATE_ALPHA", "worse_by_chance", "model_version", "history", "refuse", "register", "rollback", "serve", "serving", "versions",
            "versions_table"]

@@ -19,7 +19,7 @@ import os
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from catdog import registry
@@ -28,12 +28,13 @@ from catdog.data import (
     MANIFEST_FIELDS, MANIFEST_NAME, SPLITS, DataError, Kept, check_photo, prepare_with, read_manifest,
 )
 from catdog.download import sha256_file
-from catdog.images import ImageError
+from catdog.images import ImageError, decode_image
 from catdog.kafka_io import find_prediction, send_image
-from catdog.labels import read_labelled
+from catdog.labels import Count, count_votes, read_labelled
 from catdog.registry import card_path
 
 ROOM_HOLDOUT = 4  # one room photo in this many is kept out of training, for the gate
+VERDICT_BATCH = 32  # photos a batch when the serving model judges the room's photos
 MODEL = "pretrained"  # the model the room retrains (the one the training Job trains)
 
 
@@ -46,26 +47,51 @@ class RoomPhotos:
     train: list[Kept] = field(default_factory=list)
     held: list[Kept] = field(default_factory=list)
     skipped: list[tuple[str, str, str, str]] = field(default_factory=list)
+    count: Count | None = None  # what the room's votes decided (labels.count_votes)
+    voted: int = 0  # photos anyone voted on
 
 
-def room_photos(settings: Settings, topic: str | None = None) -> RoomPhotos:
-    """The room's labelled photos, decoded and checked, split into training and held out."""
+def room_photos(settings: Settings, topic: str | None = None, served_model: Path | None = None) -> RoomPhotos:
+    """The room's voted photos, decoded and checked, counted (labels.count_votes, against ``served_model``'s
+    verdicts where one serves) and split into training and held out. The same bytes under two keys are
+    one photo with both keys' voters."""
     found, skipped = read_labelled(settings.kafka, topic)
     room = RoomPhotos(skipped=list(skipped))
     limits = {"max_bytes": settings.max_image_bytes, "max_pixels": settings.max_image_pixels}
-    seen: set[str] = set()
+    photos: dict[str, Kept] = {}
+    votes: dict[str, dict[str, str]] = {}
     for image in found:
         try:
-            kept = check_photo(image.name, image.label, image.data, limits)
+            kept = check_photo(image.source, "", image.data, limits)
         except ImageError as error:
-            room.skipped.append((image.name, image.label, error.reason, str(error)))
+            room.skipped.append((image.source, ",".join(sorted(set(image.votes.values()))), error.reason, str(error)))
             continue
-        if kept.sha256 in seen:
-            room.skipped.append((image.name, image.label, "duplicate", "same bytes as another labelled photo"))
-            continue
-        seen.add(kept.sha256)
-        (room.held if held_out(kept.sha256) else room.train).append(kept)
+        photos.setdefault(kept.sha256, kept)
+        votes.setdefault(kept.sha256, {}).update(image.votes)
+    served = served_verdicts(served_model, photos, limits) if served_model and photos else {}
+    room.count, room.voted = count_votes(votes, served), len(votes)
+    room.skipped += [(photos[sha].name, "", "set-aside", why) for sha, why in room.count.set_aside.items()]
+    for sha, label in room.count.accepted.items():
+        kept = replace(photos[sha], label=label, name=f"{label}/{photos[sha].name}")
+        (room.held if held_out(sha) else room.train).append(kept)
     return room
+
+
+def served_verdicts(model_path: Path, photos: dict[str, Kept], limits: dict) -> dict[str, tuple[str, float]]:
+    """The serving model's verdict on each photo and its probability: what a lone voter may not overrule."""
+    from catdog.models import input_size, load_model
+    from catdog.predict import classify
+
+    model = load_model(model_path)
+    size, verdicts = input_size(model), {}
+    shas = list(photos)
+    for start in range(0, len(shas), VERDICT_BATCH):
+        batch = shas[start:start + VERDICT_BATCH]
+        decoded = [decode_image(photos[sha].data, target_size=size, **limits) for sha in batch]
+        for sha, verdict in zip(batch, classify({"served": model}, decoded)):
+            p_dog = verdict["served"].p_dog
+            verdicts[sha] = (verdict["served"].label, max(p_dog, 1 - p_dog))
+    return verdicts
 
 
 def _write(folder: Path, split: str, photos: list[Kept]) -> list[dict]:
@@ -119,22 +145,30 @@ def ensure_check_set(settings: Settings, check_dir: Path, source: str | None, pe
     return True
 
 
-def accuracy(model_path: Path, folder: Path, splits: tuple[str, ...]) -> float:
+def correct(model_path: Path, folder: Path, splits: tuple[str, ...]) -> list[bool]:
+    """Whether the model gets each photo of ``splits`` right, in the folder's order: the gate compares two
+    models photo by photo."""
     from catdog.models import load_model
     from catdog.predict import evaluate_folder
 
     evaluation = evaluate_folder({"model": load_model(model_path)}, folder, splits)
-    return float((evaluation.predicted("model") == evaluation.labels).mean())
+    return [bool(right) for right in evaluation.predicted("model") == evaluation.labels]
+
+
+def accuracy(model_path: Path, folder: Path, splits: tuple[str, ...]) -> float:
+    right = correct(model_path, folder, splits)
+    return sum(right) / len(right) if right else 0.0
 
 
 @dataclass(frozen=True)
 class Outcome:
-    version: str
+    version: str | None  # None: no candidate was trained
     promoted: bool
     reason: str
-    scores: dict
+    scores: dict  # accuracies: candidate and serving, on the check set and the room's held-out photos
     room_photos: dict  # trained on, held out, skipped
     serving: str | None  # the version serving afterwards
+    votes: dict = field(default_factory=dict)  # photos voted on, accepted, set aside; voters set aside
 
 
 def retrain(settings: Settings, base_source: str, check_dir: Path, per_class: int, *, labels_topic: str | None = None,
@@ -142,17 +176,26 @@ def retrain(settings: Settings, base_source: str, check_dir: Path, per_class: in
     """Train a candidate on the base photos and the room's, gate it, and serve it or keep it out. The check
     set is verified against its sealed manifest first (a changed one stops the run before any training) and
     again at the gate; the gate runs under the models volume's promotion lock, against the model serving
-    then (another retraining may have promoted one meanwhile)."""
+    then (another retraining may have promoted one meanwhile). Where the room voted and none of its votes
+    survived the count, no candidate is trained: nothing the room said is fit to learn from."""
     models_dir = settings.models_dir
     check_rows = verify_check_set(check_dir)
     check_hashes = {row["sha256"] for row in check_rows}
-    room = room_photos(settings, labels_topic)
     registry.adopt(models_dir, MODEL)  # the model serving before the first retrain: rollback can return to it
+    serving_path = models_dir / f"{MODEL}.keras"
+    room = room_photos(settings, labels_topic, serving_path if serving_path.is_file() else None)
     # A room photo that is also a check-set photo would be trained on and then scored: it is left out.
     room.skipped += [(photo.name, photo.label, "in-check-set", "the same bytes as a check-set photo")
                      for photo in room.train + room.held if photo.sha256 in check_hashes]
     room.train = [photo for photo in room.train if photo.sha256 not in check_hashes]
     room.held = [photo for photo in room.held if photo.sha256 not in check_hashes]
+    counts = {"trained_on": len(room.train), "held_out": len(room.held), "skipped": len(room.skipped)}
+    votes = {"photos": room.voted, "accepted": len(room.count.accepted), "set_aside": len(room.count.set_aside),
+             "voters_set_aside": room.count.doubted,
+             "set_aside_examples": [f"{name}: {why}" for name, _, reason, why in room.skipped if reason == "set-aside"][:5]}
+    if room.voted and not room.train + room.held:
+        reason = f"none of the {room.voted} photos the room voted on survived the count"
+        return Outcome(None, False, reason, {}, counts, registry.serving(models_dir, MODEL), votes)
     with tempfile.TemporaryDirectory(prefix="catdog-retrain-") as work:
         work = Path(work)
         candidate = _train_candidate(settings, base_source, work, per_class, room, check_hashes, seed, epochs, fine_tune)
@@ -161,14 +204,13 @@ def retrain(settings: Settings, base_source: str, check_dir: Path, per_class: in
         splits = tuple(split for split in ("training", "validation") if (check_dir / split).is_dir())
 
         def score(path: Path) -> dict:
-            return {"check": accuracy(path, check_dir, splits),
-                    "room": accuracy(path, held, ("validation",)) if room.held else None}
+            return {"check": correct(path, check_dir, splits),
+                    "room": correct(path, held, ("validation",)) if room.held else None}
 
         with registry.promotion_lock(models_dir, MODEL):
             verify_check_set(check_dir)
-            version, promoted, reason, scores = _gate(models_dir, candidate, score, check_dir, len(check_rows), room)
-    counts = {"trained_on": len(room.train), "held_out": len(room.held), "skipped": len(room.skipped)}
-    return Outcome(version, promoted, reason, scores, counts, registry.serving(models_dir, MODEL))
+            version, promoted, reason, scores = _gate(models_dir, candidate, score, check_dir, len(check_rows), room, votes)
+    return Outcome(version, promoted, reason, scores, counts, registry.serving(models_dir, MODEL), votes)
 
 
 def _train_candidate(settings: Settings, base_source: str, work: Path, per_class: int, room: RoomPhotos,
@@ -184,14 +226,22 @@ def _train_candidate(settings: Settings, base_source: str, work: Path, per_class
     return candidate
 
 
-def _gate(models_dir: Path, candidate: Path, score, check_dir: Path, check_photos: int, room: RoomPhotos):
-    """Under the promotion lock: the candidate against the model serving now; kept as a version either way,
-    served only if the gate says so. Returns (version, promoted, reason, scores)."""
+def _accuracies(right: dict | None) -> dict | None:
+    """{"check": [...], "room": [...] or None} as accuracies (a card and the report show these)."""
+    if right is None:
+        return None
+    return {name: None if not found else sum(found) / len(found) for name, found in right.items()}
+
+
+def _gate(models_dir: Path, candidate: Path, score, check_dir: Path, check_photos: int, room: RoomPhotos, votes: dict):
+    """Under the promotion lock: the candidate against the model serving now, photo by photo; kept as a
+    version either way, served only if the gate says so. Returns (version, promoted, reason, accuracies)."""
     serving_path = models_dir / f"{MODEL}.keras"
-    scores = {"candidate": score(candidate), "serving": score(serving_path) if serving_path.is_file() else None}
-    promoted, reason = registry.gate(scores["candidate"], scores["serving"])
+    right = {"candidate": score(candidate), "serving": score(serving_path) if serving_path.is_file() else None}
+    promoted, reason = registry.gate(right["candidate"], right["serving"])
+    scores = {who: _accuracies(found) for who, found in right.items()}
     card = json.loads(card_path(candidate).read_text())
-    card["gate"] = {**scores, "promoted": promoted, "reason": reason,
+    card["gate"] = {**scores, "promoted": promoted, "reason": reason, "votes": votes,
                     "check_set": {"photos": check_photos, "manifest_sha256": sha256_file(check_dir / MANIFEST_NAME)},
                     "room_held_out_sha256": sorted(photo.sha256 for photo in room.held)}
     version = registry.register(models_dir, MODEL, candidate, card)
@@ -246,12 +296,19 @@ def verify_check_set(check_dir: Path) -> list[dict]:
 
 
 def report(outcome: Outcome) -> str:
-    """What a retraining did, as `catdog retrain` prints it: the room's photos, both models' scores, the
-    gate's decision and the version serving afterwards."""
-    room = outcome.room_photos
-    lines = [f"room photos: {room['trained_on']} trained on, {room['held_out']} held out for the gate, "
-             f"{room['skipped']} skipped",
-             f"{'accuracy':<10} {'check set':>10} {'room (held out)':>16}"]
+    """What a retraining did, as `catdog retrain` prints it: how the room's votes counted, both models'
+    scores, the gate's decision and the version serving afterwards."""
+    room, votes = outcome.room_photos, outcome.votes
+    lines = [f"room's votes: {votes.get('photos', 0)} photos voted on, {votes.get('accepted', 0)} accepted, "
+             f"{votes.get('set_aside', 0)} set aside"]
+    lines += [f"  set aside: {why}" for why in votes.get("set_aside_examples", [])]
+    lines += [f"  voter set aside: {voter}: {why}" for voter, why in sorted(votes.get("voters_set_aside", {}).items())]
+    lines.append(f"room photos: {room['trained_on']} trained on, {room['held_out']} held out for the gate, "
+                 f"{room['skipped']} skipped")
+    if outcome.version is None:
+        lines.append(f"REFUSED: no candidate trained ({outcome.reason}); serving {outcome.serving}")
+        return "\n".join(lines)
+    lines.append(f"{'accuracy':<10} {'check set':>10} {'room (held out)':>16}")
     for who, scores in outcome.scores.items():
         if scores:
             room_score = "-" if scores["room"] is None else f"{scores['room']:.3f}"
@@ -276,6 +333,7 @@ def version_in_service(producer, kafka, photo: Path, expected: str | None, timeo
         time.sleep(1.0)
 
 
-__all__ = ["MODEL", "Outcome", "RoomPhotos", "ensure_check_set", "held_out", "report", "retrain", "room_photos",
+__all__ = ["MODEL", "Outcome", "RoomPhotos", "accuracy", "correct", "ensure_check_set", "held_out", "report", "retrain",
+           "room_photos", "served_verdicts",
            "seal_check_set", "training_set", "verify_check_set",
            "version_in_service"]

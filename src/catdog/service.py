@@ -35,6 +35,7 @@ from kafka.structs import OffsetAndMetadata, TopicPartition
 from catdog import threads
 from catdog.config import MAX_LEARNER_CHARS, KafkaSettings, Settings
 from catdog.images import DecodeBudget
+from catdog.identity import read_keys
 from catdog.kafka_io import (
     LEARNER_HEADER, KafkaUnavailable, ReceivedImage, RecordError, decode_record, make_consumer, make_producer,
 )
@@ -65,9 +66,14 @@ def result_record(image: ReceivedImage, verdicts: dict[str, Verdict], seconds: d
         "key": image.key,
         "source": {"topic": image.topic, "partition": image.partition, "offset": image.offset},
         "filename": image.filename,
-        # Who sent it, as the sender's header says (any client may write one: shown, never trusted).
-        "learner": image.headers.get(LEARNER_HEADER, "")[:MAX_LEARNER_CHARS],
+        # Who sent it: in a room, only a name the sender's own key signed (catdog.identity); a claim no key
+        # vouches for is kept apart, never shown as the learner.
+        "learner": image.sender.name if image.sender else "",
+        "learner_verified": bool(image.sender and image.sender.verified),
     }
+    claimed = image.headers.get(LEARNER_HEADER, "")[:MAX_LEARNER_CHARS]
+    if image.sender and claimed and not image.sender.verified and image.sender.name != claimed:
+        record["learner_claimed"] = claimed
     for name, verdict in verdicts.items():
         record[name] = {
             "label": verdict.label,
@@ -91,6 +97,7 @@ def dead_letter_headers(image: ReceivedImage) -> list[tuple[str, bytes]]:
     extra = {
         "error": str(image.error), "error-class": image.error.reason,
         "source-topic": image.topic, "source-partition": str(image.partition), "source-offset": str(image.offset),
+        LEARNER_HEADER: image.sender.name if image.sender else "",  # who sent it, as the signature shows
     }
     return kept + [(name, value.encode()) for name, value in extra.items()]
 
@@ -401,6 +408,7 @@ class Pipeline:
         # TensorFlow classifies the batch before; the budget bounds their full-size decodes together.
         self.decode_threads = kafka.decode_threads or threads.cpu_limit().threads
         self.budget = DecodeBudget(kafka.decode_memory_bytes)
+        self.keys = read_keys(kafka.learner_keys)  # the room's: results name only senders whose key signed
         self.pool = ThreadPoolExecutor(max_workers=self.decode_threads, thread_name_prefix="decode")
         for name, version in self.versions.items():
             metrics.model_version.labels(name, version).set(1)
@@ -420,7 +428,7 @@ class Pipeline:
         """Start decoding a polled batch in the pool; :meth:`finish` classifies and publishes it."""
         return Batch(
             positions=[(record.topic, record.partition, record.offset, record.timestamp) for record in records],
-            decoding=[self.pool.submit(decode_record, record, self.kafka, self.target_size, self.budget, False)
+            decoding=[self.pool.submit(decode_record, record, self.kafka, self.target_size, self.budget, False, self.keys)
                       for record in records],
         )
 

@@ -11,11 +11,16 @@ from catdog.config import Settings
 def register(verbs) -> None:
     retrain = verbs.add_parser(
         "retrain", help="retrain the pretrained model on the room's labelled photos; serve it only if it is better",
-        description="Train a candidate pretrained model on photos of SRC plus the room's labelled photos on Kafka "
-        "(the latest label of each image on the feedback topic; one in four, by sha256, held out), then gate it: "
-        "it is served (replacing models/pretrained.keras, which the classifier hot-reloads) only if it is no worse "
-        "than the serving model on the check set (a prepared folder no training photo comes from) and on the held-out "
-        "room photos. Either way it is kept as a version with its card (data, Kafka records, scores, the decision).",
+        description="Train a candidate pretrained model on photos of SRC plus the room's labelled photos on Kafka, "
+        "then gate it. The room's labels are votes: each voter's latest label of a photo (in a room, only labels "
+        "signed by a learner's key or the wall's count: CATDOG_LEARNER_KEYS), the majority of distinct voters "
+        "decides, a label against the serving model's confident verdict needs a second voter, and a voter who "
+        "keeps going alone against confident verdicts is set aside whole; if the room voted and nothing survived, "
+        "no candidate is trained. One photo in four, by sha256, is held out. The candidate is served (replacing "
+        "models/pretrained.keras, which the classifier hot-reloads) unless the photos it and the serving model "
+        "disagree on show it worse on the check set (a prepared folder no training photo comes from) or on the "
+        "held-out room photos: an exact one-sided McNemar test, refused below p = 0.2. Either way it is kept as a "
+        "version with its card (data, Kafka records, votes, scores, the decision).",
     )
     retrain.add_argument("--source", metavar="SRC", help="the base photos (default: $CATDOG_DATA_SOURCE): a folder, "
                          "archive, URL, s3:// or kafka: source, as for `data prepare`")

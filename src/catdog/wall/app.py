@@ -205,7 +205,7 @@ async def feedback(request: Request):
     learner = clean_text(str(given.get("learner") or ""), MAX_LEARNER_CHARS)
     key = str(found["key"])
     try:
-        await run_in_threadpool(send_label, request.app.state.producer, kafka, key, feedback_value(found, label, learner))
+        await run_in_threadpool(send_label, request.app.state.producer, kafka, key, feedback_value(found, label, learner, request.state.phone))
     except KafkaError as failed:
         log.warning("feedback for %s not written: %s", key, failed)
         return error(503, "Kafka did not take the answer: try again in a moment", **{"Retry-After": "5"})

@@ -42,8 +42,9 @@ def card(result: dict, thumb: str | None) -> dict:
     return shown
 
 
-def feedback_value(result: dict, label: str, learner: str) -> dict:
-    """The label a right/wrong button writes: with the verdicts it judged and the models that gave them."""
-    return label_value(label, learner, "wall", result["source"],
+def feedback_value(result: dict, label: str, learner: str, phone: str) -> dict:
+    """The label a right/wrong button writes: the phone that pressed it (the wall issued its cookie: one vote
+    per phone), with the verdicts it judged and the models that gave them."""
+    return label_value(label, learner, "wall", result["source"], phone=phone,
                        verdicts={model: result[model]["label"] for model in MODELS},
                        versions={model: result[model].get("version") for model in MODELS})

@@ -13,7 +13,7 @@ from catdog.images import DecodeBudget
 from catdog.kafka_io import (
     KafkaError, assign_every_partition, decode_record, key_text, make_consumer, prediction_problem, seek_last,
 )
-from catdog.labels import label_problem
+from catdog.labels import image_key_of, label_problem
 from catdog.wall.moderation import Moderation, parse
 from catdog.wall.state import THUMBNAILS_KEPT, WallState
 
@@ -126,7 +126,7 @@ def record_events(record, kafka: KafkaSettings, state: WallState, budget: Decode
             return (state.add_result(value), None) if problem is None else ([], problem)
         key = key_text(record.key)
         problem = label_problem(key, value)
-        return (state.add_label(key, value["label"]), None) if problem is None else ([], problem)
+        return (state.add_label(image_key_of(key), value["label"]), None) if problem is None else ([], problem)
     except (ValueError, TypeError, KeyError) as error:
         return [], f"{type(error).__name__}: {error}"
 
