@@ -66,6 +66,8 @@ def test_environment_overrides_each_setting(tmp_path):
     ("CATDOG_DLQ_TOPIC", "bad topic!", "not a Kafka topic name"),
     ("CATDOG_MODEL_RELOAD_SECONDS", "-1", "0 \\(off\\) or more seconds"),
     ("CATDOG_FETCH_WAIT_MS", "0", "greater than zero"),
+    ("CATDOG_LEARNER_KEY", "my-password", "64 hex digits"),
+    ("CATDOG_LEARNER_KEYS", "/nowhere/keys.json", "does not exist"),
 ])
 def test_unusable_values_name_the_variable(name, value, message):
     with pytest.raises(ConfigError, match=message) as caught:

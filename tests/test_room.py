@@ -246,6 +246,48 @@ def test_each_learners_password_and_ca_are_the_same_on_both_sides(room, tmp_path
                 and s["metadata"]["namespace"] != "catdog-room"]
 
 
+def env_of(container: dict) -> dict[str, dict]:
+    return {variable["name"]: variable for variable in container.get("env", [])}
+
+
+def test_each_learner_signs_with_a_key_only_they_and_the_rooms_services_hold(room, tmp_path):
+    """Results and votes name a learner only under their own key (catdog.identity): each notebook gets its
+    learner's key from their namespace's Secret, the classifier and the retraining mount the room's table
+    with exactly those keys under the names the notebooks send as, the wall signs as the table's one relay,
+    and no learner's namespace holds anyone else's key or the table."""
+    from catdog.identity import read_keys
+
+    objects = room["objects"]
+    secrets = {(s["metadata"]["namespace"], s["metadata"]["name"]): s for s in by_kind(objects, "Secret")}
+    table_file = tmp_path / "keys.json"
+    table_file.write_text(secret_value(secrets["catdog-room", room_module.LEARNER_KEYS_SECRET], "keys.json"))
+    table = read_keys(table_file)
+    signed = {}
+    for namespace in learner_namespaces(objects):
+        [settings] = in_namespace(by_kind(objects, "ConfigMap"), namespace)
+        [notebook] = [d for d in in_namespace(by_kind(objects, "Deployment"), namespace)]
+        ref = env_of(notebook["spec"]["template"]["spec"]["containers"][0])["CATDOG_LEARNER_KEY"]["valueFrom"]["secretKeyRef"]
+        key = secret_value(secrets[namespace, ref["name"]], ref["key"])
+        signed[settings["data"]["CATDOG_LEARNER"]] = key
+        assert load_settings({"CATDOG_LEARNER": settings["data"]["CATDOG_LEARNER"], "CATDOG_LEARNER_KEY": key}).kafka.learner_key == key
+        mine = [s for (where, _), s in secrets.items() if where == namespace]
+        assert not [s for s in mine if "keys.json" in str(s.get("stringData", {})) + str(s.get("data", {}))]
+    assert dict(table.learners) == signed and len(set(signed.values())) == LEARNERS
+    [wall] = [d for d in by_kind(objects, "Deployment") if d["metadata"]["name"] == "catdog-wall"]
+    wall_env = env_of(wall["spec"]["template"]["spec"]["containers"][0])
+    ref = wall_env["CATDOG_LEARNER_KEY"]["valueFrom"]["secretKeyRef"]
+    assert dict(table.relays) == {wall_env["CATDOG_LEARNER"]["value"]: secret_value(secrets["catdog-room", ref["name"]], ref["key"])}
+    readers = [d for d in by_kind(objects, "Deployment") if d["metadata"]["name"] == "catdog-classifier"]
+    readers += [j for j in by_kind(objects, "Job")] + [c["spec"]["jobTemplate"] for c in by_kind(objects, "CronJob")]
+    for reader in readers:
+        pod = reader["spec"]["template"]["spec"]
+        [container] = pod["containers"]
+        path = Path(env_of(container)["CATDOG_LEARNER_KEYS"]["value"])
+        [mount] = [m for m in container["volumeMounts"] if m["mountPath"] == str(path.parent)]
+        [volume] = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+        assert volume["secret"]["secretName"] == room_module.LEARNER_KEYS_SECRET and path.name == "keys.json"
+
+
 def test_running_it_again_adds_learners_and_keeps_what_was_handed_out(tmp_path):
     out = tmp_path / "room"
     make_room(out, "--learners", "Ada Lovelace,Grace")

@@ -224,9 +224,10 @@ def test_photos_become_cards_with_server_made_thumbnails_and_feedback_counts(wal
     assert final["accuracy"] == {"quick": 1.0, "pretrained": 0.0} and final["labelled"] == 1
     assert final["versions"] == {"quick": "q-1", "pretrained": "p-1"}
 
-    [event] = [r for r in collect(kafka, kafka.feedback_topic, 4) if r.key == mine["key"].encode()]
-    value = json.loads(event.value)
+    [event] = [r for r in collect(kafka, kafka.feedback_topic, 4) if (r.key or b"").startswith(mine["key"].encode() + b"/phone:")]
+    value = json.loads(event.value)  # keyed by the photo and the phone that voted: one vote a phone
     assert (value["label"], value["learner"], value["verdicts"], value["via"]) == ("dog", "Ada", {"quick": "dog", "pretrained": "cat"}, "wall")
+    assert event.key.decode() == f"{mine['key']}/phone:{value['phone']}" and len(value["phone"]) == 16
 
     for card in cards:
         thumb = phone.get(card["thumb"])
