@@ -26,6 +26,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("CATDOG_SHARED") or REPO.parent / "shared")
 KAGGLE = SHARED / "datasets" / "kaggle-dev"
+VOTERS = ("benchmark-ada", "benchmark-bo")
 
 sys.path.insert(0, str(REPO / "tests"))  # the one helper for `catdog` processes, shared with the tests
 from processes import catdog_ok, free_port  # noqa: E402
@@ -33,6 +34,20 @@ from processes import catdog_ok, free_port  # noqa: E402
 
 def catdog(env: dict, *args) -> str:
     return catdog_ok(*args, env=env)
+
+
+def confident_verdicts(model: Path, check: Path) -> dict:
+    """How many of the model's check-set verdicts are confident (labels.CONFIDENT), and how many of those right:
+    why a lone voter may not overrule one."""
+    from catdog.labels import CONFIDENT
+    from catdog.models import load_model
+    from catdog.predict import evaluate_folder
+
+    evaluation = evaluate_folder({"m": load_model(model)}, check, ("training", "validation"))
+    p_dog = evaluation.p_dog["m"]
+    sure = (p_dog >= CONFIDENT) | (p_dog <= 1 - CONFIDENT)
+    right = evaluation.predicted("m") == evaluation.labels
+    return {"threshold": CONFIDENT, "photos": len(p_dog), "confident": int(sure.sum()), "right": int((sure & right).sum())}
 
 
 def main() -> None:
@@ -74,10 +89,14 @@ def main() -> None:
             target = room / "validation" / truth(row) / Path(row["path"]).name
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(row["path"], target)
-        for label in ("cat", "dog"):
-            if (room / "validation" / label).is_dir():
-                catdog(env, "send", "--label", label, room / "validation" / label)
+        # Honest corrections from several voters: two learners each label every photo (a label against the
+        # serving model's confident verdict counts only when a second voter agrees).
+        for learner in VOTERS:
+            for label in ("cat", "dog"):
+                if (room / "validation" / label).is_dir():
+                    catdog({**env, "CATDOG_LEARNER": learner}, "send", "--label", label, room / "validation" / label)
         serving = models / "pretrained.keras"
+        sure = confident_verdicts(serving, data / "check")
         before = {"corrected": accuracy(serving, room, ("validation",)),
                   "check": accuracy(serving, data / "check", ("training", "validation"))}
         started = time.perf_counter()
@@ -90,13 +109,15 @@ def main() -> None:
     figures = {"corrected_photos": len(chosen), "wrong_before": sum(1 for row in chosen if row in wrong),
                "per_class": args.per_class, "check_photos": 2 * args.check_per_class, "before": before, "after": after,
                "promoted": "PROMOTED" in printed, "retrain_and_gate_seconds": round(seconds, 1), "cpus": os.cpu_count(),
-               "decision": printed.strip().splitlines()[-1]}
+               "decision": printed.strip().splitlines()[-1], "confident_on_check_set": sure}
     print(printed)
     print(f"| serving model | on the {len(chosen)} corrected photos | on the check set ({2 * args.check_per_class}) |")
     print("|---|---|---|")
     for label, scores in (("before", before), ("after", after)):
         print(f"| {label} | {scores['corrected']:.3f} | {scores['check']:.3f} |")
     print(f"\nretrain + gate: {seconds:.0f} s on {os.cpu_count()} CPUs; {figures['decision']}")
+    print(f"the serving model's verdicts at p >= {sure['threshold']} on the check set: {sure['confident']} of "
+          f"{sure['photos']}, {sure['right']} of them right")
     if args.json:
         args.json.write_text(json.dumps(figures, indent=1) + "\n")
 

@@ -16,10 +16,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from confluent_kafka import Producer
 
 from catdog import registry
 from catdog.identity import new_key
-from catdog.kafka_io import Sent, collect_predictions, ensure_topics
+from catdog.kafka_io import Sent, collect_predictions, ensure_topics, image_key
 from conftest import kafka_env
 from processes import catdog, catdog_ok, start_service, start_wall
 from test_wall import CODE, collect
@@ -207,6 +208,11 @@ def test_one_learner_labelling_sixty_photos_wrong_while_the_room_streams_is_refu
     printed = catdog_ok("send", "--label", "dog", copied(cat_photos[320:350], tmp_path / "eve" / "cats"), env=eve)
     printed += catdog_ok("send", "--label", "cat", copied(dog_photos[320:350], tmp_path / "eve" / "dogs"), env=eve)
     forged = catdog_ok("send", "--label", "dog", copied(cat_photos[350:355], tmp_path / "as-ada"), env={**eve, "CATDOG_LEARNER": "Ada"})
+    # A client we did not write, saying it is Ada and signing nothing.
+    producer = Producer({"bootstrap.servers": kafka.bootstrap_servers})
+    unsigned = cat_photos[355].read_bytes()
+    producer.produce(kafka.images_topic, unsigned, key=image_key(unsigned), headers=[("learner", b"Ada")])
+    producer.flush(10)
     retrained = catdog_ok("retrain", "--source", kaggle_dev, "--per-class", PER_CLASS, "--epochs", EPOCHS,
                           "--check-from", kaggle_dev, "--check-per-class", PER_CLASS, env=env)
     streaming.join(300)
@@ -221,6 +227,8 @@ def test_one_learner_labelling_sixty_photos_wrong_while_the_room_streams_is_refu
         results = [found.get((r.topic, r.partition, r.offset)) for r in records]
         assert all(result and result["learner"] == learner for result in results), (learner, results)
     assert all(found[r.topic, r.partition, r.offset]["learner_claimed"] == "Ada" for r in sent[""])
+    [foreign] = [r for r in collect(kafka, kafka.predictions_topic, 106, 60) if json.loads(r.value)["key"] == image_key(unsigned).decode()]
+    assert (json.loads(foreign.value)["learner"], json.loads(foreign.value)["learner_claimed"]) == ("", "Ada")
 
 
 def rightness(right: int, total: int, offset: int = 0) -> list[bool]:
