@@ -19,7 +19,7 @@ PACKAGE = REPO / "src" / "catdog"
 LAYERS = [
     {"catdog"},
     {"config"},
-    {"threads", "images", "download", "metrics", "notebooks", "identity"},
+    {"threads", "images", "download", "metrics", "notebooks", "identity", "acls"},
     {"registry", "broker", "kafka_io"},
     {"labels", "models"},
     {"data"},

@@ -65,10 +65,47 @@ def client_config(kafka: KafkaSettings) -> dict:
 
 
 def _unavailable(kafka: KafkaSettings, error: Exception) -> KafkaUnavailable:
+    said = diagnose(kafka)
+    if said:
+        return KafkaUnavailable(f"cannot use Kafka at {kafka.bootstrap_servers}: {said}")
     return KafkaUnavailable(
         f"cannot reach Kafka at {kafka.bootstrap_servers} ({error}); start the local broker with "
         "`catdog broker start`, or set KAFKA_BOOTSTRAP_SERVERS"
     )
+
+
+def diagnose(kafka: KafkaSettings, timeout: float = 5.0) -> str | None:
+    """Why a broker that listens would not let us in, in one line naming the setting to check; None when
+    nothing listens (or nothing better can be said). Kafka clients report a refused TLS handshake or a
+    refused login as a connection that keeps failing, so this asks the first bootstrap address directly:
+    does it speak TLS, is its certificate signed by our CA, and (with SASL) it must be the login."""
+    import socket
+    import ssl
+
+    host, _, port = kafka.bootstrap_servers.split(",")[0].strip().rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except (OSError, ValueError):
+        return None
+    tls = kafka.security_protocol in ("SSL", "SASL_SSL")
+    context = ssl.create_default_context(cafile=str(kafka.ssl_cafile) if kafka.ssl_cafile else None)
+    if not tls:
+        context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout) as raw, \
+                context.wrap_socket(raw, server_hostname=host):
+            pass
+    except ssl.SSLCertVerificationError as error:
+        return (f"its certificate is not one we trust ({error.verify_message}): check KAFKA_SSL_CAFILE "
+                f"({kafka.ssl_cafile or 'unset: the system CAs'}), the room's CA certificate")
+    except (ssl.SSLError, OSError):
+        return ("it does not speak TLS: check KAFKA_SECURITY_PROTOCOL" if tls else None)
+    if not tls:
+        return f"it speaks TLS: set KAFKA_SECURITY_PROTOCOL=SASL_SSL (now {kafka.security_protocol}) and KAFKA_SSL_CAFILE"
+    if kafka.sasl_mechanism:
+        return (f"TLS works but it refused the login as {kafka.sasl_username} ({kafka.sasl_mechanism}): check "
+                "KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD (the KafkaUser's Secret)")
+    return None
 
 
 def make_producer(kafka: KafkaSettings, **overrides) -> KafkaProducer:

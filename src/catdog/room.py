@@ -146,6 +146,42 @@ def make_ca(common_name: str = "catdog room cluster CA", days: int = CA_VALID_DA
     }
 
 
+def server_certificate(ca: dict[str, str], hosts: list[str], days: int = CA_VALID_DAYS) -> tuple[str, str]:
+    """A broker certificate for ``hosts`` (DNS names or IP addresses) signed by the room's CA, as Strimzi
+    signs its brokers' with it: (PEM certificate, PEM key). For a secured broker outside Strimzi (the
+    tests' and `make lab-secure`'s), which clients then trust exactly as they trust the room's Kafka."""
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    issuer = x509.load_pem_x509_certificate(ca["crt"].encode())
+    ca_key = serialization.load_pem_private_key(ca["key"].encode(), password=None)
+    key = ec.generate_private_key(ec.SECP256R1())
+
+    def name(host: str) -> x509.GeneralName:
+        try:
+            return x509.IPAddress(ipaddress.ip_address(host))
+        except ValueError:
+            return x509.DNSName(host)
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    certificate = (
+        x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hosts[0])]))
+        .issuer_name(issuer.subject).public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=days))
+        .add_extension(x509.SubjectAlternativeName([name(host) for host in hosts]), critical=False)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    return (certificate.public_bytes(serialization.Encoding.PEM).decode(),
+            key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                              serialization.NoEncryption()).decode())
+
+
 def _b64(data: bytes) -> str:
     import base64
 

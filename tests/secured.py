@@ -1,0 +1,182 @@
+"""The room's Kafka as a broker that enforces it: kfake (../shared/tools/kfake, franz-go's fake cluster) with
+TLS from a certificate the room's own CA signed, SCRAM-SHA-512 logins for every KafkaUser of the rendered
+room (the learners' passwords as `catdog room` wrote them, the services' generated as Strimzi's User
+Operator generates them), the rendered KafkaTopics, and exactly the ACL bindings the User Operator would
+create from the rendered KafkaUsers (catdog.acls). Read kfake's README for where it differs from Apache
+Kafka before reading a failure (a failed login closes the connection; quotas are not enforced)."""
+
+from __future__ import annotations
+
+import base64
+import secrets
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from catdog import acls
+from catdog.room import read_room, server_certificate
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+KFAKE = SHARED / "tools" / "kfake" / "kfake-broker"
+SUPERUSER = "room-admin"  # stands in for the Topic and User Operators: makes topics and ACLs, nothing else
+
+
+def secret_value(secret: dict, key: str) -> str:
+    if key in secret.get("stringData", {}):
+        return secret["stringData"][key]
+    return base64.b64decode(secret["data"][key]).decode()
+
+
+def scram_passwords(objects: list[dict]) -> dict[str, str]:
+    """Each SCRAM KafkaUser's password: from the Secret its spec names (the learners', written by `catdog
+    room`), else generated, as the User Operator generates one for a user that names none."""
+    secrets_ = {s["metadata"]["name"]: s for s in objects if s["kind"] == "Secret"}
+    passwords = {}
+    for user in (o for o in objects if o["kind"] == "KafkaUser"):
+        authentication = user["spec"].get("authentication") or {}
+        if authentication.get("type") != "scram-sha-512":
+            continue  # the laptop's TLS user: kfake has no client-certificate principals
+        ref = (authentication.get("password") or {}).get("valueFrom", {}).get("secretKeyRef")
+        passwords[user["metadata"]["name"]] = (secret_value(secrets_[ref["name"]], ref["key"]) if ref
+                                               else secrets.token_urlsafe(24))
+    return passwords
+
+
+@dataclass
+class SecuredKafka:
+    """A running enforcing broker for a rendered room, and how each of its users connects."""
+
+    bootstrap: str
+    ca_file: Path
+    passwords: dict[str, str]
+    superuser_password: str
+    process: subprocess.Popen
+    bindings: list[acls.Binding] = field(default_factory=list)
+
+    def env(self, user: str) -> dict[str, str]:
+        """A `catdog` process's settings as ``user``: the rendered SASL_SSL settings, this broker's address
+        and the CA file's path."""
+        return {"KAFKA_BOOTSTRAP_SERVERS": self.bootstrap, "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+                "KAFKA_SASL_MECHANISM": "SCRAM-SHA-512", "KAFKA_SASL_USERNAME": user,
+                "KAFKA_SASL_PASSWORD": self.passwords[user], "KAFKA_SSL_CAFILE": str(self.ca_file)}
+
+    def confluent(self, user: str | None = None, **extra) -> dict:
+        """librdkafka's settings as ``user`` (default: the superuser)."""
+        return {"bootstrap.servers": self.bootstrap, "security.protocol": "SASL_SSL", "sasl.mechanism": "SCRAM-SHA-512",
+                "sasl.username": user or SUPERUSER,
+                "sasl.password": self.passwords[user] if user else self.superuser_password,
+                "ssl.ca.location": str(self.ca_file), **extra}
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(10)
+
+
+def start_secured_kafka(room_dir: Path, objects: list[dict], work: Path) -> SecuredKafka:
+    """kfake for the room written in ``room_dir`` and rendered as ``objects``, with its topics and ACLs made."""
+    work.mkdir(parents=True, exist_ok=True)
+    certificate, key = server_certificate(read_room(room_dir)["ca"], ["localhost", "127.0.0.1"])
+    (work / "broker.crt").write_text(certificate)
+    (work / "broker.key").write_text(key)
+    ca_file = work / "ca.crt"
+    ca_file.write_text(read_room(room_dir)["ca"]["crt"])
+    passwords, superuser_password = scram_passwords(objects), secrets.token_urlsafe(24)
+    process = subprocess.Popen(
+        [str(KFAKE), "-port", "0", "-cert", str(work / "broker.crt"), "-key", str(work / "broker.key"),
+         "-superuser", f"{SUPERUSER}:{superuser_password}",
+         "-users", ",".join(f"{name}:{password}" for name, password in passwords.items())],
+        stdout=subprocess.PIPE, stderr=open(work / "kfake.log", "wb"), text=True)
+    address = process.stdout.readline().strip()
+    assert address, f"kfake printed no address: {(work / 'kfake.log').read_text()}"
+    kafka = SecuredKafka(f"localhost:{address.rsplit(':', 1)[1]}", ca_file, passwords, superuser_password, process)
+    make_topics(kafka, [o for o in objects if o["kind"] == "KafkaTopic"])
+    kafka.bindings = [binding for user in objects if user["kind"] == "KafkaUser" for binding in acls.bindings(user)]
+    create_acls(kafka, kafka.bindings)
+    return kafka
+
+
+def make_topics(kafka: SecuredKafka, topics: list[dict]) -> None:
+    """The rendered KafkaTopics, as the Topic Operator makes them (through librdkafka: kafka-python cannot
+    read kfake's answer to a CreateTopics with configs)."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient(kafka.confluent())
+    wanted = [NewTopic(topic["spec"].get("topicName") or topic["metadata"]["name"], topic["spec"].get("partitions", 1),
+                       replication_factor=1, config={k: str(v) for k, v in (topic["spec"].get("config") or {}).items()})
+              for topic in topics]
+    for future in admin.create_topics(wanted, request_timeout=15).values():
+        future.result(15)
+
+
+def acl_binding(binding: acls.Binding):
+    """A catdog.acls binding as librdkafka's AclBinding."""
+    from confluent_kafka.admin import AclBinding, AclOperation, AclPermissionType, ResourcePatternType, ResourceType
+
+    return AclBinding(ResourceType[binding.resource_type], binding.name, ResourcePatternType[binding.pattern],
+                      binding.principal, binding.host, AclOperation[binding.operation],
+                      AclPermissionType[binding.permission])
+
+
+def create_acls(kafka: SecuredKafka, bindings: list[acls.Binding]) -> None:
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient(kafka.confluent())  # held until the answers came: a dropped client cancels them
+    for future in admin.create_acls([acl_binding(b) for b in bindings], request_timeout=15).values():
+        future.result(15)
+
+
+def delete_acls(kafka: SecuredKafka, bindings: list[acls.Binding]) -> None:
+    from confluent_kafka.admin import AdminClient
+
+    from confluent_kafka.admin import AclBindingFilter
+
+    admin = AdminClient(kafka.confluent())
+    filters = [AclBindingFilter(*[getattr(acl_binding(b), field) for field in ("restype", "name", "resource_pattern_type",
+                                                                             "principal", "host", "operation", "permission_type")])
+               for b in bindings]
+    for future in admin.delete_acls(filters, request_timeout=15).values():
+        future.result(15)
+
+
+def pod_spec(workload: dict) -> dict:
+    spec = workload["spec"]
+    return (spec.get("jobTemplate", {}).get("spec") or spec)["template"]["spec"]
+
+
+def rendered_env(objects: list[dict], kind: str, name: str, kafka: SecuredKafka, files: Path,
+                 namespace: str | None = None) -> dict[str, str]:
+    """A rendered workload's first container's environment, as the kubelet would give it: its ConfigMaps,
+    its values, its Secrets' values (those the User Operator writes from this broker's passwords), and
+    its mounted Secrets as files under ``files``. Only the bootstrap address and file paths differ."""
+    [workload] = [o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name
+                  and namespace in (None, o["metadata"].get("namespace"))]
+    namespace, spec = workload["metadata"].get("namespace"), pod_spec(workload)
+    container = spec["containers"][0]
+    mine = {(o["kind"], o["metadata"]["name"]): o for o in objects if o["metadata"].get("namespace") == namespace}
+    env: dict[str, str] = {}
+    for source in container.get("envFrom", []):
+        env.update(mine["ConfigMap", source["configMapRef"]["name"]]["data"])
+    mounts = {}
+    for mount in container.get("volumeMounts", []):
+        [volume] = [v for v in spec.get("volumes", []) if v["name"] == mount["name"]]
+        if "secret" in volume:
+            folder = files / (namespace or "") / name / mount["name"]
+            folder.mkdir(parents=True, exist_ok=True)
+            secret = mine["Secret", volume["secret"]["secretName"]]
+            items = volume["secret"].get("items") or [{"key": key, "path": key} for key in
+                                                       {**secret.get("data", {}), **secret.get("stringData", {})}]
+            for item in items:
+                (folder / item["path"]).write_text(secret_value(secret, item["key"]))
+            mounts[mount["mountPath"]] = folder
+    for variable in container.get("env", []):
+        if "value" in variable:
+            env[variable["name"]] = variable["value"]
+        else:
+            ref = variable["valueFrom"]["secretKeyRef"]
+            secret = mine.get(("Secret", ref["name"]))
+            env[variable["name"]] = secret_value(secret, ref["key"]) if secret else kafka.passwords[ref["name"]]
+    for key, value in env.items():
+        for path, folder in mounts.items():
+            if value.startswith(path + "/"):
+                env[key] = str(folder / value[len(path) + 1:])
+    return {**env, "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap}

@@ -1,0 +1,161 @@
+"""The room's Kafka security, exercised against a broker that enforces it (tests/secured.py: kfake with TLS
+from the room's own CA, SCRAM logins and the ACLs Strimzi's User Operator would make from the rendered
+KafkaUsers): each component does its work with its rendered SASL_SSL settings, a learner is refused
+everything the notebooks do not need, with the error their client gets, and a wrong password, no TLS or an
+untrusted CA is one line that names the setting to check."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from kafka.admin import ACL, ACLOperation, ACLPermissionType, NewTopic, ResourcePattern, ResourceType
+from kafka.errors import (
+    ClusterAuthorizationFailedError, GroupAuthorizationFailedError, TopicAuthorizationFailedError,
+)
+
+from catdog.config import load_settings
+from catdog.kafka_io import client_config, make_producer
+from catdog.room import make_ca
+from processes import Service, catdog, catdog_ok
+from secured import rendered_env, start_secured_kafka
+from test_deploy import render, write_room
+
+
+@pytest.fixture(scope="module")
+def secured(tmp_path_factory):
+    """A room of two learners, rendered, and its Kafka enforcing what the room says."""
+    work = tmp_path_factory.mktemp("secured")
+    write_room(work / "room", "--learners", "Ada,Bob", "--apps-domain", "apps.example.com")
+    objects = render(work / "room")
+    kafka = start_secured_kafka(work / "room", objects, work / "broker")
+    yield {"kafka": kafka, "objects": objects, "work": work}
+    kafka.stop()
+
+
+def learner_settings(secured: dict, slug: str = "ada"):
+    env = rendered_env(secured["objects"], "Deployment", "catdog-notebook", secured["kafka"], secured["work"] / "files",
+                       namespace=f"catdog-{slug}")
+    return env, load_settings(env).kafka
+
+
+def refused(action) -> str:
+    """The error class a client gets for ``action`` (a call), or "allowed"."""
+    try:
+        answer = action()
+    except Exception as error:  # noqa: BLE001 - what the client raises is the finding
+        return type(error).__name__
+    failed = answer.get("failed") if isinstance(answer, dict) else None
+    return failed[0].__name__ if failed else "allowed"
+
+
+def test_a_learner_may_do_what_the_notebooks_do_and_is_refused_everything_else(secured):
+    """The refusal matrix, from kafka-python as the notebooks use it (and librdkafka for AlterConfigs)."""
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
+
+    _, kafka = learner_settings(secured)
+    producer, admin = make_producer(kafka), KafkaAdminClient(**client_config(kafka))
+
+    def write(topic: str):
+        return lambda: producer.send(topic, b"x", key=b"k").get(timeout=10)
+
+    def read(topic: str):
+        def position():
+            consumer = KafkaConsumer(**client_config(kafka))
+            try:
+                consumer.assign([TopicPartition(topic, 0)])
+                return consumer.position(TopicPartition(topic, 0))
+            finally:
+                consumer.close()
+        return position
+
+    def join(group: str):
+        def joined():
+            consumer = KafkaConsumer("images", group_id=group, consumer_timeout_ms=3000, **client_config(kafka))
+            try:
+                return list(consumer)
+            finally:
+                consumer.close()
+        return joined
+
+    def alter_configs():
+        librdkafka = AdminClient(secured["kafka"].confluent("learner-ada"))
+        change = ConfigResource("topic", "images", incremental_configs=[
+            ConfigEntry("retention.ms", "1000", incremental_operation=AlterConfigOpType.SET)])
+        try:
+            return [future.result(10) for future in librdkafka.incremental_alter_configs([change]).values()]
+        except KafkaException as error:
+            raise TopicAuthorizationFailedError() if error.args[0].code() == 29 else error
+
+    grant = ACL("User:learner-ada", "*", ACLOperation.ALL, ACLPermissionType.ALLOW, ResourcePattern(ResourceType.TOPIC, "predictions"))
+    matrix = {
+        "write images": write("images"), "read images": read("images"), "read predictions": read("predictions"),
+        "write feedback": write("feedback"),
+        "write predictions": write("predictions"), "write images-dlq": write("images-dlq"),
+        "write wall-moderation": write("wall-moderation"), "read wall-moderation": read("wall-moderation"),
+        "join the classifier's group": join("catdog-classifier"), "join a group of one's own": join("learner-ada"),
+        "delete a topic": lambda: admin.delete_topics(["images"]),
+        "create a topic": lambda: admin.create_topics([NewTopic("adas-own", 1, 1)]),
+        "alter a topic's configs": alter_configs, "grant oneself an ACL": lambda: admin.create_acls([grant]),
+    }
+    found = {action: refused(call) for action, call in matrix.items()}
+    producer.close()
+    admin.close()
+    assert found == {
+        "write images": "allowed", "read images": "allowed", "read predictions": "allowed", "write feedback": "allowed",
+        "write predictions": "TopicAuthorizationFailedError", "write images-dlq": "TopicAuthorizationFailedError",
+        "write wall-moderation": "TopicAuthorizationFailedError", "read wall-moderation": "TopicAuthorizationFailedError",
+        "join the classifier's group": "GroupAuthorizationFailedError",
+        "join a group of one's own": "GroupAuthorizationFailedError",
+        "delete a topic": "TopicAuthorizationFailedError", "create a topic": "TopicAuthorizationFailedError",
+        "alter a topic's configs": "TopicAuthorizationFailedError",
+        "grant oneself an ACL": ClusterAuthorizationFailedError.__name__,
+    }, found
+    assert GroupAuthorizationFailedError  # (named in the table above)
+
+
+@pytest.mark.parametrize("change, setting", [
+    ({"KAFKA_SASL_PASSWORD": "not-the-password"}, "KAFKA_SASL_PASSWORD"),
+    ({"KAFKA_SECURITY_PROTOCOL": "PLAINTEXT", "KAFKA_SASL_MECHANISM": "", "KAFKA_SASL_USERNAME": "",
+      "KAFKA_SASL_PASSWORD": ""}, "KAFKA_SECURITY_PROTOCOL=SASL_SSL"),
+    ({"KAFKA_SSL_CAFILE": "another CA"}, "KAFKA_SSL_CAFILE"),
+])
+def test_a_wrong_password_no_tls_or_an_untrusted_ca_is_one_line_naming_the_setting(secured, tmp_path, change, setting,
+                                                                                     cat_photos):
+    env, _ = learner_settings(secured)
+    if change.get("KAFKA_SSL_CAFILE"):
+        (tmp_path / "other-ca.crt").write_text(make_ca("not the room's CA")["crt"])
+        change = {"KAFKA_SSL_CAFILE": str(tmp_path / "other-ca.crt")}
+    started = time.monotonic()
+    sent = catdog("send", cat_photos[0], env={**env, **change}, timeout=120)
+    said = sent.stderr.strip().splitlines()
+    assert sent.returncode != 0 and len(said) == 1 and setting in said[0], sent.stderr
+    assert time.monotonic() - started < 60, said
+
+
+def test_the_classifier_and_a_learner_work_with_their_rendered_settings(secured, models_dir, tmp_path, cat_photos):
+    """A learner's `catdog send` and `catdog results --learner`, and the classifier's service, each with its
+    rendered environment: the photo's result names the learner (signed with their key, checked by the
+    classifier against the room's key table)."""
+    kafka = secured["kafka"]
+    classifier = rendered_env(secured["objects"], "Deployment", "catdog-classifier", kafka, secured["work"] / "files",
+                              namespace="catdog-room")
+    service = Service({**classifier, "CATDOG_MODELS_DIR": str(models_dir)}, models_dir, tmp_path / "classifier.log")
+    try:
+        service.wait_ready()
+        env, learner = learner_settings(secured)
+        printed = catdog_ok("send", cat_photos[1], env=env)
+        assert "-> images[" in printed, printed
+        deadline, results = time.monotonic() + 60, []
+        while time.monotonic() < deadline and not results:
+            results = [json.loads(line) for line in catdog_ok("results", "--learner", learner.learner, "--json",
+                                                               env=env).splitlines() if line.strip()]
+            results = [r for r in results if r.get("filename") == cat_photos[1].name]
+            time.sleep(1)
+        assert results and results[0]["learner"] == "Ada" and results[0]["learner_verified"], service.output()[-3000:]
+    finally:
+        service.stop()
