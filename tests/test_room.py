@@ -24,9 +24,9 @@ LEARNERS = 30
 SHARED_IMAGE = "image-registry.openshift-image-registry.svc:5000/catdog-room/catdog:latest"
 # What notebooks 01-03 do on Kafka, written out here rather than imported: send photos and read them
 # back, read results. Nothing else.
-ALLOWED = {("topic", "images", "literal"): {"Describe", "Read", "Write"},
-           ("topic", "predictions", "literal"): {"Describe", "Read"},
-           ("topic", "feedback", "literal"): {"Describe", "Read", "Write"}}
+ALLOWED = {("topic", "images", "literal"): {"Read", "Write"},
+           ("topic", "predictions", "literal"): {"Read"},
+           ("topic", "feedback", "literal"): {"Read", "Write"}}
 
 
 def make_room(out: Path, *args: str) -> str:
@@ -105,11 +105,11 @@ def test_every_learners_acls_are_exactly_what_the_notebooks_need(room):
             if kind == "topic" and resource in ("predictions", "images-dlq"):
                 assert ("Write" in operations) is (name == "catdog-classifier"), name
     assert acl_set(users["catdog-classifier"]) == {
-        ("topic", "images", "literal"): {"Describe", "Read"}, ("group", "catdog-classifier", "literal"): {"Read"},
-        ("topic", "predictions", "literal"): {"Describe", "Write"}, ("topic", "images-dlq", "literal"): {"Describe", "Write"}}
+        ("topic", "images", "literal"): {"Read"}, ("group", "catdog-classifier", "literal"): {"Read"},
+        ("topic", "predictions", "literal"): {"Write"}, ("topic", "images-dlq", "literal"): {"Write"}}
     # The retraining reads the labels and the photos they name, and writes nothing to Kafka.
     assert acl_set(users["catdog-retrain"]) == {
-        ("topic", "feedback", "literal"): {"Describe", "Read"}, ("topic", "images", "literal"): {"Describe", "Read"}}
+        ("topic", "feedback", "literal"): {"Read"}, ("topic", "images", "literal"): {"Read"}}
 
 
 def test_the_rooms_retraining_reads_kafka_as_its_own_user_and_writes_what_the_classifier_serves(room):
@@ -512,10 +512,10 @@ def test_the_wall_is_reached_by_https_from_the_router_only_with_a_generated_code
     assert env["KAFKA_SASL_USERNAME"]["value"] == "catdog-wall"
     assert env["KAFKA_SASL_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "catdog-wall", "key": "password"}
     [user] = [u for u in by_kind(objects, "KafkaUser") if u["metadata"]["name"] == "catdog-wall"]
-    assert acl_set(user) == {("topic", "images", "literal"): {"Describe", "Read", "Write"},
-                             ("topic", "predictions", "literal"): {"Describe", "Read"},
-                             ("topic", "feedback", "literal"): {"Describe", "Read", "Write"},
-                             ("topic", "wall-moderation", "literal"): {"Describe", "Read", "Write"}}
+    assert acl_set(user) == {("topic", "images", "literal"): {"Read", "Write"},
+                             ("topic", "predictions", "literal"): {"Read"},
+                             ("topic", "feedback", "literal"): {"Read", "Write"},
+                             ("topic", "wall-moderation", "literal"): {"Read", "Write"}}
     # The moderation topic (the room's code is on it) is the wall's alone: no other user may touch it.
     others = [u for u in by_kind(objects, "KafkaUser") if u["metadata"]["name"] != "catdog-wall"]
     assert not any(name == "wall-moderation" for u in others for (_, name, _) in acl_set(u))

@@ -159,3 +159,88 @@ def test_the_classifier_and_a_learner_work_with_their_rendered_settings(secured,
         assert results and results[0]["learner"] == "Ada" and results[0]["learner_verified"], service.output()[-3000:]
     finally:
         service.stop()
+
+
+def produce(topic: str):
+    def path(kafka):
+        producer = make_producer(kafka)
+        try:
+            producer.send(topic, b"a path's record", key=b"k").get(timeout=10)
+        finally:
+            producer.close()
+    return path
+
+
+def read(topic: str):
+    """Fetch partition 0's first record (each topic has one: the test writes it as the superuser)."""
+    def path(kafka):
+        consumer = KafkaConsumer(**client_config(kafka))
+        try:
+            consumer.assign([TopicPartition(topic, 0)])
+            consumer.seek_to_beginning()
+            deadline, records = time.monotonic() + 10, {}
+            while not records and time.monotonic() < deadline:
+                records = consumer.poll(500)
+            assert records, f"nothing fetched from {topic}"
+        finally:
+            consumer.close()
+    return path
+
+
+def consume_as_group(topic: str, group: str):
+    """The classifier's way in: join the group, be given partitions, read, commit."""
+    def path(kafka):
+        from catdog.kafka_io import make_consumer
+
+        consumer = make_consumer(kafka, topic, group_id=group)
+        try:
+            deadline = time.monotonic() + 20
+            while not consumer.assignment() and time.monotonic() < deadline:
+                consumer.poll(500)
+            assert consumer.assignment(), "no partitions assigned"
+            for partition in consumer.assignment():
+                consumer.position(partition)
+            consumer.commit()
+        finally:
+            consumer.close()
+    return path
+
+
+# What each service does on Kafka (src/catdog/service.py, wall/, labels.py and retrain.py), one path each.
+SERVICE_PATHS = {
+    ("Deployment", "catdog-classifier"): {"read images as its group": consume_as_group("images", "catdog-classifier"),
+                                          "write a result": produce("predictions"),
+                                          "write a dead letter": produce("images-dlq")},
+    ("Deployment", "catdog-wall"): {"send a phone's photo": produce("images"), "read photos for thumbnails": read("images"),
+                                    "read results": read("predictions"), "write a vote": produce("feedback"),
+                                    "read votes": read("feedback"), "write a moderation": produce("wall-moderation"),
+                                    "read moderation": read("wall-moderation")},
+    ("CronJob", "catdog-retrain"): {"read the votes": read("feedback"), "read the voted photos": read("images")},
+}
+
+
+def test_every_acl_each_service_holds_is_one_it_needs(secured):
+    """Least privilege shown, not claimed: with all its ACLs every path of each service works; with any one
+    of its ACLs removed, one of its paths is refused."""
+    from secured import create_acls, delete_acls
+
+    from confluent_kafka import Producer
+
+    kafka = secured["kafka"]
+    seed = Producer(kafka.confluent())
+    for topic in ("images", "predictions", "images-dlq", "feedback", "wall-moderation"):
+        seed.produce(topic, b"one record to fetch", key=b"seed", partition=0)
+    assert seed.flush(15) == 0
+    for (kind, name), paths in SERVICE_PATHS.items():
+        env = rendered_env(secured["objects"], kind, name, kafka, secured["work"] / "files", namespace="catdog-room")
+        settings = load_settings(env).kafka
+        mine = [b for b in kafka.bindings if b.principal == f"User:{settings.sasl_username}"]
+        assert mine and {name: refused(lambda path=path: path(settings)) for name, path in paths.items()} == dict.fromkeys(paths, "allowed")
+        for binding in mine:
+            delete_acls(kafka, [binding])
+            try:
+                broken = {path_name: refused(lambda path=path: path(settings)) for path_name, path in paths.items()}
+            finally:
+                create_acls(kafka, [binding])
+            # (A group member whose topic it may not read is simply given no partitions: kafka-python's way.)
+            assert set(broken.values()) - {"allowed"}, (binding, broken)

@@ -56,10 +56,11 @@ PRIVATE_FILE, PRIVATE_FOLDER = 0o600, 0o700  # every file `catdog room` writes h
 # What the notebooks do on Kafka: send photos (and read one back), read results, say what a photo really
 # is and retrain on the room's labels (notebook 04). Readers join no consumer group, so no group ACL;
 # nothing may write results, delete topics or change configs.
+# No Describe: Kafka implies it from Read or Write (and Delete, Alter), so it would be an ACL nothing needs.
 LEARNER_ACLS = (
-    ("topic", "images", ("Describe", "Read", "Write")),
-    ("topic", "predictions", ("Describe", "Read")),
-    ("topic", "feedback", ("Describe", "Read", "Write")),
+    ("topic", "images", ("Read", "Write")),
+    ("topic", "predictions", ("Read",)),
+    ("topic", "feedback", ("Read", "Write")),
 )
 
 
