@@ -7,6 +7,7 @@ untrusted CA is one line that names the setting to check."""
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -137,19 +138,31 @@ def test_a_wrong_password_no_tls_or_an_untrusted_ca_is_one_line_naming_the_setti
     assert time.monotonic() - started < 60, said
 
 
-def test_the_classifier_and_a_learner_work_with_their_rendered_settings(secured, models_dir, tmp_path, cat_photos):
-    """A learner's `catdog send` and `catdog results --learner`, and the classifier's service, each with its
-    rendered environment: the photo's result names the learner (signed with their key, checked by the
-    classifier against the room's key table)."""
-    kafka = secured["kafka"]
-    classifier = rendered_env(secured["objects"], "Deployment", "catdog-classifier", kafka, secured["work"] / "files",
-                              namespace="catdog-room")
-    service = Service({**classifier, "CATDOG_MODELS_DIR": str(models_dir)}, models_dir, tmp_path / "classifier.log")
+def test_the_rooms_components_work_with_their_rendered_settings(secured, models_dir, weights_dir, kaggle_dev, tmp_path,
+                                                               cat_photos, dog_photos):
+    """Each with the environment its rendered workload gives it (only the bootstrap address, file paths and
+    listening ports differ): the classifier serves; a learner's `catdog send` and `catdog results --learner`
+    (their result names them: signed with their key, checked against the room's table); the learner labels
+    it as notebook 04 does; a phone sends a photo through the wall and votes; the CronJob's `catdog retrain`
+    reads both votes as signed."""
+    import shutil
+
+    import httpx
+
+    from catdog.kafka_io import Sent
+    from catdog.labels import label_image
+    from processes import start_wall
+
+    kafka, files = secured["kafka"], secured["work"] / "files"
+    rendered = {name: rendered_env(secured["objects"], kind, name, kafka, files, namespace="catdog-room")
+                for kind, name in (("Deployment", "catdog-classifier"), ("Deployment", "catdog-wall"), ("CronJob", "catdog-retrain"))}
+    service = Service({**rendered["catdog-classifier"], "CATDOG_MODELS_DIR": str(models_dir)}, models_dir, tmp_path / "classifier.log")
+    wall = None
     try:
         service.wait_ready()
         env, learner = learner_settings(secured)
         printed = catdog_ok("send", cat_photos[1], env=env)
-        assert "-> images[" in printed, printed
+        name, topic, partition, offset = re.search(r"^(.+) -> (\S+)\[(\d+)\]@(\d+)", printed, re.M).groups()
         deadline, results = time.monotonic() + 60, []
         while time.monotonic() < deadline and not results:
             results = [json.loads(line) for line in catdog_ok("results", "--learner", learner.learner, "--json",
@@ -157,8 +170,32 @@ def test_the_classifier_and_a_learner_work_with_their_rendered_settings(secured,
             results = [r for r in results if r.get("filename") == cat_photos[1].name]
             time.sleep(1)
         assert results and results[0]["learner"] == "Ada" and results[0]["learner_verified"], service.output()[-3000:]
+        producer = make_producer(learner)
+        label_image(producer, learner, Sent(name, topic, int(partition), int(offset), results[0]["key"], 0), "cat")
+        producer.close()
+
+        walls = {**rendered["catdog-wall"], "CATDOG_WALL_HOST": "127.0.0.1", "CATDOG_WALL_FORWARDED_HOPS": "0"}
+        wall, base = start_wall(walls, tmp_path / "wall.log", walls["CATDOG_ROOM_CODE"])
+        phone = httpx.Client(base_url=base, timeout=60)
+        assert phone.post("/api/join", json={"code": walls["CATDOG_ROOM_CODE"]}).status_code == 204
+        sent = phone.post("/api/photos", params={"filename": dog_photos[1].name, "learner": "Bo"},
+                          content=dog_photos[1].read_bytes()).json()
+        assert phone.get(f"/api/photos/{sent['partition']}/{sent['offset']}").status_code == 200  # both verdicts
+        assert phone.post("/api/feedback", json={"partition": sent["partition"], "offset": sent["offset"],
+                                                 "label": "dog", "learner": "Bo"}).status_code == 201
+
+        models = tmp_path / "models"
+        shutil.copytree(models_dir, models)
+        retrain = {**rendered["catdog-retrain"], "CATDOG_MODELS_DIR": str(models), "CATDOG_DATA_DIR": str(tmp_path / "data"),
+                   "CATDOG_WEIGHTS_DIR": str(weights_dir)}
+        printed = catdog_ok("retrain", "--source", kaggle_dev, "--per-class", 10, "--epochs", 2, "--check",
+                            tmp_path / "check", "--check-from", kaggle_dev, "--check-per-class", 10, env=retrain)
+        assert "room's votes: 2 photos voted on, 2 accepted" in printed, printed
     finally:
         service.stop()
+        if wall:
+            wall.terminate()
+            wall.wait(30)
 
 
 def produce(topic: str):
