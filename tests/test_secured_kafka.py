@@ -281,3 +281,23 @@ def test_every_acl_each_service_holds_is_one_it_needs(secured):
                 create_acls(kafka, [binding])
             # (A group member whose topic it may not read is simply given no partitions: kafka-python's way.)
             assert set(broken.values()) - {"allowed"}, (binding, broken)
+
+
+def test_the_doctors_learner_acl_check_passes_against_a_broker_that_enforces_the_room(secured, tmp_path):
+    """The doctor's probe, run as it runs in a learner's notebook (their rendered settings, a photo on
+    standard input to the results topic), is refused by the room's ACLs, and the doctor says ok; against
+    the embedded broker the same probe is let through and the doctor says FAIL (tests/test_doctor.py)."""
+    import os
+    import subprocess
+    import sys
+
+    from catdog.doctor import learner_acl_probe, learner_acl_verdict, probe_photo
+    from catdog.room import learners
+
+    env, _ = learner_settings(secured)
+    [probe, *args] = learner_acl_probe("predictions")
+    ran = subprocess.run([str(Path(sys.prefix) / "bin" / probe), *args], input=probe_photo(), capture_output=True,
+                         env={**os.environ, **env}, timeout=120)
+    [ada] = learners(["Ada"])
+    verdict = learner_acl_verdict(ada, "predictions", ran.returncode, (ran.stdout + ran.stderr).decode(errors="replace"))
+    assert verdict.status == "ok", verdict

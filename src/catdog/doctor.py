@@ -256,9 +256,19 @@ def check_learner_acls(cluster: Cluster, learner: Learner | None, predictions_to
     if learner is None:
         return Check("learner ACLs", "skip", "no room (--room DIR): the single-learner lab has no ACLs")
     result = cluster.run("exec", "-i", "-n", learner.namespace, f"deployment/{NOTEBOOK}", "-c", NOTEBOOK_CONTAINER, "--",
-                         "catdog", "send", "--topic", predictions_topic, "-", input=probe_photo())
-    output = (result.stdout + result.stderr).decode(errors="replace")
-    if result.returncode == 0:
+                         *learner_acl_probe(predictions_topic), input=probe_photo())
+    return learner_acl_verdict(learner, predictions_topic, result.returncode, (result.stdout + result.stderr).decode(errors="replace"))
+
+
+def learner_acl_probe(predictions_topic: str) -> list[str]:
+    """What the learner-ACL check runs as the learner: a photo to the results topic, from standard input."""
+    return ["catdog", "send", "--topic", predictions_topic, "-"]
+
+
+def learner_acl_verdict(learner: Learner, predictions_topic: str, returncode: int, output: str) -> Check:
+    """The learner-ACL check's verdict on what the probe did (tests/test_secured_kafka.py runs the probe
+    against a broker that enforces the room's ACLs)."""
+    if returncode == 0:
         return Check("learner ACLs", "FAIL", f"{learner.name} wrote to {predictions_topic} from their notebook: "
                                              "the broker enforces no ACLs (the Kafka's authorization, the KafkaUsers)")
     if "authoriz" not in output.lower():
