@@ -241,7 +241,10 @@ def test_phones_and_the_projector_meet_on_the_wall(lab, tmp_path, cat_photos):
         while any(consumer.position(p) < ends[p] for p in images):
             stored += [r for batch in consumer.poll(timeout_ms=1000).values() for r in batch]
         sent = [r for r in stored if (LEARNER_HEADER, PHONE_LEARNER.encode()) in r.headers]
-        assert [written[0].key] == [image_key(r.value) for r in sent] == [r.key for r in sent]
+        # One vote, keyed by the image and the phone that cast it (a phone is a voter of its own).
+        image, voter = written[0].key.decode().split("/", 1)
+        assert [image.encode()] == [image_key(r.value) for r in sent] == [r.key for r in sent]
+        assert voter.startswith("phone:"), voter
         assert json.loads(written[0].value)["label"] == wrong_label != shown["pretrained"].split()[2].lower()
         # The projector scores the serving version on the photos the room judged (this one among them).
         history = projector.find_element(By.ID, "history")
