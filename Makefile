@@ -24,12 +24,13 @@ PRETRAINED_PER_CLASS ?= 300
 DEMO_PHOTOS ?= data/validation
 LAB_PORT ?= 8888
 
-.PHONY: venv lock demo data models predict test lab bench clean help
+.PHONY: venv lock demo data models predict test lab lab-secure bench clean help
 
 help:
 	@echo "make demo   prepare data, train both models, run the Kafka round trip"
 	@echo "make test   run every test"
 	@echo "make lab    JupyterLab with the broker and the classifier service running"
+	@echo "make lab-secure  the same lab on a broker that enforces the room's TLS, logins and ACLs"
 	@echo "make clean  remove data, models and the virtualenv"
 
 # Exactly the locked stack, every file checked against its hash (requirements-dev.lock: the runtime lock,
@@ -87,6 +88,15 @@ test: venv
 # always required: $$JUPYTER_TOKEN, or a fresh random one printed. LAB_ARGS: more `jupyter lab` options.
 lab: models
 	@BIN=$(BIN) LAB_PORT=$(LAB_PORT) bash scripts/lab.sh $(LAB_ARGS)
+
+# The same lab as one learner of a room sees it: a broker that enforces TLS (the room's CA), SCRAM logins
+# and the room's ACLs (the tests' kfake, from ../shared/tools), the classifier and the wall as the room's
+# users, JupyterLab as the learner LAB_LEARNER of a one-learner room written to $(LAB_ROOM) once.
+LAB_ROOM ?= .lab-secure/room
+LAB_LEARNER ?= Ada
+lab-secure: models
+	@[ -f $(LAB_ROOM)/secrets.json ] || $(BIN)/catdog room --learners "$(LAB_LEARNER)" --out $(LAB_ROOM) >/dev/null
+	@BIN=$(BIN) LAB_PORT=$(LAB_PORT) CATDOG_LAB_ROOM=$(LAB_ROOM) CATDOG_SHARED=$(SHARED) bash scripts/lab.sh $(LAB_ARGS)
 
 clean:
 	rm -rf data/training data/validation data/pretrained data/*.csv models/*.keras models/*.json models/*.png $(VENV)

@@ -3,6 +3,9 @@
 # room's wall, with the environment set so that the command (JupyterLab, or the notebook tests) finds
 # them. All are stopped when the command ends. Models must exist in $CATDOG_MODELS_DIR (make models).
 #   scripts/lab-env.sh jupyter lab ...
+# CATDOG_LAB_ROOM=DIR (`make lab-secure`): instead of the embedded broker, the tests' enforcing broker
+# (tests/secured.py: TLS from the room's CA, SCRAM logins, the room's ACLs) for the room folder DIR, the
+# classifier and the wall as the room's users, the command as the room's first learner.
 set -euo pipefail
 BIN=${BIN:-.venv/bin}
 export KAFKA_BOOTSTRAP_SERVERS=${KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:${CATDOG_LAB_KAFKA_PORT:-9092}}
@@ -19,6 +22,7 @@ export CATDOG_ROOM_CODE CATDOG_WALL_MODERATOR_KEY
 LOG_DIR=$(mktemp -d)
 service_pid=""
 wall_pid=""
+broker_pid=""
 
 stop() {
   if [ -n "$1" ] && kill -0 "$1" 2>/dev/null; then
@@ -30,7 +34,7 @@ stop() {
 cleanup() {
   stop "$wall_pid"
   stop "$service_pid"
-  "$BIN/catdog" broker stop >/dev/null
+  if [ -n "$broker_pid" ]; then stop "$broker_pid"; else "$BIN/catdog" broker stop >/dev/null; fi
 }
 trap cleanup EXIT
 trap 'exit 143' TERM  # stopped by a signal (Ctrl+C, a test, a pod ending): still stop both services
@@ -39,12 +43,28 @@ trap 'exit 130' INT
 # The lab's own commands (catdog) in JupyterLab's terminals and notebook `!` cells, as in the image.
 PATH="$(cd "$BIN" && pwd):$PATH"
 export PATH
-# Its exports: the address, and the consumer-group timings this broker needs (Kafka's defaults elsewhere).
-eval "$("$BIN/catdog" broker start --port "${KAFKA_BOOTSTRAP_SERVERS##*:}" | grep '^export ')"
+as_user() { :; }  # each process's Kafka login: none on the embedded broker
+if [ -n "${CATDOG_LAB_ROOM:-}" ]; then
+  secured="$LOG_DIR/secured"
+  "$BIN/python" "$(dirname "$0")/../tests/secured.py" --room "$CATDOG_LAB_ROOM" --out "$secured" \
+    --port "${KAFKA_BOOTSTRAP_SERVERS##*:}" >"$LOG_DIR/broker.log" 2>&1 &
+  broker_pid=$!
+  for _ in $(seq 1 120); do
+    grep -q "^secured Kafka" "$LOG_DIR/broker.log" 2>/dev/null && break
+    kill -0 "$broker_pid" 2>/dev/null || { cat "$LOG_DIR/broker.log" >&2; exit 1; }
+    sleep 0.5
+  done
+  grep -q "^secured Kafka" "$LOG_DIR/broker.log" || { cat "$LOG_DIR/broker.log" >&2; exit 1; }
+  cat "$LOG_DIR/broker.log"
+  as_user() { set -a; . "$secured/$1.env"; set +a; }
+else
+  # Its exports: the address, and the consumer-group timings this broker needs (Kafka's defaults elsewhere).
+  eval "$("$BIN/catdog" broker start --port "${KAFKA_BOOTSTRAP_SERVERS##*:}" | grep '^export ')"
+fi
 # The folder the classifier serves: a notebook that promotes a model there sees it served (notebook 04).
 CATDOG_CLASSIFIER_MODELS_DIR=$("$BIN/python" -c 'from catdog.config import load_settings; print(load_settings().models_dir)' 2>/dev/null || true)
 export CATDOG_CLASSIFIER_MODELS_DIR
-"$BIN/catdog" classify >"$LOG_DIR/classify.log" 2>&1 &
+(as_user classifier; exec "$BIN/catdog" classify) >"$LOG_DIR/classify.log" 2>&1 &
 service_pid=$!
 ready=""
 wait_seconds=${CATDOG_SERVICE_WAIT_SECONDS:-120}
@@ -62,7 +82,7 @@ if [ -z "$ready" ]; then
   exit 1
 fi
 echo "Kafka at $KAFKA_BOOTSTRAP_SERVERS; classifier service metrics at $CATDOG_METRICS_URL (log: $LOG_DIR/classify.log)"
-"$BIN/catdog" wall >"$LOG_DIR/wall.log" 2>&1 &
+(as_user wall; exec "$BIN/catdog" wall) >"$LOG_DIR/wall.log" 2>&1 &
 wall_pid=$!
 for _ in $(seq 1 60); do
   "$BIN/python" -c "import urllib.request; urllib.request.urlopen('$CATDOG_WALL_URL/readyz', timeout=1)" 2>/dev/null && break
@@ -71,4 +91,5 @@ for _ in $(seq 1 60); do
 done
 echo "Wall: $CATDOG_WALL_URL/#code=$CATDOG_ROOM_CODE (phones: $CATDOG_WALL_URL/upload#code=$CATDOG_ROOM_CODE; log: $LOG_DIR/wall.log)"
 echo "Moderator: $CATDOG_WALL_URL/moderate#key=$CATDOG_WALL_MODERATOR_KEY (yours alone: hide a photo, pause uploads, change the code)"
+as_user learner
 "$@"

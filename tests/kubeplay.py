@@ -42,16 +42,19 @@ UNHONOURED = {
                                    "to set when disconnected); its podAffinity (beside the classifier, for the "
                                    "ReadWriteOnce volume) holds on one node",
     "CronJob catdog-retrain": "the same pod as the Job, on a schedule: podman has no schedules",
-    "Kafka, KafkaNodePool, KafkaTopic, KafkaUser": "Strimzi's: the embedded broker stands in at the bootstrap "
-                                                  "Service's names and port, each KafkaTopic created on it with "
-                                                  "its partitions (its config: the broker keeps none); the "
-                                                  "Secret the User Operator writes for a KafkaUser (key "
-                                                  "password) is written by the test",
-    "TLS and SCRAM on the room's listener, simple authorization (ACLs)": "the embedded broker has no usable TLS or "
-        "SASL (DEVELOPERS.md): a SASL_SSL ConfigMap becomes PLAINTEXT on the same names and port, and the "
-        "KAFKA_SASL_* settings go (the client refuses them without SASL); each password's Secret is checked "
-        "first to exist with its key, the CA file to be mounted where KAFKA_SSL_CAFILE says (the client "
-        "refuses a missing one); the ACLs are test_room's, and the doctor's ACL check must fail here",
+    "Kafka, KafkaNodePool, KafkaTopic, KafkaUser": "Strimzi's: a broker stands in at the bootstrap Service's "
+                                                  "names and port, each KafkaTopic made on it with its partitions; "
+                                                  "the Secret the User Operator writes for a KafkaUser (key "
+                                                  "password) is written by the test. For a room (TLS and SCRAM on "
+                                                  "every listener, simple authorization) the broker enforces them: "
+                                                  "kfake in a container, its certificate signed by the room's CA, "
+                                                  "every SCRAM user with its Secret's password, the ACLs the User "
+                                                  "Operator makes from each KafkaUser (tests/secured.py); it "
+                                                  "advertises its address rather than per-broker Service names, "
+                                                  "and the laptop's TLS user logs in with SCRAM (kfake has no "
+                                                  "client-certificate principals). Where the Kafka asks no login "
+                                                  "(one learner's lab) the embedded broker stands in, with no TLS "
+                                                  "or SASL to offer",
     "DaemonSet catdog-image-prepuller": "one node, the image already on it: the doctor reads its recorded status",
     "BuildConfig, ImageStream, RoleBinding catdog-image-pullers": "the CI-built image is tagged as the "
                                                                   "ImageStream's catdog:latest and the room's "
@@ -161,25 +164,27 @@ def sasl_password_references(objects: list[dict]) -> list[tuple[str | None, str,
     return found
 
 
-def playable(objects: list[dict], uid: int, dns: dict[str | None, dict[str, str]], host_ports) -> list[dict]:
+def playable(objects: list[dict], uid: int, dns: dict[str | None, dict[str, str]], host_ports,
+             secured: bool = False) -> list[dict]:
     """The workload objects as podman plays them: named <namespace>-<name>, every Deployment as a random UID
     in group 0 with its namespace's view of cluster DNS (``dns``, from cluster_dns) in its hosts file and each
-    container port on a free host port (``host_ports``: an iterator), every PVC owned by that UID, a room's
-    SASL_SSL settings as PLAINTEXT (UNHONOURED says why)."""
+    container port on a free host port (``host_ports``: an iterator), every PVC owned by that UID. Not
+    ``secured`` (the embedded broker stands in, which has no usable TLS or SASL): SASL_SSL settings become
+    PLAINTEXT and the KAFKA_SASL_* settings go."""
     played = []
+    config_maps = {(o["metadata"].get("namespace"), o["metadata"]["name"]): _played_settings(o.get("data") or {}, secured)
+                   for o in objects if o["kind"] == "ConfigMap"}
     for original in objects:
         if original["kind"] not in PLAYED_KINDS:
             continue
         obj = copy.deepcopy(original)
         namespace = obj["metadata"].pop("namespace", None)
         obj["metadata"]["name"] = played_name(original)
+        if obj["kind"] == "ConfigMap":
+            obj["data"] = config_maps[namespace, original["metadata"]["name"]]
         if obj["kind"] == "PersistentVolumeClaim":
             obj["metadata"].setdefault("annotations", {}).update(
                 {"volume.podman.io/uid": str(uid), "volume.podman.io/gid": "0"})
-        if obj["kind"] == "ConfigMap" and obj.get("data", {}).get("KAFKA_SECURITY_PROTOCOL", "").startswith("SASL_"):
-            obj["data"]["KAFKA_SECURITY_PROTOCOL"] = "PLAINTEXT"
-            for name in SASL_SETTINGS:
-                obj["data"].pop(name, None)
         if obj["kind"] in ("Deployment", "Pod"):
             if obj["kind"] == "Deployment" and obj["spec"]["template"]["spec"].get("initContainers"):
                 # podman 4.3 removes a "once" init container (its default) after it ran and races that
@@ -188,9 +193,12 @@ def playable(objects: list[dict], uid: int, dns: dict[str | None, dict[str, str]
                 # annotations, not its pod template's.
                 obj["metadata"].setdefault("annotations", {})["io.podman.annotations.init.container.type"] = "always"
             pod = obj["spec"]["template"]["spec"] if obj["kind"] == "Deployment" else obj["spec"]
+            for container in pod.get("initContainers", []) + pod["containers"]:
+                _env_wins_over_env_from(container, config_maps, namespace)
             _rename_references(pod, namespace)
             for container in pod["containers"]:
-                container["env"] = [v for v in container.get("env", []) if v["name"] not in SASL_SETTINGS]
+                if not secured:
+                    container["env"] = [v for v in container.get("env", []) if v["name"] not in SASL_SETTINGS]
                 for port in container.get("ports", []):
                     port["hostPort"] = next(host_ports)
             pod.setdefault("securityContext", {}).update({"runAsUser": uid, "runAsGroup": 0})
@@ -202,7 +210,7 @@ def playable(objects: list[dict], uid: int, dns: dict[str | None, dict[str, str]
     return played
 
 
-def podman_secrets(objects: list[dict], secrets: list[dict] = ()) -> dict[str, str]:
+def podman_secrets(objects: list[dict], secrets: list[dict] = (), secured: bool = False) -> dict[str, str]:
     """Each Secret the played Deployments read (from the render, or ``secrets``: what the cluster's Jobs and
     operators write) as `podman secret create` must be given it (played name -> content): JSON of base64
     values for secretKeyRef (podman#16623), a Secret with its values decoded for a secret volume."""
@@ -214,7 +222,7 @@ def podman_secrets(objects: list[dict], secrets: list[dict] = ()) -> dict[str, s
         for container in pod.get("initContainers", []) + pod["containers"]:
             for variable in container.get("env", []):
                 ref = variable.get("valueFrom", {}).get("secretKeyRef")
-                if ref and variable["name"] not in SASL_SETTINGS:
+                if ref and (secured or variable["name"] not in SASL_SETTINGS):
                     as_env.add(_in(namespace, ref["name"]))
         for volume in (v["secret"] for v in pod.get("volumes", []) if "secret" in v):
             as_volume[_in(namespace, volume["secretName"])] = [item["key"] for item in volume["items"]] if "items" in volume else None
@@ -227,6 +235,37 @@ def podman_secrets(objects: list[dict], secrets: list[dict] = ()) -> dict[str, s
                   if keys is None or key in keys}
         created[name] = json.dumps({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "data": values})
     return created
+
+
+def _played_settings(data: dict, secured: bool) -> dict:
+    """A ConfigMap's data as played: not ``secured``, SASL_SSL settings become PLAINTEXT (the embedded broker)."""
+    data = dict(data)
+    if not secured and data.get("KAFKA_SECURITY_PROTOCOL", "").startswith("SASL_"):
+        data["KAFKA_SECURITY_PROTOCOL"] = "PLAINTEXT"
+        for name in SASL_SETTINGS:
+            data.pop(name, None)
+    return data
+
+
+def _env_wins_over_env_from(container: dict, config_maps: dict, namespace: str | None) -> None:
+    """A ConfigMap's envFrom keys as env entries where the container's own env does not set them: Kubernetes
+    lets env win over envFrom, podman 4.3 lets envFrom win (the wall's KAFKA_SASL_USERNAME came out as the
+    room ConfigMap's catdog-classifier). Secret envFrom is left to podman (none in the manifests)."""
+    own = {variable["name"] for variable in container.get("env", [])}
+    kept = []
+    for source in container.get("envFrom", []):
+        ref = source.get("configMapRef")
+        if ref is None or (namespace, ref["name"]) not in config_maps:
+            kept.append(source)
+            continue
+        prefix = source.get("prefix", "")
+        container.setdefault("env", []).extend(
+            {"name": prefix + key, "value": value} for key, value in config_maps[namespace, ref["name"]].items()
+            if prefix + key not in own)
+    if "envFrom" in container:
+        container["envFrom"] = kept
+        if not kept:
+            del container["envFrom"]
 
 
 def secret_data(secret: dict) -> str:

@@ -8,6 +8,8 @@ Kafka before reading a failure (a failed login closes the connection; quotas are
 from __future__ import annotations
 
 import base64
+import dataclasses
+import os
 import secrets
 import subprocess
 from dataclasses import dataclass, field
@@ -16,7 +18,7 @@ from pathlib import Path
 from catdog import acls
 from catdog.room import read_room, server_certificate
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+SHARED = Path(os.environ.get("CATDOG_SHARED") or Path(__file__).resolve().parents[2] / "shared").resolve()
 KFAKE = SHARED / "tools" / "kfake" / "kfake-broker"
 SUPERUSER = "room-admin"  # stands in for the Topic and User Operators: makes topics and ACLs, nothing else
 
@@ -27,18 +29,25 @@ def secret_value(secret: dict, key: str) -> str:
     return base64.b64decode(secret["data"][key]).decode()
 
 
-def scram_passwords(objects: list[dict]) -> dict[str, str]:
+def scram_passwords(objects: list[dict], written: list[dict] = ()) -> dict[str, str]:
     """Each SCRAM KafkaUser's password: from the Secret its spec names (the learners', written by `catdog
-    room`), else generated, as the User Operator generates one for a user that names none."""
-    secrets_ = {s["metadata"]["name"]: s for s in objects if s["kind"] == "Secret"}
+    room`), else from ``written`` (the Secret the User Operator writes, named for the user, key password),
+    else generated, as the User Operator generates one for a user that names none."""
+    secrets_ = {(s["metadata"].get("namespace"), s["metadata"]["name"]): s
+                for s in [*objects, *written] if s["kind"] == "Secret"}
     passwords = {}
     for user in (o for o in objects if o["kind"] == "KafkaUser"):
+        namespace, name = user["metadata"].get("namespace"), user["metadata"]["name"]
         authentication = user["spec"].get("authentication") or {}
         if authentication.get("type") != "scram-sha-512":
             continue  # the laptop's TLS user: kfake has no client-certificate principals
         ref = (authentication.get("password") or {}).get("valueFrom", {}).get("secretKeyRef")
-        passwords[user["metadata"]["name"]] = (secret_value(secrets_[ref["name"]], ref["key"]) if ref
-                                               else secrets.token_urlsafe(24))
+        if ref:
+            passwords[name] = secret_value(secrets_[namespace, ref["name"]], ref["key"])
+        elif (namespace, name) in secrets_:
+            passwords[name] = secret_value(secrets_[namespace, name], "password")
+        else:
+            passwords[name] = secrets.token_urlsafe(24)
     return passwords
 
 
@@ -65,34 +74,50 @@ class SecuredKafka:
         return {"bootstrap.servers": self.bootstrap, "security.protocol": "SASL_SSL", "sasl.mechanism": "SCRAM-SHA-512",
                 "sasl.username": user or SUPERUSER,
                 "sasl.password": self.passwords[user] if user else self.superuser_password,
-                "ssl.ca.location": str(self.ca_file), **extra}
+                "ssl.ca.location": str(self.ca_file), "log_level": 4, **extra}  # no telemetry chatter
 
     def stop(self) -> None:
         self.process.terminate()
         self.process.wait(10)
 
 
-def start_secured_kafka(room_dir: Path, objects: list[dict], work: Path) -> SecuredKafka:
-    """kfake for the room written in ``room_dir`` and rendered as ``objects``, with its topics and ACLs made."""
+def start_kfake(ca: dict[str, str], hosts: list[str], passwords: dict[str, str], work: Path,
+                connect: str = "localhost", command: list[str] | None = None, port: int = 0) -> SecuredKafka:
+    """kfake with TLS from a certificate the room's CA (``ca``, as `catdog room` keeps it) signed for ``hosts``,
+    a superuser, and ``passwords``' users. ``command``: how to run the binary (default: here, on a free port on
+    127.0.0.1; the played room runs it in a container, see tests/test_image.py); ``connect``: the host clients
+    here reach it by."""
     work.mkdir(parents=True, exist_ok=True)
-    certificate, key = server_certificate(read_room(room_dir)["ca"], ["localhost", "127.0.0.1"])
+    certificate, key = server_certificate(ca, hosts)
     (work / "broker.crt").write_text(certificate)
     (work / "broker.key").write_text(key)
     ca_file = work / "ca.crt"
-    ca_file.write_text(read_room(room_dir)["ca"]["crt"])
-    passwords, superuser_password = scram_passwords(objects), secrets.token_urlsafe(24)
-    process = subprocess.Popen(
-        [str(KFAKE), "-port", "0", "-cert", str(work / "broker.crt"), "-key", str(work / "broker.key"),
-         "-superuser", f"{SUPERUSER}:{superuser_password}",
-         "-users", ",".join(f"{name}:{password}" for name, password in passwords.items())],
-        stdout=subprocess.PIPE, stderr=open(work / "kfake.log", "wb"), text=True)
+    ca_file.write_text(ca["crt"])
+    superuser_password = secrets.token_urlsafe(24)
+    arguments = ["-port", str(port), "-cert", str(work / "broker.crt"), "-key", str(work / "broker.key"),
+                 "-superuser", f"{SUPERUSER}:{superuser_password}",
+                 "-users", ",".join(f"{name}:{password}" for name, password in passwords.items())]
+    process = subprocess.Popen([*(command or [str(KFAKE)]), *arguments],
+                               stdout=subprocess.PIPE, stderr=open(work / "kfake.log", "wb"), text=True)
     address = process.stdout.readline().strip()
     assert address, f"kfake printed no address: {(work / 'kfake.log').read_text()}"
-    kafka = SecuredKafka(f"localhost:{address.rsplit(':', 1)[1]}", ca_file, passwords, superuser_password, process)
-    make_topics(kafka, [o for o in objects if o["kind"] == "KafkaTopic"])
-    kafka.bindings = [binding for user in objects if user["kind"] == "KafkaUser" for binding in acls.bindings(user)]
-    create_acls(kafka, kafka.bindings)
+    return SecuredKafka(f"{connect}:{address.rsplit(':', 1)[1]}", ca_file, passwords, superuser_password, process)
+
+
+def start_secured_kafka(room_dir: Path, objects: list[dict], work: Path) -> SecuredKafka:
+    """kfake for the room written in ``room_dir`` and rendered as ``objects``, with its topics and ACLs made."""
+    kafka = start_kfake(read_room(room_dir)["ca"], ["localhost", "127.0.0.1"], scram_passwords(objects), work)
+    secure(kafka, objects)
     return kafka
+
+
+def secure(kafka: SecuredKafka, objects: list[dict], principal_of: dict[str, str] | None = None) -> None:
+    """What Strimzi's operators make on the room's Kafka: the rendered KafkaTopics and every KafkaUser's ACLs
+    (``principal_of``: a principal to grant a user's ACLs to instead of its own)."""
+    make_topics(kafka, [o for o in objects if o["kind"] == "KafkaTopic"])
+    kafka.bindings = [dataclasses.replace(binding, principal=(principal_of or {}).get(binding.principal, binding.principal))
+                      for user in objects if user["kind"] == "KafkaUser" for binding in acls.bindings(user)]
+    create_acls(kafka, kafka.bindings)
 
 
 def make_topics(kafka: SecuredKafka, topics: list[dict]) -> None:
@@ -180,3 +205,64 @@ def rendered_env(objects: list[dict], kind: str, name: str, kafka: SecuredKafka,
             if value.startswith(path + "/"):
                 env[key] = str(folder / value[len(path) + 1:])
     return {**env, "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap}
+
+
+# What a process of the room needs of a workload's rendered settings outside the cluster (`make lab-secure`):
+# how to reach and log in to Kafka, its topics and group, and who it signs as; not its pod's ports, folders
+# and in-cluster addresses.
+LAB_SETTINGS = ("KAFKA_", "CATDOG_LEARNER", "CATDOG_GROUP_ID", "CATDOG_IMAGES_TOPIC", "CATDOG_PREDICTIONS_TOPIC",
+                "CATDOG_DLQ_TOPIC", "CATDOG_FEEDBACK_TOPIC", "CATDOG_MODERATION_TOPIC")
+LAB_WORKLOADS = {"classifier": ("Deployment", "catdog-classifier"), "wall": ("Deployment", "catdog-wall"),
+                 "learner": ("Deployment", "catdog-notebook")}
+
+
+def lab_env_files(objects: list[dict], kafka: SecuredKafka, out: Path) -> list[Path]:
+    """One file of `export` lines per process of `make lab-secure` (the classifier, the wall, the first
+    learner's notebook): each workload's rendered settings that matter outside the cluster, at this broker."""
+    import shlex
+
+    written = []
+    for who, (kind, name) in LAB_WORKLOADS.items():
+        env = rendered_env(objects, kind, name, kafka, out / "files")
+        lines = [f"export {key}={shlex.quote(value)}" for key, value in sorted(env.items()) if key.startswith(LAB_SETTINGS)]
+        (out / f"{who}.env").write_text("\n".join(lines) + "\n")
+        written.append(out / f"{who}.env")
+    return written
+
+
+def main() -> None:
+    """`make lab-secure`'s Kafka: the enforcing broker for a room folder (`catdog room` wrote it), on a port
+    here, with an env file per process; runs until SIGTERM or SIGINT."""
+    import argparse
+    import shutil
+    import signal
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--room", type=Path, required=True, help="the folder `catdog room` wrote")
+    parser.add_argument("--out", type=Path, required=True, help="where the env files, certificate and log go")
+    parser.add_argument("--port", type=int, default=9093)
+    args = parser.parse_args()
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        raise SystemExit("kubectl is not installed (it comes from requirements-dev.txt: make venv)")
+    rendered = subprocess.run([kubectl, "kustomize", str(args.room)], capture_output=True, text=True, timeout=120, check=True)
+    import yaml
+
+    objects = [doc for doc in yaml.safe_load_all(rendered.stdout) if doc]
+    learners = [o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"] == "catdog-notebook"]
+    objects = [o for o in objects if o not in learners[1:]]  # the first learner's lab
+    kafka = start_kfake(read_room(args.room)["ca"], ["localhost", "127.0.0.1"], scram_passwords(objects), args.out,
+                        connect="127.0.0.1", port=args.port)
+    secure(kafka, objects)
+    lab_env_files(objects, kafka, args.out)
+    print(f"secured Kafka at {kafka.bootstrap} (TLS from the room's CA, SCRAM, the room's ACLs); env files in {args.out}",
+          flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: kafka.stop())
+    try:
+        kafka.process.wait()
+    except KeyboardInterrupt:
+        kafka.stop()
+
+
+if __name__ == "__main__":
+    main()

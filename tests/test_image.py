@@ -670,14 +670,14 @@ def test_the_classifier_container_stops_cleanly_on_sigterm_within_its_grace_peri
 class Played:
     """Pods played from rendered manifests (played_pods): where each answers and what it wrote."""
 
-    def __init__(self, pod_ip: dict[str, str], gateway: str, kafka_port: int, network: str,
+    def __init__(self, pod_ip: dict[str, str], gateway: str, kafka: dict[str, str], network: str,
                  dns: dict, spare_ips: list[str], tmp_path: Path):
-        self.pod_ip, self.gateway, self.kafka_port, self.network = pod_ip, gateway, kafka_port, network
+        self.pod_ip, self.gateway, self.kafka, self.network = pod_ip, gateway, kafka, network
         self.dns, self.spare_ips, self.tmp_path, self.pods = dns, spare_ips, tmp_path, []
 
     @property
     def bootstrap(self) -> str:
-        return f"{self.gateway}:{self.kafka_port}"
+        return self.kafka["KAFKA_BOOTSTRAP_SERVERS"]
 
     def container(self, deployment: str, container: str) -> str:
         """The container podman runs for a played Deployment's container (named <pod>-<container>)."""
@@ -695,7 +695,8 @@ class Played:
 
         configmaps = [o for o in objects if o["kind"] == "ConfigMap"
                       and o["metadata"].get("namespace") == pod["metadata"].get("namespace")]
-        played = playable([*configmaps, pod], uid=int(RANDOM_UID.split(":")[0]), dns=self.dns, host_ports=iter(free_port, None))
+        played = playable([*configmaps, pod], uid=int(RANDOM_UID.split(":")[0]), dns=self.dns, host_ports=iter(free_port, None),
+                          secured="KAFKA_SASL_USERNAME" in self.kafka)
         name = played_name(pod)
         yaml_file = self.tmp_path / f"played-{name}.yaml"
         yaml_file.write_text(yaml.safe_dump_all(played, sort_keys=False))
@@ -711,70 +712,136 @@ class Played:
         return int(ended.stdout.strip()), logs(container)
 
 
+def is_secured(objects: list[dict]) -> bool:
+    """A room's Kafka: its internal listener on TLS with SCRAM logins, and simple authorization (ACLs)."""
+    [kafka] = [o for o in objects if o["kind"] == "Kafka"]
+    listeners = [listener for listener in kafka["spec"]["kafka"]["listeners"] if listener["type"] == "internal"]
+    return (all(listener.get("tls") and (listener.get("authentication") or {}).get("type") == "scram-sha-512"
+                for listener in listeners) and (kafka["spec"]["kafka"].get("authorization") or {}).get("type") == "simple")
+
+
+@contextlib.contextmanager
+def embedded_room_kafka(objects: list[dict], broker_ip: str, port: int, tmp_path: Path):
+    """The embedded broker (tansu) for a lab whose Kafka asks no login: on every address of this machine
+    (the network's bridge appears only with its first pod), advertised at the gateway, with the KafkaTopics
+    made as the Topic Operator makes them (each with its partitions). Yields the settings of a client here."""
+    from catdog.broker import tansu_binary, wait_for_port
+
+    broker = subprocess.Popen([str(tansu_binary()), "broker", "--listener-url", f"tcp://0.0.0.0:{port}",
+                               "--advertised-listener-url", f"tcp://{broker_ip}:{port}",
+                               "--storage-engine", "memory://tansu/"],
+                              stdout=open(tmp_path / "broker.log", "wb"), stderr=subprocess.STDOUT)
+    try:
+        assert wait_for_port(port, 15), (tmp_path / "broker.log").read_text()
+        for topic in (o for o in objects if o["kind"] == "KafkaTopic"):
+            subprocess.run([str(tansu_binary()), "topic", "create", topic["spec"].get("topicName", topic["metadata"]["name"]),
+                            "--partitions", str(topic["spec"]["partitions"]), "--broker", f"tcp://127.0.0.1:{port}"],
+                           check=True, capture_output=True, timeout=30)
+        yield {"KAFKA_BOOTSTRAP_SERVERS": f"{broker_ip}:{port}"}
+    finally:
+        broker.terminate()
+        broker.wait(30)
+
+
+@contextlib.contextmanager
+def secured_room_kafka(objects: list[dict], written: list[dict], image: str, network: str, broker_ip: str, port: int,
+                       tmp_path: Path):
+    """The room's Kafka as a pod that enforces what its Kafka resource asks (tests/secured.py: kfake, TLS from
+    a certificate the room's CA signed for the bootstrap Service's names, every SCRAM KafkaUser with the
+    password its Secret holds, the KafkaTopics, the ACLs the User Operator makes), at ``broker_ip`` on the
+    played network. It advertises that address (kfake has one for every client): the pods connect by the
+    bootstrap Service's name, as rendered, and then to the broker's address, which the certificate names too,
+    as do the test and the doctor here (outside the cluster, where a laptop would use the route listener).
+    The laptop's TLS user logs in with SCRAM here (kfake has no client-certificate principals): its ACLs are
+    granted to that login. Yields the settings of the instructor's laptop."""
+    from kubeplay import bootstrap_address, service_names
+    from secured import KFAKE, scram_passwords, secret_value, secure, start_kfake
+
+    host, _, namespace = bootstrap_address(objects)
+    laptops = [u["metadata"]["name"] for u in objects if u["kind"] == "KafkaUser"
+               and u["spec"]["authentication"]["type"] in ("tls", "tls-external")]
+    passwords = {**scram_passwords(objects, written), **{name: secrets.token_urlsafe(18) for name in laptops}}
+    work = tmp_path / "kafka"
+    container = f"{network}-kafka"
+    # Strimzi's broker, not our workload: it runs as root in its container, to read the certificate here.
+    command = ["podman", "run", "--rm", "--name", container, "--network", network, f"--ip={broker_ip}", "--user", "0:0",
+               "-v", f"{KFAKE.parent}:/kfake:ro", "-v", f"{work}:{work}:ro", "--entrypoint", "/kfake/kfake-broker", image,
+               "-listen", "0.0.0.0", "-advertise", broker_ip]
+    # The CA Strimzi signs its brokers' certificates with: the user-provided one `catdog room` rendered.
+    ca_secrets = {s["metadata"]["name"]: s for s in objects if s["kind"] == "Secret" and s["metadata"].get("namespace") == namespace}
+    room_ca = {"crt": secret_value(ca_secrets["catdog-cluster-ca-cert"], "ca.crt"),
+               "key": secret_value(ca_secrets["catdog-cluster-ca"], "ca.key")}
+    kafka = start_kfake(room_ca, [*service_names(host, namespace), broker_ip], passwords, work, connect=broker_ip,
+                        command=command, port=port)
+    try:
+        secure(kafka, objects, {f"User:CN={name}": f"User:{name}" for name in laptops})
+        [laptop] = laptops
+        yield kafka.env(laptop)
+    finally:
+        (ARTIFACTS / f"played-{container}.log").write_text((work / "kfake.log").read_text(errors="replace"))
+        podman("rm", "--force", container, check=False)
+        kafka.process.wait(30)
+
+
 @contextlib.contextmanager
 def played_pods(objects: list[dict], image: str, tmp_path: Path, secrets: list[dict] = ()):
     """`podman kube play` of the rendered ``objects`` (tests/kubeplay.py: what is changed and why) on the CI
-    image, on a network of their own, beside the embedded broker at the Kafka bootstrap Service's names and
-    port with the KafkaTopics created; ``secrets``: what the cluster's Jobs and operators would write. Every
-    pod's log goes to the artifacts and everything is removed afterwards."""
+    image, on a network of their own, beside the room's Kafka at the Kafka bootstrap Service's names and port
+    with the KafkaTopics created: the enforcing broker where the Kafka resource asks for logins and ACLs (a
+    room's), the embedded one where it asks none; ``secrets``: what the cluster's Jobs and operators would
+    write. Every pod's log goes to the artifacts and everything is removed afterwards."""
     import ipaddress
 
-    from catdog.broker import tansu_binary, wait_for_port
     from kubeplay import bootstrap_address, cluster_dns, played_name, playable, podman_secrets
 
     deployments = [played_name(o) for o in objects if o["kind"] == "Deployment"]
     images = sorted({c["image"] for o in objects if o["kind"] == "Deployment" for c in o["spec"]["template"]["spec"]["containers"]})
     names = [f"localhost/{name}" if "/" not in name else name for name in images]
-    network = f"catdog-play-{uuid.uuid4().hex[:8]}"
+    network, secured = f"catdog-play-{uuid.uuid4().hex[:8]}", is_secured(objects)
     podman("network", "create", network)
     try:  # the addresses come from the network podman made: a refused render must not leave it behind
         subnet = ipaddress.ip_network(podman("network", "inspect", network, "--format",
                                              "{{range .Subnets}}{{.Subnet}}{{end}}").stdout.strip())
-        gateway, *pod_ips = [str(host) for host in list(subnet.hosts())[:1 + len(deployments) + 4]]
+        gateway, *pod_ips = [str(host) for host in list(subnet.hosts())[:1 + len(deployments) + 5]]
         pod_ip = dict(zip(deployments, pod_ips))
+        broker_ip = pod_ips[len(deployments)] if secured else gateway
         _, kafka_port, _ = bootstrap_address(objects)
-        dns = cluster_dns(objects, pod_ip, gateway)
-        played = playable(objects, uid=int(RANDOM_UID.split(":")[0]), dns=dns, host_ports=iter(free_port, None))
-        created = podman_secrets(objects, list(secrets))
+        dns = cluster_dns(objects, pod_ip, broker_ip)
+        played = playable(objects, uid=int(RANDOM_UID.split(":")[0]), dns=dns, host_ports=iter(free_port, None),
+                          secured=secured)
+        created = podman_secrets(objects, list(secrets), secured=secured)
     except BaseException:
         podman("network", "rm", "--force", network, check=False)
         raise
     yaml_file = tmp_path / "played.yaml"
     yaml_file.write_text(yaml.safe_dump_all(played, sort_keys=False))
     claims = [o["metadata"]["name"] for o in played if o["kind"] == "PersistentVolumeClaim"]
-    # On every address (the network's bridge appears only with its first pod), advertised at the gateway.
-    broker = subprocess.Popen([str(tansu_binary()), "broker", "--listener-url", f"tcp://0.0.0.0:{kafka_port}",
-                               "--advertised-listener-url", f"tcp://{gateway}:{kafka_port}",
-                               "--storage-engine", "memory://tansu/"],
-                              stdout=open(tmp_path / "broker.log", "wb"), stderr=subprocess.STDOUT)
     pods = None
     try:
-        assert wait_for_port(kafka_port, 15), (tmp_path / "broker.log").read_text()
-        # What the Topic Operator does with the KafkaTopics: each topic, with its partitions.
-        for topic in (o for o in objects if o["kind"] == "KafkaTopic"):
-            subprocess.run([str(tansu_binary()), "topic", "create", topic["spec"].get("topicName", topic["metadata"]["name"]),
-                            "--partitions", str(topic["spec"]["partitions"]), "--broker", f"tcp://127.0.0.1:{kafka_port}"],
-                           check=True, capture_output=True, timeout=30)
-        for name in names:
-            podman("tag", image, name)
-        for name in [*claims, *created]:  # a secret volume is a podman volume named for its Secret
-            podman("volume", "rm", "--force", name, check=False)
-        for name, content in created.items():
-            podman("secret", "rm", name, check=False)
-            (tmp_path / f"secret-{name}.json").write_text(content)
-            podman("secret", "create", name, str(tmp_path / f"secret-{name}.json"))
-        podman("kube", "play", "--network", network, *[f"--ip={pod_ip[name]}" for name in deployments],
-               str(yaml_file), timeout=300)
-        pods = Played(pod_ip, gateway, kafka_port, network, dns, pod_ips[len(deployments):], tmp_path)
-        yield pods
+        with (secured_room_kafka(objects, list(secrets), image, network, broker_ip, kafka_port, tmp_path) if secured
+              else embedded_room_kafka(objects, broker_ip, kafka_port, tmp_path)) as kafka:
+            for name in names:
+                podman("tag", image, name)
+            for name in [*claims, *created]:  # a secret volume is a podman volume named for its Secret
+                podman("volume", "rm", "--force", name, check=False)
+            for name, content in created.items():
+                podman("secret", "rm", name, check=False)
+                (tmp_path / f"secret-{name}.json").write_text(content)
+                podman("secret", "create", name, str(tmp_path / f"secret-{name}.json"))
+            try:
+                podman("kube", "play", "--network", network, *[f"--ip={pod_ip[name]}" for name in deployments],
+                       str(yaml_file), timeout=300)
+                pods = Played(pod_ip, gateway, kafka, network, dns, pod_ips[len(deployments) + 1:], tmp_path)
+                yield pods
+            finally:
+                jobs = [] if pods is None else pods.pods
+                for name in podman("ps", "-a", "--format", "{{.Names}}").stdout.split():
+                    if name.startswith(tuple(f"{deployment}-pod" for deployment in deployments)) or any(
+                            name.startswith(job.stem.removeprefix("played-")) for job in jobs):
+                        (ARTIFACTS / f"played-{name}.log").write_text(logs(name))
+                for played_file in [yaml_file, *jobs]:
+                    podman("kube", "down", str(played_file), check=False)
     finally:
-        jobs = [] if pods is None else pods.pods
-        for name in podman("ps", "-a", "--format", "{{.Names}}").stdout.split():
-            if name.startswith(tuple(f"{deployment}-pod" for deployment in deployments)) or any(
-                    name.startswith(job.stem.removeprefix("played-")) for job in jobs):
-                (ARTIFACTS / f"played-{name}.log").write_text(logs(name))
-        for played_file in [yaml_file, *jobs]:
-            podman("kube", "down", str(played_file), check=False)
         for name in [*claims, *created]:
             podman("volume", "rm", "--force", name, check=False)
         for name in created:
@@ -782,8 +849,6 @@ def played_pods(objects: list[dict], image: str, tmp_path: Path, secrets: list[d
         podman("network", "rm", "--force", network, check=False)
         for name in names:
             podman("untag", image, name, check=False)  # that name only: untag alone drops them all
-        broker.terminate()
-        broker.wait(30)
 
 
 @contextlib.contextmanager
@@ -824,7 +889,7 @@ def doctor(cluster: list[dict], namespace: str, pods: Played, router_port: int, 
         capture_output=True, text=True, timeout=300,
         env={**os.environ, "PATH": f"{OC_FIXTURES}{os.pathsep}{os.environ['PATH']}", "CATDOG_TEST_PODMAN": "1",
              "CATDOG_TEST_CLUSTER": str(tmp_path / "cluster.json"), "CATDOG_TEST_NAMESPACE": namespace,
-             "KAFKA_BOOTSTRAP_SERVERS": pods.bootstrap})
+             **pods.kafka})
     (ARTIFACTS / f"doctor-{namespace}.txt").write_text(result.stdout + result.stderr)
     return result, {line.split()[1]: line.split()[0] for line in result.stdout.splitlines()[:-1]}
 
@@ -957,7 +1022,7 @@ def test_the_default_overlay_runs_as_pods_exactly_as_its_manifests_say(image, tm
         for path, port in http_probes(classifier):
             wait_answering(f"http://{pods.pod_ip['catdog-classifier']}:{port}{path}", served)
         models_claim, versions = seeded_models(pods, classifier, served)
-        kafka = load_settings({"KAFKA_BOOTSTRAP_SERVERS": pods.bootstrap}).kafka
+        kafka = load_settings(pods.kafka).kafka
         producer = Producer({"bootstrap.servers": pods.bootstrap})
         result = classified_from_librdkafka(producer, kafka, cat_photos[0], served)
         assert {name: result[name]["version"] for name in ("quick", "pretrained")} == versions
@@ -1031,7 +1096,7 @@ def assert_a_photo_from_the_notebook_comes_back_as_its_learners(pods: Played, no
     assert sent.returncode == 0, (sent.stdout + sent.stderr).decode(errors="replace")
     where = re.search(rb"(\S+)\[(\d+)\]@(\d+)", sent.stdout)
     assert where, sent.stdout
-    kafka = load_settings({"KAFKA_BOOTSTRAP_SERVERS": pods.bootstrap}).kafka
+    kafka = load_settings(pods.kafka).kafka
     record = Sent("-", where.group(1).decode(), int(where.group(2)), int(where.group(3)), "", int(time.time() * 1000) - 60_000)
     found = collect_predictions(kafka, [record], timeout=120)
     assert len(found) == 1, logs(classifier)[-3000:]
@@ -1074,8 +1139,10 @@ def test_a_room_of_two_runs_as_pods_each_learner_alone_and_the_wall_showing_thei
     User Operator would write. Each notebook answers its own learner's token only; a photo sent from Ada's
     notebook with her settings crosses to the room's Kafka by its namespaced name and comes back classified
     as hers; a phone joins the wall through the router with the room's code, its photo comes back with both
-    verdicts and a thumbnail the wall made. Then `catdog doctor --room` passes everything but the learner-ACL
-    check, which must fail on a broker that enforces no ACLs (the only one that runs here)."""
+    verdicts and a thumbnail the wall made. The room's Kafka enforces what the manifests ask (a pod of the
+    enforcing broker: TLS from the room's CA, SCRAM, the KafkaUsers' ACLs), so every pod runs its rendered
+    SASL_SSL settings as they are, and `catdog doctor --room` passes every check, the learner-ACL one
+    included (tests/test_secured_kafka.py shows it failing on a broker that enforces nothing)."""
     from catdog.doctor import Http
     from catdog.room import Learner
     from kubeplay import UNHONOURED, cluster_as_oc_sees_it, http_probes
@@ -1113,7 +1180,7 @@ def test_a_room_of_two_runs_as_pods_each_learner_alone_and_the_wall_showing_thei
                 container(room_ns, "catdog-wall"))
             # The pre-flight check with the room's folder: every learner's Route and token, the ACL try.
             checked, lines = doctor(cluster, room_ns, pods, router_port, router_ca, tmp_path, "--room", str(room_dir))
-        assert checked.returncode == 1, checked.stdout + checked.stderr
+        assert checked.returncode == 0, checked.stdout + checked.stderr
         assert lines == {"operator": "ok", "kafka": "ok", "topics": "ok", "classifier": "ok", "round": "ok", "dead": "ok",
-                         "learner": "FAIL", "notebooks": "ok", "wall": "ok", "image": "ok"}, checked.stdout + checked.stderr
-        assert "enforces no ACLs" in checked.stdout and "2/2 answer" in checked.stdout, checked.stdout
+                         "learner": "ok", "notebooks": "ok", "wall": "ok", "image": "ok"}, checked.stdout + checked.stderr
+        assert "TopicAuthorizationFailed" in checked.stdout and "2/2 answer" in checked.stdout, checked.stdout

@@ -301,3 +301,60 @@ def test_the_doctors_learner_acl_check_passes_against_a_broker_that_enforces_the
     [ada] = learners(["Ada"])
     verdict = learner_acl_verdict(ada, "predictions", ran.returncode, (ran.stdout + ran.stderr).decode(errors="replace"))
     assert verdict.status == "ok", verdict
+
+
+def test_make_lab_secure_runs_the_lab_as_one_learner_of_a_room_on_the_enforcing_broker(models_dir, cat_photos, tmp_path):
+    """`make lab-secure` as a developer runs it: a one-learner room written once, the enforcing broker, the
+    classifier and the wall as the room's users, and JupyterLab (so its kernels and terminals) as the learner,
+    whose photo comes back classified and signed as theirs, and whose write to the results topic is refused."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from conftest import REPO, SHARED, free_port
+
+    venv, log, room = Path(sys.prefix), tmp_path / "make.log", tmp_path / "room"
+    ports = {"LAB_PORT": free_port(), "CATDOG_LAB_KAFKA_PORT": free_port(), "CATDOG_METRICS_PORT": free_port(),
+             "CATDOG_WALL_PORT": free_port()}
+    env = {**os.environ, **{name: str(port) for name, port in ports.items()}, "CATDOG_MODELS_DIR": str(models_dir),
+           "JUPYTER_TOKEN": "lab-secure-test"}
+    for name in ("KAFKA_BOOTSTRAP_SERVERS", "CATDOG_WALL_URL", "CATDOG_METRICS_URL"):
+        env.pop(name, None)
+    with open(log, "wb") as stream:
+        process = subprocess.Popen(["make", "-o", f"{venv}/bin/catdog", "-o", "models", "lab-secure", f"VENV={venv}",
+                                    f"LAB_ROOM={room}", "LAB_LEARNER=Ada", f"SHARED={SHARED}"],
+                                   cwd=REPO, env=env, stdout=stream, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and process.poll() is None and "Moderator: http" not in log.read_text():
+            time.sleep(1)  # the last line before JupyterLab starts: the broker, the classifier and the wall are up
+        printed = log.read_text(errors="replace")
+        assert "Moderator: http" in printed and "secured Kafka at" in printed, printed[-4000:]
+        assert (room / "secrets.json").exists()
+        env_dir = Path(re.search(r"env files in (\S+)", printed).group(1))
+        jupyter = []
+        while time.monotonic() < deadline and not jupyter:
+            jupyter = subprocess.run(["pgrep", "-g", str(process.pid), "-f", "bin/jupyter-lab"],
+                                     capture_output=True, text=True).stdout.split()
+            time.sleep(0.5)
+        assert jupyter, subprocess.run(["ps", "-o", "pid,args", "-g", str(process.pid)], capture_output=True, text=True).stdout
+        seen = dict(line.split("=", 1) for line in Path(f"/proc/{jupyter[0]}/environ").read_text().split("\0") if "=" in line)
+        assert (seen["KAFKA_SASL_USERNAME"], seen["KAFKA_SECURITY_PROTOCOL"], seen["CATDOG_LEARNER"]) == ("learner-ada", "SASL_SSL", "Ada")
+
+        learner = {k: v for k, v in seen.items() if k.startswith(("KAFKA_", "CATDOG_"))}
+        assert learner["KAFKA_SSL_CAFILE"].startswith(str(env_dir))
+        catdog_ok("send", cat_photos[3], env=learner)
+        deadline, mine = time.monotonic() + 90, []
+        while time.monotonic() < deadline and not mine:
+            mine = [json.loads(line) for line in catdog_ok("results", "--learner", "Ada", "--json", env=learner).splitlines()
+                    if line.strip()]
+            mine = [r for r in mine if r.get("filename") == cat_photos[3].name]
+            time.sleep(1)
+        assert mine and mine[0]["learner"] == "Ada" and mine[0]["learner_verified"], log.read_text(errors="replace")[-3000:]
+        forged = catdog("send", "--topic", "predictions", cat_photos[3], env=learner)
+        assert forged.returncode != 0 and "TopicAuthorizationFailed" in forged.stderr, forged.stderr
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(60)
+    assert "secured Kafka" in log.read_text()
