@@ -24,7 +24,7 @@ LAYERS = [
     {"labels", "models"},
     {"data"},
     {"predict", "monitoring"},
-    {"plots"},
+    {"plots", "exercises"},
     {"training", "service"},
     {"experiments", "retrain", "wall", "room"},
     {"doctor"},

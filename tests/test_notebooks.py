@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from catdog.notebooks import pre_save_hook, strip_outputs
+from catdog import exercises
+from catdog.cli import main
+from catdog.notebooks import exercise_cells, pre_save_hook, solved, strip_outputs
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
 MACHINE_PATH = re.compile(r"(/home/|/root/|/tmp/|/work/|/Users/|C:\\\\)")
@@ -70,3 +72,39 @@ def test_notebook_is_narrative_and_needs_no_editing(path):
     # Sizes come from the environment in the first code cell, so CI runs the same code path.
     assert "os.environ.get(\"CATDOG_" in code[0]
     assert not re.search(r"(localhost|127\.0\.0\.1):\d+", "\n".join(code)), "addresses come from settings"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.name)
+def test_every_notebook_has_exercises_each_told_then_checked_with_its_solution_kept_beside_it(path):
+    notebook = json.loads(path.read_text())
+    cells, found = notebook["cells"], exercise_cells(notebook)
+    assert len(found) >= 2, "2-4 exercises per notebook"
+    number_of_notebook = str(int(path.name[:2]))
+    for number, cell in found:
+        index = next(i for i, candidate in enumerate(cells) if candidate is cell)
+        told = "".join(cells[index - 1]["source"])
+        assert cells[index - 1]["cell_type"] == "markdown" and told.startswith(f"### Exercise {number}: "), told[:60]
+        assert number.split(".")[0] == number_of_notebook
+        check = re.search(r"^exercises\.(\w+)\(", "".join(cells[index + 1]["source"]), re.MULTILINE)
+        assert check, f"exercise {number} is followed by its check cell"
+        assert getattr(exercises, check.group(1)).exercise == number, "the check is the one for this exercise"
+        solution = "".join(cell["metadata"]["catdog"]["solution"])
+        assert solution.strip() and solution != "".join(cell["source"])
+        assert len(solution.splitlines()) <= 16 and not re.search(r"^\s*(def|class) ", solution, re.MULTILINE)
+    assert [number for number, _ in found] == sorted(number for number, _ in found)
+
+
+def test_the_solved_copy_holds_every_solution_and_leaves_the_learners_copy_alone(tmp_path, capsys):
+    path = NOTEBOOKS[0]
+    learner = json.loads(path.read_text())
+    instructor = solved(learner)
+    assert learner == json.loads(path.read_text()), "rendering the solutions changes nothing in the lesson"
+    assert "".join(instructor["cells"][0]["source"]).splitlines()[0].endswith("(solutions)")
+    for (_, mine), (_, theirs) in zip(exercise_cells(learner), exercise_cells(instructor)):
+        assert theirs["source"] == mine["metadata"]["catdog"]["solution"]
+
+    assert main(["solutions", "--out", str(tmp_path / "solutions")]) == 0
+    written = sorted((tmp_path / "solutions").glob("*.ipynb"))
+    assert [p.name for p in written] == [p.name for p in NOTEBOOKS]
+    assert json.loads(written[0].read_text()) == instructor
+    assert capsys.readouterr().out.splitlines()[0].endswith("01-cat-dog-lab.ipynb  (2 exercises solved)")

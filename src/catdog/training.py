@@ -100,28 +100,46 @@ class TrainResult:
 
 
 class LiveCurves(keras.callbacks.Callback):
-    """Redraws the loss and accuracy curves in place after every epoch, so a notebook shows training live."""
+    """Redraws the loss and accuracy curves in place as training goes, so a notebook shows training live.
+
+    At most once every REDRAW_SECONDS (and after the last epoch): a redraw costs about a second in a
+    notebook, which would otherwise double a run of short epochs and count against its time."""
+
+    REDRAW_SECONDS = 3.0
 
     def __init__(self, title: str = "training") -> None:
         super().__init__()
         self.title = title
         self.history: dict[str, list[float]] = {}
         self._handle = None
+        self._drawn_at = 0.0
+        self._epoch = 0
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        for key, value in (logs or {}).items():
+            self.history.setdefault(key, []).append(float(value))
+        self._epoch = epoch + 1
+        if time.perf_counter() - self._drawn_at >= self.REDRAW_SECONDS:
+            self._draw()
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        self._draw()
+
+    def _draw(self) -> None:
         import matplotlib.pyplot as plt
         from IPython.display import display
 
         from catdog import plots
 
-        for key, value in (logs or {}).items():
-            self.history.setdefault(key, []).append(float(value))
-        figure = plots.plot_history(self.history, f"{self.title}: epoch {epoch + 1}")
+        if not self.history:
+            return
+        figure = plots.plot_history(self.history, f"{self.title}: epoch {self._epoch}")
         if self._handle is None:
             self._handle = display(figure, display_id=True)
         else:
             self._handle.update(figure)
         plt.close(figure)
+        self._drawn_at = time.perf_counter()
 
 
 def history_path(model_path: Path) -> Path:

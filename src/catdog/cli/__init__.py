@@ -15,12 +15,14 @@ from kafka.errors import KafkaError
 
 from catdog import CatdogError
 from catdog.cli import (
-    broker, classify, cpus, data, doctor, experiment, models, predict, results, retrain, room, send, train, wall,
+    broker, classify, cpus, data, doctor, experiment, models, predict, results, retrain, room, send, solutions, train,
+    wall,
 )
 from catdog.config import Settings, load_settings
 
 # In the order `catdog --help` lists them.
-VERBS = (data, train, experiment, predict, broker, send, classify, retrain, models, wall, results, cpus, room, doctor)
+VERBS = (data, train, experiment, predict, broker, send, classify, retrain, models, wall, results, cpus, room, doctor,
+         solutions)
 # Verbs that start TensorFlow: its thread pools are sized, and its start-up chatter muted, first.
 TENSORFLOW_VERBS = ("train", "experiment", "predict", "classify", "retrain")
 
