@@ -86,8 +86,17 @@ test: venv
 
 # JupyterLab on the notebooks, beside the embedded broker and the classifier service. A token is
 # always required: $$JUPYTER_TOKEN, or a fresh random one printed. LAB_ARGS: more `jupyter lab` options.
-lab: models
-	@BIN=$(BIN) LAB_PORT=$(LAB_PORT) bash scripts/lab.sh $(LAB_ARGS)
+# The room's challenge for `make lab`, made once: photos the lab's models never trained on, under neutral
+# names, the answers apart (the wall scores submissions against them). Delete the folder for a new one;
+# LAB_CHALLENGE= (empty): no challenge.
+LAB_CHALLENGE ?= .lab-challenge
+lab: models $(if $(LAB_CHALLENGE),$(LAB_CHALLENGE)/answers.json)
+	@BIN=$(BIN) LAB_PORT=$(LAB_PORT) CATDOG_LAB_CHALLENGE=$(LAB_CHALLENGE) bash scripts/lab.sh $(LAB_ARGS)
+
+ifneq ($(LAB_CHALLENGE),)
+$(LAB_CHALLENGE)/answers.json: | models
+	$(BIN)/catdog challenge make --per-class 10 --out $(LAB_CHALLENGE) >/dev/null
+endif
 
 # The same lab as one learner of a room sees it: a broker that enforces TLS (the room's CA), SCRAM logins
 # and the room's ACLs (the tests' kfake, from ../shared/tools), the classifier and the wall as the room's
@@ -99,7 +108,7 @@ lab-secure: models
 	@BIN=$(BIN) LAB_PORT=$(LAB_PORT) CATDOG_LAB_ROOM=$(LAB_ROOM) CATDOG_SHARED=$(SHARED) bash scripts/lab.sh $(LAB_ARGS)
 
 clean:
-	rm -rf data/training data/validation data/pretrained data/*.csv models/*.keras models/*.json models/*.png $(VENV)
+	rm -rf data/training data/validation data/pretrained data/*.csv models/*.keras models/*.json models/*.png .lab-challenge $(VENV)
 
 # Benchmarks (ratios measured in one run; figures in benchmarks/RESULTS.md). BENCH_ARGS=--smoke: seconds.
 bench: venv

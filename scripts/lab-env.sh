@@ -82,7 +82,15 @@ if [ -z "$ready" ]; then
   exit 1
 fi
 echo "Kafka at $KAFKA_BOOTSTRAP_SERVERS; classifier service metrics at $CATDOG_METRICS_URL (log: $LOG_DIR/classify.log)"
-(as_user wall; exec "$BIN/catdog" wall) >"$LOG_DIR/wall.log" 2>&1 &
+# The room's challenge, as an instructor runs it, where a challenge folder is given (CATDOG_LAB_CHALLENGE;
+# `make lab` makes one once): its photos published without labels, its answers given to the wall alone.
+wall_env=()
+if [ -n "${CATDOG_LAB_CHALLENGE:-}" ] && [ -z "${CATDOG_LAB_ROOM:-}" ]; then
+  "$BIN/catdog" challenge publish "$CATDOG_LAB_CHALLENGE" >"$LOG_DIR/challenge.log" 2>&1 \
+    || { cat "$LOG_DIR/challenge.log" >&2; exit 1; }
+  wall_env=("CATDOG_CHALLENGE_ANSWERS=$(cd "$CATDOG_LAB_CHALLENGE" && pwd)/answers.json")
+fi
+(as_user wall; exec env "${wall_env[@]}" "$BIN/catdog" wall) >"$LOG_DIR/wall.log" 2>&1 &
 wall_pid=$!
 for _ in $(seq 1 60); do
   "$BIN/python" -c "import urllib.request; urllib.request.urlopen('$CATDOG_WALL_URL/readyz', timeout=1)" 2>/dev/null && break
@@ -91,5 +99,6 @@ for _ in $(seq 1 60); do
 done
 echo "Wall: $CATDOG_WALL_URL/#code=$CATDOG_ROOM_CODE (phones: $CATDOG_WALL_URL/upload#code=$CATDOG_ROOM_CODE; log: $LOG_DIR/wall.log)"
 echo "Moderator: $CATDOG_WALL_URL/moderate#key=$CATDOG_WALL_MODERATOR_KEY (yours alone: hide a photo, pause uploads, change the code)"
+[ -z "${wall_env[*]}" ] || echo "Challenge: $(cat "$LOG_DIR/challenge.log") (the leaderboard is on the wall)"
 as_user learner
 "$@"

@@ -38,4 +38,5 @@ export CATDOG_EVAL_SOURCE=${CATDOG_EVAL_SOURCE:-${PRETRAINED_SOURCE:-}}
 "$BIN/catdog" train quick --epochs 2 >/dev/null
 "$BIN/catdog" train pretrained --no-progress --per-class 40 ${PRETRAINED_SOURCE:+--source "$PRETRAINED_SOURCE"} >/dev/null
 "$BIN/catdog" solutions --out "$WORK/solutions" >/dev/null
-BIN="$BIN" bash scripts/lab-env.sh bash "$0" --beside-the-services "$WORK/solutions"
+"$BIN/catdog" challenge make --per-class 5 --out "$WORK/challenge" >/dev/null  # notebook 01 submits to it
+CATDOG_LAB_CHALLENGE="$WORK/challenge" BIN="$BIN" bash scripts/lab-env.sh bash "$0" --beside-the-services "$WORK/solutions"

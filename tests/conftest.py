@@ -150,6 +150,8 @@ def kafka(broker, request):
         dlq_topic=f"{name}-dlq",
         feedback_topic=f"{name}-feedback",
         moderation_topic=f"{name}-moderation",
+        challenge_topic=f"{name}-challenge",
+        submissions_topic=f"{name}-submissions",
         group_id=f"{name}-group",
         batch_size=8,
     )

@@ -187,12 +187,14 @@ def rendered_env(objects: list[dict], kind: str, name: str, kafka: SecuredKafka,
         if "secret" in volume:
             folder = files / (namespace or "") / name / mount["name"]
             folder.mkdir(parents=True, exist_ok=True)
+            mounts[mount["mountPath"]] = folder
+            if volume["secret"].get("optional") and ("Secret", volume["secret"]["secretName"]) not in mine:
+                continue  # the kubelet mounts an optional Secret that is not there as an empty folder
             secret = mine["Secret", volume["secret"]["secretName"]]
             items = volume["secret"].get("items") or [{"key": key, "path": key} for key in
                                                        {**secret.get("data", {}), **secret.get("stringData", {})}]
             for item in items:
                 (folder / item["path"]).write_text(secret_value(secret, item["key"]))
-            mounts[mount["mountPath"]] = folder
     for variable in container.get("env", []):
         if "value" in variable:
             env[variable["name"]] = variable["value"]

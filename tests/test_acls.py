@@ -45,14 +45,15 @@ def test_no_simple_authorization_means_no_bindings_and_a_rule_with_both_forms_is
 
 
 def test_the_rendered_rooms_users_become_their_bindings(tmp_path):
-    """Every KafkaUser of a rendered room of two: the learners' exactly their three topics, the services'
+    """Every KafkaUser of a rendered room of two: the learners' exactly their five topics, the services'
     as their YAML says, nothing on the cluster, no group for anyone but the classifier."""
     out = tmp_path / "room"
     write_room(out, "--learners", "Ada,Bob", "--apps-domain", "apps.example.com")
     users = {u["metadata"]["name"]: bindings(u) for u in by_kind(render(out), "KafkaUser")}
     assert {b.resource_type for made in users.values() for b in made} == {"TOPIC", "GROUP"}
     assert {(b.name, b.operation) for b in users["learner-ada"]} == {
-        ("images", "READ"), ("images", "WRITE"), ("predictions", "READ"), ("feedback", "READ"), ("feedback", "WRITE")}
+        ("images", "READ"), ("images", "WRITE"), ("predictions", "READ"), ("feedback", "READ"), ("feedback", "WRITE"),
+        ("challenge", "READ"), ("challenge-submissions", "WRITE")}
     assert not [b for made in users.values() for b in made if b.operation == "DESCRIBE"]  # implied by Read, Write
     assert {b.principal for b in users["learner-bob"]} == {"User:learner-bob"}
     assert [(b.name, b.operation) for b in users["catdog-classifier"] if b.resource_type == "GROUP"] == [

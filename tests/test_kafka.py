@@ -63,7 +63,8 @@ def test_embedded_broker_starts_creates_topics_and_stops(tmp_path):
         with pytest.raises(embedded.BrokerError, match="already running"):
             embedded.start(state, port)
         kafka = replace(load_kafka(), bootstrap_servers=info.bootstrap)
-        assert sorted(ensure_topics(kafka)) == ["feedback", "images", "images-dlq", "predictions", "wall-moderation"]
+        assert sorted(ensure_topics(kafka)) == ["challenge", "challenge-submissions", "feedback", "images", "images-dlq",
+                                                "predictions", "wall-moderation"]
         assert ensure_topics(kafka) == []  # idempotent
     finally:
         stopped = embedded.stop(state)

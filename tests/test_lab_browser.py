@@ -121,7 +121,8 @@ def test_learners_at_once_each_get_their_own_result_first(lab, tmp_path):
     """A room on this machine: `make lab`'s broker and classifier, and two more JupyterLabs started as a
     learner's pod starts one (scripts/start-notebook.sh: an empty HOME seeded with the lab, its own token,
     its own CATDOG_LEARNER), driven in two Chromiums at once through notebook 01. Each learner's photo
-    gets its result, and each learner's listing of the topic starts with that learner's own results."""
+    gets its result, and each learner's listing of the topic starts with that learner's own results; each
+    submits to `make lab`'s challenge from the notebook and finds their place on the wall's leaderboard."""
     import secrets
     import threading
 
@@ -173,6 +174,16 @@ def test_learners_at_once_each_get_their_own_result_first(lab, tmp_path):
             rows = [line for line in recent.splitlines()[1:] if line.strip()]
             assert rows and rows[0].rstrip().endswith(name), cell["text"]  # my results first
             assert (home / "notebooks" / "01-cat-dog-lab.ipynb").is_file()  # each its own HOME
+            [submitted] = [cell for cell in state["cells"] if "challenge.submit(" in cell["source"]]
+            assert f"verdicts as {name}: find your place" in submitted["text"], submitted["text"]
+        # `make lab` runs a challenge: both learners' submissions from the notebook are on the projector's board.
+        with browser_session() as projector:
+            open_wall(projector, lab["wall"], lab["room_code"])
+            board = wait_for(lambda: (lambda rows: rows if set(ROOM) <= {r.split()[0] for r in rows} else None)(
+                projector.execute_script("return [...document.querySelectorAll('#leaders li')].map(li => li.textContent)")),
+                60)
+            assert board and any(row.startswith("pretrained model") for row in board), board
+            projector.save_screenshot(str(ARTIFACTS / "room" / "wall-leaderboard.png"))
     finally:
         for _, _, process, _ in started:
             if process.poll() is None:

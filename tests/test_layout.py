@@ -24,7 +24,7 @@ LAYERS = [
     {"labels", "models"},
     {"data"},
     {"predict", "monitoring"},
-    {"plots", "exercises"},
+    {"plots", "exercises", "challenge"},
     {"training", "service"},
     {"experiments", "retrain", "wall", "room"},
     {"doctor"},

@@ -26,7 +26,10 @@ SHARED_IMAGE = "image-registry.openshift-image-registry.svc:5000/catdog-room/cat
 # back, read results. Nothing else.
 ALLOWED = {("topic", "images", "literal"): {"Read", "Write"},
            ("topic", "predictions", "literal"): {"Read"},
-           ("topic", "feedback", "literal"): {"Read", "Write"}}
+           ("topic", "feedback", "literal"): {"Read", "Write"},
+           # the challenge: its photos to read, one's own verdicts to write, never the others' verdicts
+           ("topic", "challenge", "literal"): {"Read"},
+           ("topic", "challenge-submissions", "literal"): {"Write"}}
 
 
 def make_room(out: Path, *args: str) -> str:
@@ -475,7 +478,8 @@ def test_a_room_keeps_its_kind(tmp_path):
 def test_the_wall_is_reached_by_https_from_the_router_only_with_a_generated_code_and_its_own_user(room):
     """The wall's Route is edge TLS (http redirected), only the router may reach its pods, its room code is
     the generated Secret (printed once for the projector, never in git), its KafkaUser may write photos and
-    verdicts and read results, nothing else, and learners' settings link to it."""
+    verdicts and read results (and the challenge's submissions, scored against answers mounted from an
+    optional Secret), nothing else, and learners' settings link to it."""
     objects = in_namespace(room["objects"], "catdog-room")
     [route] = [r for r in by_kind(objects, "Route") if r["metadata"]["name"] == "catdog-wall"]
     assert route["spec"]["tls"] == {"termination": "edge", "insecureEdgeTerminationPolicy": "Redirect"}
@@ -515,7 +519,15 @@ def test_the_wall_is_reached_by_https_from_the_router_only_with_a_generated_code
     assert acl_set(user) == {("topic", "images", "literal"): {"Read", "Write"},
                              ("topic", "predictions", "literal"): {"Read"},
                              ("topic", "feedback", "literal"): {"Read", "Write"},
-                             ("topic", "wall-moderation", "literal"): {"Read", "Write"}}
+                             ("topic", "wall-moderation", "literal"): {"Read", "Write"},
+                             ("topic", "challenge-submissions", "literal"): {"Read"}}
+    # The challenge's submissions (every learner's verdicts) are read by the wall alone.
+    assert [u["metadata"]["name"] for u in by_kind(objects, "KafkaUser")
+            if acl_set(u).get(("topic", "challenge-submissions", "literal"), set()) & {"Read"}] == ["catdog-wall"]
+    mounts = {m["name"]: m for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
+    assert volumes["challenge"]["secret"] == {"secretName": "catdog-challenge", "optional": True}
+    assert env["CATDOG_CHALLENGE_ANSWERS"]["value"].startswith(mounts["challenge"]["mountPath"] + "/")
     # The moderation topic (the room's code is on it) is the wall's alone: no other user may touch it.
     others = [u for u in by_kind(objects, "KafkaUser") if u["metadata"]["name"] != "catdog-wall"]
     assert not any(name == "wall-moderation" for u in others for (_, name, _) in acl_set(u))

@@ -74,6 +74,17 @@ def test_a_learner_may_do_what_the_notebooks_do_and_is_refused_everything_else(s
                 consumer.close()
         return position
 
+    def fetch(topic: str):  # Read itself: a position needs only Describe, which Write implies
+        def fetched():
+            consumer = KafkaConsumer(**client_config(kafka))
+            try:
+                consumer.assign([TopicPartition(topic, 0)])
+                consumer.seek_to_beginning()
+                return consumer.poll(2000)
+            finally:
+                consumer.close()
+        return fetched
+
     def join(group: str):
         def joined():
             consumer = KafkaConsumer("images", group_id=group, consumer_timeout_ms=3000, **client_config(kafka))
@@ -96,6 +107,8 @@ def test_a_learner_may_do_what_the_notebooks_do_and_is_refused_everything_else(s
     matrix = {
         "write images": write("images"), "read images": read("images"), "read predictions": read("predictions"),
         "write feedback": write("feedback"),
+        "read challenge": read("challenge"), "write challenge-submissions": write("challenge-submissions"),
+        "write challenge": write("challenge"), "read challenge-submissions": fetch("challenge-submissions"),
         "write predictions": write("predictions"), "write images-dlq": write("images-dlq"),
         "write wall-moderation": write("wall-moderation"), "read wall-moderation": read("wall-moderation"),
         "join the classifier's group": join("catdog-classifier"), "join a group of one's own": join("learner-ada"),
@@ -108,6 +121,9 @@ def test_a_learner_may_do_what_the_notebooks_do_and_is_refused_everything_else(s
     admin.close()
     assert found == {
         "write images": "allowed", "read images": "allowed", "read predictions": "allowed", "write feedback": "allowed",
+        "read challenge": "allowed", "write challenge-submissions": "allowed",
+        # the challenge's photos are the instructor's to publish; the others' verdicts are not to be copied
+        "write challenge": "TopicAuthorizationFailedError", "read challenge-submissions": "TopicAuthorizationFailedError",
         "write predictions": "TopicAuthorizationFailedError", "write images-dlq": "TopicAuthorizationFailedError",
         "write wall-moderation": "TopicAuthorizationFailedError", "read wall-moderation": "TopicAuthorizationFailedError",
         "join the classifier's group": "GroupAuthorizationFailedError",
@@ -251,7 +267,8 @@ SERVICE_PATHS = {
     ("Deployment", "catdog-wall"): {"send a phone's photo": produce("images"), "read photos for thumbnails": read("images"),
                                     "read results": read("predictions"), "write a vote": produce("feedback"),
                                     "read votes": read("feedback"), "write a moderation": produce("wall-moderation"),
-                                    "read moderation": read("wall-moderation")},
+                                    "read moderation": read("wall-moderation"),
+                                    "read the challenge's submissions": read("challenge-submissions")},
     ("CronJob", "catdog-retrain"): {"read the votes": read("feedback"), "read the voted photos": read("images")},
 }
 
@@ -265,7 +282,7 @@ def test_every_acl_each_service_holds_is_one_it_needs(secured):
 
     kafka = secured["kafka"]
     seed = Producer(kafka.confluent())
-    for topic in ("images", "predictions", "images-dlq", "feedback", "wall-moderation"):
+    for topic in ("images", "predictions", "images-dlq", "feedback", "wall-moderation", "challenge-submissions"):
         seed.produce(topic, b"one record to fetch", key=b"seed", partition=0)
     assert seed.flush(15) == 0
     for (kind, name), paths in SERVICE_PATHS.items():

@@ -122,6 +122,9 @@ class WallSettings:
     # The instructor's key to the moderator page (a Secret `catdog room` generates; never the room's code).
     # None: a fresh one per process, printed by `catdog wall`.
     moderator_key: str | None = field(default=None, repr=False)
+    # The room's challenge: the answers only the wall holds (`catdog challenge make`; on OpenShift an
+    # optional Secret). None, or no file there: no challenge, no leaderboard, no submissions read.
+    challenge_answers: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -173,6 +176,10 @@ class KafkaSettings:
     # compacted, one partition, read by every wall replica from the beginning. Only the wall's user may
     # read or write it.
     moderation_topic: str = "wall-moderation"
+    # The room's challenge: its photos, unlabelled (every learner reads them), and the learners' verdicts
+    # (they write, only the wall reads).
+    challenge_topic: str = "challenge"
+    submissions_topic: str = "challenge-submissions"
 
     @property
     def max_message_bytes(self) -> int:
@@ -280,6 +287,8 @@ def _kafka_settings(env: Mapping[str, str], max_image_bytes: int, max_image_pixe
         dlq_topic=_topic(env, "CATDOG_DLQ_TOPIC", "images-dlq"),
         feedback_topic=_topic(env, "CATDOG_FEEDBACK_TOPIC", "feedback"),
         moderation_topic=_topic(env, "CATDOG_MODERATION_TOPIC", "wall-moderation"),
+        challenge_topic=_topic(env, "CATDOG_CHALLENGE_TOPIC", "challenge"),
+        submissions_topic=_topic(env, "CATDOG_SUBMISSIONS_TOPIC", "challenge-submissions"),
         group_id=env.get("CATDOG_GROUP_ID", "").strip() or "catdog-classifier",
         max_image_bytes=max_image_bytes,
         max_image_pixels=max_image_pixels,
@@ -358,7 +367,7 @@ def _s3_settings(env: Mapping[str, str]) -> S3Settings:
                       access_key=value("AWS_ACCESS_KEY_ID"), secret_key=value("AWS_SECRET_ACCESS_KEY"))
 
 
-def _wall_settings(env: Mapping[str, str]) -> WallSettings:
+def _wall_settings(env: Mapping[str, str], lab_dir: Path) -> WallSettings:
     code = env.get("CATDOG_ROOM_CODE", "").strip() or None
     if code is not None and (len(code) < MIN_ROOM_CODE_CHARS or not code.isprintable() or not code.isascii()):
         raise ConfigError(f"CATDOG_ROOM_CODE must be at least {MIN_ROOM_CODE_CHARS} printable ASCII characters")
@@ -380,6 +389,7 @@ def _wall_settings(env: Mapping[str, str]) -> WallSettings:
         streams=_positive_int(env, "CATDOG_WALL_STREAMS", WallSettings.streams),
         streams_per_phone=_positive_int(env, "CATDOG_WALL_STREAMS_PER_PHONE", WallSettings.streams_per_phone),
         moderator_key=_moderator_key(env, code),
+        challenge_answers=_optional_path(env, "CATDOG_CHALLENGE_ANSWERS", lab_dir),
     )
 
 
@@ -428,6 +438,6 @@ def load_settings(env: Mapping[str, str] | None = None, cwd: Path | None = None)
         metrics_url=env.get("CATDOG_METRICS_URL", "").strip() or f"http://127.0.0.1:{kafka.metrics_port}/metrics",
         model_reload_seconds=_seconds(env, "CATDOG_MODEL_RELOAD_SECONDS", 10),
         classifier_models_dir=_optional_path(env, "CATDOG_CLASSIFIER_MODELS_DIR", lab_dir),
-        wall=_wall_settings(env),
+        wall=_wall_settings(env, lab_dir),
         s3=_s3_settings(env),
     )

@@ -150,8 +150,8 @@ def make_consumer(kafka: KafkaSettings, *topics: str, group_id: str | None = Non
 
 
 def ensure_topics(kafka: KafkaSettings, partitions: int = 1) -> list[str]:
-    """Create the images, predictions, dead-letter, feedback and moderation topics if missing; returns
-    those created."""
+    """Create the images, predictions, dead-letter, feedback, moderation and challenge topics if missing;
+    returns those created."""
     try:
         admin = KafkaAdminClient(**client_config(kafka))
     except KafkaTimeoutError as error:
@@ -161,14 +161,17 @@ def ensure_topics(kafka: KafkaSettings, partitions: int = 1) -> list[str]:
     wanted = {kafka.images_topic: sized, kafka.predictions_topic: sized, kafka.dlq_topic: sized,
               # the latest verdict per image is what counts: compaction keeps it, drops what it replaced
               kafka.feedback_topic: {"cleanup.policy": "compact"},
-              kafka.moderation_topic: {"cleanup.policy": "compact"}}
+              kafka.moderation_topic: {"cleanup.policy": "compact"},
+              kafka.challenge_topic: sized, kafka.submissions_topic: {}}
     try:
         existing = set(admin.list_topics())
         for topic, configs in wanted.items():
             if topic in existing:
                 continue
-            try:  # moderation in one partition: its records apply in the order the instructor made them
-                count = 1 if topic == kafka.moderation_topic else partitions
+            try:  # moderation in one partition: its records apply in the order the instructor made them;
+                # the challenge's in one too (a set is read whole, submissions scored in the order sent)
+                count = 1 if topic in (kafka.moderation_topic, kafka.challenge_topic, kafka.submissions_topic) \
+                    else partitions
                 admin.create_topics([NewTopic(topic, count, 1, topic_configs=configs)])
                 created.append(topic)
             except TopicAlreadyExistsError:

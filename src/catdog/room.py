@@ -4,8 +4,8 @@
 than kept in git: the room's Kafka cluster CA (Strimzi uses it instead of its own, so every learner's
 namespace can trust it without reading the room's), and for each learner a JupyterLab token, a SCRAM
 password (the same Secret in the room's namespace, where the KafkaUser reads it, and in the learner's,
-where the notebook reads it), the KafkaUser with exactly the ACLs notebooks 01-03 need, and the right to
-pull the room's one image. The manifests themselves stay in deploy/openshift/room (kustomize bases the
+where the notebook reads it), the KafkaUser with exactly the ACLs the notebooks and the challenge need,
+and the right to pull the room's one image. The manifests themselves stay in deploy/openshift/room (kustomize bases the
 folder points at), so `oc apply -k deploy/openshift` still installs a single learner's lab.
 
 The secrets are kept in the folder's ``secrets.json``: running the command again (to add learners) keeps
@@ -61,6 +61,8 @@ LEARNER_ACLS = (
     ("topic", "images", ("Read", "Write")),
     ("topic", "predictions", ("Read",)),
     ("topic", "feedback", ("Read", "Write")),
+    ("topic", "challenge", ("Read",)),  # the room's challenge photos; never the submissions (others' verdicts)
+    ("topic", "challenge-submissions", ("Write",)),
 )
 
 

@@ -21,7 +21,9 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from catdog.challenge import Scoreboard, read_answers
 from catdog.config import MAX_LEARNER_CHARS, Settings
+from catdog.identity import read_keys
 from catdog.images import DecodeBudget, ImageError, decode_image
 from catdog.kafka_io import KafkaError, make_producer, send_image
 from catdog.labels import LABELS, send_label
@@ -34,7 +36,7 @@ from catdog.wall.guard import (
 from catdog.wall.hub import Hub
 from catdog.wall.links import public_base, qr_svg, upload_url
 from catdog.wall.moderation import Moderation
-from catdog.wall.state import WallState
+from catdog.wall.state import Leaderboard, WallState
 
 log = logging.getLogger("catdog.wall")
 
@@ -268,11 +270,22 @@ async def lifespan(app: Starlette):
         await run_in_threadpool(parts.producer.close, 5)
 
 
+def challenge_leaderboard(settings: Settings) -> Leaderboard | None:
+    """The room's challenge where its answers are mounted (an optional Secret: absent, the challenge is off)."""
+    path = settings.wall.challenge_answers
+    if path is None or not path.is_file():
+        return None
+    answers = read_answers(path)
+    log.info("challenge %s: %d photos; the leaderboard is on", answers.challenge, len(answers.labels))
+    return Leaderboard(Scoreboard(answers, read_keys(settings.kafka.learner_keys)))
+
+
 def create_app(settings: Settings, code: str, feed: bool = True) -> Starlette:
     """The wall's web application. ``feed=False`` (tests of the HTTP rules alone) reads no topic."""
     app = Starlette(routes=ROUTES, middleware=[Middleware(SecurityHeaders)], lifespan=lifespan)
     app.state.settings, app.state.read_topics = settings, feed
-    app.state.state = WallState(settings.kafka.images_topic, cards_kept=settings.wall.cards)
+    app.state.state = WallState(settings.kafka.images_topic, cards_kept=settings.wall.cards,
+                                leaderboard=challenge_leaderboard(settings))
     app.state.moderation = Moderation(code)
     app.state.uploads = Uploads(settings.wall, app.state.moderation)
     app.state.capacity = Capacity(settings.wall)

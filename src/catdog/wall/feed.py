@@ -1,4 +1,5 @@
-"""The topics in: the images (thumbnails), the predictions (cards, counts) and the feedback (labels)."""
+"""The topics in: the images (thumbnails), the predictions (cards, counts), the feedback (labels), the
+moderation, and when the room runs its challenge, the submissions (the leaderboard)."""
 
 from __future__ import annotations
 
@@ -67,6 +68,8 @@ class Feed(threading.Thread):
         THUMBNAILS_KEPT records, the others from the beginning. Their end offsets at the start."""
         topics = (self.kafka.images_topic, self.kafka.predictions_topic, self.kafka.feedback_topic,
                   self.kafka.moderation_topic)
+        if self.state.leaderboard is not None:  # the room's challenge is on: its submissions too
+            topics += (self.kafka.submissions_topic,)
         while not self.stopping.is_set():
             assigned = assign_every_partition(consumer, *topics)
             if assigned:
@@ -102,10 +105,13 @@ class Feed(threading.Thread):
         """One record of any of the three topics: whatever a client wrote, a skip with a reason at worst."""
         if record.topic == self.kafka.moderation_topic:
             events, problem = moderation_events(record, self.moderation)
+        elif record.topic == self.kafka.submissions_topic:  # a refusal is news too: shown under the board
+            events, problem = self.state.leaderboard.add(record)
         else:
             events, problem = record_events(record, self.kafka, self.state, self.budget)
-        if problem is None:
+        if problem is None or events:
             self.emit(events)
+        if problem is None:
             return
         self.skipped += 1
         log.warning("wall feed: skipped %s[%d]@%d: %s", record.topic, record.partition, record.offset, problem)

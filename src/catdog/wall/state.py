@@ -7,6 +7,8 @@ import threading
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
+from catdog.challenge import Scoreboard
+from catdog.config import MAX_LEARNER_CHARS
 from catdog.wall.cards import MAX_VERSION_CHARS, MODELS, VERSIONS_SHOWN, card, clean_text, source_of
 
 # Photos of the images topic kept as thumbnails (per wall, all partitions), and results kept for phones
@@ -14,6 +16,7 @@ from catdog.wall.cards import MAX_VERSION_CHARS, MODELS, VERSIONS_SHOWN, card, c
 THUMBNAILS_KEPT = 256
 RESULTS_KEPT = 2048
 LABELS_KEPT = 100_000  # images with a verdict from the room (a key and two labels each)
+REFUSALS_SHOWN = 5  # the challenge's latest refused submissions, with why, under the leaderboard
 
 Events = list[tuple[str, dict]]  # what changed, for the viewers: ("card", card) and ("stats", counts)
 
@@ -49,8 +52,7 @@ def room_stats(photos: int, agreed: int, verdicts: dict, labels: dict, versions:
 
 @dataclass
 class WallState:
-    """Fed by the :class:`~catdog.wall.feed.Feed` thread, read by the handlers, under the lock; each
-    ``add_*`` returns the events the viewers need to see the change."""
+    """Fed by the Feed thread, read by the handlers, under the lock; each ``add_*`` returns the viewers' events."""
 
     images_topic: str
     cards_kept: int = 8
@@ -64,6 +66,7 @@ class WallState:
     labels: OrderedDict = field(default_factory=OrderedDict)  # image key -> the room's latest label
     versions: dict = field(default_factory=dict)  # model -> the version of the latest result
     served: dict = field(default_factory=dict)  # model -> its versions in the order they first classified
+    leaderboard: "Leaderboard | None" = None  # the room's challenge, where its answers are here
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
@@ -118,8 +121,8 @@ class WallState:
         return room_stats(len(self.seen), self.agreed, self.verdicts, self.labels, self.versions, self.served)
 
     def snapshot(self) -> dict:
-        with self.lock:
-            return {"cards": list(self.cards), "stats": self._stats()}
+        with self.lock:  # the challenge's board has its own lock, never taken the other way round
+            return {"cards": list(self.cards), "stats": self._stats(), "leaderboard": self.leaderboard and self.leaderboard.board()}
 
     def thumbnail(self, partition: int, offset: int) -> bytes | None:
         with self.lock:
@@ -128,3 +131,28 @@ class WallState:
     def result(self, partition: int, offset: int) -> dict | None:
         with self.lock:
             return self.results.get((partition, offset))
+
+
+@dataclass
+class Leaderboard:
+    """The room's challenge on the wall: the scoreboard fed from the submissions topic, and the latest
+    refusals with why (shown under the board, so a learner sees what became of theirs)."""
+
+    scoreboard: Scoreboard
+    refusals: deque = field(default_factory=lambda: deque(maxlen=REFUSALS_SHOWN))
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, record) -> tuple[Events, str | None]:
+        """A record of the submissions topic, scored: the new board, and why it was refused if it was."""
+        with self.lock:
+            scored, said = self.scoreboard.add(record.key, record.value, record.headers, record.timestamp)
+            if not scored:
+                self.refusals.appendleft(clean_text(said, 2 * MAX_LEARNER_CHARS + 80))
+            return [("leaderboard", self._board())], None if scored else said
+
+    def board(self) -> dict:
+        with self.lock:
+            return self._board()
+
+    def _board(self) -> dict:
+        return {**self.scoreboard.board(), "refusals": list(self.refusals)}

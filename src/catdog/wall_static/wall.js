@@ -67,6 +67,41 @@ function showHistory(byVersion) {
   $("history").replaceChildren(...rows);
 }
 
+// The room's challenge: the best submission of each learner, best first, and the pretrained model's score
+// on the same photos as a dashed line to beat, at its place in the order. Hidden where no challenge runs.
+function leaderRow(row, index) {
+  const item = document.createElement("li");
+  item.value = index + 1;  // the place: the line to beat between rows takes none
+  const name = document.createElement("strong");
+  name.textContent = row.learner;
+  const score = document.createElement("span");
+  score.className = "accuracy";
+  score.textContent = percent(row.accuracy);
+  const when = document.createElement("span");
+  when.className = "when";
+  const at = new Date(row.submitted_at).toLocaleTimeString();
+  when.textContent = `at ${at}, ${row.submissions} submission${row.submissions === 1 ? "" : "s"}`;
+  item.append(name, " ", score, " ", when);
+  return item;
+}
+
+function showLeaderboard(board) {
+  $("leaderboard").hidden = !board;
+  if (!board) return;
+  $("challenge-photos").textContent = board.photos;
+  const items = board.rows.map(leaderRow);
+  const line = board.baseline.pretrained;
+  if (line !== undefined) {
+    const beat = document.createElement("li");
+    beat.className = "line-to-beat";
+    beat.textContent = `pretrained model: ${percent(line)} (the line to beat)`;
+    const below = board.rows.findIndex((row) => row.accuracy <= line);
+    items.splice(below === -1 ? items.length : below, 0, beat);
+  }
+  $("leaders").replaceChildren(...items);
+  $("refusals").textContent = board.refusals.length ? `not scored: ${board.refusals.join("; ")}` : "";
+}
+
 function showPaused(isPaused) {
   $("paused").hidden = !isPaused;
 }
@@ -85,10 +120,12 @@ async function start() {
     snapshot.cards.forEach(addCard);
     $("empty").hidden = snapshot.cards.length > 0;
     showStats(snapshot.stats);
+    showLeaderboard(snapshot.leaderboard);
     $("connection").textContent = "";
   });
   events.addEventListener("card", (event) => addCard(JSON.parse(event.data)));
   events.addEventListener("stats", (event) => showStats(JSON.parse(event.data)));
+  events.addEventListener("leaderboard", (event) => showLeaderboard(JSON.parse(event.data)));
   // The moderator's decisions: a photo off every projector at once; uploads paused; a new room code
   // (never sent here: the QR code is fetched again, and shows it); a photo shown again (a fresh snapshot).
   events.addEventListener("hide", (event) => {
