@@ -167,3 +167,36 @@ def test_a_cluster_without_a_classifier_fails_with_exit_status_1_and_says_why_in
     assert by_name["dead letter"]["status"] == "FAIL"
     assert by_name["kafka"]["status"] == by_name["operator"]["status"] == by_name["classifier"]["status"] == "ok"
     assert by_name["notebooks"]["status"] == "FAIL"  # no router answers for catdog-notebook-catdog-lab.apps.example.com
+
+
+def test_the_challenge_check_is_skipped_when_off_and_compares_the_walls_answers_with_the_topic(kafka, tmp_path):
+    """No Secret: off. The Secret's set on the topic: ok. Another set on the topic (a publish forgotten
+    after a new `make`): FAIL, saying what to run. The real broker; the Secret as oc prints it (base64)."""
+    from catdog import challenge
+    from catdog.kafka_io import ensure_topics, make_producer
+
+    ensure_topics(kafka)
+    settings = load_settings({**os.environ, **kafka_env(kafka)})
+    assert doctor.check_challenge(oc_for([], tmp_path), settings).status == "skip"
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for number in range(3):
+        data = f"photo {number}".encode()
+        (photos / f"{challenge.photo_id(data)}.jpg").write_bytes(data)
+    labels = {path.stem: "cat" for path in photos.iterdir()}
+
+    def with_answers(name: str) -> doctor.Cluster:
+        answers = json.dumps({"challenge": name, "labels": labels, "baseline": {}})
+        secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": doctor.CHALLENGE_SECRET, "namespace": NAMESPACE},
+                  "data": {"answers.json": base64.b64encode(answers.encode()).decode()}}
+        return oc_for([secret], tmp_path)
+
+    producer = make_producer(kafka)
+    try:
+        challenge.publish(producer, kafka, photos, "aaaaaaaaaaaa")
+    finally:
+        producer.close()
+    published = doctor.check_challenge(with_answers("aaaaaaaaaaaa"), settings)
+    assert published.status == "ok" and published.detail.startswith("challenge aaaaaaaaaaaa: 3 photos on"), published
+    stale = doctor.check_challenge(with_answers("bbbbbbbbbbbb"), settings)
+    assert stale.status == "FAIL" and "holds aaaaaaaaaaaa: run `catdog challenge publish`" in stale.detail, stale

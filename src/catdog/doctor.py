@@ -36,6 +36,7 @@ NOTEBOOK = "catdog-notebook"
 NOTEBOOK_CONTAINER = "notebook"
 TOKEN_SECRET = "catdog-notebook-token"
 WALL = "catdog-wall"
+CHALLENGE_SECRET = "catdog-challenge"  # `catdog challenge make` writes it; the wall mounts it optionally
 PREPULLER = "catdog-image-prepuller"
 OC_TIMEOUT_S = 30
 HTTP_TIMEOUT_S = 15
@@ -310,6 +311,32 @@ class Http:
             connection.close()
 
 
+def check_challenge(cluster: Cluster, settings: Settings) -> Check:
+    """Whether the room runs its challenge: the answers the wall mounts, and the same set on the topic."""
+    import tempfile
+
+    from catdog import challenge
+
+    secret = cluster.get("secret", CHALLENGE_SECRET)
+    if secret is None:
+        return Check("challenge", "skip", f"off (no Secret {CHALLENGE_SECRET}: `catdog challenge make` writes it)")
+    text = (secret.get("stringData") or {}).get("answers.json") \
+        or base64.b64decode((secret.get("data") or {}).get("answers.json", "")).decode()
+    answers = json.loads(text)
+    with tempfile.TemporaryDirectory() as folder:
+        published = challenge.fetch(settings.kafka, Path(folder))
+        names = {path.stem for path in published.paths}
+    topic = settings.kafka.challenge_topic
+    if published.challenge != answers["challenge"]:
+        return Check("challenge", "FAIL", f"the wall holds the answers of challenge {answers['challenge']}, {topic} "
+                     f"holds {published.challenge or 'no challenge'}: run `catdog challenge publish` on its folder")
+    missing = len(set(answers["labels"]) - names)
+    if missing:
+        return Check("challenge", "FAIL", f"{missing} of its {len(answers['labels'])} photos are not on {topic}: publish again")
+    return Check("challenge", "ok", f"challenge {published.challenge}: {len(names)} photos on {topic}, their answers "
+                 f"in the Secret (restart {WALL} after applying it)")
+
+
 def route_url(route: dict) -> str:
     scheme = "https" if (route.get("spec") or {}).get("tls") else "http"
     return f"{scheme}://{route['spec']['host']}"
@@ -409,6 +436,7 @@ def run_checks(settings: Settings, cluster: Cluster, http: Http, room: dict | No
                                                    settings.kafka.predictions_topic))
     run("notebooks", lambda: check_notebooks(cluster, http, tokens))
     run("wall", lambda: check_wall(cluster, http))
+    run("challenge", lambda: check_challenge(cluster, settings))
     run("image pre-pull", lambda: check_prepull(cluster))
     return checks
 

@@ -16,7 +16,8 @@ def register(verbs) -> None:
         "the Kafka cluster Ready, the topics with their partitions and size limits, the classifier ready, a "
         "photo classified end to end and a non-image on the dead-letter topic (with the lab's KAFKA_* "
         "settings, as `catdog send`), a learner refused writing predictions (oc exec in their notebook), each "
-        "notebook's Route answering with its token only, the wall, the image pulled on every node. Reads the "
+        "notebook's Route answering with its token only, the wall, the room's challenge (when on: its answers "
+        "and the published set agree), the image pulled on every node. Reads the "
         "cluster with `oc get -o json` as the logged-in user. Exit status 1 if any check failed.",
     )
     doctor.add_argument("--room", type=Path, metavar="DIR", help="the folder `catdog room` wrote: check the room "
