@@ -69,6 +69,8 @@ function showHistory(byVersion) {
 
 // The room's challenge: the best submission of each learner, best first, and the pretrained model's score
 // on the same photos as a dashed line to beat, at its place in the order. Hidden where no challenge runs.
+const LEADERS_SHOWN = 8;  // the board sits in the projector's header: the top of the room, and a count
+
 function leaderRow(row, index) {
   const item = document.createElement("li");
   item.value = index + 1;  // the place: the line to beat between rows takes none
@@ -89,7 +91,7 @@ function showLeaderboard(board) {
   $("leaderboard").hidden = !board;
   if (!board) return;
   $("challenge-photos").textContent = board.photos;
-  const items = board.rows.map(leaderRow);
+  const items = board.rows.slice(0, LEADERS_SHOWN).map(leaderRow);
   const line = board.baseline.pretrained;
   if (line !== undefined) {
     const beat = document.createElement("li");
@@ -97,6 +99,12 @@ function showLeaderboard(board) {
     beat.textContent = `pretrained model: ${percent(line)} (the line to beat)`;
     const below = board.rows.findIndex((row) => row.accuracy <= line);
     items.splice(below === -1 ? items.length : below, 0, beat);
+  }
+  if (board.rows.length > LEADERS_SHOWN) {
+    const more = document.createElement("li");
+    more.className = "more";
+    more.textContent = `and ${board.rows.length - LEADERS_SHOWN} more`;
+    items.push(more);
   }
   $("leaders").replaceChildren(...items);
   $("refusals").textContent = board.refusals.length ? `not scored: ${board.refusals.join("; ")}` : "";
