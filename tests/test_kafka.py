@@ -26,7 +26,7 @@ from catdog.kafka_io import (
     ImageTooLarge, ensure_topics, fetch_images, image_key, make_consumer, make_producer, send_image,
 )
 from conftest import free_port, kafka_env
-from processes import SERVICE_START_SECONDS, Service, catdog, start_service
+from processes import SERVICE_START_SECONDS, Service, catdog, catdog_ok, start_service
 
 CLASSIFIER = Path(__file__).resolve().parent.parent / "deploy" / "openshift" / "base" / "classifier" / "deployment.yaml"
 
@@ -637,3 +637,115 @@ def test_a_new_model_file_is_served_without_a_restart_and_a_broken_one_is_not(
     assert f'version="{first}"' not in text
     assert 'catdog_model_reload_failures_total{model="pretrained"} 1.0' in text
     assert service.stop() == 0
+
+
+def test_a_result_written_between_a_readers_time_lookup_and_its_first_fetch_is_read(kafka):
+    """The learner's wait for a result (and every test's) reads the results from the sent photo's time on.
+    When nothing that recent is there yet, the reader starts at the end as it was *before* the lookup: a
+    result written in between is read. Positioned at the end resolved on the first fetch (`seek_to_end`),
+    it was skipped and the learner waited the whole timeout for a result that had come: this was the
+    classifier "stalled after a hot swap" in `.ci/run` (issue 40), a reader that missed its result."""
+    from catdog.kafka_io import make_reader
+
+    ensure_topics(kafka)
+    producer = make_producer(kafka)
+    producer.send(kafka.predictions_topic, b"older").get(10)
+    time.sleep(0.05)
+    reader = make_reader(kafka, kafka.predictions_topic, since_ms=int(time.time() * 1000))
+    producer.send(kafka.predictions_topic, b"the result").get(10)  # after the lookup, before any fetch
+    producer.close()
+    values, deadline = [], time.monotonic() + 10
+    try:
+        while b"the result" not in values and time.monotonic() < deadline:
+            values += [record.value for batch in reader.poll(timeout_ms=200).values() for record in batch]
+    finally:
+        reader.close()
+    assert b"the result" in values
+
+
+SWAPS = 6  # promotions and rollbacks, alternating
+STREAM_PER_SECOND = 10
+
+
+def test_promotions_and_rollbacks_while_photos_stream_give_each_photo_one_result_from_the_named_version(
+        kafka, models_dir, cat_photos, dog_photos, services, tmp_path):
+    """The room's retraining promotes a model and the instructor rolls it back, several times, while
+    photos stream at 10 a second: every photo gets exactly one result, and the version a result names is
+    the one that produced it (its p(dog) is that version's, computed here the way the service computes it)."""
+    import shutil
+    import threading
+
+    from catdog import registry
+    from catdog.models import load_model
+    from catdog.predict import classify_paths
+
+    folder = tmp_path / "models"
+    shutil.copytree(models_dir, folder)
+    first = registry.adopt(folder, "pretrained")
+    # Another valid catdog model as the candidate (the quick CNN's file): its verdicts differ, and so does
+    # its input size, so the batch's size changes with every swap too.
+    candidate = registry.register(folder, "pretrained", models_dir / "quick.keras", {"why": "the swap test"})
+    env = {"CATDOG_MODEL_RELOAD_SECONDS": "1", "CATDOG_MODELS_DIR": str(folder)}
+    ensure_topics(kafka)
+    service = start_service(services, kafka, folder, tmp_path, extra_env=env)
+    photos = cat_photos[600:606] + dog_photos[600:606]
+    sent, stop = [], threading.Event()
+
+    def stream() -> None:
+        producer = make_producer(kafka)
+        while not stop.is_set():
+            photo = photos[len(sent) % len(photos)]
+            sent.append((photo, send_image(producer, kafka, photo.read_bytes(), photo.name)))
+            stop.wait(1 / STREAM_PER_SECOND)
+        producer.close()
+
+    streaming = threading.Thread(target=stream)
+    streaming.start()
+    try:
+        serving = first
+        for swap in range(SWAPS):
+            before = serving
+            if swap % 2 == 0:  # the gate's promotion
+                registry.serve(folder, "pretrained", candidate)
+                serving = candidate
+            else:  # the instructor's way back
+                catdog_ok("models", "rollback", env={**kafka_env(kafka), **env})
+                serving = first
+            swapped = f"now serving pretrained model {serving} (was {before})"
+            wait_until(lambda: service.output().count("now serving pretrained model") == swap + 1, 60,
+                       f"swap {swap + 1}: {swapped}", service)
+            assert service.output().rstrip().rsplit("now serving", 1)[-1].startswith(swapped[len("now serving"):])
+            time.sleep(1.0)  # photos classified by this version
+    finally:
+        stop.set()
+        streaming.join()
+    results = results_for(kafka, [record for _, record in sent], timeout=120, settle=2.0)
+    assert set(results) == {(record.partition, record.offset) for _, record in sent}, service.output()[-3000:]
+    assert all(len(copies) == 1 for copies in results.values()), "a photo got two results"
+    assert service.output().count("now serving pretrained model") == SWAPS
+
+    quick = load_model(folder / "quick.keras")
+    expected = {}
+    for version in (first, candidate):
+        pair = {"quick": quick, "pretrained": load_model(folder / "versions" / "pretrained" / f"{version}.keras")}
+        for outcome in classify_paths(photos, pair, max_bytes=kafka.max_image_bytes, max_pixels=kafka.max_image_pixels):
+            expected[version, outcome.path] = outcome.verdicts["pretrained"].p_dog
+    named = {first: 0, candidate: 0}
+    for photo, record in sent:
+        [result] = results[record.partition, record.offset]
+        version = result["pretrained"]["version"]
+        named[version] += 1
+        assert result["pretrained"]["p_dog"] == pytest.approx(expected[version, photo], abs=0.01), (photo, version)
+    assert min(named.values()) > 0, named
+    assert service.stop() == 0
+
+
+def wait_until(condition, timeout: float, what: str, service: Service | None = None) -> None:
+    """Wait for ``condition()``; on time out, fail naming what was awaited (and the service's log)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if service is not None:
+            assert service.process.poll() is None, service.output()[-3000:]
+        assert time.monotonic() < deadline, f"waited {timeout:.0f} s for: {what}\n" + (
+            service.output()[-3000:] if service else "")
+        time.sleep(0.2)

@@ -370,12 +370,17 @@ def make_reader(kafka: KafkaSettings, topic: str, *, since_ms: int | None = None
         if sent is not None:
             since_ms = sent.timestamp
         if since_ms is not None:
+            # The ends are read *before* the time lookup, and a partition with nothing that recent yet is
+            # positioned there: a record written between the lookup and the first fetch is then read.
+            # `seek_to_end` resolves the end only at the first poll, past such a record, and the learner
+            # waited the whole timeout for a result that had come (the "stalled" classifier of issue 40).
+            ends = consumer.end_offsets(assigned)
             found = consumer.offsets_for_times({partition: since_ms for partition in assigned})
             for partition in assigned:
                 match = found.get(partition)
                 # The embedded broker answers "none" as offset 0 with timestamp -1, Kafka as None.
                 if match is None or match.timestamp < 0:
-                    consumer.seek_to_end(partition)  # nothing that recent yet: wait for what comes
+                    consumer.seek(partition, ends[partition])  # nothing that recent yet: wait for what comes
                 else:
                     consumer.seek(partition, match.offset)
         elif last is not None:
