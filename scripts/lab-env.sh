@@ -18,7 +18,9 @@ export CATDOG_WALL_PORT=${CATDOG_WALL_PORT:-8001}
 export CATDOG_WALL_URL=${CATDOG_WALL_URL:-http://127.0.0.1:$CATDOG_WALL_PORT}
 CATDOG_ROOM_CODE=${CATDOG_ROOM_CODE:-$("$BIN/python" -c 'import secrets; print(secrets.token_urlsafe(9))')}
 CATDOG_WALL_MODERATOR_KEY=${CATDOG_WALL_MODERATOR_KEY:-$("$BIN/python" -c 'import secrets; print(secrets.token_urlsafe(18))')}
-export CATDOG_ROOM_CODE CATDOG_WALL_MODERATOR_KEY
+# What signs the phones' joins: the wall refuses a room code without it.
+CATDOG_WALL_SECRET=${CATDOG_WALL_SECRET:-$("$BIN/python" -c 'import secrets; print(secrets.token_hex(32))')}
+export CATDOG_ROOM_CODE CATDOG_WALL_MODERATOR_KEY CATDOG_WALL_SECRET
 LOG_DIR=$(mktemp -d)
 service_pid=""
 wall_pid=""

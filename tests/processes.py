@@ -4,6 +4,7 @@ the benchmarks (which put this folder on their path)."""
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -126,8 +127,10 @@ def start_wall(env: dict[str, str], log: Path, code: str, port: int | None = Non
     """`catdog wall` with the room ``code``, once it answers ready (caught up with its topics): the process
     and its base URL. Stop it with SIGTERM, as the pod's end does."""
     port = port or free_port()
+    # A room's code comes with the room's secret (the wall refuses the code alone): a test's own unless given.
+    env = {"CATDOG_WALL_SECRET": secrets.token_hex(32), **env, "CATDOG_ROOM_CODE": code, "CATDOG_WALL_PORT": str(port)}
     process = subprocess.Popen([CATDOG, "wall"], stdout=open(log, "wb"), stderr=subprocess.STDOUT,
-                               env={**os.environ, **env, "CATDOG_ROOM_CODE": code, "CATDOG_WALL_PORT": str(port)})
+                               env={**os.environ, **env})
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -200,3 +200,21 @@ def test_the_challenge_check_is_skipped_when_off_and_compares_the_walls_answers_
     assert published.status == "ok" and published.detail.startswith("challenge aaaaaaaaaaaa: 3 photos on"), published
     stale = doctor.check_challenge(with_answers("bbbbbbbbbbbb"), settings)
     assert stale.status == "FAIL" and "holds aaaaaaaaaaaa: run `catdog challenge publish`" in stale.detail, stale
+
+
+def test_the_wall_check_fails_when_its_replicas_would_not_share_the_secret_that_signs_joins(room_cluster, tmp_path):
+    """The wall refuses a room code without CATDOG_WALL_SECRET (each replica would sign phones' joins with a
+    key of its own): the doctor names the missing setting or Secret before the room starts."""
+    def wall(cluster):
+        return next(o for o in cluster if o["kind"] == "Deployment" and o["metadata"]["name"] == doctor.WALL)
+
+    assert doctor.wall_secret_problem(oc_for(room_cluster, tmp_path, "catdog-room")) is None
+    unset = copy.deepcopy(room_cluster)
+    container = wall(unset)["spec"]["template"]["spec"]["containers"][0]
+    container["env"] = [entry for entry in container["env"] if entry["name"] != "CATDOG_WALL_SECRET"]
+    assert "sets no CATDOG_WALL_SECRET" in doctor.wall_secret_problem(oc_for(unset, tmp_path, "catdog-room"))
+    gone = [o for o in room_cluster if not (o["kind"] == "Secret" and o["metadata"]["name"] == "catdog-wall-secret")]
+    assert doctor.wall_secret_problem(oc_for(gone, tmp_path, "catdog-room")).startswith(
+        "no Secret catdog-wall-secret with key secret")
+    check = doctor.check_wall(oc_for(gone, tmp_path, "catdog-room"), doctor.Http())
+    assert check.status == "FAIL" and "catdog-wall-secret" in check.detail

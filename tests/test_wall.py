@@ -277,3 +277,14 @@ def test_the_wall_shows_each_models_accuracy_version_by_version_as_retraining_ch
     shown = state.snapshot()["stats"]["by_version"]["pretrained"]
     assert len(shown) == VERSIONS_SHOWN and all(len(item["version"]) <= MAX_VERSION_CHARS for item in shown)
     assert shown[-1]["version"].startswith(f"v{4 + VERSIONS_SHOWN + 2}-")
+
+
+def test_a_wall_given_the_rooms_code_without_its_secret_refuses_to_start_naming_both(kafka):
+    """A replica that invented its own secret would refuse (401) every phone that joined on another, or
+    before a restart: the wall says which setting is missing and which Secret holds it, and stops."""
+    from processes import catdog
+
+    refused = catdog("wall", env={**kafka_env(kafka), "CATDOG_ROOM_CODE": CODE, "CATDOG_WALL_SECRET": ""}, timeout=60)
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    [line] = refused.stderr.splitlines()
+    assert line.startswith("catdog: error: CATDOG_WALL_SECRET is not set") and "catdog-wall-secret" in line

@@ -372,10 +372,31 @@ def check_notebooks(cluster: Cluster, http: Http, tokens: dict[str, str | None])
     return Check("notebooks", "ok", f"{fine}/{len(tokens)} answer on their Routes with their tokens only")
 
 
+def wall_secret_problem(cluster: Cluster) -> str | None:
+    """Why the wall's replicas would not sign the phones' joins alike, or None: its Deployment must take
+    CATDOG_WALL_SECRET from a Secret that holds the key (the wall refuses to start without it)."""
+    deployment = cluster.get("deployment", WALL)
+    if deployment is None:
+        return f"no Deployment {WALL}"
+    containers = deployment["spec"]["template"]["spec"].get("containers", [])
+    found = [entry for container in containers for entry in container.get("env", []) if entry["name"] == "CATDOG_WALL_SECRET"]
+    reference = ((found[0].get("valueFrom") or {}).get("secretKeyRef") or {}) if found else {}
+    if not reference:
+        return f"Deployment {WALL} sets no CATDOG_WALL_SECRET from a Secret: the wall refuses to start without it"
+    secret = cluster.get("secret", reference["name"])
+    if secret is None or reference["key"] not in {**(secret.get("data") or {}), **(secret.get("stringData") or {})}:
+        return (f"no Secret {reference['name']} with key {reference['key']} (CATDOG_WALL_SECRET of {WALL}): "
+                "apply the room's folder from `catdog room` again")
+    return None
+
+
 def check_wall(cluster: Cluster, http: Http) -> Check:
     route = cluster.get("route", WALL)
     if route is None:
         return Check("wall", "skip", f"no Route {WALL} (a room's: deploy/openshift/room/shared/wall)")
+    problem = wall_secret_problem(cluster)
+    if problem:
+        return Check("wall", "FAIL", problem)
     url = route_url(route)
     try:
         answered = http.status(f"{url}/healthz")

@@ -5,7 +5,15 @@ from __future__ import annotations
 import argparse
 
 from catdog.cli.options import log_to_stderr
-from catdog.config import Settings
+from catdog.config import ConfigError, Settings
+
+# A room's code comes with the room's secret (both from `catdog room`'s Secrets). A wall given the code
+# alone would sign the phones' joins with a key of its own: a phone that joined on one replica, or before
+# a restart, would be refused (401) by the next. Given neither (a laptop), both are made here.
+WALL_SECRET_MISSING = ("CATDOG_WALL_SECRET is not set, but CATDOG_ROOM_CODE is: the wall refuses to start, or each "
+                       "replica (and each restart) would refuse the phones another one let in. In a room it comes "
+                       "from the Secret catdog-wall-secret (key `secret`, written by `catdog room`); elsewhere set "
+                       "32 or more random characters, the same for every replica")
 
 
 def register(verbs) -> None:
@@ -14,7 +22,8 @@ def register(verbs) -> None:
         description="Serve the wall page (for the projector: each photo's thumbnail with both verdicts as it is "
         "classified, the room's counts, a QR code of the upload page) and the upload page (for phones: take or "
         "pick a photo, see its verdicts, say right or wrong, which goes to the feedback topic). Both need the "
-        "room's code: $CATDOG_ROOM_CODE, or a fresh one printed here with the two links. Stops on SIGTERM or "
+        "room's code: $CATDOG_ROOM_CODE, or a fresh one printed here with the two links. A given code needs "
+        "the room's $CATDOG_WALL_SECRET too (it signs the phones' joins on every replica). Stops on SIGTERM or "
         "Ctrl-C.",
     )
     wall.add_argument("--host", help="address to listen on (default: $CATDOG_WALL_HOST or 127.0.0.1; "
@@ -36,6 +45,8 @@ def run_wall(args: argparse.Namespace, settings: Settings) -> int:
     config = settings.wall
     config = replace(config, host=args.host or config.host, port=config.port if args.port is None else args.port)
     base = config.url or f"http://{config.host}:{config.port}"
+    if config.room_code and not config.secret:  # a room's wall: every replica must sign joins alike
+        raise ConfigError(WALL_SECRET_MISSING)
     if config.room_code:  # given (a pod's Secret): a log is no place for it
         code = config.room_code
         print(f"Wall (projector): {base}/ (the room's code: CATDOG_ROOM_CODE)", flush=True)
