@@ -321,6 +321,11 @@ def cluster_as_oc_sees_it(objects: list[dict], namespace: str, secrets: list[dic
             status["listeners"] = [{"name": listener["name"], "bootstrapServers": f"{name}-kafka-bootstrap.{where}.svc:{listener['port']}",
                                     "addresses": [{"host": f"{name}-kafka-bootstrap.{where}.svc", "port": listener["port"]}]}
                                    for listener in obj["spec"]["kafka"]["listeners"] if listener["type"] == "internal"]
+        elif kind == "KafkaNodePool":
+            replicas = obj["spec"]["replicas"]
+            status.update(replicas=replicas, nodeIds=list(range(replicas)), roles=obj["spec"]["roles"],
+                          labelSelector=f"strimzi.io/cluster={obj['metadata']['labels']['strimzi.io/cluster']},"
+                                        f"strimzi.io/pool-name={name},strimzi.io/kind=Kafka")
         elif kind == "KafkaTopic":
             status["topicName"] = obj["spec"].get("topicName", name)
         elif kind == "Deployment":

@@ -71,6 +71,7 @@ RENDERS = {
     "default": lambda tmp: DEPLOY,
     "room": lambda tmp: (write_room(tmp / "room", "--count", "3"), tmp / "room")[1],
     "room-openshift-ai": lambda tmp: (write_room(tmp / "room", "--count", "2", "--openshift-ai"), tmp / "room")[1],
+    "room-three-nodes": lambda tmp: (write_room(tmp / "room", "--count", "2", "--kafka-nodes", "3"), tmp / "room")[1],
     "dev": lambda tmp: DEPLOY / "overlays" / "dev",
     "persistent": lambda tmp: DEPLOY / "overlays" / "persistent",
     "v1beta2": lambda tmp: DEPLOY / "overlays" / "v1beta2",
@@ -249,6 +250,41 @@ def test_the_autoscaler_can_resolve_and_reach_the_brokers():
     assert {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "openshift-keda"}}} \
         in plain["networkPolicyPeers"]
     assert {"podSelector": {}} in plain["networkPolicyPeers"]  # the lab's own pods still
+
+
+def gibibytes(size: str) -> float:
+    number, unit = re.fullmatch(r"(\d+)([MG]i)", size).groups()
+    return int(number) / (1024 if unit == "Mi" else 1)
+
+
+def test_kafka_keeps_the_rooms_data_on_volumes_and_replicates_to_every_node(rendered):
+    """What the operators make of it: each node's data on a claim Strimzi keeps when the Kafka is deleted
+    (a restart of a pod loses nothing), big enough for twice what the bounded topics may hold; every topic
+    (and the internal ones) replicated to every node, writes acknowledged by all but one of them (a node's
+    loss loses no acknowledged record and stops no writer), and never more replicas than brokers (the topic
+    operator refuses those)."""
+    _, objects = rendered
+    pools = by_kind(objects, "KafkaNodePool")
+    if not pools:
+        return  # the operator's Subscription alone
+    nodes = sum(pool["spec"]["replicas"] for pool in pools if "broker" in pool["spec"]["roles"])
+    bounded = sum(topic["spec"]["partitions"] * (int(topic["spec"]["config"]["retention.bytes"])
+                                                 + int(topic["spec"]["config"].get("segment.bytes", 1 << 30)))
+                  for topic in by_kind(objects, "KafkaTopic") if "retention.bytes" in topic["spec"]["config"]) / (1 << 30)
+    for pool in pools:
+        [volume] = pool["spec"]["storage"]["volumes"]
+        assert volume["type"] == "persistent-claim" and volume["deleteClaim"] is False
+        assert volume["kraftMetadata"] == "shared"
+        assert gibibytes(volume["size"]) >= 2 * bounded, (volume["size"], bounded)
+    assert nodes in (1, 3)
+    [kafka] = by_kind(objects, "Kafka")
+    config = kafka["spec"]["kafka"]["config"]
+    in_sync = 1 if nodes == 1 else nodes - 1
+    assert config["default.replication.factor"] == config["offsets.topic.replication.factor"] == nodes
+    assert config["min.insync.replicas"] == config["transaction.state.log.min.isr"] == in_sync
+    for topic in by_kind(objects, "KafkaTopic"):
+        assert topic["spec"]["replicas"] == nodes, topic["metadata"]["name"]
+        assert int(topic["spec"]["config"].get("min.insync.replicas", config["min.insync.replicas"])) == in_sync
 
 
 def test_kafka_pods_have_requests_and_memory_limits(rendered):

@@ -65,8 +65,8 @@ def test_the_recorded_cluster_is_what_oc_prints_for_these_manifests(which, lab_c
     doctor asks for is there."""
     cluster = oc_for(lab_cluster if which == "lab" else room_cluster, tmp_path,
                      NAMESPACE if which == "lab" else "catdog-room")
-    for kind in ("subscriptions.operators.coreos.com", "kafka.kafka.strimzi.io", "kafkatopics.kafka.strimzi.io",
-                 "deployment", "daemonset", "route", "secret"):
+    for kind in ("subscriptions.operators.coreos.com", "kafka.kafka.strimzi.io", "kafkanodepools.kafka.strimzi.io",
+                 "kafkatopics.kafka.strimzi.io", "deployment", "daemonset", "route", "secret"):
         namespace = doctor.OPERATOR_NAMESPACE if kind.startswith("subscriptions") else cluster.namespace or (
             NAMESPACE if which == "lab" else "catdog-room")
         listed = oc_json(cluster, "get", kind, "-n", namespace, "-o", "json")
@@ -218,3 +218,18 @@ def test_the_wall_check_fails_when_its_replicas_would_not_share_the_secret_that_
         "no Secret catdog-wall-secret with key secret")
     check = doctor.check_wall(oc_for(gone, tmp_path, "catdog-room"), doctor.Http())
     assert check.status == "FAIL" and "catdog-wall-secret" in check.detail
+
+
+def test_the_storage_check_says_which_kafka_the_room_runs_and_what_a_failure_loses(lab_cluster, tmp_path):
+    three = tmp_path / "three"
+    write_room(three, "--count", "2", "--kafka-nodes", "3")
+    check = doctor.check_storage(oc_for(cluster_as_oc_sees_it(render(three), "catdog-room"), tmp_path, "catdog-room"))
+    assert check.status == "ok" and check.detail.startswith("3 Kafka nodes on 10Gi claims (kept with the cluster)")
+    check = doctor.check_storage(oc_for(lab_cluster, tmp_path))
+    assert check.status == "ok" and check.detail.startswith("1 Kafka node on a 10Gi claim (kept with the cluster)")
+    assert "the loss of its node stops the room" in check.detail
+    ephemeral = copy.deepcopy(lab_cluster)
+    for pool in (o for o in ephemeral if o["kind"] == "KafkaNodePool"):
+        pool["spec"]["storage"] = {"type": "ephemeral"}
+    check = doctor.check_storage(oc_for(ephemeral, tmp_path))
+    assert check.status == "FAIL" and "empties the room" in check.detail

@@ -1041,7 +1041,7 @@ def test_the_default_overlay_runs_as_pods_exactly_as_its_manifests_say(image, tm
         with router(objects, cluster, pods, tmp_path) as (router_port, router_ca, _):
             checked, lines = doctor(cluster, namespace, pods, router_port, router_ca, tmp_path)
         assert checked.returncode == 0 and checked.stdout.splitlines()[-1].startswith("ready for the room"), checked.stdout + checked.stderr
-        assert lines == {"operator": "ok", "kafka": "ok", "topics": "ok", "classifier": "ok", "round": "ok", "dead": "ok",
+        assert lines == {"operator": "ok", "kafka": "ok", "storage": "ok", "topics": "ok", "classifier": "ok", "round": "ok", "dead": "ok",
                          "learner": "skip", "notebooks": "ok", "wall": "skip", "challenge": "skip", "image": "skip"}, \
             checked.stdout
 
@@ -1185,7 +1185,7 @@ def test_a_room_of_two_runs_as_pods_each_learner_alone_and_the_wall_showing_thei
             # The pre-flight check with the room's folder: every learner's Route and token, the ACL try.
             checked, lines = doctor(cluster, room_ns, pods, router_port, router_ca, tmp_path, "--room", str(room_dir))
         assert checked.returncode == 0, checked.stdout + checked.stderr
-        assert lines == {"operator": "ok", "kafka": "ok", "topics": "ok", "classifier": "ok", "round": "ok", "dead": "ok",
+        assert lines == {"operator": "ok", "kafka": "ok", "storage": "ok", "topics": "ok", "classifier": "ok", "round": "ok", "dead": "ok",
                          "learner": "ok", "notebooks": "ok", "wall": "ok", "challenge": "skip", "image": "ok"}, \
             checked.stdout + checked.stderr
         assert "TopicAuthorizationFailed" in checked.stdout and "2/2 answer" in checked.stdout, checked.stdout

@@ -138,6 +138,29 @@ def check_kafka(cluster: Cluster) -> Check:
     return Check("kafka", "ok", f"{KAFKA_CLUSTER} Ready, Kafka {status.get('kafkaVersion', '?')}, listeners {listeners}")
 
 
+def check_storage(cluster: Cluster) -> Check:
+    """Which Kafka the room runs, and what a failure would lose: the room's memory (photos, votes,
+    hidden photos, blocked phones, the challenge and its submissions) is Kafka's."""
+    listed = (cluster.get("kafkanodepools.kafka.strimzi.io") or {}).get("items", [])
+    pools = [pool for pool in listed if (pool["metadata"].get("labels") or {}).get("strimzi.io/cluster") == KAFKA_CLUSTER]
+    if not pools:
+        return Check("storage", "FAIL", f"no KafkaNodePool for {KAFKA_CLUSTER}: apply the room's folder again")
+    nodes = sum(pool["spec"]["replicas"] for pool in pools if "broker" in pool["spec"].get("roles", []))
+    volumes = [volume for pool in pools for volume in (pool["spec"]["storage"].get("volumes") or [pool["spec"]["storage"]])]
+    if any(volume["type"] != "persistent-claim" for volume in volumes):
+        return Check("storage", "FAIL", f"{KAFKA_CLUSTER}: ephemeral storage: a restart of a Kafka pod (a drained node, an "
+                     "eviction) empties the room: every photo, vote, hidden photo and the challenge. Use the kit's "
+                     "persistent-claim node pool")
+    sizes = ", ".join(sorted({volume["size"] for volume in volumes}))
+    kept = "kept" if all(volume.get("deleteClaim") is False for volume in volumes) else "deleted"
+    if nodes >= 3:
+        return Check("storage", "ok", f"{nodes} Kafka nodes on {sizes} claims ({kept} with the cluster), topics on "
+                     "every node: a pod's restart or a node's loss loses nothing")
+    return Check("storage", "ok", f"{nodes} Kafka node on a {sizes} claim ({kept} with the cluster): a restart of its pod "
+                 "loses nothing (the room waits ~10-60 s); the loss of its node stops the room until the node is "
+                 "back (`catdog room --kafka-nodes 3` survives it)")
+
+
 def check_topics(cluster: Cluster, settings: Settings, partitions_on_broker: Callable[[str], int | None]) -> Check:
     """Each topic the lab uses is a Ready KafkaTopic, the broker has its partitions, and an image as large
     as the settings allow fits in it."""
@@ -449,6 +472,7 @@ def run_checks(settings: Settings, cluster: Cluster, http: Http, room: dict | No
 
     run("operator", lambda: check_operator(cluster, operator_namespace))
     run("kafka", lambda: check_kafka(cluster))
+    run("storage", lambda: check_storage(cluster))
     run("topics", topics)
     run("classifier", lambda: check_classifier(cluster))
     run("round trip", lambda: check_round_trip(settings, timeout))

@@ -42,6 +42,9 @@ TOKEN_BYTES = 32
 PASSWORD_BYTES = 24
 CA_VALID_DAYS = 365  # Strimzi does not renew a CA it did not make: a year covers a season of workshops
 CA_KEY_BITS = 4096  # as Strimzi's own cluster CA
+# The room's Kafka: one node (its pod's restart keeps everything on its volume) or three (a node's loss too).
+KAFKA_NODES = (1, 3)
+THREE_NODES = "components/three-nodes"
 WALL_SECRET_BYTES = 32  # signs the phones' cookies (CATDOG_WALL_SECRET)
 LEARNER_KEYS_SECRET = "catdog-learner-keys"  # mounted by the classifier and the retraining
 WALL_SIGNER = "catdog-wall"  # the wall's name in the key table: its Deployment's CATDOG_LEARNER
@@ -361,19 +364,25 @@ def wall_url(apps_domain: str | None) -> str | None:
 
 
 def write_room(out: Path, room: list[Learner], manifests: Path, openshift_ai: bool = False,
-               dashboard_namespace: str = DASHBOARD_NAMESPACE, apps_domain: str | None = None) -> dict:
+               dashboard_namespace: str = DASHBOARD_NAMESPACE, apps_domain: str | None = None,
+               kafka_nodes: int | None = None) -> dict:
     """Write (or add to) the room's folder; returns its secrets (``ca``, ``room_code``, and per learner
     slug its ``name``, ``token`` and ``password``). Learners already in the folder keep their token and
     password, the room its code. With ``openshift_ai``, each learner gets a data science project with a
     workbench instead of a plain notebook Deployment, and the image is listed in the dashboard's
-    namespace. ``apps_domain`` (kept for later runs) gives the learners' settings the wall's address."""
+    namespace. ``apps_domain`` (kept for later runs) gives the learners' settings the wall's address.
+    ``kafka_nodes`` (1 or 3, kept for later runs; 1 the first time): the room's Kafka nodes."""
     manifests = manifests.resolve()
-    for base in ("room/shared", "room/learner", "room/workbench", "openshift-ai"):
+    if kafka_nodes not in (None, *KAFKA_NODES):
+        raise RoomError(f"--kafka-nodes {kafka_nodes}: a room's Kafka runs on {' or '.join(map(str, KAFKA_NODES))} nodes")
+    for base in ("room/shared", "room/learner", "room/workbench", "openshift-ai", THREE_NODES):
         if not (manifests / base / "kustomization.yaml").is_file():
             raise RoomError(f"{manifests / base} has no kustomization.yaml: give --manifests deploy/openshift")
     _private_folder(out)
     _write_private(out / ".gitignore", "# Tokens, passwords and the room's CA key: never in git.\n*\n")
     state = _room_state(out, room, openshift_ai, apps_domain)
+    state["kafka_nodes"] = kafka_nodes or state.get("kafka_nodes") or KAFKA_NODES[0]
+    _save_state(out, state)
     everyone = [Learner(entry["name"], slug_) for slug_, entry in sorted(state["learners"].items())]
     _write_shared(out / "room", state, everyone, manifests)
     if openshift_ai:
@@ -426,7 +435,9 @@ def _write_shared(room_dir: Path, state: dict, everyone: list[Learner], manifest
         "namespace": ROOM_NAMESPACE,
         "resources": [os.path.relpath(manifests / "room" / "shared", room_dir), "cluster-ca.yaml", "wall-code.yaml",
                       "learners.yaml", "learner-keys.yaml"],
-    }], "The room's shared part (deploy/openshift/room/shared) with what `catdog room` generated.")
+        **({"components": [os.path.relpath(manifests / THREE_NODES, room_dir)]} if state["kafka_nodes"] == 3 else {}),
+    }], "The room's shared part (deploy/openshift/room/shared) with what `catdog room` generated"
+        + (", on three Kafka nodes." if state["kafka_nodes"] == 3 else "."))
     _dump(room_dir / "wall-code.yaml", [_secret("catdog-wall-code", {"code": state["room_code"]}),
                                         _secret("catdog-wall-secret", {"secret": state["wall_secret"],
                                                                        "signing-key": state["wall_signing_key"]}),

@@ -32,6 +32,10 @@ def register(verbs) -> None:
     room.add_argument("--dashboard-namespace", default="redhat-ods-applications", metavar="NS",
                       help="where the dashboard lists workbench images (default: redhat-ods-applications; "
                       "Open Data Hub: opendatahub)")
+    room.add_argument("--kafka-nodes", type=int, choices=(1, 3), metavar="N",
+                      help="the room's Kafka nodes: 1 (the first time's default; its data on a volume, kept across a "
+                      "restart of its pod) or 3 (replicated, a node's loss kept too, three times the cost); kept for "
+                      "later runs")
     room.add_argument("--manifests", type=Path, metavar="DIR",
                       help="deploy/openshift of this kit (default: the one in the lab folder)")
     room.set_defaults(run=run_room)
@@ -48,7 +52,8 @@ def run_room(args: argparse.Namespace, settings: Settings) -> int:
     learners = room.learners(names, args.count, prefix=args.prefix)
     manifests = args.manifests or settings.lab_dir / "deploy" / "openshift"
     state = room.write_room(args.out, learners, manifests, openshift_ai=args.openshift_ai,
-                            dashboard_namespace=args.dashboard_namespace, apps_domain=args.apps_domain)
+                            dashboard_namespace=args.dashboard_namespace, apps_domain=args.apps_domain,
+                            kafka_nodes=args.kafka_nodes)
     print_learners(args, learners, state)
     wall = room.wall_url(state["apps_domain"]) or f"(oc get route catdog-wall -n {room.ROOM_NAMESPACE})"
     print(f"\nThe wall, for the projector (its QR code takes phones to the upload page): {wall}/#code={state['room_code']}")
