@@ -22,6 +22,7 @@ from catdog.data import read_manifest
 from catdog.identity import Keys, new_key, signed_header
 from catdog.kafka_io import LEARNER_HEADER, ensure_topics
 from conftest import REPO
+from test_kafka import collect
 from processes import catdog, catdog_ok, kafka_env, start_wall
 
 CODE = "challenge-room-code"
@@ -148,8 +149,10 @@ def test_learners_submit_from_the_cli_and_the_wall_ranks_them_refusing_a_stolen_
         assert board["refusals"] == ["Ada submitted less than 60 s after their last scored submission",
                                      "not signed with Ada's own key"]
 
-        # A client we did not write, its record stamped a minute on (CreateTime here; on the cluster the
-        # topic's LogAppendTime makes the broker stamp it).
+        # A client we did not write: Ada's next try stamped a minute on buys no slot (the rule counts by the
+        # broker's time where the topic says LogAppendTime, as on the cluster; here, CreateTime, by the record's
+        # time capped at the wall's clock); a copy of Bob's submission sent again by anyone is refused as a
+        # replay, never as Bob's own try, and his board row is untouched.
         from catdog.models import load_model
 
         verdicts = challenge.verdicts({"pretrained": load_model(models_dir / "pretrained.keras")}, photos,
@@ -158,10 +161,15 @@ def test_learners_submit_from_the_cli_and_the_wall_ranks_them_refusing_a_stolen_
         producer = Producer({"bootstrap.servers": kafka.bootstrap_servers})
         producer.produce(kafka.submissions_topic, value, key=key, timestamp=int(time.time() * 1000) + 61_000,
                          headers=[(LEARNER_HEADER, key), signed_header("Ada", KEYS["Ada"], "Ada", key, value)])
+        [bobs] = [record for record in collect(kafka, kafka.submissions_topic, 4) if record.key == b"Bob"]
+        producer.produce(kafka.submissions_topic, bobs.value, key=bobs.key, timestamp=int(time.time() * 1000) + 61_000,
+                         headers=bobs.headers)
         assert producer.flush(15) == 0
-        board = leaderboard(base, until=lambda board: any(row["submissions"] == 2 for row in board["rows"]))
-        ada = next(row for row in board["rows"] if row["learner"] == "Ada")
-        assert ada["submissions"] == 2 and ada["accuracy"] == answers.baseline["pretrained"], board
+        board = leaderboard(base, until=lambda board: len(board["refusals"]) == 4)
+        assert board["refusals"][:2] == ["not Bob's: replay: a copy of a record Bob signed, first read at "
+                                         f"{kafka.submissions_topic}[{bobs.partition}]@{bobs.offset}",
+                                         "Ada submitted less than 60 s after their last scored submission"], board
+        assert {row["learner"]: row["submissions"] for row in board["rows"]} == {"Ada": 1, "Bob": 1}
         show_on_the_projector(base, board, answers)
     finally:
         process.send_signal(signal.SIGTERM)
@@ -200,3 +208,24 @@ def test_the_wall_without_answers_shows_no_board_and_reads_no_submissions(kafka,
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(30)
+
+
+def test_a_copy_of_a_learners_submission_is_refused_as_a_replay_and_takes_nothing_of_theirs():
+    """Eve cannot read the submissions topic, but a copy sent again (by anyone, with any timestamp) must not
+    count, take Ada's one-a-minute slot, or read as Ada's own mistake; a record stamped a day ahead buys no
+    lock-out either: the rule counts by a time no sender chose."""
+    board = challenge.Scoreboard(ANSWERS, Keys(KEYS))
+    now = int(time.time() * 1000)
+    key, value, headers = signed("Ada", {"a1": "cat"})
+    assert board.add(key, value, headers, now, where=("s", 0, 0), now_ms=now)[0]
+    copy = board.add(key, value, headers, now + 61_000, where=("s", 0, 1), now_ms=now + 61_000)
+    assert copy == (False, "not Ada's: replay: a copy of a record Ada signed, first read at s[0]@0")
+    assert board.add(*signed("Ada", {"a1": "cat", "b2": "dog"}), now + 86_400_000, where=("s", 0, 2),
+                     now_ms=now + 62_000)[0]  # her own next try a minute on counts: the copy took no slot
+    assert board.add(*signed("Ada", {"a1": "cat"}), now + 86_400_000, where=("s", 0, 3), now_ms=now + 125_000)[0], \
+        "a day-ahead stamp locked her out"
+    assert [(row["learner"], row["submissions"]) for row in board.board()["rows"]] == [("Ada", 3)]
+    on_the_cluster = challenge.Scoreboard(ANSWERS, Keys(KEYS))  # LogAppendTime: the broker's stamp is the time
+    assert on_the_cluster.add(*signed("Bob", {}), now, where=("s", 0, 0), timestamp_type=1, now_ms=now + 500_000)[0]
+    assert not on_the_cluster.add(*signed("Bob", {}), now + 30_000, where=("s", 0, 1), timestamp_type=1,
+                                  now_ms=now + 500_000)[0]

@@ -49,3 +49,28 @@ def test_the_key_table_is_read_from_its_file_or_refused_with_the_setting(tmp_pat
     table.write_text(json.dumps({"learners": {"Ada": "not hex"}}))
     with pytest.raises(IdentityError, match=f"CATDOG_LEARNER_KEYS={table}"):
         read_keys(table)
+
+
+def test_a_signed_record_is_unique_and_ordered_so_a_copy_a_reordering_or_the_future_is_refused():
+    """Every signature carries its time and a nonce: a copy read elsewhere, one older than the signer's latest
+    for the same subject, or one signed far ahead of the reader's clock does not count; the same record read
+    again where it was (a reader starting over) does."""
+    from catdog.identity import MAX_AHEAD_MS, Replays
+
+    now = 1_800_000_000_000
+    first = KEYS.sender("Ada", signed_header("Ada", ADA, "Ada", KEY, PHOTO, signed_at=now)[1], KEY, PHOTO)
+    later = KEYS.sender("Ada", signed_header("Ada", ADA, "Ada", KEY, PHOTO, signed_at=now + 5)[1], KEY, PHOTO)
+    assert first.signed_at == now and first.nonce != later.nonce
+    tampered = signed_header("Ada", ADA, "Ada", KEY, PHOTO, signed_at=now)[1].replace(str(now).encode(), str(now + 9).encode())
+    assert not KEYS.sender("Ada", tampered, KEY, PHOTO).verified  # the time is signed too
+    replays = Replays()
+    assert replays.problem(first, ("votes", 0, 1), subject="photo/Ada", now_ms=now) is None
+    assert replays.problem(first, ("votes", 0, 1), subject="photo/Ada", now_ms=now) is None  # read again in place
+    assert replays.problem(first, ("votes", 0, 9), subject="photo/Ada", now_ms=now) == \
+        "replay: a copy of a record Ada signed, first read at votes[0]@1"
+    assert replays.problem(later, ("votes", 0, 2), subject="photo/Ada", now_ms=now) is None
+    older = KEYS.sender("Ada", signed_header("Ada", ADA, "Ada", KEY, PHOTO, signed_at=now - 1)[1], KEY, PHOTO)
+    assert replays.problem(older, ("votes", 0, 3), subject="photo/Ada", now_ms=now).startswith(
+        "replay: older than the latest record Ada signed for it")
+    ahead = KEYS.sender("Ada", signed_header("Ada", ADA, "Ada", KEY, PHOTO, signed_at=now + MAX_AHEAD_MS + 1000)[1], KEY, PHOTO)
+    assert replays.problem(ahead, ("votes", 0, 4), now_ms=now).startswith("from the future: signed by Ada 121 s ahead")

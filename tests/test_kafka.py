@@ -749,3 +749,33 @@ def wait_until(condition, timeout: float, what: str, service: Service | None = N
         assert time.monotonic() < deadline, f"waited {timeout:.0f} s for: {what}\n" + (
             service.output()[-3000:] if service else "")
         time.sleep(0.2)
+
+
+def test_a_copy_of_a_learners_signed_photo_is_classified_but_shown_as_no_ones(kafka, models_dir, cat_photos, services,
+                                                                             tmp_path):
+    """Anyone who reads the images topic can send Ada's signed photo again: it gets its verdicts, but the
+    result names no one and says it is a replay (her results would list it twice otherwise)."""
+    from confluent_kafka import Producer
+
+    from catdog.identity import new_key
+
+    ensure_topics(kafka)
+    ada, table = new_key(), tmp_path / "keys.json"
+    table.write_text(json.dumps({"learners": {"Ada": ada}, "relays": {}}))
+    service = start_service(services, kafka, models_dir, tmp_path, extra_env={"CATDOG_LEARNER_KEYS": str(table)})
+    as_ada = replace(kafka, learner="Ada", learner_key=ada)
+    producer = make_producer(as_ada)
+    original = send_image(producer, as_ada, cat_photos[40].read_bytes(), cat_photos[40].name)
+    producer.close()
+    [record] = collect(kafka, kafka.images_topic, 1)
+    copier = Producer({"bootstrap.servers": kafka.bootstrap_servers})
+    copier.produce(kafka.images_topic, record.value, key=record.key, headers=record.headers, partition=record.partition)
+    assert copier.flush(10) == 0
+    results = results_by_offset(kafka, 2)
+    first, copy = results[original.partition, original.offset], results[original.partition, original.offset + 1]
+    assert first["learner"] == "Ada" and first["learner_verified"] and "replay" not in first
+    assert copy["learner"] == "" and not copy["learner_verified"], copy
+    assert copy["replay"] == (f"replay: a copy of a record Ada signed, first read at "
+                              f"{kafka.images_topic}[{original.partition}]@{original.offset}")
+    assert copy["pretrained"]["label"] == first["pretrained"]["label"]
+    assert service.stop() == 0

@@ -79,3 +79,41 @@ def test_labelled_photos_on_kafka_are_a_training_source_and_foreign_records_are_
     assert topic == kafka.images_topic and list(partitions) == ["0"]
     assert {offset for first, last in runs for offset in range(first, last + 1)} == offsets
     assert all(a[1] + 1 < b[0] for a, b in zip(runs, runs[1:]))  # runs sorted, apart, each as long as it can be
+
+
+def test_a_vote_sent_again_after_its_voter_corrected_it_counts_for_no_one(kafka, tmp_path, dog_photos):
+    """Learners can read the feedback topic: a copy of Ada's first vote, sent again by anyone (librdkafka
+    here) after she corrected it, does not flip her vote back; it is skipped as a replay. Against the real
+    broker, counted as `catdog retrain` counts (read_labelled with the room's key table)."""
+    from dataclasses import replace
+
+    from catdog.identity import new_key
+    from catdog.kafka_io import make_consumer, make_producer, send_image
+    from catdog.labels import label_image, read_labelled
+
+    ensure_topics(kafka)
+    table = tmp_path / "keys.json"
+    ada = new_key()
+    table.write_text(json.dumps({"learners": {"Ada": ada}, "relays": {}}))
+    as_ada = replace(kafka, learner="Ada", learner_key=ada)
+    producer = make_producer(as_ada)
+    sent = send_image(producer, as_ada, dog_photos[30].read_bytes(), dog_photos[30].name)
+    label_image(producer, as_ada, sent, "cat")  # a slip
+    label_image(producer, as_ada, sent, "dog")  # corrected
+    producer.close()
+    reader = make_consumer(kafka, kafka.feedback_topic)
+    slip, records = None, []
+    while len(records) < 2:
+        records += [record for batch in reader.poll(timeout_ms=500).values() for record in batch]
+    reader.close()
+    slip = next(record for record in records if json.loads(record.value)["label"] == "cat")
+    replayer = Producer({"bootstrap.servers": kafka.bootstrap_servers})
+    replayer.produce(kafka.feedback_topic, slip.value, key=slip.key, headers=slip.headers)
+    assert replayer.flush(10) == 0
+
+    labelled, skipped = read_labelled(replace(kafka, learner_keys=table))
+    [photo] = labelled
+    assert photo.votes == {"learner:Ada": "dog"}
+    [(where, _, reason, detail)] = skipped
+    assert reason == "replay" and detail.startswith(f"replay: a copy of a record Ada signed, first read at "
+                                                    f"{kafka.feedback_topic}[0]@{slip.offset}"), detail

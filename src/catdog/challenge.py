@@ -24,7 +24,7 @@ from typing import Iterable, Mapping
 
 from catdog import CLASS_NAMES, CatdogError
 from catdog.config import MAX_LEARNER_CHARS, KafkaSettings
-from catdog.identity import Keys, signed_header
+from catdog.identity import SIGNATURE_HEADER, Keys, Replays, signed_header
 from catdog.kafka_io import LEARNER_HEADER, assign_every_partition, content_type, headers_dict, make_consumer
 
 SUBMISSION_INTERVAL_SECONDS = 60  # one scored submission a minute per learner
@@ -202,15 +202,23 @@ class Scoreboard:
         self.answers, self.keys, self.interval_ms = answers, keys, int(interval * 1000)
         self.best: dict[str, Entry] = {}
         self.scored_at: dict[str, int] = {}
+        self.replays = Replays()
         self.refused = 0
 
-    def add(self, key: bytes | None, value: bytes | None, headers, timestamp_ms: int) -> tuple[bool, str]:
-        """One record of the submissions topic: (scored, what happened), never an exception."""
-        learner, problem = self._sender(key, value, headers)
+    def add(self, key: bytes | None, value: bytes | None, headers, timestamp_ms: int, *, where: object = None,
+            timestamp_type: int = 0, now_ms: int | None = None) -> tuple[bool, str]:
+        """One record of the submissions topic (read at ``where``): (scored, what happened), never an
+        exception. One a minute per learner, by a time no sender chose: the broker's where it stamps the
+        topic (``timestamp_type`` 1, LogAppendTime), else the record's capped at this reader's clock
+        (``now_ms``), and never earlier than the learner's last scored one."""
+        now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+        learner, problem = self._sender(key, value, headers, where, now_ms)
         if problem is None:
             given, model, problem = self._verdicts(value)
-        if problem is None and timestamp_ms - self.scored_at.get(learner, -self.interval_ms) < self.interval_ms:
+        at = timestamp_ms if timestamp_type == 1 else min(timestamp_ms, now_ms)
+        if problem is None and at - self.scored_at.get(learner, -self.interval_ms) < self.interval_ms:
             problem = f"{learner} submitted less than {self.interval_ms // 1000} s after their last scored submission"
+        timestamp_ms = at
         if problem is None and learner not in self.best and len(self.best) >= MAX_LEARNERS:
             problem = f"the board is full ({MAX_LEARNERS} learners)"
         if problem is not None:
@@ -226,7 +234,7 @@ class Scoreboard:
             best.submissions = count
         return True, f"{learner}: {accuracy:.3f}"
 
-    def _sender(self, key: bytes | None, value: bytes | None, headers) -> tuple[str, str | None]:
+    def _sender(self, key: bytes | None, value: bytes | None, headers, where: object, now_ms: int) -> tuple[str, str | None]:
         named = headers_dict(headers).get(LEARNER_HEADER, "").strip()
         if not named.isprintable() or len(named) > MAX_LEARNER_CHARS:
             return named[:MAX_LEARNER_CHARS].encode("ascii", "replace").decode(), "not a learner's name"
@@ -234,10 +242,12 @@ class Scoreboard:
             return named, "a submission is keyed by the learner who sends it"
         if self.keys is None:  # one learner on a laptop: names as written
             return named, None
-        signature = dict(headers or []).get("learner-signature")
-        sender = self.keys.sender(named, signature, key or b"", value or b"")
+        sender = self.keys.sender(named, dict(headers or []).get(SIGNATURE_HEADER), key or b"", value or b"")
         if not sender.verified or sender.phone:
             return named, f"not signed with {named}'s own key"
+        replayed = self.replays.problem(sender, where, subject=named, now_ms=now_ms)
+        if replayed:  # someone else sent it: the refusal must not read as the learner's own mistake
+            return named, f"not {named}'s: {replayed}"
         return named, None
 
     def _verdicts(self, value: bytes | None) -> tuple[dict, str, str | None]:

@@ -29,7 +29,7 @@ from typing import Iterable, Iterator
 from kafka import KafkaProducer
 
 from catdog.config import KafkaSettings
-from catdog.identity import SIGNATURE_HEADER, Keys, read_keys, signed_header
+from catdog.identity import SIGNATURE_HEADER, Keys, Replays, read_keys, signed_header
 from catdog.kafka_io import (
     LEARNER_HEADER, Sent, assign_every_partition, headers_dict, key_text, make_consumer, make_producer, send_image,
 )
@@ -148,10 +148,11 @@ def _read_to_end(consumer, topic: str):
             yield from records
 
 
-def vote(record, keys: Keys | None) -> tuple[str, str, dict] | str:
+def vote(record, keys: Keys | None, replays: Replays | None = None) -> tuple[str, str, dict] | str:
     """A feedback record as (image key, voter, label value), or why it does not count. With the room's
     key table the voter is who the signature shows: a phone the wall vouches for, or a learner under their
-    own key; a label no key signed counts for no one."""
+    own key; a label no key signed counts for no one. With ``replays`` (what this count has read so far), a
+    copy of a counted label, or one older than the voter's latest for that photo, counts for no one either."""
     key = key_text(record.key)
     try:
         value = json.loads(record.value) if record.value else None
@@ -167,7 +168,18 @@ def vote(record, keys: Keys | None) -> tuple[str, str, dict] | str:
     if not sender.verified:
         return f"unsigned: no key of the room signed it as {learner or 'anyone'}"
     voter = f"phone:{value.get('phone') or sender.name}" if sender.phone else f"learner:{sender.name}"
+    replayed = replays and replays.problem(sender, (record.topic, record.partition, record.offset),
+                                           subject=(image_key_of(key), voter))
+    if replayed:
+        return f"{replayed} (counted as {voter}'s earlier label)"
     return image_key_of(key), voter, value
+
+
+def skip_reason(problem: str) -> str:
+    """The short reason a label was skipped, from :func:`vote`'s sentence."""
+    if problem.startswith(("replay", "from the future")):
+        return "replay"
+    return "unsigned" if problem.startswith("unsigned") else "not-a-label"
 
 
 @dataclass
@@ -187,12 +199,13 @@ def read_labelled(kafka: KafkaSettings, labels_topic: str | None = None,
     consumer = make_consumer(kafka)
     skipped: list[tuple[str, str, str, str]] = []
     ballots: dict[str, _Ballot] = defaultdict(_Ballot)
+    replays = Replays()
     try:
         for record in _read_to_end(consumer, topic):
             where = f"{record.topic}[{record.partition}]@{record.offset}"
-            counted = vote(record, keys)
+            counted = vote(record, keys, replays)
             if isinstance(counted, str):
-                skipped.append((where, "", "unsigned" if counted.startswith("unsigned") else "not-a-label", counted))
+                skipped.append((where, "", skip_reason(counted), counted))
                 continue
             key, voter, value = counted
             source = value.get("source") if isinstance(value.get("source"), dict) else {}

@@ -35,7 +35,7 @@ from kafka.structs import OffsetAndMetadata, TopicPartition
 from catdog import threads
 from catdog.config import MAX_LEARNER_CHARS, KafkaSettings, Settings
 from catdog.images import DecodeBudget
-from catdog.identity import read_keys
+from catdog.identity import Replays, Sender, read_keys
 from catdog.kafka_io import (
     LEARNER_HEADER, KafkaUnavailable, ReceivedImage, RecordError, decode_record, make_consumer, make_producer,
 )
@@ -59,7 +59,7 @@ BACKOFF_MAX_SECONDS = 30.0
 
 
 def result_record(image: ReceivedImage, verdicts: dict[str, Verdict], seconds: dict[str, float], batch: int,
-                  versions: dict[str, str] | None = None) -> dict:
+                  versions: dict[str, str] | None = None, replayed: str | None = None) -> dict:
     """The published result: where the image came from, each model's verdict (and the version of the
     model file that gave it), and whether they agree."""
     record: dict = {
@@ -74,6 +74,8 @@ def result_record(image: ReceivedImage, verdicts: dict[str, Verdict], seconds: d
     claimed = image.headers.get(LEARNER_HEADER, "")[:MAX_LEARNER_CHARS]
     if image.sender and claimed and not image.sender.verified and image.sender.name != claimed:
         record["learner_claimed"] = claimed
+    if replayed:  # a copy of a photo someone signed, sent again by anyone: classified, shown as no one's
+        record["replay"] = replayed
     for name, verdict in verdicts.items():
         record[name] = {
             "label": verdict.label,
@@ -104,10 +106,14 @@ def dead_letter_headers(image: ReceivedImage) -> list[tuple[str, bytes]]:
 
 @dataclass
 class Batch:
-    """A polled batch on its way: where each record came from, and its decode in the pool."""
+    """A polled batch on its way: where each record came from, its decode in the pool, and the models
+    (with their versions) it was decoded for. A swap between its start and its end serves the next batch:
+    this one is classified by the models it was sized for, and its results name them."""
 
     positions: list[tuple[str, int, int, int]]  # topic, partition, offset, timestamp (ms)
     decoding: list[Future] = field(default_factory=list)
+    models: dict[str, keras.Model] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
 
 
 class ModelWatcher:
@@ -263,6 +269,7 @@ class Publisher:
 
     def __init__(self, kafka: KafkaSettings) -> None:
         self.kafka = kafka
+        self.replays = Replays()  # the signed photos this instance has attributed (catdog.identity)
 
     def publish(self, producer: KafkaProducer, received: list[ReceivedImage], verdicts, seconds,
                 versions: dict[str, str]) -> None:
@@ -271,7 +278,10 @@ class Publisher:
         good = [image for image in received if image.error is None]
         futures = []
         for image, verdict in zip(good, verdicts, strict=True):
-            value = json.dumps(result_record(image, verdict, seconds, len(good), versions)).encode()
+            replayed = image.sender and self.replays.problem(image.sender, (image.topic, image.partition, image.offset))
+            if replayed:
+                image = replace(image, sender=Sender("", False))
+            value = json.dumps(result_record(image, verdict, seconds, len(good), versions, replayed or None)).encode()
             futures.append((None, producer.send(self.kafka.predictions_topic, key=image.raw_key, value=value)))
         for image in received:
             if image.error is not None:
@@ -430,6 +440,7 @@ class Pipeline:
             positions=[(record.topic, record.partition, record.offset, record.timestamp) for record in records],
             decoding=[self.pool.submit(decode_record, record, self.kafka, self.target_size, self.budget, False, self.keys)
                       for record in records],
+            models=dict(self.models), versions=dict(self.versions),
         )
 
     def process(self, records: list, producer: KafkaProducer) -> dict[TopicPartition, OffsetAndMetadata]:
@@ -442,8 +453,8 @@ class Pipeline:
         to commit. Only the dead letters' raw bytes are still held by now (decode_record drops the rest)."""
         received = [future.result() for future in batch.decoding]
         batch.decoding.clear()
-        received, verdicts, seconds = classify_isolating(self.models, received)
-        self.publisher.publish(producer, received, verdicts, seconds, self.versions)
+        received, verdicts, seconds = classify_isolating(batch.models, received)
+        self.publisher.publish(producer, received, verdicts, seconds, batch.versions)
         observe(self.metrics, received, verdicts, seconds, batch.positions)
         return batch_offsets(batch.positions)
 

@@ -145,7 +145,9 @@ class Leaderboard:
     def add(self, record) -> tuple[Events, str | None]:
         """A record of the submissions topic, scored: the new board, and why it was refused if it was."""
         with self.lock:
-            scored, said = self.scoreboard.add(record.key, record.value, record.headers, record.timestamp)
+            scored, said = self.scoreboard.add(record.key, record.value, record.headers, record.timestamp,
+                                               where=(record.topic, record.partition, record.offset),
+                                               timestamp_type=record.timestamp_type)
             if not scored:
                 self.refusals.appendleft(clean_text(said, 2 * MAX_LEARNER_CHARS + 80))
             return [("leaderboard", self._board())], None if scored else said
