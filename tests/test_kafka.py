@@ -779,3 +779,33 @@ def test_a_copy_of_a_learners_signed_photo_is_classified_but_shown_as_no_ones(ka
                               f"{kafka.images_topic}[{original.partition}]@{original.offset}")
     assert copy["pretrained"]["label"] == first["pretrained"]["label"]
     assert service.stop() == 0
+
+
+def test_a_learner_whose_rooms_kafka_is_away_is_told_so_not_to_start_a_local_broker(kafka):
+    """During a restart of the room's Kafka the learner has nothing to start: the error names the room's
+    broker and says what to do; on a laptop it still says how to start the embedded one."""
+    from catdog.kafka_io import KafkaUnavailable
+
+    for bootstrap, learner_key, said in (
+            ("127.0.0.2:1", None, "cannot reach the room's Kafka at 127.0.0.2:1"),  # not this machine: a room's
+            (f"127.0.0.1:{free_port()}", "0" * 64, "cannot reach the room's Kafka at 127.0.0.1"),  # signing: a room
+            (f"127.0.0.1:{free_port()}", None, "start the local broker with `catdog broker start`")):
+        with pytest.raises(KafkaUnavailable) as raised:
+            make_producer(replace(kafka, bootstrap_servers=bootstrap, learner_key=learner_key))
+        assert said in str(raised.value), raised.value
+        assert ("catdog broker start" in str(raised.value)) == (learner_key is None and bootstrap.startswith("127.0.0.1"))
+
+
+def test_readers_show_each_photo_once_when_the_classifier_published_it_twice():
+    """At least once: a batch whose publish timed out while the broker went away can be classified again.
+    The notebooks' list (mine_first) and `catdog results` (once_each) show each photo's first result only."""
+    from catdog.kafka_io import mine_first, once_each
+
+    def result(offset: int, at: str, learner: str = "Ada") -> dict:
+        return {"source": {"topic": "images", "partition": 0, "offset": offset}, "classified_at": at, "learner": learner}
+
+    results = [result(1, "2026-12-07T10:00:01"), result(2, "2026-12-07T10:00:02"), result(1, "2026-12-07T10:00:09"),
+               result(3, "2026-12-07T10:00:03", "Bob")]
+    assert [r["source"]["offset"] for r in once_each(results)] == [1, 2, 3]
+    shown = mine_first(results, "Ada")
+    assert [(r["source"]["offset"], r["classified_at"][-2:]) for r in shown] == [(2, "02"), (1, "01"), (3, "03")]

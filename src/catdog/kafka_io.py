@@ -68,10 +68,22 @@ def _unavailable(kafka: KafkaSettings, error: Exception) -> KafkaUnavailable:
     said = diagnose(kafka)
     if said:
         return KafkaUnavailable(f"cannot use Kafka at {kafka.bootstrap_servers}: {said}")
+    if is_local(kafka.bootstrap_servers) and not kafka.learner_key:
+        return KafkaUnavailable(
+            f"cannot reach Kafka at {kafka.bootstrap_servers} ({error}); start the local broker with "
+            "`catdog broker start`, or set KAFKA_BOOTSTRAP_SERVERS"
+        )
+    # A room's Kafka: restarting (a drained node, an update) or away; nothing for the learner to start.
     return KafkaUnavailable(
-        f"cannot reach Kafka at {kafka.bootstrap_servers} ({error}); start the local broker with "
-        "`catdog broker start`, or set KAFKA_BOOTSTRAP_SERVERS"
+        f"cannot reach the room's Kafka at {kafka.bootstrap_servers} ({error}): it may be restarting; try again in "
+        "a minute, and tell your instructor if it lasts (nothing you sent before was lost)"
     )
+
+
+def is_local(bootstrap_servers: str) -> bool:
+    """Whether every bootstrap address is this machine (the embedded broker's, a laptop's lab)."""
+    hosts = [address.rsplit(":", 1)[0].strip("[]") for address in bootstrap_servers.split(",")]
+    return all(host in ("localhost", "127.0.0.1", "::1") for host in hosts)
 
 
 def diagnose(kafka: KafkaSettings, timeout: float = 5.0) -> str | None:
@@ -434,9 +446,23 @@ def latest_predictions(kafka: KafkaSettings, count: int = 5, timeout: float = 5.
     return mine_first(results, learner)[:count]
 
 
+def once_each(results: Iterable[dict]) -> Iterator[dict]:
+    """Each photo's first result only. The classifier publishes at least once: a batch whose publish timed
+    out while the broker went away (its results delivered after all) is classified again, uncommitted, so
+    a photo can have two results; every reader that shows results shows one per photo."""
+    seen: set[tuple] = set()
+    for result in results:
+        source = result.get("source") or {}
+        where = (source.get("topic"), source.get("partition"), source.get("offset"))
+        if where not in seen:
+            seen.add(where)
+            yield result
+
+
 def mine_first(results: list[dict], learner: str | None) -> list[dict]:
-    """Results newest first, those sent by ``learner`` (if given) before everyone else's."""
-    newest = sorted(results, key=lambda result: str(result.get("classified_at", "")), reverse=True)
+    """Results newest first, one per photo, those sent by ``learner`` (if given) before everyone else's."""
+    oldest = sorted(results, key=lambda result: str(result.get("classified_at", "")))
+    newest = list(once_each(oldest))[::-1]
     if not learner:
         return newest
     return [r for r in newest if r.get("learner") == learner] + [r for r in newest if r.get("learner") != learner]
@@ -535,5 +561,5 @@ __all__ = [
     "KafkaError", "KafkaUnavailable", "ImageTooLarge", "ReceivedImage", "RecordError", "Sent", "client_config", "decode_record",
     "header_text", "headers_dict", "key_text", "prediction_problem",
     "collect_predictions", "ensure_topics", "mine_first", "fetch_images", "find_prediction", "format_prediction", "image_key", "iter_dead_letters",
-    "iter_predictions", "latest_predictions", "make_consumer", "make_producer", "make_reader", "send_image",
+    "iter_predictions", "latest_predictions", "once_each", "make_consumer", "make_producer", "make_reader", "send_image",
 ]

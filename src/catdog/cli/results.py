@@ -57,7 +57,7 @@ def run_results(args: argparse.Namespace, settings: Settings) -> int:
 
 def read(args: argparse.Namespace, consumer) -> Iterator[dict]:
     """The topic's records as dicts. A learner's filter applies before --count: the first N of *theirs*."""
-    from catdog.kafka_io import iter_dead_letters, iter_predictions
+    from catdog.kafka_io import iter_dead_letters, iter_predictions, once_each
 
     count = None if args.learner else args.count
     if args.dead_letters:
@@ -66,7 +66,7 @@ def read(args: argparse.Namespace, consumer) -> Iterator[dict]:
     def skipped(record, reason: str) -> None:
         print(f"skipped {record.topic}[{record.partition}]@{record.offset}: {reason}", file=sys.stderr)
 
-    return iter_predictions(consumer, timeout=args.timeout, count=count, on_skip=skipped)
+    return once_each(iter_predictions(consumer, timeout=args.timeout, count=count, on_skip=skipped))
 
 
 def chosen(args: argparse.Namespace, records: Iterable[dict]) -> Iterable[dict]:
