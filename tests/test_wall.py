@@ -288,3 +288,44 @@ def test_a_wall_given_the_rooms_code_without_its_secret_refuses_to_start_naming_
     assert refused.returncode == 2, refused.stdout + refused.stderr
     [line] = refused.stderr.splitlines()
     assert line.startswith("catdog: error: CATDOG_WALL_SECRET is not set") and "catdog-wall-secret" in line
+
+
+def test_a_backlog_larger_than_the_thumbnail_cache_still_gets_one_card_per_photo_with_its_thumbnail(wall):
+    """After a broker outage the classifier's results come long after their photos: more photos than the wall
+    keeps thumbnails of. Each result still becomes exactly one card (none waits for a thumbnail that will
+    never come), and a card whose thumbnail was dropped gets it read again from the images topic."""
+    from catdog.wall.state import THUMBNAILS_KEPT
+
+    kafka = wall["kafka"]
+    phone = joined(wall["base"])
+    seen: list = []
+    stop = threading.Event()
+    threading.Thread(target=sse_events, args=(wall["base"], phone.cookies, seen, stop), daemon=True).start()
+    photos = THUMBNAILS_KEPT + 44
+    producer = Producer({"bootstrap.servers": kafka.bootstrap_servers})
+    delivered = []
+    for number in range(photos):
+        buffer = io.BytesIO()
+        Image.new("RGB", (64, 48), (number % 256, 80, 160)).save(buffer, format="JPEG")
+        producer.produce(kafka.images_topic, buffer.getvalue(), key=image_key(buffer.getvalue()), partition=0,
+                         on_delivery=lambda error, message: delivered.append(message))
+    assert producer.flush(30) == 0
+    time.sleep(2)  # the wall reads the backlog of photos; the results come later, as after an outage
+    for number, message in enumerate(delivered):
+        sent = {"partition": message.partition(), "offset": message.offset(), "key": message.key().decode()}
+        result = classifier_result(kafka, sent, f"{message.offset()}.jpg", "", "cat", "cat")
+        producer.produce(kafka.predictions_topic, json.dumps(result).encode(), key=result["key"].encode())
+        if number % 20 == 19:  # as a catching-up classifier publishes them: batch by batch (a viewer keeps up)
+            assert producer.flush(30) == 0
+            time.sleep(0.2)
+    assert producer.flush(30) == 0
+    deadline = time.monotonic() + 60
+    while len([1 for event, _ in seen if event == "card"]) < photos and time.monotonic() < deadline:
+        time.sleep(0.2)
+    stop.set()
+    cards = [data["id"] for event, data in seen if event == "card"]
+    assert sorted(cards) == sorted(f"0-{message.offset()}" for message in delivered)  # one each, none missing
+    first = min(delivered, key=lambda message: message.offset())  # long dropped from the cache
+    thumb = phone.get(f"/api/thumbs/0/{first.offset()}")
+    assert thumb.status_code == 200 and Image.open(io.BytesIO(thumb.content)).format == "JPEG"
+    assert phone.get(f"/api/thumbs/0/{first.offset() + photos + 5}").status_code == 404  # no card, no read

@@ -29,7 +29,7 @@ from catdog.kafka_io import KafkaError, make_producer, send_image
 from catdog.labels import LABELS, send_label
 from catdog.wall import moderator
 from catdog.wall.cards import MAX_FILENAME_CHARS, card, clean_text, feedback_value
-from catdog.wall.feed import DECODE_MEMORY_BYTES, THUMBNAIL_SIDE, Feed
+from catdog.wall.feed import DECODE_MEMORY_BYTES, THUMBNAIL_SIDE, Feed, read_thumbnail
 from catdog.wall.guard import (
     COOKIE, Capacity, SecurityHeaders, Uploads, error, from_our_pages, joined, read_body, too_many,
 )
@@ -103,8 +103,17 @@ async def events(request: Request):
 @joined
 async def thumbnail(request: Request):
     partition, offset = request.path_params["partition"], request.path_params["offset"]
-    jpeg = request.app.state.state.thumbnail(partition, offset)
-    if jpeg is None or request.app.state.moderation.is_hidden(f"{partition}-{offset}"):
+    state: WallState = request.app.state.state
+    if request.app.state.moderation.is_hidden(f"{partition}-{offset}"):
+        return error(404, "no such photo on the wall")
+    jpeg = state.thumbnail(partition, offset)
+    if jpeg is None and state.was_shown(partition, offset):  # dropped from the cache by a backlog: read again
+        async with request.app.state.rereading:  # one at a time: a few cards after a backlog, never a flood
+            jpeg = state.thumbnail(partition, offset) or await run_in_threadpool(
+                read_thumbnail, request.app.state.settings.kafka, partition, offset, request.app.state.budget)
+        if jpeg is not None:
+            state.keep_thumbnail(partition, offset, jpeg)
+    if jpeg is None:
         return error(404, "no such photo on the wall")
     return Response(jpeg, media_type="image/jpeg")
 
@@ -290,6 +299,7 @@ def create_app(settings: Settings, code: str, feed: bool = True) -> Starlette:
     app.state.uploads = Uploads(settings.wall, app.state.moderation)
     app.state.capacity = Capacity(settings.wall)
     app.state.budget = DecodeBudget(DECODE_MEMORY_BYTES, refuse_larger=True)
+    app.state.rereading = asyncio.Lock()
     return app
 
 

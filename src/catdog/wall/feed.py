@@ -7,7 +7,10 @@ import io
 import json
 import logging
 import threading
+import time
 from typing import Callable
+
+from kafka import TopicPartition
 
 from catdog.config import KafkaSettings
 from catdog.images import DecodeBudget
@@ -123,9 +126,8 @@ def record_events(record, kafka: KafkaSettings, state: WallState, budget: Decode
     try:
         if record.topic == kafka.images_topic:
             received = decode_record(record, kafka, target_size=THUMBNAIL_SIDE, budget=budget, keep_data=False)
-            if received.image is None:
-                return [], None
-            return state.add_thumbnail(record.partition, record.offset, thumbnail_jpeg(received.image.image)), None
+            jpeg = None if received.image is None else thumbnail_jpeg(received.image.image)
+            return state.add_thumbnail(record.partition, record.offset, jpeg), None
         value = json.loads(record.value) if record.value else None
         if record.topic == kafka.predictions_topic:
             problem = prediction_problem(value)
@@ -135,6 +137,27 @@ def record_events(record, kafka: KafkaSettings, state: WallState, budget: Decode
         return (state.add_label(image_key_of(key), value["label"]), None) if problem is None else ([], problem)
     except (ValueError, TypeError, KeyError) as error:
         return [], f"{type(error).__name__}: {error}"
+
+
+def read_thumbnail(kafka: KafkaSettings, partition: int, offset: int, budget: DecodeBudget,
+                   timeout: float = 5.0) -> bytes | None:
+    """A photo's thumbnail read again from the images topic (its own was dropped from the cache while a
+    backlog passed): one record fetched, decoded and shrunk; None if it is gone or does not decode."""
+    consumer = make_consumer(kafka)
+    try:
+        where = TopicPartition(kafka.images_topic, partition)
+        consumer.assign([where])
+        consumer.seek(where, offset)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for record in consumer.poll(timeout_ms=500, max_records=1).get(where, []):
+                if record.offset != offset:
+                    return None  # retention removed it
+                received = decode_record(record, kafka, target_size=THUMBNAIL_SIDE, budget=budget, keep_data=False)
+                return None if received.image is None else thumbnail_jpeg(received.image.image)
+    finally:
+        consumer.close()
+    return None
 
 
 def moderation_events(record, moderation: Moderation) -> tuple[list, str | None]:

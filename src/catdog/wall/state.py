@@ -11,8 +11,9 @@ from catdog.challenge import Scoreboard
 from catdog.config import MAX_LEARNER_CHARS
 from catdog.wall.cards import MAX_VERSION_CHARS, MODELS, VERSIONS_SHOWN, card, clean_text, source_of
 
-# Photos of the images topic kept as thumbnails (per wall, all partitions), and results kept for phones
-# asking after their own photo: a few minutes of a busy room.
+# Photos of the images topic kept as thumbnails (per partition: a wall that restarts re-reads each partition's
+# last ones, and keeps them all), and results kept for phones asking after their own photo: a few minutes of a
+# busy room. A card whose thumbnail is no longer kept is still shown: its thumbnail is read again from Kafka.
 THUMBNAILS_KEPT = 256
 RESULTS_KEPT = 2048
 LABELS_KEPT = 100_000  # images with a verdict from the room (a key and two labels each)
@@ -56,7 +57,8 @@ class WallState:
 
     images_topic: str
     cards_kept: int = 8
-    thumbnails: OrderedDict = field(default_factory=OrderedDict)  # (partition, offset) -> JPEG bytes
+    thumbnails: dict = field(default_factory=dict)  # partition -> OrderedDict offset -> JPEG bytes
+    images_read: dict = field(default_factory=dict)  # partition -> one past the last image offset read
     results: OrderedDict = field(default_factory=OrderedDict)  # (partition, offset) -> result
     pending: OrderedDict = field(default_factory=OrderedDict)  # results whose photo is not read yet
     cards: deque = field(default_factory=deque)
@@ -72,11 +74,23 @@ class WallState:
     def __post_init__(self) -> None:
         self.cards = deque(maxlen=self.cards_kept)
 
-    def add_thumbnail(self, partition: int, offset: int, jpeg: bytes) -> Events:
+    def add_thumbnail(self, partition: int, offset: int, jpeg: bytes | None) -> Events:
+        """A photo of the images topic read (``jpeg`` None: it did not decode here): its card, if its result
+        came first."""
         with self.lock:
-            put_bounded(self.thumbnails, (partition, offset), jpeg, THUMBNAILS_KEPT)
+            self.read_image(partition, offset)
+            if jpeg is not None:
+                put_bounded(self.thumbnails.setdefault(partition, OrderedDict()), offset, jpeg, THUMBNAILS_KEPT)
             result = self.pending.pop((partition, offset), None)
             return self._show(result) if result else []
+
+    def read_image(self, partition: int, offset: int) -> None:
+        self.images_read[partition] = max(self.images_read.get(partition, 0), offset + 1)
+
+    def keep_thumbnail(self, partition: int, offset: int, jpeg: bytes) -> None:
+        """A thumbnail read again from Kafka for a card whose own was no longer kept."""
+        with self.lock:
+            put_bounded(self.thumbnails.setdefault(partition, OrderedDict()), offset, jpeg, THUMBNAILS_KEPT)
 
     def add_result(self, result: dict) -> Events:
         """A result from the predictions topic: counted once, shown once its photo's thumbnail exists."""
@@ -91,9 +105,11 @@ class WallState:
             self.agreed += bool(result.get("agree"))
             put_bounded(self.results, (partition, offset), result, RESULTS_KEPT)
             self._count_versions(result)
-            if (partition, offset) in self.thumbnails:
+            # Its photo was read (its thumbnail kept, or dropped from a backlog larger than the cache): show it
+            # now. Not read yet: when it is. One card per photo, however far behind the results are.
+            if offset < self.images_read.get(partition, 0):
                 return self._show(result)
-            put_bounded(self.pending, (partition, offset), result, THUMBNAILS_KEPT)
+            put_bounded(self.pending, (partition, offset), result, RESULTS_KEPT)
             return [("stats", self._stats())]
 
     def _count_versions(self, result: dict) -> None:
@@ -126,7 +142,12 @@ class WallState:
 
     def thumbnail(self, partition: int, offset: int) -> bytes | None:
         with self.lock:
-            return self.thumbnails.get((partition, offset))
+            return self.thumbnails.get(partition, {}).get(offset)
+
+    def was_shown(self, partition: int, offset: int) -> bool:
+        """Whether a card of this photo was shown (so its thumbnail may be read again from Kafka)."""
+        with self.lock:
+            return (partition, offset) in self.seen and offset < self.images_read.get(partition, 0)
 
     def result(self, partition: int, offset: int) -> dict | None:
         with self.lock:

@@ -23,11 +23,36 @@ async function shrink(file) {
   }
 }
 
+const SEND_TRIES = 3;  // a connection cut while sending (the wall restarting, or refusing a photo while busy)
+const RETRY_MS = 2000;  // the wait before the next try, times the tries so far
+const pause = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
 async function waitForResult(sent) {
   for (;;) {
-    const response = await fetch(`/api/photos/${sent.partition}/${sent.offset}`);
+    let response;
+    try {
+      response = await fetch(`/api/photos/${sent.partition}/${sent.offset}`);
+    } catch {  // the wall restarting: the photo is on Kafka, its result will be there when the wall is back
+      await pause(RETRY_MS);
+      continue;
+    }
     if (response.status === 200) return response.json();
     if (response.status !== 204) throw new Error((await response.json()).error || `error ${response.status}`);
+  }
+}
+
+// The photo, sent again when the connection is cut before an answer; null when every try was cut.
+async function post(query, body) {
+  for (let tries = 1; ; tries++) {
+    try {
+      return await fetch(`/api/photos?${query}`, {
+        method: "POST", body, headers: {"Content-Type": body.type || "application/octet-stream"},
+      });
+    } catch {
+      if (tries === SEND_TRIES) return null;
+      $("status").textContent = "The wall did not answer: sending again…";
+      await pause(RETRY_MS * tries);
+    }
   }
 }
 
@@ -42,14 +67,10 @@ async function send(file) {
   localStorage.setItem("catdog-learner", learner);
   $("status").textContent = "Sending…";
   const query = new URLSearchParams({filename: name, learner});
-  let response;
-  try {
-    response = await fetch(`/api/photos?${query}`, {
-      method: "POST", body: small || file, headers: {"Content-Type": (small || file).type || "application/octet-stream"},
-    });
-  } catch {  // the wall closed the connection before the photo was all sent: it was refusing it
+  const response = await post(query, small || file);
+  if (response === null) {
     $("status").textContent = "";
-    $("error").textContent = "The wall is busy with other photos: try again in a moment.";
+    $("error").textContent = "The photo did not reach the wall (it is busy or restarting): send it again in a moment.";
     return;
   }
   const answer = await response.json().catch(() => ({error: `error ${response.status}`}));
