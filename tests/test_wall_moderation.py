@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 
 from catdog.kafka_io import ensure_topics, make_producer
-from conftest import kafka_env
+from conftest import free_port, kafka_env
 from processes import start_wall
 from test_wall import classifier_result, sse_events
 
@@ -25,10 +25,11 @@ SECRET = "m" * 40
 
 
 @contextmanager
-def a_wall(kafka, tmp_path: Path, name: str):
-    """One replica of the room's wall (the same topics, code, key and secret as the others)."""
+def a_wall(kafka, tmp_path: Path, name: str, port: int | None = None):
+    """One replica of the room's wall (the same topics, code, key and secret as the others); ``port``: the
+    one a restarted pod answers on again (its Service's)."""
     env = {**kafka_env(kafka), "CATDOG_WALL_SECRET": SECRET, "CATDOG_WALL_MODERATOR_KEY": KEY}
-    process, base = start_wall(env, tmp_path / f"{name}.log", CODE)
+    process, base = start_wall(env, tmp_path / f"{name}.log", CODE, port=port)
     try:
         yield base
     finally:
@@ -136,3 +137,69 @@ def test_the_moderator_pauses_uploads_blocks_a_phone_and_changes_the_rooms_code(
         assert httpx.post(f"{again}/api/join", json={"code": new_code}).status_code == 204
     logs = "".join(path.read_text() for path in tmp_path.glob("*.log"))
     assert new_code not in logs and KEY not in logs
+
+
+def test_a_restarted_wall_comes_back_with_the_rooms_state_and_every_phone_keeps_its_join(kafka, tmp_path, cat_photos,
+                                                                                         dog_photos):
+    """A wall pod restarted mid-workshop (an update, an eviction): what it shows comes back from Kafka (the
+    cards, the counts, a blocked phone still blocked) and each phone's join still holds, since every replica
+    and restart signs joins with the room's secret."""
+    ensure_topics(kafka)
+    port = free_port()
+    with a_wall(kafka, tmp_path, "before", port) as base:
+        friend, prankster, moderator = joined(base), joined(base), joined(base, key=KEY)
+        photo = classified_photo(kafka, friend, cat_photos[3])
+        pranked = classified_photo(kafka, prankster, cat_photos[4])
+        assert moderator.post("/api/moderate", json={"action": "block", "id": pranked}).status_code == 200
+        [partition, offset] = map(int, photo.split("-"))
+        assert friend.post("/api/feedback", json={"partition": partition, "offset": offset, "label": "cat"}).status_code == 201
+        assert wait_until(lambda: snapshot(friend)["stats"]["labelled"] == 1)
+        before = snapshot(friend)
+    with a_wall(kafka, tmp_path, "after", port) as again:
+        assert again == base
+        after = snapshot(friend)  # the phone's cookie from before the restart
+        assert [card["id"] for card in after["cards"]] == [card["id"] for card in before["cards"]]
+        assert after["stats"] == before["stats"]
+        assert friend.post("/api/photos", content=dog_photos[3].read_bytes()).status_code == 201
+        refused = prankster.post("/api/photos", content=dog_photos[4].read_bytes())
+        assert refused.status_code == 403 and "stopped this phone" in refused.json()["error"]
+
+
+def snapshot(client: httpx.Client) -> dict:
+    with client.stream("GET", "/api/events") as stream:
+        return json.loads(next(line for line in stream.iter_lines() if line.startswith("data:"))[5:])
+
+
+def test_a_photo_sent_while_the_wall_restarts_is_sent_again_by_the_phones_page(kafka, tmp_path, cat_photos):
+    """In Chromium: the phone's page picks a photo while the wall is down; it says it is sending again, and once
+    the wall is back the photo goes, and its verdicts come, with the join made before the restart."""
+    from selenium.webdriver.common.by import By
+
+    from browser import browser_session, wait_for, wall_problems
+    from catdog.kafka_io import make_consumer
+
+    ensure_topics(kafka)
+    port = free_port()
+    with browser_session(phone=True) as phone:
+        with a_wall(kafka, tmp_path, "before", port) as base:
+            phone.get(f"{base}/upload#code={CODE}")
+            assert wait_for(lambda: phone.find_element(By.ID, "send").is_displayed(), 30)
+        phone.find_element(By.ID, "photo").send_keys(str(cat_photos[5]))  # the wall is down
+        assert wait_for(lambda: "sending again" in phone.find_element(By.ID, "status").text, 10), \
+            phone.find_element(By.ID, "status").text
+        with a_wall(kafka, tmp_path, "after", port):
+            reader = make_consumer(kafka, kafka.images_topic)
+            records = wait_for(lambda: [r for batch in reader.poll(timeout_ms=500).values() for r in batch], 30, 0.1)
+            reader.close()
+            assert records, "the page never sent the photo again"
+            [record] = records
+            sent = {"partition": record.partition, "offset": record.offset, "key": record.key.decode()}
+            producer = make_producer(kafka)
+            result = classifier_result(kafka, sent, cat_photos[5].name, "", "cat", "dog")
+            producer.send(kafka.predictions_topic, json.dumps(result).encode(), key=result["key"].encode()).get(10)
+            producer.close()
+            assert wait_for(lambda: phone.find_element(By.ID, "result").is_displayed(), 30), \
+                phone.find_element(By.ID, "error").text
+            assert not phone.find_element(By.ID, "error").text
+            # The browser logs the tries the restart refused, and nothing else.
+            assert all("ERR_CONNECTION_REFUSED" in problem for problem in wall_problems(phone)), wall_problems(phone)

@@ -23,7 +23,7 @@ async function shrink(file) {
   }
 }
 
-const SEND_TRIES = 3;  // a connection cut while sending (the wall restarting, or refusing a photo while busy)
+const SEND_TRIES = 5;  // over 20 s: a connection cut while sending (the wall restarting, or refusing a photo while busy)
 const RETRY_MS = 2000;  // the wait before the next try, times the tries so far
 const pause = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
