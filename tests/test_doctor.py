@@ -227,7 +227,7 @@ def test_the_storage_check_says_which_kafka_the_room_runs_and_what_a_failure_los
     assert check.status == "ok" and check.detail.startswith("3 Kafka nodes on 10Gi claims (kept with the cluster)")
     check = doctor.check_storage(oc_for(lab_cluster, tmp_path))
     assert check.status == "ok" and check.detail.startswith("1 Kafka node on a 10Gi claim (kept with the cluster)")
-    assert "the loss of its node stops the room" in check.detail
+    assert "losing its node stops the room" in check.detail
     ephemeral = copy.deepcopy(lab_cluster)
     for pool in (o for o in ephemeral if o["kind"] == "KafkaNodePool"):
         pool["spec"]["storage"] = {"type": "ephemeral"}
