@@ -48,12 +48,18 @@ class ImageTooLarge(CatdogError):
     """An image is over the pipeline's size limit and was not sent."""
 
 
+RECONNECT_BACKOFF_MAX_MS = 2_000
+
+
 def client_config(kafka: KafkaSettings) -> dict:
     """Connection settings common to producers, consumers and the admin client."""
     config: dict = {
         "bootstrap_servers": kafka.bootstrap_servers.split(","),
         "security_protocol": kafka.security_protocol,
         "bootstrap_timeout_ms": BOOTSTRAP_TIMEOUT_MS,
+        # kafka-python backs off up to 30 s between tries to reach a broker that went away: after a 15 s
+        # restart of the room's Kafka the classifier and the wall waited ~11 s more (tests/test_restarts.py).
+        "reconnect_backoff_max_ms": RECONNECT_BACKOFF_MAX_MS,
     }
     for option in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
         if getattr(kafka, option) is not None:
