@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -57,12 +58,31 @@ def tansu_binary() -> Path:
     return binary
 
 
+EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+LOWEST_PORT = 10_000
+
+
 def free_port() -> int:
     """A port nothing listens on now, on 127.0.0.1: for a broker, a classifier or a wall beside others
-    (tests, benchmarks and the lab's scripts ask this one function). ``python -m catdog.broker`` prints one."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    (tests, benchmarks and the lab's scripts ask this one function). ``python -m catdog.broker`` prints one.
+
+    Chosen below the kernel's ephemeral range: a port from that range can be taken, before the server binds
+    it, as the source port of any outgoing connection, or by a client retrying to reach it (a TCP connection
+    to 127.0.0.1:P from source port P connects to itself). A classifier retrying a broker that was not up yet
+    once held the broker's port that way ("port … is already in use")."""
+    try:
+        low = int(EPHEMERAL_RANGE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 0
+    candidates = random.sample(range(LOWEST_PORT, low), min(64, max(0, low - LOWEST_PORT)))
+    for port in candidates + [0]:  # 0: the kernel's choice, where the range leaves none below it
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return sock.getsockname()[1]
+    raise BrokerError("no free port on 127.0.0.1")
 
 
 def wait_for_port(port: int, timeout: float, host: str = "127.0.0.1") -> bool:

@@ -106,13 +106,14 @@ async def thumbnail(request: Request):
     state: WallState = request.app.state.state
     if request.app.state.moderation.is_hidden(f"{partition}-{offset}"):
         return error(404, "no such photo on the wall")
-    jpeg = state.thumbnail(partition, offset)
-    if jpeg is None and state.was_shown(partition, offset):  # dropped from the cache by a backlog: read again
+    jpeg = state.thumbnails.get(partition, offset)
+    # A card's photo dropped from the cache by a backlog (its result is kept, its photo was read): read again.
+    if jpeg is None and state.result(partition, offset) and state.thumbnails.was_read(partition, offset):
         async with request.app.state.rereading:  # one at a time: a few cards after a backlog, never a flood
-            jpeg = state.thumbnail(partition, offset) or await run_in_threadpool(
+            jpeg = state.thumbnails.get(partition, offset) or await run_in_threadpool(
                 read_thumbnail, request.app.state.settings.kafka, partition, offset, request.app.state.budget)
         if jpeg is not None:
-            state.keep_thumbnail(partition, offset, jpeg)
+            state.thumbnails.keep(partition, offset, jpeg)
     if jpeg is None:
         return error(404, "no such photo on the wall")
     return Response(jpeg, media_type="image/jpeg")

@@ -52,13 +52,40 @@ def room_stats(photos: int, agreed: int, verdicts: dict, labels: dict, versions:
 
 
 @dataclass
+class Thumbnails:
+    """The photos' thumbnails, per partition, and how far each partition's photos were read: a photo read
+    but not kept (dropped by a backlog, or it did not decode here) is read again from Kafka when asked for."""
+
+    kept: dict = field(default_factory=dict)  # partition -> OrderedDict offset -> JPEG bytes
+    read: dict = field(default_factory=dict)  # partition -> one past the last offset read
+    lock: threading.Lock = field(default_factory=threading.Lock)  # taken inside WallState's, never around it
+
+    def add(self, partition: int, offset: int, jpeg: bytes | None) -> None:
+        with self.lock:
+            self.read[partition] = max(self.read.get(partition, 0), offset + 1)
+        if jpeg is not None:
+            self.keep(partition, offset, jpeg)
+
+    def keep(self, partition: int, offset: int, jpeg: bytes) -> None:
+        with self.lock:
+            put_bounded(self.kept.setdefault(partition, OrderedDict()), offset, jpeg, THUMBNAILS_KEPT)
+
+    def get(self, partition: int, offset: int) -> bytes | None:
+        with self.lock:
+            return self.kept.get(partition, {}).get(offset)
+
+    def was_read(self, partition: int, offset: int) -> bool:
+        with self.lock:
+            return offset < self.read.get(partition, 0)
+
+
+@dataclass
 class WallState:
     """Fed by the Feed thread, read by the handlers, under the lock; each ``add_*`` returns the viewers' events."""
 
     images_topic: str
     cards_kept: int = 8
-    thumbnails: dict = field(default_factory=dict)  # partition -> OrderedDict offset -> JPEG bytes
-    images_read: dict = field(default_factory=dict)  # partition -> one past the last image offset read
+    thumbnails: Thumbnails = field(default_factory=Thumbnails)
     results: OrderedDict = field(default_factory=OrderedDict)  # (partition, offset) -> result
     pending: OrderedDict = field(default_factory=OrderedDict)  # results whose photo is not read yet
     cards: deque = field(default_factory=deque)
@@ -78,19 +105,9 @@ class WallState:
         """A photo of the images topic read (``jpeg`` None: it did not decode here): its card, if its result
         came first."""
         with self.lock:
-            self.read_image(partition, offset)
-            if jpeg is not None:
-                put_bounded(self.thumbnails.setdefault(partition, OrderedDict()), offset, jpeg, THUMBNAILS_KEPT)
+            self.thumbnails.add(partition, offset, jpeg)
             result = self.pending.pop((partition, offset), None)
             return self._show(result) if result else []
-
-    def read_image(self, partition: int, offset: int) -> None:
-        self.images_read[partition] = max(self.images_read.get(partition, 0), offset + 1)
-
-    def keep_thumbnail(self, partition: int, offset: int, jpeg: bytes) -> None:
-        """A thumbnail read again from Kafka for a card whose own was no longer kept."""
-        with self.lock:
-            put_bounded(self.thumbnails.setdefault(partition, OrderedDict()), offset, jpeg, THUMBNAILS_KEPT)
 
     def add_result(self, result: dict) -> Events:
         """A result from the predictions topic: counted once, shown once its photo's thumbnail exists."""
@@ -107,7 +124,7 @@ class WallState:
             self._count_versions(result)
             # Its photo was read (its thumbnail kept, or dropped from a backlog larger than the cache): show it
             # now. Not read yet: when it is. One card per photo, however far behind the results are.
-            if offset < self.images_read.get(partition, 0):
+            if self.thumbnails.was_read(partition, offset):
                 return self._show(result)
             put_bounded(self.pending, (partition, offset), result, RESULTS_KEPT)
             return [("stats", self._stats())]
@@ -139,15 +156,6 @@ class WallState:
     def snapshot(self) -> dict:
         with self.lock:  # the challenge's board has its own lock, never taken the other way round
             return {"cards": list(self.cards), "stats": self._stats(), "leaderboard": self.leaderboard and self.leaderboard.board()}
-
-    def thumbnail(self, partition: int, offset: int) -> bytes | None:
-        with self.lock:
-            return self.thumbnails.get(partition, {}).get(offset)
-
-    def was_shown(self, partition: int, offset: int) -> bool:
-        """Whether a card of this photo was shown (so its thumbnail may be read again from Kafka)."""
-        with self.lock:
-            return (partition, offset) in self.seen and offset < self.images_read.get(partition, 0)
 
     def result(self, partition: int, offset: int) -> dict | None:
         with self.lock:
