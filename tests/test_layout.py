@@ -119,3 +119,11 @@ def test_the_readme_opens_with_its_contents_and_every_link_there_reaches_a_secti
     missing = [f"{page}#{anchor}" for page, anchor in links if anchor not in anchors[page]]
     assert not missing, missing
     assert max(len(line) for line in readme.splitlines()) <= 200
+
+
+def test_no_tracked_file_is_empty():
+    """An empty file in git is a stray (the file `oom`, removed once, came back with a `git add -A`)."""
+    tracked = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True, check=True).stdout
+    empty = [name for name in tracked.decode().split("\0") if name and (REPO / name).is_file()
+             and (REPO / name).stat().st_size == 0]
+    assert not empty, f"empty files tracked by git: {empty}"
