@@ -229,3 +229,36 @@ def test_a_copy_of_a_learners_submission_is_refused_as_a_replay_and_takes_nothin
     assert on_the_cluster.add(*signed("Bob", {}), now, where=("s", 0, 0), timestamp_type=1, now_ms=now + 500_000)[0]
     assert not on_the_cluster.add(*signed("Bob", {}), now + 30_000, where=("s", 0, 1), timestamp_type=1,
                                   now_ms=now + 500_000)[0]
+
+
+def test_the_leaderboard_comes_back_whole_when_the_wall_restarts(kafka, tmp_path):
+    """The wall's pod restarted mid-challenge: the board (each learner's best, their counts, the refusals) is
+    read back from the submissions topic, the same as before."""
+    from dataclasses import replace
+
+    from catdog.kafka_io import make_producer
+
+    ensure_topics(kafka)
+    answers, keys = tmp_path / "answers.json", tmp_path / "keys.json"
+    answers.write_text(json.dumps({"challenge": ANSWERS.challenge, "labels": dict(ANSWERS.labels),
+                                   "baseline": dict(ANSWERS.baseline)}))
+    keys.write_text(json.dumps({"learners": KEYS, "relays": {}}))
+    env = {**kafka_env(kafka), "CATDOG_CHALLENGE_ANSWERS": str(answers), "CATDOG_LEARNER_KEYS": str(keys)}
+    producer = make_producer(kafka)
+    for who, key_of, given in (("Ada", "Ada", {"a1": "cat", "b2": "dog"}), ("Bob", "Bob", {"a1": "cat"}),
+                               ("Ada", "Ada", {"a1": "cat", "b2": "dog", "c3": "dog"}),  # within her minute
+                               ("Bob", "Eve", {"a1": "cat", "b2": "dog", "c3": "dog", "d4": "cat"})):  # forged
+        challenge.submit(producer, replace(kafka, learner=who, learner_key=KEYS[key_of]), ANSWERS.challenge, given)
+    producer.close()
+    boards = []
+    for name in ("before", "after"):
+        process, base = start_wall(env, tmp_path / f"{name}.log", CODE)
+        try:
+            boards.append(leaderboard(base, until=lambda board: len(board["refusals"]) == 2))
+        finally:
+            process.send_signal(signal.SIGTERM)
+            process.wait(30)
+    before, after = boards
+    assert [(row["learner"], row["accuracy"], row["submissions"]) for row in before["rows"]] == [("Ada", 0.5, 1),
+                                                                                               ("Bob", 0.25, 1)]
+    assert len(before["refusals"]) == 2 and after == before
