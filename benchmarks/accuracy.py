@@ -53,36 +53,56 @@ def scores(model_path: Path, test_dir: Path) -> dict[str, float]:
 
 
 def spread(values: list[float]) -> dict[str, float]:
-    return {"mean": round(statistics.mean(values), 4),
-            "sd": round(statistics.stdev(values), 4) if len(values) > 1 else 0.0,
-            "min": min(values), "max": max(values)}
+    return {
+        "mean": round(statistics.mean(values), 4),
+        "sd": round(statistics.stdev(values), 4) if len(values) > 1 else 0.0,
+        "min": min(values),
+        "max": max(values),
+    }
 
 
 def table(report: dict) -> str:
     """The figures as RESULTS.md shows them."""
-    lines = [f"unseen Kaggle photos: {report['test_photos']}; training photos per class: {report['per_class']}",
-             "| model | command | training s | unseen accuracy (as served) |", "|---|---|---:|---|"]
+    lines = [
+        f"unseen Kaggle photos: {report['test_photos']}; training photos per class: {report['per_class']}",
+        "| model | command | training s | unseen accuracy (as served) |",
+        "|---|---|---:|---|",
+    ]
     if "lab" in report:
         lab = report["lab"]
-        lines.append(f"| quick CNN, the lab's 80 photos | `{lab['command']}` | {lab['fit_seconds']:.1f} | "
-                     f"{lab['as_served']:.3f} |")
+        lines.append(
+            f"| quick CNN, the lab's 80 photos | `{lab['command']}` | {lab['fit_seconds']:.1f} | "
+            f"{lab['as_served']:.3f} |"
+        )
     if "quick" in report:
         quick, served = report["quick"], report["quick"]["as_served"]
-        lines.append(f"| quick CNN within its budget, {len(quick['runs'])} seeds | `{quick['command']}` | "
-                     f"≤ {quick['fit_seconds_max']:.1f} | **{served['mean']:.3f}** ± {served['sd']:.3f} "
-                     f"(min {served['min']:.3f}, max {served['max']:.3f}) |")
-    for name, label in (("pretrained", "MobileNet, frozen + head"), ("fine-tune", "MobileNet, last two blocks fine-tuned")):
+        lines.append(
+            f"| quick CNN within its budget, {len(quick['runs'])} seeds | `{quick['command']}` | "
+            f"≤ {quick['fit_seconds_max']:.1f} | **{served['mean']:.3f}** ± {served['sd']:.3f} "
+            f"(min {served['min']:.3f}, max {served['max']:.3f}) |"
+        )
+    for name, label in (
+        ("pretrained", "MobileNet, frozen + head"),
+        ("fine-tune", "MobileNet, last two blocks fine-tuned"),
+    ):
         if name in report:
             run_ = report[name]
-            lines.append(f"| {label} | `{run_['command'].strip()}` | {run_['fit_seconds']:.1f} "
-                         f"(command {run_['command_seconds']:.0f}) | **{run_['as_served']:.3f}** |")
+            lines.append(
+                f"| {label} | `{run_['command'].strip()}` | {run_['fit_seconds']:.1f} "
+                f"(command {run_['command_seconds']:.0f}) | **{run_['as_served']:.3f}** |"
+            )
     return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--per-class", type=int, default=750, help="training photos of each class (default 750: "
-                        "../shared's Kaggle set has 1000 cats and 997 dogs, so 250 of each stay unseen)")
+    parser.add_argument(
+        "--per-class",
+        type=int,
+        default=750,
+        help="training photos of each class (default 750: "
+        "../shared's Kaggle set has 1000 cats and 997 dogs, so 250 of each stay unseen)",
+    )
     parser.add_argument("--test-per-class", type=int, default=250)
     parser.add_argument("--seeds", type=int, default=5, help="quick runs, each its own seed and photos")
     parser.add_argument("--skip", nargs="*", default=[], choices=("lab", "quick", "pretrained", "fine-tune"))
@@ -93,9 +113,13 @@ def main() -> None:
         args.per_class, args.test_per_class, args.seeds = 12, 6, 2
     kaggle, lab = SHARED / "datasets" / "kaggle-dev", SHARED / "datasets" / "ocp-lab"
     work = Path(tempfile.mkdtemp(prefix="catdog-accuracy-"))
-    env = {**os.environ, "CATDOG_CACHE_DIR": str(work / "cache"), "CATDOG_DATA_DIR": str(work / "data"),
-           "CATDOG_WEIGHTS_DIR": os.environ.get("CATDOG_WEIGHTS_DIR", str(SHARED / "models" / "imagenet")),
-           "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env = {
+        **os.environ,
+        "CATDOG_CACHE_DIR": str(work / "cache"),
+        "CATDOG_DATA_DIR": str(work / "data"),
+        "CATDOG_WEIGHTS_DIR": os.environ.get("CATDOG_WEIGHTS_DIR", str(SHARED / "models" / "imagenet")),
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+    }
     import catdog
 
     catdog.quiet_tensorflow()
@@ -103,31 +127,68 @@ def main() -> None:
 
     test_dir = experiments.prepare_test_set(str(kaggle), work, args.test_per_class, cache_dir=work / "cache")
     exclude = ["--exclude-from", str(test_dir), "--no-progress"]
-    report: dict = {"cpus": os.cpu_count(), "per_class": args.per_class, "test_photos": 2 * args.test_per_class,
-                    "smoke": args.smoke}
+    report: dict = {
+        "cpus": os.cpu_count(),
+        "per_class": args.per_class,
+        "test_photos": 2 * args.test_per_class,
+        "smoke": args.smoke,
+    }
 
     if "lab" not in args.skip:  # notebook 01's run: the lab's 80 photos, 128 px, 20 epochs
         run("data", "prepare", "--source", str(lab), "--out", str(work / "lab"), "--no-progress", env=env)
-        output, _ = run("train", "quick", "--data", str(work / "lab"), "--out", str(work / "lab.keras"),
-                        *(["--epochs", "1"] if args.smoke else []), env=env)
-        report["lab"] = {"command": "catdog train quick  (after catdog data prepare: the lab's 80 photos)",
-                         "fit_seconds": fit_seconds(output), **scores(work / "lab.keras", test_dir)}
+        output, _ = run(
+            "train",
+            "quick",
+            "--data",
+            str(work / "lab"),
+            "--out",
+            str(work / "lab.keras"),
+            *(["--epochs", "1"] if args.smoke else []),
+            env=env,
+        )
+        report["lab"] = {
+            "command": "catdog train quick  (after catdog data prepare: the lab's 80 photos)",
+            "fit_seconds": fit_seconds(output),
+            **scores(work / "lab.keras", test_dir),
+        }
         print("lab quick CNN:", report["lab"], flush=True)
 
     if "quick" not in args.skip:
         runs = []
         for seed in range(1, args.seeds + 1):
             out = work / f"quick-{seed}.keras"
-            output, wall = run("train", "quick", "--source", str(kaggle), "--per-class", str(args.per_class),
-                               "--seed", str(seed), "--out", str(out), "--data-out", str(work / f"quick-{seed}"),
-                               *(["--seconds", "3"] if args.smoke else []), *exclude, env=env)
+            output, wall = run(
+                "train",
+                "quick",
+                "--source",
+                str(kaggle),
+                "--per-class",
+                str(args.per_class),
+                "--seed",
+                str(seed),
+                "--out",
+                str(out),
+                "--data-out",
+                str(work / f"quick-{seed}"),
+                *(["--seconds", "3"] if args.smoke else []),
+                *exclude,
+                env=env,
+            )
             epochs = len(json.loads(out.with_suffix(".history.json").read_text())["loss"])
-            runs.append({"seed": seed, "fit_seconds": fit_seconds(output), "command_seconds": round(wall, 1),
-                         "epochs": epochs, **scores(out, test_dir)})
+            runs.append(
+                {
+                    "seed": seed,
+                    "fit_seconds": fit_seconds(output),
+                    "command_seconds": round(wall, 1),
+                    "epochs": epochs,
+                    **scores(out, test_dir),
+                }
+            )
             print("quick CNN within its budget:", runs[-1], flush=True)
         report["quick"] = {
             "command": f"catdog train quick --source SRC --per-class {args.per_class} --seed K",
-            "runs": runs, "as_trained": spread([r["as_trained"] for r in runs]),
+            "runs": runs,
+            "as_trained": spread([r["as_trained"] for r in runs]),
             "as_served": spread([r["as_served"] for r in runs]),
             "fit_seconds_max": max(r["fit_seconds"] for r in runs),
         }
@@ -136,12 +197,28 @@ def main() -> None:
         if name in args.skip:
             continue
         out = work / f"{name}.keras"
-        output, wall = run("train", "pretrained", "--source", str(kaggle), "--per-class", str(args.per_class),
-                           "--out", str(out), "--data-out", str(work / "pretrained"), *extra,
-                           *(["--epochs", "2"] if args.smoke else []), *exclude, env=env)
-        report[name] = {"command": f"catdog train pretrained --source SRC --per-class {args.per_class} {' '.join(extra)}",
-                        "command_seconds": round(wall, 1), "fit_seconds": fit_seconds(output),
-                        **scores(out, test_dir)}
+        output, wall = run(
+            "train",
+            "pretrained",
+            "--source",
+            str(kaggle),
+            "--per-class",
+            str(args.per_class),
+            "--out",
+            str(out),
+            "--data-out",
+            str(work / "pretrained"),
+            *extra,
+            *(["--epochs", "2"] if args.smoke else []),
+            *exclude,
+            env=env,
+        )
+        report[name] = {
+            "command": f"catdog train pretrained --source SRC --per-class {args.per_class} {' '.join(extra)}",
+            "command_seconds": round(wall, 1),
+            "fit_seconds": fit_seconds(output),
+            **scores(out, test_dir),
+        }
         print(f"{name}:", report[name], flush=True)
 
     if args.json:

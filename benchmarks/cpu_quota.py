@@ -36,15 +36,21 @@ def train(quota: str | None, threads: int | None, seconds: float, per_class: int
     options = ["--cpus", quota] if quota else []
     if threads:
         options += ["--env", f"CATDOG_CPU_THREADS={threads}"]
-    script = (f"catdog train quick --source /opt/app-root/lab/photos --per-class {per_class} --seconds {seconds} "
-              f"--seed {seed} --no-progress --data-out /tmp/quick-data --out /tmp/quick.keras >/tmp/out.txt 2>&1; "
-              "cat /tmp/out.txt; cat /tmp/quick.history.json")
-    result = subprocess.run(["podman", "run", "--rm", "--user", "23456:0", *options, IMAGE, "bash", "-c", script],
-                            capture_output=True, text=True, timeout=900,
-                            env={**os.environ, "CONTAINERS_CONF": str(REPO / "tests" / "image" / "containers.conf")})
+    script = (
+        f"catdog train quick --source /opt/app-root/lab/photos --per-class {per_class} --seconds {seconds} "
+        f"--seed {seed} --no-progress --data-out /tmp/quick-data --out /tmp/quick.keras >/tmp/out.txt 2>&1; "
+        "cat /tmp/out.txt; cat /tmp/quick.history.json"
+    )
+    result = subprocess.run(
+        ["podman", "run", "--rm", "--user", "23456:0", *options, IMAGE, "bash", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ, "CONTAINERS_CONF": str(REPO / "tests" / "image" / "containers.conf")},
+    )
     text = result.stdout
     accuracy = float(re.search(r"validation accuracy ([\d.]+)", text).group(1))
-    history = json.loads(text[text.index("{"):])
+    history = json.loads(text[text.index("{") :])
     return {"epochs": len(history["loss"]), "accuracy": accuracy}
 
 
@@ -66,8 +72,11 @@ def main() -> None:
     for name, (quota, threads) in runs.items():
         rows = [train(quota, threads, args.seconds, args.per_class, seed) for seed in seeds]
         figures["runs"][name] = rows
-        print(f"{name:<40} epochs {statistics.mean(r['epochs'] for r in rows):5.1f}  "
-              f"accuracy {statistics.mean(r['accuracy'] for r in rows):.3f}  ({rows})", flush=True)
+        print(
+            f"{name:<40} epochs {statistics.mean(r['epochs'] for r in rows):5.1f}  "
+            f"accuracy {statistics.mean(r['accuracy'] for r in rows):.3f}  ({rows})",
+            flush=True,
+        )
     sized, unsized = (figures["runs"][name] for name in list(runs)[:2])
     ratio = statistics.mean(r["epochs"] for r in sized) / statistics.mean(r["epochs"] for r in unsized)
     print(f"epochs within the budget under the quota, sized / unsized: {ratio:.2f}x")

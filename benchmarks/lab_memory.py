@@ -32,8 +32,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
-from browser import NOTEBOOKS, browser_session, run_notebook, wait_for  # noqa: E402
-from catdog.broker import CLIENT_ENV  # noqa: E402
+from browser import NOTEBOOKS, browser_session, run_notebook, wait_for  # noqa: E402 - after the path is set just above
+from catdog.broker import CLIENT_ENV  # noqa: E402 - after the path is set just above
 
 IMAGE = "localhost/catdog:bench-memory"
 BAKE_SIZES = {"LAB_PER_CLASS": "50", "EVAL_PER_CLASS": "900", "PRETRAINED_PER_CLASS": "40"}
@@ -43,7 +43,7 @@ MIB = 2**20
 RESULT = REPO / "benchmarks" / "lab-memory.json"
 
 sys.path.insert(0, str(REPO / "tests"))  # the one helper for `catdog` processes, shared with the tests
-from processes import free_port  # noqa: E402
+from processes import free_port  # noqa: E402 - after the path is set just above
 
 
 def podman(*args: str) -> str:
@@ -82,26 +82,61 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("CONTAINERS_CONF", str(REPO / "tests" / "image" / "containers.conf"))
     bin_dir = Path(sys.prefix) / "bin"
-    env = {**os.environ, **BAKE_SIZES, "SHARED": os.environ.get("SHARED", str(REPO.parent / "shared")),
-           "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    env = {
+        **os.environ,
+        **BAKE_SIZES,
+        "SHARED": os.environ.get("SHARED", str(REPO.parent / "shared")),
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+    }
     print("building the image (tests/image/build.sh) …", flush=True)
-    subprocess.run(["bash", str(REPO / "tests" / "image" / "build.sh"), IMAGE], env=env, check=True,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(
+        ["bash", str(REPO / "tests" / "image" / "build.sh"), IMAGE], env=env, check=True, stdout=subprocess.DEVNULL
+    )
     started: list[str] = []
     state = tempfile.mkdtemp(prefix="catdog-bench-broker-")
     broker_env = {**env, "CATDOG_BROKER_DIR": state}
     kafka_port, metrics_port, lab_port, token = free_port(), free_port(), free_port(), uuid.uuid4().hex
-    subprocess.run([bin_dir / "catdog", "broker", "start", "--port", str(kafka_port), "--partitions", "3"],
-                   env=broker_env, check=True, capture_output=True)
+    subprocess.run(
+        [bin_dir / "catdog", "broker", "start", "--port", str(kafka_port), "--partitions", "3"],
+        env=broker_env,
+        check=True,
+        capture_output=True,
+    )
     try:
         bootstrap = f"127.0.0.1:{kafka_port}"
-        started.append(podman("run", "--detach", "--user", "34567:0", "--env", f"KAFKA_BOOTSTRAP_SERVERS={bootstrap}",
-                              *[f"--env={name}={value}" for name, value in CLIENT_ENV.items()],
-                              "--env", f"CATDOG_METRICS_PORT={metrics_port}", IMAGE, "catdog", "classify"))
-        lab = podman("run", "--detach", "--user", RANDOM_UID, "--env", f"JUPYTER_TOKEN={token}",
-                     "--env", f"JUPYTER_PORT={lab_port}", "--env", f"KAFKA_BOOTSTRAP_SERVERS={bootstrap}",
-                     "--env", f"CATDOG_METRICS_URL=http://127.0.0.1:{metrics_port}/metrics",
-                     "--env", "NOTEBOOK_ARGS=--LabApp.expose_app_in_browser=True", IMAGE)
+        started.append(
+            podman(
+                "run",
+                "--detach",
+                "--user",
+                "34567:0",
+                "--env",
+                f"KAFKA_BOOTSTRAP_SERVERS={bootstrap}",
+                *[f"--env={name}={value}" for name, value in CLIENT_ENV.items()],
+                "--env",
+                f"CATDOG_METRICS_PORT={metrics_port}",
+                IMAGE,
+                "catdog",
+                "classify",
+            )
+        )
+        lab = podman(
+            "run",
+            "--detach",
+            "--user",
+            RANDOM_UID,
+            "--env",
+            f"JUPYTER_TOKEN={token}",
+            "--env",
+            f"JUPYTER_PORT={lab_port}",
+            "--env",
+            f"KAFKA_BOOTSTRAP_SERVERS={bootstrap}",
+            "--env",
+            f"CATDOG_METRICS_URL=http://127.0.0.1:{metrics_port}/metrics",
+            "--env",
+            "NOTEBOOK_ARGS=--LabApp.expose_app_in_browser=True",
+            IMAGE,
+        )
         started.append(lab)
         sampler = Sampler(memory_cgroup(lab))
         sampler.start()
@@ -109,8 +144,12 @@ def main() -> None:
 
         def answering() -> bool:
             import urllib.request
+
             try:
-                return urllib.request.urlopen(f"http://127.0.0.1:{lab_port}/api/status?token={token}", timeout=5).status == 200
+                return (
+                    urllib.request.urlopen(f"http://127.0.0.1:{lab_port}/api/status?token={token}", timeout=5).status
+                    == 200
+                )
             except OSError:
                 return False
 
@@ -143,13 +182,16 @@ def main() -> None:
         "measured": time.strftime("%Y-%m-%d"),
         "peak_working_set_mib": round(peak / MIB),
         "cgroup_max_usage_mib": round(high_water / MIB),
-        "by_phase_mib": {name: {key: round(value / MIB) for key, value in phase.items()}
-                         for name, phase in sampler.peaks.items()},
+        "by_phase_mib": {
+            name: {key: round(value / MIB) for key, value in phase.items()} for name, phase in sampler.peaks.items()
+        },
         "notebook_seconds": seconds,
     }
     args.output.write_text(json.dumps(figures, indent=2) + "\n")
-    print(f"peak working set {figures['peak_working_set_mib']} MiB; cgroup high-water mark (with page cache) "
-          f"{figures['cgroup_max_usage_mib']} MiB")
+    print(
+        f"peak working set {figures['peak_working_set_mib']} MiB; cgroup high-water mark (with page cache) "
+        f"{figures['cgroup_max_usage_mib']} MiB"
+    )
     for name, phase in figures["by_phase_mib"].items():
         print(f"  {name:<26} working set {phase['working_set']:>5} MiB   usage {phase['usage']:>5} MiB")
     print(f"notebook seconds: {seconds}; written to {args.output}")

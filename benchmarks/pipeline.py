@@ -39,7 +39,8 @@ WEIGHTS = os.environ.get("CATDOG_WEIGHTS_DIR") or str(SHARED / "models" / "image
 LATENCY_PAUSE_SECONDS = 0.3  # between single photos: a service that is idle when each one arrives
 
 sys.path.insert(0, str(REPO / "tests"))  # the one helper for `catdog` processes, shared with the tests
-from processes import Service, free_port, kafka_env as catdog_env  # noqa: E402
+from processes import Service, free_port  # noqa: E402 - from tests/, on the path just above
+from processes import kafka_env as catdog_env  # noqa: E402 - the same
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -55,7 +56,9 @@ def train_models(work: Path, smoke: bool) -> Path:
     prepare(str(LAB_SOURCE), work / "lab", 50, cache_dir=work / "cache", progress=False)
     training.train_cnn(work / "lab", models / "quick.keras", epochs=1 if smoke else None, verbose=0)
     prepare(str(KAGGLE_SOURCE), work / "head", 20 if smoke else 200, seed=5, cache_dir=work / "cache", progress=False)
-    training.train_pretrained(work / "head", models / "pretrained.keras", weights_dir=WEIGHTS, verbose=0, progress=False)
+    training.train_pretrained(
+        work / "head", models / "pretrained.keras", weights_dir=WEIGHTS, verbose=0, progress=False
+    )
     return models
 
 
@@ -78,19 +81,22 @@ def model_speed(loaded, photos: list[bytes], batch_size: int) -> dict:
         run(arrays[:batch_size])  # warm-up (traces the graph once)
         started = time.perf_counter()
         for start in range(0, len(arrays), batch_size):
-            run(arrays[start:start + batch_size])
+            run(arrays[start : start + batch_size])
         batched = len(arrays) / (time.perf_counter() - started)
         singles = []
         for array in arrays[: min(len(arrays), 50)]:
             started = time.perf_counter()
             run(array[None])
             singles.append(time.perf_counter() - started)
-        figures[name] = {"batched_images_per_s": batched, "single_images_per_s": 1 / statistics.mean(singles),
-                         "single_latency_ms_p50": percentile(singles, 50) * 1000}
+        figures[name] = {
+            "batched_images_per_s": batched,
+            "single_images_per_s": 1 / statistics.mean(singles),
+            "single_latency_ms_p50": percentile(singles, 50) * 1000,
+        }
     # Both models on the same photos, as the service runs them: decode + resize + both models, batched.
     started = time.perf_counter()
     for start in range(0, len(photos), batch_size):
-        chunk = [decode_image(data, target_size=224) for data in photos[start:start + batch_size]]
+        chunk = [decode_image(data, target_size=224) for data in photos[start : start + batch_size]]
         classify_timed(loaded, chunk)
     figures["both_batched_images_per_s"] = len(photos) / (time.perf_counter() - started)
     # Before: each photo resized by PIL once per model. Now: once, to the largest input (the smaller
@@ -107,7 +113,7 @@ def model_speed(loaded, photos: list[bytes], batch_size: int) -> dict:
         for name, run in (("per_model", resize_per_model), ("once", lambda chunk: classify_timed(loaded, chunk))):
             started = time.perf_counter()
             for start in range(0, len(decoded_all), batch_size):
-                run(decoded_all[start:start + batch_size])
+                run(decoded_all[start : start + batch_size])
             rates[name].append(len(decoded_all) / (time.perf_counter() - started))
     figures["resize_images_per_s"] = {name: statistics.mean(values) for name, values in rates.items()}
     latencies = []
@@ -134,19 +140,22 @@ def kafka_env(kafka) -> dict:
 
 
 def send_backlog(kafka, photos: list[bytes], count: int) -> None:
-    from catdog.kafka_io import image_key, make_producer
+    from catdog.kafka.clients import make_producer
+    from catdog.kafka.photos import image_key
 
     producer = make_producer(kafka, linger_ms=20)
     for index in range(count):
         data = photos[index % len(photos)]
-        producer.send(kafka.images_topic, value=data, key=image_key(data), headers=[("filename", f"{index}.jpg".encode())])
+        producer.send(
+            kafka.images_topic, value=data, key=image_key(data), headers=[("filename", f"{index}.jpg".encode())]
+        )
     producer.flush()
     producer.close()
 
 
 def collect_results(kafka, count: int, timeout: float) -> list[tuple[float, dict]]:
     """(arrival time, result) for ``count`` results, read as they are published."""
-    from catdog.kafka_io import make_consumer
+    from catdog.kafka.clients import make_consumer
 
     consumer = make_consumer(kafka, kafka.predictions_topic)
     arrived: list[tuple[float, dict]] = []
@@ -172,7 +181,7 @@ class Collector(threading.Thread):
 
     def __init__(self, kafka, count: int, timeout: float) -> None:
         super().__init__(daemon=True)
-        from catdog.kafka_io import make_consumer
+        from catdog.kafka.clients import make_consumer
 
         self.consumer = make_consumer(kafka, kafka.predictions_topic)
         self.count, self.timeout, self.arrived = count, timeout, []
@@ -217,16 +226,17 @@ def loop_2019(args: argparse.Namespace) -> None:
     max_poll_records=1 and auto-commit; each message one image, decoded, each model called on it alone
     at its own size, the verdicts printed; nothing published. Our decoder and compiled models (the 2019
     code wrote a file and used Keras' predict_generator, far slower), so the loop is what is compared."""
+    from catdog import models
     from catdog.config import load_settings
     from catdog.images import decode_image
-    from catdog.kafka_io import make_consumer
+    from catdog.kafka.clients import make_consumer
     from catdog.predict import load_models, predict_fn
-    from catdog import models
 
     kafka = load_settings().kafka
     loaded = load_models(args.models)
-    consumer = make_consumer(kafka, kafka.images_topic, group_id=kafka.group_id + "-2019", max_poll_records=1,
-                             enable_auto_commit=True)
+    consumer = make_consumer(
+        kafka, kafka.images_topic, group_id=kafka.group_id + "-2019", max_poll_records=1, enable_auto_commit=True
+    )
     sink = open(os.devnull, "w")
     done, last = 0, 0.0
     for message in consumer:
@@ -261,14 +271,18 @@ def timed_2019_loop(kafka, photos: list[bytes], count: int, models_dir: Path) ->
     process.send_signal(signal.SIGCONT)
     finished = json.loads(process.stdout.read().strip().splitlines()[-1])
     process.wait(60)
-    return {"images": finished["images"], "seconds": finished["last"] - started,
-            "images_per_s": finished["images"] / (finished["last"] - started)}
+    return {
+        "images": finished["images"],
+        "seconds": finished["last"] - started,
+        "images_per_s": finished["images"] / (finished["last"] - started),
+    }
 
 
 def measure_latency(kafka, photos: list[bytes], count: int, models_dir: Path, log: Path) -> dict:
     """Send-to-result: one photo every 0.3 s to an idle, warm service; each timed from just before its
     send to its result's arrival at a reader (our consumer, with the same fetch wait as the service)."""
-    from catdog.kafka_io import make_consumer, make_producer, send_image
+    from catdog.kafka.clients import make_consumer, make_producer
+    from catdog.kafka.photos import send_image
 
     service = Service(kafka_env(kafka), models_dir, log)
     service.wait_ready()
@@ -296,12 +310,31 @@ def profile_service(pid: int, seconds: int, out: Path) -> dict | None:
     spy = shutil.which("py-spy") or shutil.which("py-spy", path=str(Path(sys.executable).parent))
     if spy is None:
         return None
-    result = subprocess.run([spy, "record", "--pid", str(pid), "--duration", str(seconds), "--format", "raw",
-                             "--output", str(out), "--nonblocking"], capture_output=True, text=True)
+    result = subprocess.run(
+        [
+            spy,
+            "record",
+            "--pid",
+            str(pid),
+            "--duration",
+            str(seconds),
+            "--format",
+            "raw",
+            "--output",
+            str(out),
+            "--nonblocking",
+        ],
+        capture_output=True,
+        text=True,
+    )
     if result.returncode != 0 or not out.exists():
         return {"error": result.stderr.strip()[-300:]}
-    groups = {"model inference (TensorFlow/Keras)": ("keras/", "tensorflow/"), "image decoding and resizing": ("catdog/images.py", "PIL/"),
-              "Kafka client": ("kafka/",), "waiting in poll": ("selectors.py",)}
+    groups = {
+        "model inference (TensorFlow/Keras)": ("keras/", "tensorflow/"),
+        "image decoding and resizing": ("catdog/images.py", "PIL/"),
+        "Kafka client": ("kafka/",),
+        "waiting in poll": ("selectors.py",),
+    }
     totals = dict.fromkeys([*groups, "other"], 0)
     for line in out.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
@@ -319,8 +352,12 @@ def main() -> None:
     parser.add_argument("--latency-photos", type=int, default=40, help="single photos sent for latency")
     parser.add_argument("--burst", type=int, default=10_000, help="burst drained for memory")
     parser.add_argument("--json", type=Path, help="also write the figures here")
-    parser.add_argument("--models-from", type=Path, metavar="DIR",
-                        help="time the models in DIR (quick.keras, pretrained.keras) instead of training fresh ones")
+    parser.add_argument(
+        "--models-from",
+        type=Path,
+        metavar="DIR",
+        help="time the models in DIR (quick.keras, pretrained.keras) instead of training fresh ones",
+    )
     parser.add_argument("--loop-2019", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--models", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--count", type=int, help=argparse.SUPPRESS)
@@ -336,15 +373,20 @@ def main() -> None:
     catdog.quiet_tensorflow()
     from catdog import broker
     from catdog.config import load_settings
-    from catdog.kafka_io import ensure_topics, make_producer, send_image
+    from catdog.kafka.clients import ensure_topics
     from catdog.predict import load_models
 
-    figures: dict = {"machine": {"cpus": os.cpu_count()}, "sizes": vars(args) | {"json": None, "models_from": args.models_from and str(args.models_from)}}
+    figures: dict = {
+        "machine": {"cpus": os.cpu_count()},
+        "sizes": vars(args) | {"json": None, "models_from": args.models_from and str(args.models_from)},
+    }
     with tempfile.TemporaryDirectory(prefix="catdog-bench-") as tmp:
         work = Path(tmp)
         models_dir = args.models_from or train_models(work, args.smoke)
         loaded = load_models(models_dir)
-        photo_paths = sorted((KAGGLE_SOURCE / "cat").glob("*.jpg"))[-150:] + sorted((KAGGLE_SOURCE / "dog").glob("*.jpg"))[-150:]
+        photo_paths = (
+            sorted((KAGGLE_SOURCE / "cat").glob("*.jpg"))[-150:] + sorted((KAGGLE_SOURCE / "dog").glob("*.jpg"))[-150:]
+        )
         photos = [path.read_bytes() for path in photo_paths][: max(args.photos, 50)]
         base = load_settings(broker.CLIENT_ENV).kafka
         batch_size = base.batch_size
@@ -353,22 +395,34 @@ def main() -> None:
 
         info = broker.start(work / "broker", free_port())
         try:
+
             def fresh(name: str):
-                kafka = replace(base, bootstrap_servers=info.bootstrap, images_topic=f"{name}-images",
-                                predictions_topic=f"{name}-predictions", dlq_topic=f"{name}-dlq", group_id=f"{name}-group")
+                kafka = replace(
+                    base,
+                    bootstrap_servers=info.bootstrap,
+                    images_topic=f"{name}-images",
+                    predictions_topic=f"{name}-predictions",
+                    dlq_topic=f"{name}-dlq",
+                    group_id=f"{name}-group",
+                )
                 ensure_topics(kafka)
                 return kafka
 
             # Throughput: a backlog sent to a warm service, and to the 2019 loop, each on fresh topics.
-            figures["service"] = timed_service_throughput(fresh("throughput"), photos, args.photos, models_dir,
-                                                          work / "throughput.log")
+            figures["service"] = timed_service_throughput(
+                fresh("throughput"), photos, args.photos, models_dir, work / "throughput.log"
+            )
             figures["loop_2019"] = timed_2019_loop(fresh("loop2019"), photos, args.photos, models_dir)
-            print(f"service {figures['service']['images_per_s']:.1f} img/s, 2019 loop "
-                  f"{figures['loop_2019']['images_per_s']:.1f} img/s", flush=True)
+            print(
+                f"service {figures['service']['images_per_s']:.1f} img/s, 2019 loop "
+                f"{figures['loop_2019']['images_per_s']:.1f} img/s",
+                flush=True,
+            )
 
             # Latency: one photo at a time, at a low rate, while the service idles in poll.
-            figures["latency_ms"] = measure_latency(fresh("latency"), photos, args.latency_photos, models_dir,
-                                                    work / "latency.log")
+            figures["latency_ms"] = measure_latency(
+                fresh("latency"), photos, args.latency_photos, models_dir, work / "latency.log"
+            )
             print(f"latency {figures['latency_ms']}", flush=True)
 
             # Memory: a burst, drained; RSS sampled every 0.25 s; a profile while it drains.
@@ -384,9 +438,13 @@ def main() -> None:
             service.stop()
             rss = [mib for _, mib in service.rss]
             quarter = rss[len(rss) // 4] if rss else 0.0
-            figures["burst"] = {"images": len(results), "peak_rss_mib": max(rss, default=0.0),
-                                "rss_at_25_percent_mib": quarter, "rss_at_end_mib": rss[-1] if rss else 0.0,
-                                "images_per_s": drain_rate(results)}
+            figures["burst"] = {
+                "images": len(results),
+                "peak_rss_mib": max(rss, default=0.0),
+                "rss_at_25_percent_mib": quarter,
+                "rss_at_end_mib": rss[-1] if rss else 0.0,
+                "images_per_s": drain_rate(results),
+            }
             figures["profile_percent"] = profile
         finally:
             broker.stop(work / "broker")
@@ -394,40 +452,59 @@ def main() -> None:
     both = figures["models"]["both_batched_images_per_s"]
     single = figures["models"]["both_single_latency_ms_p50"]
     service, loop = figures["service"]["images_per_s"], figures["loop_2019"]["images_per_s"]
-    figures["ratios"] = {"service_over_batched": service / both, "service_over_2019_loop": service / loop,
-                         "latency_p50_over_single": figures["latency_ms"]["p50"] / single}
+    figures["ratios"] = {
+        "service_over_batched": service / both,
+        "service_over_2019_loop": service / loop,
+        "latency_p50_over_single": figures["latency_ms"]["p50"] / single,
+    }
     print()
     print("| figure | ours | baseline | ratio / target |")
     print("|---|---|---|---|")
     for name in ("quick", "pretrained"):
         m = figures["models"][name]
-        print(f"| {name} model alone, images/s batched vs one at a time | {m['batched_images_per_s']:.0f} | "
-              f"{m['single_images_per_s']:.0f} | {m['batched_images_per_s'] / m['single_images_per_s']:.1f}x |")
+        print(
+            f"| {name} model alone, images/s batched vs one at a time | {m['batched_images_per_s']:.0f} | "
+            f"{m['single_images_per_s']:.0f} | {m['batched_images_per_s'] / m['single_images_per_s']:.1f}x |"
+        )
     resize = figures["models"]["resize_images_per_s"]
-    print(f"| both models batched on decoded photos, resized once vs once per model, images/s | {resize['once']:.0f} | "
-          f"{resize['per_model']:.0f} | {resize['once'] / resize['per_model']:.2f}x |")
-    print(f"| service end to end vs decoding + both models batched (no Kafka), images/s | {service:.1f} | "
-          f"{both:.1f} | {figures['ratios']['service_over_batched']:.2f} (target >= 0.9) |")
-    print(f"| service vs the 2019 notebook's loop, images/s | {service:.1f} | {loop:.1f} | "
-          f"{figures['ratios']['service_over_2019_loop']:.1f}x |")
+    print(
+        f"| both models batched on decoded photos, resized once vs once per model, images/s | {resize['once']:.0f} | "
+        f"{resize['per_model']:.0f} | {resize['once'] / resize['per_model']:.2f}x |"
+    )
+    print(
+        f"| service end to end vs decoding + both models batched (no Kafka), images/s | {service:.1f} | "
+        f"{both:.1f} | {figures['ratios']['service_over_batched']:.2f} (target >= 0.9) |"
+    )
+    print(
+        f"| service vs the 2019 notebook's loop, images/s | {service:.1f} | {loop:.1f} | "
+        f"{figures['ratios']['service_over_2019_loop']:.1f}x |"
+    )
     lat = figures["latency_ms"]
     paced = figures["models"]["both_single_paced_ms_p50"]
     figures["ratios"]["latency_p50_over_paced_single"] = lat["p50"] / paced
-    print(f"| send-to-result latency p50 / p95 / p99 (ms) vs decode + both models on one photo, back to back | "
-          f"{lat['p50']:.0f} / {lat['p95']:.0f} / {lat['p99']:.0f} | {single:.1f} | "
-          f"{figures['ratios']['latency_p50_over_single']:.2f} (target p50 <= 2) |")
-    print(f"| the same p50 vs decode + both models on one photo, each after {LATENCY_PAUSE_SECONDS} s idle "
-          f"(as the photos are sent) | {lat['p50']:.0f} | {paced:.1f} | "
-          f"{figures['ratios']['latency_p50_over_paced_single']:.2f} (target p50 <= 2) |")
+    print(
+        f"| send-to-result latency p50 / p95 / p99 (ms) vs decode + both models on one photo, back to back | "
+        f"{lat['p50']:.0f} / {lat['p95']:.0f} / {lat['p99']:.0f} | {single:.1f} | "
+        f"{figures['ratios']['latency_p50_over_single']:.2f} (target p50 <= 2) |"
+    )
+    print(
+        f"| the same p50 vs decode + both models on one photo, each after {LATENCY_PAUSE_SECONDS} s idle "
+        f"(as the photos are sent) | {lat['p50']:.0f} | {paced:.1f} | "
+        f"{figures['ratios']['latency_p50_over_paced_single']:.2f} (target p50 <= 2) |"
+    )
     from catdog.threads import cpu_limit
 
     cores = cpu_limit().threads
     figures["service_images_per_s_per_core"] = service / cores
-    print(f"| service images/s per CPU of the limit (size replicas by it: a room's photos per second / this) | "
-          f"{service / cores:.1f} | {cores} CPU(s) | |")
+    print(
+        f"| service images/s per CPU of the limit (size replicas by it: a room's photos per second / this) | "
+        f"{service / cores:.1f} | {cores} CPU(s) | |"
+    )
     burst = figures["burst"]
-    print(f"| service peak RSS draining {burst['images']} images (MiB) | {burst['peak_rss_mib']:.0f} | "
-          f"at 25%: {burst['rss_at_25_percent_mib']:.0f}, end: {burst['rss_at_end_mib']:.0f} | target <= 1024, flat |")
+    print(
+        f"| service peak RSS draining {burst['images']} images (MiB) | {burst['peak_rss_mib']:.0f} | "
+        f"at 25%: {burst['rss_at_25_percent_mib']:.0f}, end: {burst['rss_at_end_mib']:.0f} | target <= 1024, flat |"
+    )
     if figures["profile_percent"]:
         print(f"\nwhere the service's time goes (py-spy, % of samples): {figures['profile_percent']}")
     if args.json:

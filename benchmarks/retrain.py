@@ -22,14 +22,13 @@ import tempfile
 import time
 from pathlib import Path
 
-
 REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("CATDOG_SHARED") or REPO.parent / "shared")
 KAGGLE = SHARED / "datasets" / "kaggle-dev"
 VOTERS = ("benchmark-ada", "benchmark-bo")
 
 sys.path.insert(0, str(REPO / "tests"))  # the one helper for `catdog` processes, shared with the tests
-from processes import catdog_ok, free_port  # noqa: E402
+from processes import catdog_ok, free_port  # noqa: E402 - from tests/, on the path just above
 
 
 def catdog(env: dict, *args) -> str:
@@ -47,7 +46,12 @@ def confident_verdicts(model: Path, check: Path) -> dict:
     p_dog = evaluation.p_dog["m"]
     sure = (p_dog >= CONFIDENT) | (p_dog <= 1 - CONFIDENT)
     right = evaluation.predicted("m") == evaluation.labels
-    return {"threshold": CONFIDENT, "photos": len(p_dog), "confident": int(sure.sum()), "right": int((sure & right).sum())}
+    return {
+        "threshold": CONFIDENT,
+        "photos": len(p_dog),
+        "confident": int(sure.sum()),
+        "right": int((sure & right).sum()),
+    }
 
 
 def main() -> None:
@@ -65,22 +69,71 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="retrain-bench-"))
     models, data = work / "models", work / "data"
     port = free_port()
-    env = {**os.environ, **CLIENT_ENV, "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{port}", "CATDOG_BROKER_DIR": str(work / "broker"),
-           "CATDOG_MODELS_DIR": str(models), "CATDOG_DATA_DIR": str(data), "CATDOG_LEARNER": "benchmark",
-           "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env = {
+        **os.environ,
+        **CLIENT_ENV,
+        "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{port}",
+        "CATDOG_BROKER_DIR": str(work / "broker"),
+        "CATDOG_MODELS_DIR": str(models),
+        "CATDOG_DATA_DIR": str(data),
+        "CATDOG_LEARNER": "benchmark",
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+    }
     catdog(env, "broker", "start", "--port", port)
     try:
-        catdog(env, "train", "pretrained", "--source", KAGGLE, "--per-class", args.serving_per_class, "--no-progress",
-               "--data-out", data / "serving")
-        catdog(env, "train", "quick", "--source", KAGGLE, "--per-class", 100, "--seconds", 10, "--no-progress")  # for predict
-        catdog(env, "data", "prepare", "--source", KAGGLE, "--per-class", args.check_per_class, "--out", data / "check",
-               "--exclude-from", data / "serving", "--seed", 7, "--no-progress")
+        catdog(
+            env,
+            "train",
+            "pretrained",
+            "--source",
+            KAGGLE,
+            "--per-class",
+            args.serving_per_class,
+            "--no-progress",
+            "--data-out",
+            data / "serving",
+        )
+        catdog(
+            env, "train", "quick", "--source", KAGGLE, "--per-class", 100, "--seconds", 10, "--no-progress"
+        )  # for predict
+        catdog(
+            env,
+            "data",
+            "prepare",
+            "--source",
+            KAGGLE,
+            "--per-class",
+            args.check_per_class,
+            "--out",
+            data / "check",
+            "--exclude-from",
+            data / "serving",
+            "--seed",
+            7,
+            "--no-progress",
+        )
         # The room's photos: Kaggle photos neither the serving model nor the check set has, wrong ones first.
         pool = data / "pool"
-        catdog(env, "data", "prepare", "--source", KAGGLE, "--per-class", 150, "--out", pool, "--exclude-from",
-               data / "serving", "--exclude-from", data / "check", "--seed", 11, "--no-progress")
+        catdog(
+            env,
+            "data",
+            "prepare",
+            "--source",
+            KAGGLE,
+            "--per-class",
+            150,
+            "--out",
+            pool,
+            "--exclude-from",
+            data / "serving",
+            "--exclude-from",
+            data / "check",
+            "--seed",
+            11,
+            "--no-progress",
+        )
         verdicts = [json.loads(line) for line in catdog(env, "predict", "--json", pool).splitlines()]
-        truth = lambda row: Path(row["path"]).parent.name  # noqa: E731
+        truth = lambda row: Path(row["path"]).parent.name  # noqa: E731 - a one-line reader
         wrong = [row for row in verdicts if "error" not in row and row["pretrained"]["label"] != truth(row)]
         right = [row for row in verdicts if "error" not in row and row["pretrained"]["label"] == truth(row)]
         chosen = (wrong + right)[: args.corrected]
@@ -97,27 +150,42 @@ def main() -> None:
                     catdog({**env, "CATDOG_LEARNER": learner}, "send", "--label", label, room / "validation" / label)
         serving = models / "pretrained.keras"
         sure = confident_verdicts(serving, data / "check")
-        before = {"corrected": accuracy(serving, room, ("validation",)),
-                  "check": accuracy(serving, data / "check", ("training", "validation"))}
+        before = {
+            "corrected": accuracy(serving, room, ("validation",)),
+            "check": accuracy(serving, data / "check", ("training", "validation")),
+        }
         started = time.perf_counter()
         printed = catdog(env, "retrain", "--source", KAGGLE, "--check", data / "check", "--per-class", args.per_class)
         seconds = time.perf_counter() - started
-        after = {"corrected": accuracy(serving, room, ("validation",)),
-                 "check": accuracy(serving, data / "check", ("training", "validation"))}
+        after = {
+            "corrected": accuracy(serving, room, ("validation",)),
+            "check": accuracy(serving, data / "check", ("training", "validation")),
+        }
     finally:
         catdog(env, "broker", "stop")
-    figures = {"corrected_photos": len(chosen), "wrong_before": sum(1 for row in chosen if row in wrong),
-               "per_class": args.per_class, "check_photos": 2 * args.check_per_class, "before": before, "after": after,
-               "promoted": "PROMOTED" in printed, "retrain_and_gate_seconds": round(seconds, 1), "cpus": os.cpu_count(),
-               "decision": printed.strip().splitlines()[-1], "confident_on_check_set": sure}
+    figures = {
+        "corrected_photos": len(chosen),
+        "wrong_before": sum(1 for row in chosen if row in wrong),
+        "per_class": args.per_class,
+        "check_photos": 2 * args.check_per_class,
+        "before": before,
+        "after": after,
+        "promoted": "PROMOTED" in printed,
+        "retrain_and_gate_seconds": round(seconds, 1),
+        "cpus": os.cpu_count(),
+        "decision": printed.strip().splitlines()[-1],
+        "confident_on_check_set": sure,
+    }
     print(printed)
     print(f"| serving model | on the {len(chosen)} corrected photos | on the check set ({2 * args.check_per_class}) |")
     print("|---|---|---|")
     for label, scores in (("before", before), ("after", after)):
         print(f"| {label} | {scores['corrected']:.3f} | {scores['check']:.3f} |")
     print(f"\nretrain + gate: {seconds:.0f} s on {os.cpu_count()} CPUs; {figures['decision']}")
-    print(f"the serving model's verdicts at p >= {sure['threshold']} on the check set: {sure['confident']} of "
-          f"{sure['photos']}, {sure['right']} of them right")
+    print(
+        f"the serving model's verdicts at p >= {sure['threshold']} on the check set: {sure['confident']} of "
+        f"{sure['photos']}, {sure['right']} of them right"
+    )
     if args.json:
         args.json.write_text(json.dumps(figures, indent=1) + "\n")
 

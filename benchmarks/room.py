@@ -36,17 +36,26 @@ def learner(work: Path, epochs: int | None) -> dict:
     notebook = nbformat.read(REPO / "notebooks" / "01-cat-dog-lab.ipynb", as_version=4)
     last = next(i for i, cell in enumerate(notebook.cells) if "training.train_cnn(" in cell.source)
     notebook.cells = notebook.cells[: last + 1] + [nbformat.v4.new_code_cell(PEAK_CELL)]
-    os.environ.update({"CATDOG_DATA_SOURCE": str(LAB_SOURCE), "CATDOG_DATA_DIR": str(work / "data"),
-                       "CATDOG_MODELS_DIR": str(work / "models"), "CATDOG_CACHE_DIR": str(work / "cache"),
-                       "CATDOG_LEARNER": work.name})
+    os.environ.update(
+        {
+            "CATDOG_DATA_SOURCE": str(LAB_SOURCE),
+            "CATDOG_DATA_DIR": str(work / "data"),
+            "CATDOG_MODELS_DIR": str(work / "models"),
+            "CATDOG_CACHE_DIR": str(work / "cache"),
+            "CATDOG_LEARNER": work.name,
+        }
+    )
     if epochs:
         os.environ["CATDOG_LAB_EPOCHS"] = str(epochs)
-    NotebookClient(notebook, timeout=3600, kernel_name="python3",
-                   resources={"metadata": {"path": str(REPO / "notebooks")}}).execute()
+    NotebookClient(
+        notebook, timeout=3600, kernel_name="python3", resources={"metadata": {"path": str(REPO / "notebooks")}}
+    ).execute()
     fit = "".join(output.get("text", "") for output in notebook.cells[last].outputs)
     peak = "".join(output.get("text", "") for output in notebook.cells[-1].outputs)
-    return {"fit_seconds": float(re.search(r"trained in ([\d.]+) s", fit).group(1)),
-            "peak_mib": round(int(re.search(r"VmHWM (\d+)", peak).group(1)) / 1024)}
+    return {
+        "fit_seconds": float(re.search(r"trained in ([\d.]+) s", fit).group(1)),
+        "peak_mib": round(int(re.search(r"VmHWM (\d+)", peak).group(1)) / 1024),
+    }
 
 
 def run_at_once(count: int, root: Path, epochs: int | None) -> list[dict]:
@@ -56,8 +65,11 @@ def run_at_once(count: int, root: Path, epochs: int | None) -> list[dict]:
         work = root / f"learner-{index + 1}"
         work.mkdir(parents=True)
         command = [sys.executable, __file__, "--worker", str(work)] + (["--epochs", str(epochs)] if epochs else [])
-        processes.append(subprocess.Popen(command, stdout=subprocess.PIPE, text=True,
-                                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}))
+        processes.append(
+            subprocess.Popen(
+                command, stdout=subprocess.PIPE, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+            )
+        )
     results = []
     for process in processes:
         out, _ = process.communicate()
@@ -81,14 +93,23 @@ def main() -> None:
         alone = run_at_once(1, Path(tmp) / "alone", args.epochs)
         together = run_at_once(args.learners, Path(tmp) / "together", args.epochs)
     mean_together = statistics.mean(r["fit_seconds"] for r in together)
-    figures = {"cpus": os.cpu_count(), "epochs": args.epochs or 20, "alone": alone, "together": together,
-               "ratio_together_over_alone": mean_together / alone[0]["fit_seconds"]}
+    figures = {
+        "cpus": os.cpu_count(),
+        "epochs": args.epochs or 20,
+        "alone": alone,
+        "together": together,
+        "ratio_together_over_alone": mean_together / alone[0]["fit_seconds"],
+    }
     print(f"| learners training at once on {os.cpu_count()} CPUs | quick CNN cell, fit (s) | kernel peak (MiB) |")
     print("|---|---|---|")
     print(f"| 1 | {alone[0]['fit_seconds']:.1f} | {alone[0]['peak_mib']} |")
-    print(f"| {args.learners} | " + ", ".join(f"{r['fit_seconds']:.1f}" for r in together)
-          + f" (mean {mean_together:.1f}, {figures['ratio_together_over_alone']:.2f}× alone) | "
-          + ", ".join(str(r["peak_mib"]) for r in together) + " |")
+    print(
+        f"| {args.learners} | "
+        + ", ".join(f"{r['fit_seconds']:.1f}" for r in together)
+        + f" (mean {mean_together:.1f}, {figures['ratio_together_over_alone']:.2f}× alone) | "
+        + ", ".join(str(r["peak_mib"]) for r in together)
+        + " |"
+    )
     if args.json:
         args.json.write_text(json.dumps(figures, indent=1) + "\n")
 

@@ -43,18 +43,40 @@ def worker(args: argparse.Namespace) -> None:
     wall = time.perf_counter() - started
     model = models.load_model(args.out)
     images, labels = load_split(args.unseen, "validation", models.input_size(model))
-    print(json.dumps({
-        "arch": args.arch, "seed": args.seed, "fit_seconds": result.seconds, "wall_seconds": wall,
-        "epochs": len(result.history["loss"]), "validation_accuracy": result.validation_accuracy,
-        "validation_accuracy_max": max(result.history["val_accuracy"]),
-        "unseen_accuracy": training.accuracy(model, images, labels), "unseen_images": len(labels),
-        "validation_images": len(image_files(args.lab, "validation")),
-    }))
+    print(
+        json.dumps(
+            {
+                "arch": args.arch,
+                "seed": args.seed,
+                "fit_seconds": result.seconds,
+                "wall_seconds": wall,
+                "epochs": len(result.history["loss"]),
+                "validation_accuracy": result.validation_accuracy,
+                "validation_accuracy_max": max(result.history["val_accuracy"]),
+                "unseen_accuracy": training.accuracy(model, images, labels),
+                "unseen_images": len(labels),
+                "validation_images": len(image_files(args.lab, "validation")),
+            }
+        )
+    )
 
 
 def run_worker(arch: str, seed: int, epochs: int | None, lab: Path, unseen: Path, out: Path) -> dict:
-    command = [sys.executable, __file__, "--worker", "--arch", arch, "--seed", str(seed),
-               "--lab", str(lab), "--unseen", str(unseen), "--out", str(out)]
+    command = [
+        sys.executable,
+        __file__,
+        "--worker",
+        "--arch",
+        arch,
+        "--seed",
+        str(seed),
+        "--lab",
+        str(lab),
+        "--unseen",
+        str(unseen),
+        "--out",
+        str(out),
+    ]
     if epochs:
         command += ["--epochs", str(epochs)]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -72,7 +94,9 @@ def pretrained_figures(data: Path, unseen: Path, work: Path) -> dict:
     from catdog import models, training
     from catdog.data import load_split, read_manifest
 
-    trained = training.train_pretrained(data, work / "pretrained.keras", weights_dir=WEIGHTS_DIR, verbose=0, progress=False)
+    trained = training.train_pretrained(
+        data, work / "pretrained.keras", weights_dir=WEIGHTS_DIR, verbose=0, progress=False
+    )
     zero_shot, _ = training.build_zero_shot_model(work / "zero.keras", weights_dir=WEIGHTS_DIR)
     images, labels = load_split(unseen, "validation", models.PRETRAINED_IMAGE_SIZE)
     return {
@@ -93,14 +117,19 @@ def notebook_fit_seconds(work: Path, epochs: int | None) -> float:
     notebook = nbformat.read(REPO / "notebooks" / "01-cat-dog-lab.ipynb", as_version=4)
     last = next(i for i, cell in enumerate(notebook.cells) if "training.train_cnn(" in cell.source)
     notebook.cells = notebook.cells[: last + 1]
-    env = {"CATDOG_DATA_SOURCE": str(LAB_SOURCE), "CATDOG_DATA_DIR": str(work / "data"),
-           "CATDOG_MODELS_DIR": str(work / "models"), "CATDOG_CACHE_DIR": str(work / "cache"),
-           **({"CATDOG_LAB_EPOCHS": str(epochs)} if epochs else {})}
+    env = {
+        "CATDOG_DATA_SOURCE": str(LAB_SOURCE),
+        "CATDOG_DATA_DIR": str(work / "data"),
+        "CATDOG_MODELS_DIR": str(work / "models"),
+        "CATDOG_CACHE_DIR": str(work / "cache"),
+        **({"CATDOG_LAB_EPOCHS": str(epochs)} if epochs else {}),
+    }
     saved = {key: os.environ.get(key) for key in env}
     os.environ.update(env)  # the kernel inherits them, as from `make lab`
     try:
-        NotebookClient(notebook, timeout=1800, kernel_name="python3",
-                       resources={"metadata": {"path": str(REPO / "notebooks")}}).execute()
+        NotebookClient(
+            notebook, timeout=1800, kernel_name="python3", resources={"metadata": {"path": str(REPO / "notebooks")}}
+        ).execute()
     finally:
         for key, value in saved.items():
             os.environ.pop(key) if value is None else os.environ.__setitem__(key, value)
@@ -113,8 +142,9 @@ def cli_fit_seconds(data: Path, out: Path, epochs: int | None) -> float:
     command = [str(Path(sys.executable).parent / "catdog"), "train", "quick", "--data", str(data), "--out", str(out)]
     if epochs:
         command += ["--epochs", str(epochs)]
-    result = subprocess.run(command, capture_output=True, text=True, check=True,
-                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    result = subprocess.run(
+        command, capture_output=True, text=True, check=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    )
     return float(re.search(r"Trained the quick CNN in ([\d.]+) s", result.stdout).group(1))
 
 
@@ -126,8 +156,11 @@ def notebook_vs_cli(work: Path, rounds: int, epochs: int | None) -> dict:
         notebook.append(notebook_fit_seconds(folder, epochs))
         cli.append(cli_fit_seconds(folder / "data", work / f"cli-{round_}.keras", epochs))
         print(f"  quick CNN fit, round {round_ + 1}: notebook {notebook[-1]:.1f} s, CLI {cli[-1]:.1f} s", flush=True)
-    return {"notebook_fit_seconds": notebook, "cli_fit_seconds": cli,
-            "ratio_notebook_over_cli": statistics.mean(notebook) / statistics.mean(cli)}
+    return {
+        "notebook_fit_seconds": notebook,
+        "cli_fit_seconds": cli,
+        "ratio_notebook_over_cli": statistics.mean(notebook) / statistics.mean(cli),
+    }
 
 
 def unseen_set(kaggle: Path, per_class: int, exclude: set[str], work: Path) -> Path:
@@ -180,7 +213,9 @@ def main() -> None:
         exclude = {row["sha256"] for row in read_manifest(lab)}
         # Photos used by the pretrained head are excluded too, so "unseen" means unseen by every model.
         pretrained_data = work / "pretrained-data"
-        prepare(str(KAGGLE_SOURCE), pretrained_data, pretrained_per_class, seed=2, cache_dir=work / "cache", progress=False)
+        prepare(
+            str(KAGGLE_SOURCE), pretrained_data, pretrained_per_class, seed=2, cache_dir=work / "cache", progress=False
+        )
         exclude |= {row["sha256"] for row in read_manifest(pretrained_data)}
         unseen = unseen_set(KAGGLE_SOURCE, unseen_per_class, exclude, work)
         runs = []
@@ -188,8 +223,11 @@ def main() -> None:
             for seed in range(1, count + 1):
                 record = run_worker(arch, seed, epochs, lab, unseen, work / f"{arch}-{seed}.keras")
                 runs.append(record)
-                print(f"  {arch:<8} seed {seed}: fit {record['fit_seconds']:6.1f} s, peak RSS "
-                      f"{record['peak_rss_mib']:5.0f} MiB, unseen accuracy {record['unseen_accuracy']:.3f}", flush=True)
+                print(
+                    f"  {arch:<8} seed {seed}: fit {record['fit_seconds']:6.1f} s, peak RSS "
+                    f"{record['peak_rss_mib']:5.0f} MiB, unseen accuracy {record['unseen_accuracy']:.3f}",
+                    flush=True,
+                )
         pretrained = pretrained_figures(pretrained_data, unseen, work)
         learner = notebook_vs_cli(work, 1 if args.smoke else args.notebook_rounds, epochs)
 
@@ -203,8 +241,10 @@ def main() -> None:
         """Mean, then the standard deviation and range over seeds: how far one run may be from another."""
         seen = values(arch, key)
         deviation = statistics.stdev(seen) if len(seen) > 1 else 0.0
-        return (f"{statistics.mean(seen):.{digits}f} ± {deviation:.{digits}f} "
-                f"({min(seen):.{digits}f}–{max(seen):.{digits}f}, {len(seen)} seeds)")
+        return (
+            f"{statistics.mean(seen):.{digits}f} ± {deviation:.{digits}f} "
+            f"({min(seen):.{digits}f}–{max(seen):.{digits}f}, {len(seen)} seeds)"
+        )
 
     summary = {
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
@@ -221,27 +261,41 @@ def main() -> None:
     print()
     print("| figure | original (2019) | quick (ours) | ratio / target |")
     print("|---|---|---|---|")
-    print(f"| training time, fit (s) | {spread('original', 'fit_seconds', 1)} | {spread('quick', 'fit_seconds', 1)} | "
-          f"{summary['fit_time_ratio_quick_over_original']:.3f} (target <= 0.167) |")
-    print(f"| training time, whole run incl. decoding (s) | {mean('original', 'wall_seconds'):.1f} | "
-          f"{mean('quick', 'wall_seconds'):.1f} | {summary['wall_time_ratio_quick_over_original']:.3f} |")
+    print(
+        f"| training time, fit (s) | {spread('original', 'fit_seconds', 1)} | {spread('quick', 'fit_seconds', 1)} | "
+        f"{summary['fit_time_ratio_quick_over_original']:.3f} (target <= 0.167) |"
+    )
+    print(
+        f"| training time, whole run incl. decoding (s) | {mean('original', 'wall_seconds'):.1f} | "
+        f"{mean('quick', 'wall_seconds'):.1f} | {summary['wall_time_ratio_quick_over_original']:.3f} |"
+    )
     print(f"| peak RSS (MiB) | {mean('original', 'peak_rss_mib'):.0f} | {mean('quick', 'peak_rss_mib'):.0f} | |")
-    print(f"| validation accuracy, best epoch ({runs[0]['validation_images']} lab photos) | "
-          f"{spread('original', 'validation_accuracy_max')} | {spread('quick', 'validation_accuracy_max')} | |")
-    print(f"| accuracy on {runs[0]['unseen_images']} unseen Kaggle photos | {spread('original', 'unseen_accuracy')} | "
-          f"{spread('quick', 'unseen_accuracy')} | "
-          f"{'quick' if mean('quick', 'unseen_accuracy') >= mean('original', 'unseen_accuracy') else 'original'} higher |")
+    print(
+        f"| validation accuracy, best epoch ({runs[0]['validation_images']} lab photos) | "
+        f"{spread('original', 'validation_accuracy_max')} | {spread('quick', 'validation_accuracy_max')} | |"
+    )
+    print(
+        f"| accuracy on {runs[0]['unseen_images']} unseen Kaggle photos | {spread('original', 'unseen_accuracy')} | "
+        f"{spread('quick', 'unseen_accuracy')} | "
+        f"{'quick' if mean('quick', 'unseen_accuracy') >= mean('original', 'unseen_accuracy') else 'original'} higher |"
+    )
     print()
-    print("| quick CNN training as a learner runs it | notebook 01 (kernel, live curves) | `catdog train quick` | ratio |")
+    print(
+        "| quick CNN training as a learner runs it | notebook 01 (kernel, live curves) | `catdog train quick` | ratio |"
+    )
     print("|---|---|---|---|")
-    print(f"| fit seconds, {len(learner['cli_fit_seconds'])} alternating rounds | "
-          f"{', '.join(f'{v:.1f}' for v in learner['notebook_fit_seconds'])} | "
-          f"{', '.join(f'{v:.1f}' for v in learner['cli_fit_seconds'])} | {learner['ratio_notebook_over_cli']:.2f} |")
+    print(
+        f"| fit seconds, {len(learner['cli_fit_seconds'])} alternating rounds | "
+        f"{', '.join(f'{v:.1f}' for v in learner['notebook_fit_seconds'])} | "
+        f"{', '.join(f'{v:.1f}' for v in learner['cli_fit_seconds'])} | {learner['ratio_notebook_over_cli']:.2f} |"
+    )
     print()
     print("| pretrained MobileNet 0.75 | accuracy on unseen photos | target |")
     print("|---|---|---|")
-    print(f"| trained head ({pretrained['head_training_images']} photos, {pretrained['head_train_seconds']:.0f} s) | "
-          f"{pretrained['trained_head_unseen_accuracy']:.3f} | >= 0.97 |")
+    print(
+        f"| trained head ({pretrained['head_training_images']} photos, {pretrained['head_train_seconds']:.0f} s) | "
+        f"{pretrained['trained_head_unseen_accuracy']:.3f} | >= 0.97 |"
+    )
     print(f"| zero-shot ImageNet head | {pretrained['zero_shot_unseen_accuracy']:.3f} | |")
     if args.json:
         args.json.write_text(json.dumps(summary, indent=2) + "\n")

@@ -41,7 +41,7 @@ BIN = Path(sys.prefix) / "bin"
 CARD_TIMEOUT_SECONDS = 180
 
 sys.path.insert(0, str(REPO / "tests"))  # the one helper for `catdog` processes, shared with the tests
-from processes import Service, catdog_ok, free_port, start_wall  # noqa: E402
+from processes import Service, catdog_ok, free_port, start_wall  # noqa: E402 - from tests/, on the path just above
 
 
 def peak_mib(pid: int) -> float:
@@ -53,15 +53,25 @@ def peak_mib(pid: int) -> float:
 
 def baseline(kafka, photos: list[bytes]) -> list[float]:
     """Send every photo at once straight to Kafka; seconds from each send to its result on the topic."""
-    from catdog.kafka_io import iter_predictions, make_producer, make_reader
+    from catdog.kafka.clients import make_producer, make_reader
+    from catdog.kafka.results import iter_predictions
 
     producer = make_producer(kafka)
     reader = make_reader(kafka, kafka.predictions_topic, since_ms=int(time.time() * 1000) - 60_000)
     started, futures = {}, []
     for index, data in enumerate(photos):
         started[index] = time.monotonic()
-        futures.append((index, producer.send(kafka.images_topic, value=data, key=f"b-{index}".encode(),
-                                             headers=[("filename", f"baseline-{index}.jpg".encode())])))
+        futures.append(
+            (
+                index,
+                producer.send(
+                    kafka.images_topic,
+                    value=data,
+                    key=f"b-{index}".encode(),
+                    headers=[("filename", f"baseline-{index}.jpg".encode())],
+                ),
+            )
+        )
     where = {}
     for index, future in futures:
         metadata = future.get(timeout=60)
@@ -81,8 +91,9 @@ def baseline(kafka, photos: list[bytes]) -> list[float]:
     return list(latencies.values())
 
 
-async def viewer(base: str, arrivals: dict, ready: asyncio.Event, ready_count: list, viewers: int,
-                 expected: asyncio.Event, want: set) -> None:
+async def viewer(
+    base: str, arrivals: dict, ready: asyncio.Event, ready_count: list, viewers: int, expected: asyncio.Event, want: set
+) -> None:
     """A projector: joins, opens the event stream, notes when each card arrives."""
     async with httpx.AsyncClient(base_url=base, timeout=None) as client:
         assert (await client.post("/api/join", json={"code": CODE})).status_code == 204
@@ -117,8 +128,9 @@ async def uploader(base: str, photos: list[bytes], name: str, sent: dict) -> Non
         assert (await client.post("/api/join", json={"code": CODE})).status_code == 204
         for index, data in enumerate(photos):
             started = time.monotonic()
-            answer = await client.post("/api/photos", params={"filename": f"{name}-{index}.jpg", "learner": name},
-                                       content=data)
+            answer = await client.post(
+                "/api/photos", params={"filename": f"{name}-{index}.jpg", "learner": name}, content=data
+            )
             assert answer.status_code == 201, answer.text
             placed = answer.json()
             sent[f"{placed['partition']}-{placed['offset']}"] = started
@@ -129,8 +141,10 @@ async def through_the_wall(base: str, uploads: list[list[bytes]], viewers: int) 
     want: set = set()
     arrivals = [dict() for _ in range(viewers)]
     ready_count = [0]
-    watching = [asyncio.create_task(viewer(base, arrivals[i], ready, ready_count, viewers, expected, want))
-                for i in range(viewers)]
+    watching = [
+        asyncio.create_task(viewer(base, arrivals[i], ready, ready_count, viewers, expected, want))
+        for i in range(viewers)
+    ]
     await asyncio.wait_for(ready.wait(), 60)
     sent: dict[str, float] = {}
     await asyncio.gather(*(uploader(base, photos, f"phone-{i + 1:02d}", sent) for i, photos in enumerate(uploads)))
@@ -160,8 +174,14 @@ def main() -> None:
     photos = [path.read_bytes() for path in files]
     work = Path(tempfile.mkdtemp(prefix="wall-bench-"))
     kafka_port = free_port()
-    env = {**os.environ, **CLIENT_ENV, "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{kafka_port}", "CATDOG_BROKER_DIR": str(work / "broker"),
-           "CATDOG_WALL_CARDS": "8", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env = {
+        **os.environ,
+        **CLIENT_ENV,
+        "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{kafka_port}",
+        "CATDOG_BROKER_DIR": str(work / "broker"),
+        "CATDOG_WALL_CARDS": "8",
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+    }
     catdog_ok("broker", "start", "--port", kafka_port, "--partitions", 3, env=env)
     services = []
     try:
@@ -175,7 +195,7 @@ def main() -> None:
         baseline(kafka, photos[:4])  # warm-up: the first batch through both models builds their graphs
         direct = baseline(kafka, photos)
         print(f"baseline: {len(direct)} photos straight to Kafka at once", flush=True)
-        uploads = [photos[i * args.photos:(i + 1) * args.photos] for i in range(args.uploaders)]
+        uploads = [photos[i * args.photos : (i + 1) * args.photos] for i in range(args.uploaders)]
         walled = asyncio.run(through_the_wall(base, uploads, args.viewers))
         wall_peak = peak_mib(wall.pid)
     finally:
@@ -185,22 +205,34 @@ def main() -> None:
         subprocess.run([BIN / "catdog", "broker", "stop"], env=env, check=False, capture_output=True)
 
     figures = {
-        "uploaders": args.uploaders, "photos_per_uploader": args.photos, "viewers": args.viewers, "cpus": os.cpu_count(),
+        "uploaders": args.uploaders,
+        "photos_per_uploader": args.photos,
+        "viewers": args.viewers,
+        "cpus": os.cpu_count(),
         "baseline_send_to_result_s": {"p50": statistics.median(direct), "p95": percentile(direct, 95)},
-        "wall_upload_to_card_s": {"p50": statistics.median(walled["latencies"]), "p95": percentile(walled["latencies"], 95)},
-        "uploads": walled["uploads"], "card_arrivals": len(walled["latencies"]),
-        "viewers_missing_cards": walled["viewers_missing_cards"], "wall_peak_mib": round(wall_peak),
+        "wall_upload_to_card_s": {
+            "p50": statistics.median(walled["latencies"]),
+            "p95": percentile(walled["latencies"], 95),
+        },
+        "uploads": walled["uploads"],
+        "card_arrivals": len(walled["latencies"]),
+        "viewers_missing_cards": walled["viewers_missing_cards"],
+        "wall_peak_mib": round(wall_peak),
     }
     figures["ratio_p50"] = figures["wall_upload_to_card_s"]["p50"] / figures["baseline_send_to_result_s"]["p50"]
     figures["ratio_p95"] = figures["wall_upload_to_card_s"]["p95"] / figures["baseline_send_to_result_s"]["p95"]
     print(f"\n| {args.uploaders} phones x {args.photos} photos, {args.viewers} viewers | p50 (s) | p95 (s) |")
     print("|---|---|---|")
-    for label, key in (("classifier alone: send -> result (Kafka)", "baseline_send_to_result_s"),
-                       ("through the wall: upload -> card at each viewer", "wall_upload_to_card_s")):
+    for label, key in (
+        ("classifier alone: send -> result (Kafka)", "baseline_send_to_result_s"),
+        ("through the wall: upload -> card at each viewer", "wall_upload_to_card_s"),
+    ):
         print(f"| {label} | {figures[key]['p50']:.2f} | {figures[key]['p95']:.2f} |")
     print(f"| ratio, wall / classifier alone | {figures['ratio_p50']:.2f} | {figures['ratio_p95']:.2f} |")
-    print(f"\ncards seen: {figures['card_arrivals']} of {figures['uploads'] * args.viewers} "
-          f"(viewers missing a card: {figures['viewers_missing_cards']}); wall peak memory {figures['wall_peak_mib']} MiB")
+    print(
+        f"\ncards seen: {figures['card_arrivals']} of {figures['uploads'] * args.viewers} "
+        f"(viewers missing a card: {figures['viewers_missing_cards']}); wall peak memory {figures['wall_peak_mib']} MiB"
+    )
     if args.json:
         args.json.write_text(json.dumps(figures, indent=1) + "\n")
     if figures["viewers_missing_cards"]:

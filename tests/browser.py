@@ -15,15 +15,29 @@ from pathlib import Path
 
 import pytest
 
-NOTEBOOKS = ("notebooks/01-cat-dog-lab.ipynb", "notebooks/02-evaluate-and-monitor.ipynb",
-             "notebooks/03-experiments.ipynb", "notebooks/04-the-room-teaches-the-model.ipynb")
+NOTEBOOKS = (
+    "notebooks/01-cat-dog-lab.ipynb",
+    "notebooks/02-evaluate-and-monitor.ipynb",
+    "notebooks/03-experiments.ipynb",
+    "notebooks/04-the-room-teaches-the-model.ipynb",
+)
 # CI sizes, through the same variables the notebooks read (nbval runs notebook 01 full size); set them to
 # run the full lab in the browser (e.g. CATDOG_LAB_EPOCHS=20 to time the quick CNN cell as learners see it).
-LAB_SIZES = {name: os.environ.get(name, default) for name, default in
-             (("CATDOG_LAB_EPOCHS", "3"), ("CATDOG_EVAL_PER_CLASS", "20"), ("CATDOG_DRIFT_PHOTOS", "10"),
-              ("CATDOG_GRID_PER_CLASS", "10,20"), ("CATDOG_GRID_SECONDS", "1,3"), ("CATDOG_GRID_SEEDS", "1"),
-              ("CATDOG_GRID_TEST_PER_CLASS", "20"), ("CATDOG_LABEL_PER_CLASS", "3"), ("CATDOG_CHECK_PER_CLASS", "10"),
-              ("CATDOG_RETRAIN_PER_CLASS", "10"))}
+LAB_SIZES = {
+    name: os.environ.get(name, default)
+    for name, default in (
+        ("CATDOG_LAB_EPOCHS", "3"),
+        ("CATDOG_EVAL_PER_CLASS", "20"),
+        ("CATDOG_DRIFT_PHOTOS", "10"),
+        ("CATDOG_GRID_PER_CLASS", "10,20"),
+        ("CATDOG_GRID_SECONDS", "1,3"),
+        ("CATDOG_GRID_SEEDS", "1"),
+        ("CATDOG_GRID_TEST_PER_CLASS", "20"),
+        ("CATDOG_LABEL_PER_CLASS", "3"),
+        ("CATDOG_CHECK_PER_CLASS", "10"),
+        ("CATDOG_RETRAIN_PER_CLASS", "10"),
+    )
+}
 NOTEBOOK_SECONDS = 900
 CHROMIUM = Path(os.environ.get("CATDOG_CHROMIUM", "/usr/bin/chromium"))
 CHROMEDRIVER = Path(os.environ.get("CATDOG_CHROMEDRIVER", "/usr/bin/chromedriver"))
@@ -65,9 +79,11 @@ def browser_session(phone: bool = False):
 
 
 # Chromium's own emulation of a phone: a 390x844 screen at 3x, touch, a mobile Safari user agent.
-PHONE = {"deviceMetrics": {"width": 390, "height": 844, "pixelRatio": 3.0, "touch": True},
-         "userAgent": "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 "
-                      "(KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1"}
+PHONE = {
+    "deviceMetrics": {"width": 390, "height": 844, "pixelRatio": 3.0, "touch": True},
+    "userAgent": "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1",
+}
 
 
 def browser(phone: bool = False):
@@ -79,9 +95,17 @@ def browser(phone: bool = False):
             pytest.fail(f"{path} is missing: the browser tests need Debian's {package} (make test installs it as root)")
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
-    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1600,1200",
-                 "--disable-gpu", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--window-size=1600,1200",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+    ):
         options.add_argument(flag)
     if phone:
         options.add_experimental_option("mobileEmulation", PHONE)
@@ -140,8 +164,9 @@ def run_notebook(driver, lab_url: str, path: str, shots: Path) -> dict:
     state["seconds"] = time.monotonic() - started
     save_screenshots(driver, state, shots)
     click_menu(driver, "File", "Save Notebook")  # as autosave or Ctrl+S would: outputs go to the file
-    assert wait_for(lambda: not driver.execute_script(
-        "return window.jupyterapp.shell.currentWidget.context.model.dirty"), 30), f"{path} was not saved"
+    assert wait_for(
+        lambda: not driver.execute_script("return window.jupyterapp.shell.currentWidget.context.model.dirty"), 30
+    ), f"{path} was not saved"
     return state
 
 
@@ -156,11 +181,17 @@ def save_screenshots(driver, state: dict, shots: Path) -> None:
             "const panel = window.jupyterapp.shell.currentWidget; const index = arguments[0];"
             "panel.content.activeCellIndex = index; panel.content.scrollToItem(index, 'start');"
             "return Array.from(panel.content.widgets[index].node.querySelectorAll('.jp-OutputArea img'));",
-            cell["index"])
+            cell["index"],
+        )
         rendered[cell["index"]] = 0
         for number, image in enumerate(images):
-            wait_for(lambda: driver.execute_script(
-                "return arguments[0].complete && arguments[0].naturalWidth > 0", image), 10, 0.2)
+            wait_for(
+                lambda image=image: driver.execute_script(
+                    "return arguments[0].complete && arguments[0].naturalWidth > 0", image
+                ),
+                10,
+                0.2,
+            )
             if driver.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", image):
                 rendered[cell["index"]] += 1
                 image.screenshot(str(shots / f"cell-{cell['index']:02d}-figure-{number + 1}.png"))
@@ -168,7 +199,8 @@ def save_screenshots(driver, state: dict, shots: Path) -> None:
     driver.execute_script(
         "const panel = window.jupyterapp.shell.currentWidget;"
         "panel.content.activeCellIndex = panel.content.widgets.length - 1;"
-        "panel.content.scrollToItem(panel.content.widgets.length - 1, 'end');")
+        "panel.content.scrollToItem(panel.content.widgets.length - 1, 'end');"
+    )
     time.sleep(1)
     driver.save_screenshot(str(shots / "end.png"))
 
@@ -225,8 +257,11 @@ def wall_problems(driver) -> list[str]:
     """What the browser logged as errors on a wall page (CSP refusals, script errors); the API's own
     refusals (a 4xx answer the page then shows) are answers, not faults."""
     try:
-        return [entry["message"] for entry in driver.get_log("browser") if entry["level"] == "SEVERE"
-                and "the server responded with a status of 4" not in entry["message"]]
+        return [
+            entry["message"]
+            for entry in driver.get_log("browser")
+            if entry["level"] == "SEVERE" and "the server responded with a status of 4" not in entry["message"]
+        ]
     except Exception:  # noqa: BLE001 - a driver without the log
         return []
 
@@ -243,15 +278,20 @@ def open_wall(driver, wall_url: str, code: str) -> None:
 def wall_card(driver, learner: str, timeout: float = 60) -> dict | None:
     """The first card on the wall sent by ``learner``, as the page shows it (text, and its picture loaded)."""
     script = """
-    const card = [...document.querySelectorAll('#cards .card')].find(c => c.querySelector('.learner').textContent === arguments[0]);
+    const card = [...document.querySelectorAll('#cards .card')]
+      .find(c => c.querySelector('.learner').textContent === arguments[0]);
     if (!card) return null;
     const thumb = card.querySelector('.thumb');
-    return {filename: card.querySelector('.filename').textContent, quick: card.querySelector('.quick').textContent,
-            pretrained: card.querySelector('.pretrained').textContent, agreement: card.querySelector('.agreement').textContent,
-            versions: card.querySelector('.versions').textContent, loaded: thumb.complete && thumb.naturalWidth > 0, html: card.innerHTML};
+    const text = name => card.querySelector('.' + name).textContent;
+    return {filename: text('filename'), quick: text('quick'), pretrained: text('pretrained'),
+            agreement: text('agreement'), versions: text('versions'),
+            loaded: thumb.complete && thumb.naturalWidth > 0, html: card.innerHTML};
     """
-    return wait_for(lambda: (lambda c: c if c and c["loaded"] else None)(driver.execute_script(script, learner)),
-                    timeout, interval=0.3)
+    return wait_for(
+        lambda: (lambda c: c if c and c["loaded"] else None)(driver.execute_script(script, learner)),
+        timeout,
+        interval=0.3,
+    )
 
 
 def send_from_phone(phone, wall_url: str, code: str, learner: str, photo: Path, timeout: float = 60) -> dict:
@@ -270,6 +310,10 @@ def send_from_phone(phone, wall_url: str, code: str, learner: str, photo: Path, 
         if error:
             return {"error": error}
         if result.is_displayed():
-            return {field: phone.find_element(By.ID, field).text for field in ("quick", "pretrained", "agree", "right", "wrong")}
+            return {
+                field: phone.find_element(By.ID, field).text
+                for field in ("quick", "pretrained", "agree", "right", "wrong")
+            }
         return None
+
     return wait_for(settled, timeout, interval=0.3) or {"error": "nothing shown in time"}

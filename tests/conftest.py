@@ -33,7 +33,8 @@ def shared_path(*parts: str) -> Path:
 # `make test` runs the suite on two pytest-xdist workers: much of it waits on Kafka, on containers starting
 # and on pages loading. Each module stays on one worker, so its fixtures are built once; the image's tests
 # and the `make lab` walk are one unit, so at most one of them loads both cores at a time. Units go out
-# largest first, as xdist's loadscope does (measured: 21.5 min of pytest; the heavy unit first, 26). (xdist's own --dist loadgroup marks do not take under pytest 9: it renames
+# largest first, as xdist's loadscope does (measured: 21.5 min of pytest; the heavy unit first, 26).
+# (xdist's own --dist loadgroup marks do not take under pytest 9: it renames
 # node ids through an attribute pytest 9 no longer reads.) The manifests' checks (render, validate, the
 # recorded cluster) ride in that unit too: light on CPU, they even out the two workers (the other carried
 # ~500 s more, DEVELOPERS "CI time").

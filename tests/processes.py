@@ -23,11 +23,18 @@ SERVICE_START_SECONDS = 120
 WALL_START_SECONDS = 60
 
 
-def catdog(*args, env: dict[str, str] | None = None, cwd: Path | None = None,
-           timeout: float = 600) -> subprocess.CompletedProcess:
+def catdog(
+    *args, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess:
     """`catdog ARGS` as a user types it, with ``env`` over this process's environment."""
-    return subprocess.run([CATDOG, *map(str, args)], capture_output=True, text=True, cwd=cwd,
-                          env={**os.environ, **(env or {})}, timeout=timeout)
+    return subprocess.run(
+        [CATDOG, *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        timeout=timeout,
+    )
 
 
 def catdog_ok(*args, env: dict[str, str] | None = None, timeout: float = 600) -> str:
@@ -67,7 +74,10 @@ class Service:
         with open(log, "ab") as stream:
             self.process = subprocess.Popen(
                 [CATDOG, "classify", "--models", str(models_dir), "--metrics-port", str(self.port)],
-                stdout=stream, stderr=subprocess.STDOUT, env={**os.environ, **env, "PYTHONUNBUFFERED": "1"})
+                stdout=stream,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
+            )
         self.rss: list[tuple[float, float]] = []  # (monotonic seconds, MiB)
         if sample_rss:
             threading.Thread(target=self._sample, daemon=True).start()
@@ -112,8 +122,15 @@ class Service:
         return self.process.wait(timeout)
 
 
-def start_service(services: list, kafka, models_dir: Path, tmp_path: Path, name: str = "service",
-                  extra_env: dict[str, str] | None = None, ready: bool = True) -> Service:
+def start_service(
+    services: list,
+    kafka,
+    models_dir: Path,
+    tmp_path: Path,
+    name: str = "service",
+    extra_env: dict[str, str] | None = None,
+    ready: bool = True,
+) -> Service:
     """A `catdog classify` on ``kafka``'s topics, kept in ``services`` (the fixture that stops them)."""
     service = Service({**kafka_env(kafka), **(extra_env or {})}, models_dir, tmp_path / f"{name}.log")
     services.append(service)
@@ -122,15 +139,17 @@ def start_service(services: list, kafka, models_dir: Path, tmp_path: Path, name:
     return service
 
 
-def start_wall(env: dict[str, str], log: Path, code: str, port: int | None = None,
-               timeout: float = WALL_START_SECONDS) -> tuple[subprocess.Popen, str]:
+def start_wall(
+    env: dict[str, str], log: Path, code: str, port: int | None = None, timeout: float = WALL_START_SECONDS
+) -> tuple[subprocess.Popen, str]:
     """`catdog wall` with the room ``code``, once it answers ready (caught up with its topics): the process
     and its base URL. Stop it with SIGTERM, as the pod's end does."""
     port = port or free_port()
     # A room's code comes with the room's secret (the wall refuses the code alone): a test's own unless given.
     env = {"CATDOG_WALL_SECRET": secrets.token_hex(32), **env, "CATDOG_ROOM_CODE": code, "CATDOG_WALL_PORT": str(port)}
-    process = subprocess.Popen([CATDOG, "wall"], stdout=open(log, "wb"), stderr=subprocess.STDOUT,
-                               env={**os.environ, **env})
+    process = subprocess.Popen(
+        [CATDOG, "wall"], stdout=open(log, "wb"), stderr=subprocess.STDOUT, env={**os.environ, **env}
+    )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

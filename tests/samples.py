@@ -18,7 +18,9 @@ def encode(image: Image.Image, fmt: str, **options) -> bytes:
 def gradient(width: int = 120, height: int = 80) -> Image.Image:
     x = np.linspace(0, 255, width, dtype=np.uint8)
     y = np.linspace(0, 255, height, dtype=np.uint8)
-    pixels = np.stack([np.tile(x, (height, 1)), np.tile(y[:, None], (1, width)), np.full((height, width), 90, np.uint8)], -1)
+    pixels = np.stack(
+        [np.tile(x, (height, 1)), np.tile(y[:, None], (1, width)), np.full((height, width), 90, np.uint8)], -1
+    )
     return Image.fromarray(pixels, "RGB")
 
 

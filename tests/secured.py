@@ -33,8 +33,11 @@ def scram_passwords(objects: list[dict], written: list[dict] = ()) -> dict[str, 
     """Each SCRAM KafkaUser's password: from the Secret its spec names (the learners', written by `catdog
     room`), else from ``written`` (the Secret the User Operator writes, named for the user, key password),
     else generated, as the User Operator generates one for a user that names none."""
-    secrets_ = {(s["metadata"].get("namespace"), s["metadata"]["name"]): s
-                for s in [*objects, *written] if s["kind"] == "Secret"}
+    secrets_ = {
+        (s["metadata"].get("namespace"), s["metadata"]["name"]): s
+        for s in [*objects, *written]
+        if s["kind"] == "Secret"
+    }
     passwords = {}
     for user in (o for o in objects if o["kind"] == "KafkaUser"):
         namespace, name = user["metadata"].get("namespace"), user["metadata"]["name"]
@@ -65,24 +68,42 @@ class SecuredKafka:
     def env(self, user: str) -> dict[str, str]:
         """A `catdog` process's settings as ``user``: the rendered SASL_SSL settings, this broker's address
         and the CA file's path."""
-        return {"KAFKA_BOOTSTRAP_SERVERS": self.bootstrap, "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
-                "KAFKA_SASL_MECHANISM": "SCRAM-SHA-512", "KAFKA_SASL_USERNAME": user,
-                "KAFKA_SASL_PASSWORD": self.passwords[user], "KAFKA_SSL_CAFILE": str(self.ca_file)}
+        return {
+            "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
+            "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+            "KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+            "KAFKA_SASL_USERNAME": user,
+            "KAFKA_SASL_PASSWORD": self.passwords[user],
+            "KAFKA_SSL_CAFILE": str(self.ca_file),
+        }
 
     def confluent(self, user: str | None = None, **extra) -> dict:
         """librdkafka's settings as ``user`` (default: the superuser)."""
-        return {"bootstrap.servers": self.bootstrap, "security.protocol": "SASL_SSL", "sasl.mechanism": "SCRAM-SHA-512",
-                "sasl.username": user or SUPERUSER,
-                "sasl.password": self.passwords[user] if user else self.superuser_password,
-                "ssl.ca.location": str(self.ca_file), "log_level": 4, **extra}  # no telemetry chatter
+        return {
+            "bootstrap.servers": self.bootstrap,
+            "security.protocol": "SASL_SSL",
+            "sasl.mechanism": "SCRAM-SHA-512",
+            "sasl.username": user or SUPERUSER,
+            "sasl.password": self.passwords[user] if user else self.superuser_password,
+            "ssl.ca.location": str(self.ca_file),
+            "log_level": 4,
+            **extra,
+        }  # no telemetry chatter
 
     def stop(self) -> None:
         self.process.terminate()
         self.process.wait(10)
 
 
-def start_kfake(ca: dict[str, str], hosts: list[str], passwords: dict[str, str], work: Path,
-                connect: str = "localhost", command: list[str] | None = None, port: int = 0) -> SecuredKafka:
+def start_kfake(
+    ca: dict[str, str],
+    hosts: list[str],
+    passwords: dict[str, str],
+    work: Path,
+    connect: str = "localhost",
+    command: list[str] | None = None,
+    port: int = 0,
+) -> SecuredKafka:
     """kfake with TLS from a certificate the room's CA (``ca``, as `catdog room` keeps it) signed for ``hosts``,
     a superuser, and ``passwords``' users. ``command``: how to run the binary (default: here, on a free port on
     127.0.0.1; the played room runs it in a container, see tests/test_image.py); ``connect``: the host clients
@@ -94,11 +115,24 @@ def start_kfake(ca: dict[str, str], hosts: list[str], passwords: dict[str, str],
     ca_file = work / "ca.crt"
     ca_file.write_text(ca["crt"])
     superuser_password = secrets.token_urlsafe(24)
-    arguments = ["-port", str(port), "-cert", str(work / "broker.crt"), "-key", str(work / "broker.key"),
-                 "-superuser", f"{SUPERUSER}:{superuser_password}",
-                 "-users", ",".join(f"{name}:{password}" for name, password in passwords.items())]
-    process = subprocess.Popen([*(command or [str(KFAKE)]), *arguments],
-                               stdout=subprocess.PIPE, stderr=open(work / "kfake.log", "wb"), text=True)
+    arguments = [
+        "-port",
+        str(port),
+        "-cert",
+        str(work / "broker.crt"),
+        "-key",
+        str(work / "broker.key"),
+        "-superuser",
+        f"{SUPERUSER}:{superuser_password}",
+        "-users",
+        ",".join(f"{name}:{password}" for name, password in passwords.items()),
+    ]
+    process = subprocess.Popen(
+        [*(command or [str(KFAKE)]), *arguments],
+        stdout=subprocess.PIPE,
+        stderr=open(work / "kfake.log", "wb"),
+        text=True,
+    )
     address = process.stdout.readline().strip()
     assert address, f"kfake printed no address: {(work / 'kfake.log').read_text()}"
     return SecuredKafka(f"{connect}:{address.rsplit(':', 1)[1]}", ca_file, passwords, superuser_password, process)
@@ -115,8 +149,12 @@ def secure(kafka: SecuredKafka, objects: list[dict], principal_of: dict[str, str
     """What Strimzi's operators make on the room's Kafka: the rendered KafkaTopics and every KafkaUser's ACLs
     (``principal_of``: a principal to grant a user's ACLs to instead of its own)."""
     make_topics(kafka, [o for o in objects if o["kind"] == "KafkaTopic"])
-    kafka.bindings = [dataclasses.replace(binding, principal=(principal_of or {}).get(binding.principal, binding.principal))
-                      for user in objects if user["kind"] == "KafkaUser" for binding in acls.bindings(user)]
+    kafka.bindings = [
+        dataclasses.replace(binding, principal=(principal_of or {}).get(binding.principal, binding.principal))
+        for user in objects
+        if user["kind"] == "KafkaUser"
+        for binding in acls.bindings(user)
+    ]
     create_acls(kafka, kafka.bindings)
 
 
@@ -126,9 +164,15 @@ def make_topics(kafka: SecuredKafka, topics: list[dict]) -> None:
     from confluent_kafka.admin import AdminClient, NewTopic
 
     admin = AdminClient(kafka.confluent())
-    wanted = [NewTopic(topic["spec"].get("topicName") or topic["metadata"]["name"], topic["spec"].get("partitions", 1),
-                       replication_factor=1, config={k: str(v) for k, v in (topic["spec"].get("config") or {}).items()})
-              for topic in topics]
+    wanted = [
+        NewTopic(
+            topic["spec"].get("topicName") or topic["metadata"]["name"],
+            topic["spec"].get("partitions", 1),
+            replication_factor=1,
+            config={k: str(v) for k, v in (topic["spec"].get("config") or {}).items()},
+        )
+        for topic in topics
+    ]
     for future in admin.create_topics(wanted, request_timeout=15).values():
         future.result(15)
 
@@ -137,9 +181,15 @@ def acl_binding(binding: acls.Binding):
     """A catdog.acls binding as librdkafka's AclBinding."""
     from confluent_kafka.admin import AclBinding, AclOperation, AclPermissionType, ResourcePatternType, ResourceType
 
-    return AclBinding(ResourceType[binding.resource_type], binding.name, ResourcePatternType[binding.pattern],
-                      binding.principal, binding.host, AclOperation[binding.operation],
-                      AclPermissionType[binding.permission])
+    return AclBinding(
+        ResourceType[binding.resource_type],
+        binding.name,
+        ResourcePatternType[binding.pattern],
+        binding.principal,
+        binding.host,
+        AclOperation[binding.operation],
+        AclPermissionType[binding.permission],
+    )
 
 
 def create_acls(kafka: SecuredKafka, bindings: list[acls.Binding]) -> None:
@@ -151,14 +201,26 @@ def create_acls(kafka: SecuredKafka, bindings: list[acls.Binding]) -> None:
 
 
 def delete_acls(kafka: SecuredKafka, bindings: list[acls.Binding]) -> None:
-    from confluent_kafka.admin import AdminClient
-
-    from confluent_kafka.admin import AclBindingFilter
+    from confluent_kafka.admin import AclBindingFilter, AdminClient
 
     admin = AdminClient(kafka.confluent())
-    filters = [AclBindingFilter(*[getattr(acl_binding(b), field) for field in ("restype", "name", "resource_pattern_type",
-                                                                             "principal", "host", "operation", "permission_type")])
-               for b in bindings]
+    filters = [
+        AclBindingFilter(
+            *[
+                getattr(acl_binding(b), field)
+                for field in (
+                    "restype",
+                    "name",
+                    "resource_pattern_type",
+                    "principal",
+                    "host",
+                    "operation",
+                    "permission_type",
+                )
+            ]
+        )
+        for b in bindings
+    ]
     for future in admin.delete_acls(filters, request_timeout=15).values():
         future.result(15)
 
@@ -168,13 +230,17 @@ def pod_spec(workload: dict) -> dict:
     return (spec.get("jobTemplate", {}).get("spec") or spec)["template"]["spec"]
 
 
-def rendered_env(objects: list[dict], kind: str, name: str, kafka: SecuredKafka, files: Path,
-                 namespace: str | None = None) -> dict[str, str]:
+def rendered_env(
+    objects: list[dict], kind: str, name: str, kafka: SecuredKafka, files: Path, namespace: str | None = None
+) -> dict[str, str]:
     """A rendered workload's first container's environment, as the kubelet would give it: its ConfigMaps,
     its values, its Secrets' values (those the User Operator writes from this broker's passwords), and
     its mounted Secrets as files under ``files``. Only the bootstrap address and file paths differ."""
-    [workload] = [o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name
-                  and namespace in (None, o["metadata"].get("namespace"))]
+    [workload] = [
+        o
+        for o in objects
+        if o["kind"] == kind and o["metadata"]["name"] == name and namespace in (None, o["metadata"].get("namespace"))
+    ]
     namespace, spec = workload["metadata"].get("namespace"), pod_spec(workload)
     container = spec["containers"][0]
     mine = {(o["kind"], o["metadata"]["name"]): o for o in objects if o["metadata"].get("namespace") == namespace}
@@ -191,8 +257,9 @@ def rendered_env(objects: list[dict], kind: str, name: str, kafka: SecuredKafka,
             if volume["secret"].get("optional") and ("Secret", volume["secret"]["secretName"]) not in mine:
                 continue  # the kubelet mounts an optional Secret that is not there as an empty folder
             secret = mine["Secret", volume["secret"]["secretName"]]
-            items = volume["secret"].get("items") or [{"key": key, "path": key} for key in
-                                                       {**secret.get("data", {}), **secret.get("stringData", {})}]
+            items = volume["secret"].get("items") or [
+                {"key": key, "path": key} for key in {**secret.get("data", {}), **secret.get("stringData", {})}
+            ]
             for item in items:
                 (folder / item["path"]).write_text(secret_value(secret, item["key"]))
     for variable in container.get("env", []):
@@ -205,17 +272,28 @@ def rendered_env(objects: list[dict], kind: str, name: str, kafka: SecuredKafka,
     for key, value in env.items():
         for path, folder in mounts.items():
             if value.startswith(path + "/"):
-                env[key] = str(folder / value[len(path) + 1:])
+                env[key] = str(folder / value[len(path) + 1 :])
     return {**env, "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap}
 
 
 # What a process of the room needs of a workload's rendered settings outside the cluster (`make lab-secure`):
 # how to reach and log in to Kafka, its topics and group, and who it signs as; not its pod's ports, folders
 # and in-cluster addresses.
-LAB_SETTINGS = ("KAFKA_", "CATDOG_LEARNER", "CATDOG_GROUP_ID", "CATDOG_IMAGES_TOPIC", "CATDOG_PREDICTIONS_TOPIC",
-                "CATDOG_DLQ_TOPIC", "CATDOG_FEEDBACK_TOPIC", "CATDOG_MODERATION_TOPIC")
-LAB_WORKLOADS = {"classifier": ("Deployment", "catdog-classifier"), "wall": ("Deployment", "catdog-wall"),
-                 "learner": ("Deployment", "catdog-notebook")}
+LAB_SETTINGS = (
+    "KAFKA_",
+    "CATDOG_LEARNER",
+    "CATDOG_GROUP_ID",
+    "CATDOG_IMAGES_TOPIC",
+    "CATDOG_PREDICTIONS_TOPIC",
+    "CATDOG_DLQ_TOPIC",
+    "CATDOG_FEEDBACK_TOPIC",
+    "CATDOG_MODERATION_TOPIC",
+)
+LAB_WORKLOADS = {
+    "classifier": ("Deployment", "catdog-classifier"),
+    "wall": ("Deployment", "catdog-wall"),
+    "learner": ("Deployment", "catdog-notebook"),
+}
 
 
 def lab_env_files(objects: list[dict], kafka: SecuredKafka, out: Path) -> list[Path]:
@@ -226,7 +304,9 @@ def lab_env_files(objects: list[dict], kafka: SecuredKafka, out: Path) -> list[P
     written = []
     for who, (kind, name) in LAB_WORKLOADS.items():
         env = rendered_env(objects, kind, name, kafka, out / "files")
-        lines = [f"export {key}={shlex.quote(value)}" for key, value in sorted(env.items()) if key.startswith(LAB_SETTINGS)]
+        lines = [
+            f"export {key}={shlex.quote(value)}" for key, value in sorted(env.items()) if key.startswith(LAB_SETTINGS)
+        ]
         (out / f"{who}.env").write_text("\n".join(lines) + "\n")
         written.append(out / f"{who}.env")
     return written
@@ -247,18 +327,28 @@ def main() -> None:
     kubectl = shutil.which("kubectl")
     if kubectl is None:
         raise SystemExit("kubectl is not installed (it comes from requirements-dev.txt: make venv)")
-    rendered = subprocess.run([kubectl, "kustomize", str(args.room)], capture_output=True, text=True, timeout=120, check=True)
+    rendered = subprocess.run(
+        [kubectl, "kustomize", str(args.room)], capture_output=True, text=True, timeout=120, check=True
+    )
     import yaml
 
     objects = [doc for doc in yaml.safe_load_all(rendered.stdout) if doc]
     learners = [o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"] == "catdog-notebook"]
     objects = [o for o in objects if o not in learners[1:]]  # the first learner's lab
-    kafka = start_kfake(read_room(args.room)["ca"], ["localhost", "127.0.0.1"], scram_passwords(objects), args.out,
-                        connect="127.0.0.1", port=args.port)
+    kafka = start_kfake(
+        read_room(args.room)["ca"],
+        ["localhost", "127.0.0.1"],
+        scram_passwords(objects),
+        args.out,
+        connect="127.0.0.1",
+        port=args.port,
+    )
     secure(kafka, objects)
     lab_env_files(objects, kafka, args.out)
-    print(f"secured Kafka at {kafka.bootstrap} (TLS from the room's CA, SCRAM, the room's ACLs); env files in {args.out}",
-          flush=True)
+    print(
+        f"secured Kafka at {kafka.bootstrap} (TLS from the room's CA, SCRAM, the room's ACLs); env files in {args.out}",
+        flush=True,
+    )
     signal.signal(signal.SIGTERM, lambda *_: kafka.stop())
     try:
         kafka.process.wait()

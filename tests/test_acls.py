@@ -9,7 +9,9 @@ from catdog.acls import AclError, Binding, bindings, principal
 from test_deploy import by_kind, render, write_room
 
 
-def user(name: str, acls: list[dict] | None, authentication: str | None = "scram-sha-512", kind: str = "simple") -> dict:
+def user(
+    name: str, acls: list[dict] | None, authentication: str | None = "scram-sha-512", kind: str = "simple"
+) -> dict:
     spec: dict = {"authorization": {"type": kind, "acls": acls}} if acls is not None else {}
     if authentication:
         spec["authentication"] = {"type": authentication}
@@ -23,12 +25,23 @@ def test_the_principal_is_the_users_name_for_scram_and_its_cn_for_tls():
 
 
 def test_each_operation_is_one_binding_with_the_crds_defaults_and_kafkas_names():
-    made = bindings(user("ada", [
-        {"resource": {"type": "topic", "name": "images", "patternType": "literal"}, "operations": ["Describe", "Write"]},
-        {"resource": {"type": "group", "name": "ada-", "patternType": "prefix"}, "operation": "Read"},  # deprecated form
-        {"resource": {"type": "cluster"}, "operations": ["IdempotentWrite"], "host": "10.0.0.1"},
-        {"resource": {"type": "transactionalId", "name": "tx"}, "operations": ["All"], "type": "deny"},
-    ]))
+    made = bindings(
+        user(
+            "ada",
+            [
+                {
+                    "resource": {"type": "topic", "name": "images", "patternType": "literal"},
+                    "operations": ["Describe", "Write"],
+                },
+                {
+                    "resource": {"type": "group", "name": "ada-", "patternType": "prefix"},
+                    "operation": "Read",
+                },  # deprecated form
+                {"resource": {"type": "cluster"}, "operations": ["IdempotentWrite"], "host": "10.0.0.1"},
+                {"resource": {"type": "transactionalId", "name": "tx"}, "operations": ["All"], "type": "deny"},
+            ],
+        )
+    )
     assert made == [
         Binding("User:ada", "TOPIC", "images", "LITERAL", "DESCRIBE", "ALLOW", "*"),
         Binding("User:ada", "TOPIC", "images", "LITERAL", "WRITE", "ALLOW", "*"),
@@ -41,7 +54,9 @@ def test_each_operation_is_one_binding_with_the_crds_defaults_and_kafkas_names()
 def test_no_simple_authorization_means_no_bindings_and_a_rule_with_both_forms_is_refused():
     assert bindings(user("ada", None)) == [] and bindings(user("ada", [], kind="custom")) == []
     with pytest.raises(AclError, match="both `operations` and `operation`"):
-        bindings(user("ada", [{"resource": {"type": "topic", "name": "x"}, "operations": ["Read"], "operation": "Read"}]))
+        bindings(
+            user("ada", [{"resource": {"type": "topic", "name": "x"}, "operations": ["Read"], "operation": "Read"}])
+        )
 
 
 def test_the_rendered_rooms_users_become_their_bindings(tmp_path):
@@ -52,10 +67,19 @@ def test_the_rendered_rooms_users_become_their_bindings(tmp_path):
     users = {u["metadata"]["name"]: bindings(u) for u in by_kind(render(out), "KafkaUser")}
     assert {b.resource_type for made in users.values() for b in made} == {"TOPIC", "GROUP"}
     assert {(b.name, b.operation) for b in users["learner-ada"]} == {
-        ("images", "READ"), ("images", "WRITE"), ("predictions", "READ"), ("feedback", "READ"), ("feedback", "WRITE"),
-        ("challenge", "READ"), ("challenge-submissions", "WRITE")}
+        ("images", "READ"),
+        ("images", "WRITE"),
+        ("predictions", "READ"),
+        ("feedback", "READ"),
+        ("feedback", "WRITE"),
+        ("challenge", "READ"),
+        ("challenge-submissions", "WRITE"),
+    }
     assert not [b for made in users.values() for b in made if b.operation == "DESCRIBE"]  # implied by Read, Write
     assert {b.principal for b in users["learner-bob"]} == {"User:learner-bob"}
     assert [(b.name, b.operation) for b in users["catdog-classifier"] if b.resource_type == "GROUP"] == [
-        ("catdog-classifier", "READ")]
-    assert not [b for name, made in users.items() if name != "catdog-classifier" for b in made if b.resource_type == "GROUP"]
+        ("catdog-classifier", "READ")
+    ]
+    assert not [
+        b for name, made in users.items() if name != "catdog-classifier" for b in made if b.resource_type == "GROUP"
+    ]

@@ -17,7 +17,9 @@ def run_smoke(script: str, weights_dir: Path, tmp_path: Path, *args: str) -> tup
     figures = tmp_path / "figures.json"
     result = subprocess.run(
         [sys.executable, str(REPO / "benchmarks" / script), "--smoke", "--json", str(figures), *args],
-        capture_output=True, text=True, timeout=900,
+        capture_output=True,
+        text=True,
+        timeout=900,
         env={**os.environ, "CATDOG_WEIGHTS_DIR": str(weights_dir)},
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -34,10 +36,14 @@ def test_training_benchmark_runs_and_prints_its_table(weights_dir, tmp_path):
     assert summary["fit_time_ratio_quick_over_original"] == pytest.approx(ratio)
     assert f"| {ratio:.3f} (target <= 0.167) |" in stdout
     for run in runs.values():  # scored on exactly the unseen photos asked for: 10 a class
-        assert run["unseen_images"] == 20 and (run["unseen_accuracy"] * 20) == pytest.approx(round(run["unseen_accuracy"] * 20))
+        assert run["unseen_images"] == 20 and (run["unseen_accuracy"] * 20) == pytest.approx(
+            round(run["unseen_accuracy"] * 20)
+        )
     learner = summary["notebook_vs_cli"]  # the notebook's own cells ran in a kernel and reported their time
     assert len(learner["notebook_fit_seconds"]) == len(learner["cli_fit_seconds"]) == 1
-    assert learner["ratio_notebook_over_cli"] == pytest.approx(learner["notebook_fit_seconds"][0] / learner["cli_fit_seconds"][0])
+    assert learner["ratio_notebook_over_cli"] == pytest.approx(
+        learner["notebook_fit_seconds"][0] / learner["cli_fit_seconds"][0]
+    )
 
 
 def test_pipeline_benchmark_runs_and_prints_its_table(weights_dir, models_dir, tmp_path):
@@ -49,10 +55,12 @@ def test_pipeline_benchmark_runs_and_prints_its_table(weights_dir, models_dir, t
     assert summary["burst"]["images"] == 40
     ratios = summary["ratios"]
     assert ratios["service_over_batched"] == pytest.approx(
-        summary["service"]["images_per_s"] / summary["models"]["both_batched_images_per_s"])
+        summary["service"]["images_per_s"] / summary["models"]["both_batched_images_per_s"]
+    )
     assert f"| {ratios['service_over_batched']:.2f} (target >= 0.9) |" in stdout
     assert ratios["service_over_2019_loop"] == pytest.approx(
-        summary["service"]["images_per_s"] / summary["loop_2019"]["images_per_s"])
+        summary["service"]["images_per_s"] / summary["loop_2019"]["images_per_s"]
+    )
 
 
 def test_accuracy_benchmark_scores_every_command_on_the_same_unseen_photos(weights_dir, tmp_path):

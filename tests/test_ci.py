@@ -13,7 +13,7 @@ from conftest import REPO
 
 # What the script itself calls, and nothing else: no podman, no Python, no apt on this PATH.
 TOOLS = ("bash", "sh", "df", "awk", "make", "mktemp", "date", "dirname", "cat", "id")
-FAKE_MAKEFILE = "test:\n\t@echo \"make test: CATDOG_SHARED=$$CATDOG_SHARED KERAS_HOME=$$KERAS_HOME\"\n"
+FAKE_MAKEFILE = 'test:\n\t@echo "make test: CATDOG_SHARED=$$CATDOG_SHARED KERAS_HOME=$$KERAS_HOME"\n'
 
 
 def bare_checkout(tmp_path: Path, shared: bool = True) -> tuple[Path, Path]:
@@ -41,8 +41,7 @@ def run_on_a_fresh_machine(checkout: Path, tools: Path) -> subprocess.CompletedP
     user = [] if os.geteuid() == 0 else ["--map-root-user"]
     env = {"PATH": str(tools), "CI": "true", "HOME": str(checkout.parent), "TMPDIR": str(checkout.parent)}
     command = [shutil.which("unshare"), *user, "--mount", "--propagation", "private", str(tools / "sh"), "-c", hide]
-    return subprocess.run(command,
-                          env=env, capture_output=True, text=True, timeout=60)
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
 
 
 def test_ci_run_reaches_the_suite_on_a_machine_with_nothing_installed(tmp_path):
@@ -68,9 +67,9 @@ def test_the_old_disk_report_is_what_stopped_it(tmp_path):
     on such a machine before `make test`, with no message; this script's does not."""
     checkout, tools = bare_checkout(tmp_path)
     script = checkout / ".ci" / "run"
-    old = 'disk() { df -h "$(pwd)" /var/lib/containers /tmp 2>/dev/null | awk \'NR == 1 || !seen[$1]++\'; }\n'
+    old = "disk() { df -h \"$(pwd)\" /var/lib/containers /tmp 2>/dev/null | awk 'NR == 1 || !seen[$1]++'; }\n"
     text = script.read_text()
-    start, end = text.index("disk() {"), text.index("echo \".ci/run: disk at the start:")
+    start, end = text.index("disk() {"), text.index('echo ".ci/run: disk at the start:')
     script.write_text(text[:start] + old + text[end:])
     result = run_on_a_fresh_machine(checkout, tools)
     assert result.returncode == 1 and "make test:" not in result.stdout

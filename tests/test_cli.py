@@ -12,7 +12,16 @@ import pytest
 from catdog import models, training
 from processes import catdog
 
-VERBS = [[], ["data"], ["data", "prepare"], ["train"], ["train", "quick"], ["train", "pretrained"], ["experiment"], ["predict"]]
+VERBS = [
+    [],
+    ["data"],
+    ["data", "prepare"],
+    ["train"],
+    ["train", "quick"],
+    ["train", "pretrained"],
+    ["experiment"],
+    ["predict"],
+]
 
 
 @pytest.mark.parametrize("verb", VERBS, ids=lambda verb: " ".join(verb) or "catdog")
@@ -34,8 +43,15 @@ def test_data_prepare_writes_the_lab_layout(ocp_lab, tmp_path):
 
 
 def test_data_source_comes_from_the_environment(ocp_lab, tmp_path):
-    result = catdog("data", "prepare", "--per-class", "4", "--no-progress", cwd=tmp_path,
-                    env={"CATDOG_DATA_SOURCE": str(ocp_lab), "CATDOG_DATA_DIR": ""})
+    result = catdog(
+        "data",
+        "prepare",
+        "--per-class",
+        "4",
+        "--no-progress",
+        cwd=tmp_path,
+        env={"CATDOG_DATA_SOURCE": str(ocp_lab), "CATDOG_DATA_DIR": ""},
+    )
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "data" / "manifest.csv").is_file()
 
@@ -52,9 +68,22 @@ def test_train_quick_saves_model_history_and_curves(lab_data, tmp_path):
 def test_train_quick_from_a_source_samples_prepares_and_stops_at_its_time_budget(kaggle_dev, lab_data, tmp_path):
     """One command, like `train pretrained`: the photos it wants, trained for a time, not an epoch count."""
     out, budget = tmp_path / "quick.keras", 6.0
-    result = catdog("train", "quick", "--source", str(kaggle_dev), "--per-class", "40", "--seconds", str(budget),
-                    "--exclude-from", str(lab_data), "--out", str(out), "--no-progress",
-                    env={"CATDOG_DATA_DIR": str(tmp_path / "data"), "CATDOG_CACHE_DIR": str(tmp_path / "cache")})
+    result = catdog(
+        "train",
+        "quick",
+        "--source",
+        str(kaggle_dev),
+        "--per-class",
+        "40",
+        "--seconds",
+        str(budget),
+        "--exclude-from",
+        str(lab_data),
+        "--out",
+        str(out),
+        "--no-progress",
+        env={"CATDOG_DATA_DIR": str(tmp_path / "data"), "CATDOG_CACHE_DIR": str(tmp_path / "cache")},
+    )
     assert result.returncode == 0, result.stderr
     assert "training   32 cats, 32 dogs" in result.stdout and "validation 8 cats, 8 dogs" in result.stdout
     assert (tmp_path / "data" / "quick" / "manifest.csv").is_file()
@@ -70,8 +99,16 @@ def test_train_quick_from_a_source_samples_prepares_and_stops_at_its_time_budget
 
 def test_train_pretrained_from_a_prepared_folder(kaggle_data, weights_dir, tmp_path):
     out = tmp_path / "pretrained.keras"
-    result = catdog("train", "pretrained", "--source", str(kaggle_data), "--out", str(out), "--no-progress",
-                    env={"CATDOG_WEIGHTS_DIR": str(weights_dir)})
+    result = catdog(
+        "train",
+        "pretrained",
+        "--source",
+        str(kaggle_data),
+        "--out",
+        str(out),
+        "--no-progress",
+        env={"CATDOG_WEIGHTS_DIR": str(weights_dir)},
+    )
     assert result.returncode == 0, result.stderr
     card = json.loads(out.with_suffix(".json").read_text())
     assert card["head"] == "trained" and card["validation_accuracy"] >= 0.9
@@ -80,8 +117,15 @@ def test_train_pretrained_from_a_prepared_folder(kaggle_data, weights_dir, tmp_p
 
 def test_train_pretrained_imagenet_head_with_no_data(weights_dir, tmp_path):
     out = tmp_path / "zero.keras"
-    result = catdog("train", "pretrained", "--head", "imagenet", "--out", str(out),
-                    env={"CATDOG_WEIGHTS_DIR": str(weights_dir), "CATDOG_DATA_SOURCE": ""})
+    result = catdog(
+        "train",
+        "pretrained",
+        "--head",
+        "imagenet",
+        "--out",
+        str(out),
+        env={"CATDOG_WEIGHTS_DIR": str(weights_dir), "CATDOG_DATA_SOURCE": ""},
+    )
     assert result.returncode == 0, result.stderr
     assert "not scored" in result.stdout
     assert json.loads(out.with_suffix(".json").read_text())["images_used"] is None

@@ -47,11 +47,19 @@ def kept_sources(out: Path) -> list[tuple[str, str, str]]:
     return sorted((row["split"], row["class"], row["sha256"]) for row in read_manifest(out))
 
 
-@pytest.mark.parametrize("name, label", [
-    ("train/cat/1.jpg", "cat"), ("PetImages/Dog/12.jpg", "dog"), ("cats/x.png", "cat"),
-    ("train/dog.77.jpg", "dog"), ("cat_01.jpeg", "cat"), ("catalogue/1.jpg", None), ("x/1.jpg", None),
-    ("dog/cat.1.jpg", "dog"),  # the folder wins over the name
-])
+@pytest.mark.parametrize(
+    "name, label",
+    [
+        ("train/cat/1.jpg", "cat"),
+        ("PetImages/Dog/12.jpg", "dog"),
+        ("cats/x.png", "cat"),
+        ("train/dog.77.jpg", "dog"),
+        ("cat_01.jpeg", "cat"),
+        ("catalogue/1.jpg", None),
+        ("x/1.jpg", None),
+        ("dog/cat.1.jpg", "dog"),  # the folder wins over the name
+    ],
+)
 def test_class_comes_from_the_folder_or_the_file_name(name, label):
     assert label_for(name) == label
 
@@ -204,7 +212,7 @@ def server(tmp_path):
     root = tmp_path / "www"
     root.mkdir()
     RangeHandler.cut_after, RangeHandler.ranges_seen = None, []
-    handler = lambda *args, **kwargs: RangeHandler(*args, directory=str(root), **kwargs)  # noqa: E731
+    handler = lambda *args, **kwargs: RangeHandler(*args, directory=str(root), **kwargs)  # noqa: E731 - the handler factory http.server wants
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
@@ -295,12 +303,15 @@ def test_a_zip_bomb_in_the_source_is_refused_without_being_expanded(ocp_lab, tmp
                 bundle.write(photo, f"{label}/{photo.name}")
     assert archive.stat().st_size < 5 * 2**20
     # VmHWM, the peak of this process's own memory (ru_maxrss would carry the forking test runner's peak).
-    script = ("import re, sys; from pathlib import Path; from catdog.data import prepare; "
-              "report = prepare(sys.argv[1], Path(sys.argv[2]), 5, progress=False, cache_dir=Path(sys.argv[2]) / 'cache'); "
-              "peak = re.search(r'VmHWM:\\s+(\\d+) kB', Path('/proc/self/status').read_text()).group(1); "
-              "print(int(peak) // 1024, dict(report.skipped))")
-    result = subprocess.run([sys.executable, "-c", script, str(archive), str(tmp_path / "out")],
-                            capture_output=True, text=True, timeout=300)
+    script = (
+        "import re, sys; from pathlib import Path; from catdog.data import prepare; "
+        "report = prepare(sys.argv[1], Path(sys.argv[2]), 5, progress=False, cache_dir=Path(sys.argv[2]) / 'cache'); "
+        "peak = re.search(r'VmHWM:\\s+(\\d+) kB', Path('/proc/self/status').read_text()).group(1); "
+        "print(int(peak) // 1024, dict(report.skipped))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(archive), str(tmp_path / "out")], capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     peak_mib, skipped = result.stdout.split(" ", 1)
     assert "too-large" in skipped, result.stdout

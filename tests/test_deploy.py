@@ -51,18 +51,27 @@ def with_component(component: str, tmp_path: Path) -> Path:
     """A throwaway overlay: the base plus one component, so every component is rendered and checked."""
     overlay = tmp_path / component
     overlay.mkdir()
-    (overlay / "kustomization.yaml").write_text(yaml.safe_dump({
-        "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
-        "resources": [os.path.relpath(DEPLOY / "base", overlay)],
-        "components": [os.path.relpath(DEPLOY / "components" / component, overlay)],
-    }))
+    (overlay / "kustomization.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "kustomize.config.k8s.io/v1beta1",
+                "kind": "Kustomization",
+                "resources": [os.path.relpath(DEPLOY / "base", overlay)],
+                "components": [os.path.relpath(DEPLOY / "components" / component, overlay)],
+            }
+        )
+    )
     return overlay
 
 
 def write_room(out: Path, *args: str) -> str:
     """`catdog room` as an instructor runs it (tests/test_room.py checks the room's rules); its output."""
-    result = subprocess.run([sys.executable, "-m", "catdog.cli", "room", "--out", str(out), "--manifests", str(DEPLOY),
-                             *args], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "catdog.cli", "room", "--out", str(out), "--manifests", str(DEPLOY), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     return result.stdout
 
@@ -128,8 +137,11 @@ def test_every_object_validates_against_its_schema(rendered):
 
 
 def pod_specs(objects: list[dict]) -> list[tuple[str, dict]]:
-    return [(f"{o['kind']}/{o['metadata']['name']}", o["spec"]["template"]["spec"])
-            for o in objects if o["kind"] in WORKLOAD_KINDS]
+    return [
+        (f"{o['kind']}/{o['metadata']['name']}", o["spec"]["template"]["spec"])
+        for o in objects
+        if o["kind"] in WORKLOAD_KINDS
+    ]
 
 
 def test_containers_run_non_root_unprivileged_with_limits_and_probes(rendered):
@@ -141,8 +153,9 @@ def test_containers_run_non_root_unprivileged_with_limits_and_probes(rendered):
             context = container["securityContext"]
             assert context["allowPrivilegeEscalation"] is False, where
             assert context["capabilities"]["drop"] == ["ALL"], where
-            assert "runAsUser" not in context and "runAsUser" not in spec["securityContext"], \
+            assert "runAsUser" not in context and "runAsUser" not in spec["securityContext"], (
                 f"{where}: OpenShift assigns the UID"
+            )
             assert {"requests", "limits"} <= set(container["resources"]), where
             if name.startswith("Deployment"):
                 assert "readinessProbe" in container and "livenessProbe" in container, where
@@ -182,10 +195,17 @@ def test_topics_bootstrap_and_size_limits_agree_everywhere(default_objects):
     config = config_map["data"]
     topics = {topic["metadata"]["name"]: topic for topic in by_kind(default_objects, "KafkaTopic")}
     # Topic names: ConfigMap = KafkaTopics = the Python defaults.
-    named = {config["CATDOG_IMAGES_TOPIC"], config["CATDOG_PREDICTIONS_TOPIC"], config["CATDOG_DLQ_TOPIC"],
-             config["CATDOG_FEEDBACK_TOPIC"]}
-    assert named == set(topics) == {settings.images_topic, settings.predictions_topic, settings.dlq_topic,
-                                    settings.feedback_topic}
+    named = {
+        config["CATDOG_IMAGES_TOPIC"],
+        config["CATDOG_PREDICTIONS_TOPIC"],
+        config["CATDOG_DLQ_TOPIC"],
+        config["CATDOG_FEEDBACK_TOPIC"],
+    }
+    assert (
+        named
+        == set(topics)
+        == {settings.images_topic, settings.predictions_topic, settings.dlq_topic, settings.feedback_topic}
+    )
     assert all(t["metadata"]["labels"]["strimzi.io/cluster"] == kafka["metadata"]["name"] for t in topics.values())
     # Bootstrap: Strimzi's <cluster>-kafka-bootstrap service on the plain listener's port.
     plain = next(listener for listener in kafka["spec"]["kafka"]["listeners"] if listener["name"] == "plain")
@@ -196,8 +216,11 @@ def test_topics_bootstrap_and_size_limits_agree_everywhere(default_objects):
     message_limit = load_settings({"CATDOG_MAX_IMAGE_BYTES": config["CATDOG_MAX_IMAGE_BYTES"]}).kafka.max_message_bytes
     assert kafka["spec"]["kafka"]["config"]["message.max.bytes"] == message_limit
     assert kafka["spec"]["kafka"]["config"]["replica.fetch.max.bytes"] == message_limit
-    assert all(t["spec"]["config"]["max.message.bytes"] == message_limit for t in topics.values()
-               if t["metadata"]["name"] != settings.feedback_topic)  # a verdict is a few hundred bytes
+    assert all(
+        t["spec"]["config"]["max.message.bytes"] == message_limit
+        for t in topics.values()
+        if t["metadata"]["name"] != settings.feedback_topic
+    )  # a verdict is a few hundred bytes
     assert topics[settings.feedback_topic]["spec"]["config"] == {"cleanup.policy": "compact"}
     # Listeners: plain 9092 (this namespace only), tls 9093, route 9094 with TLS.
     ports = {listener["name"]: (listener["port"], listener["tls"]) for listener in kafka["spec"]["kafka"]["listeners"]}
@@ -207,7 +230,9 @@ def test_topics_bootstrap_and_size_limits_agree_everywhere(default_objects):
 
 def test_classifier_replicas_never_exceed_partitions(tmp_path):
     objects = render(DEPLOY / "overlays" / "persistent")
-    partitions = next(t for t in by_kind(objects, "KafkaTopic") if t["metadata"]["name"] == "images")["spec"]["partitions"]
+    partitions = next(t for t in by_kind(objects, "KafkaTopic") if t["metadata"]["name"] == "images")["spec"][
+        "partitions"
+    ]
     classifier = next(d for d in by_kind(objects, "Deployment") if d["metadata"]["name"] == "catdog-classifier")
     assert classifier["spec"].get("replicas", 1) <= partitions  # without replicas: KEDA's min, 1
     [scaler] = by_kind(objects, "ScaledObject")
@@ -247,8 +272,9 @@ def test_the_autoscaler_can_resolve_and_reach_the_brokers():
     assert address == f"catdog-kafka-bootstrap.{namespace}.svc:9092"
     assert scaled["metadata"]["namespace"] == namespace
     [plain] = [listener for listener in kafka["spec"]["kafka"]["listeners"] if listener["port"] == 9092]
-    assert {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "openshift-keda"}}} \
-        in plain["networkPolicyPeers"]
+    assert {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "openshift-keda"}}} in plain[
+        "networkPolicyPeers"
+    ]
     assert {"podSelector": {}} in plain["networkPolicyPeers"]  # the lab's own pods still
 
 
@@ -268,9 +294,12 @@ def test_kafka_keeps_the_rooms_data_on_volumes_and_replicates_to_every_node(rend
     if not pools:
         return  # the operator's Subscription alone
     nodes = sum(pool["spec"]["replicas"] for pool in pools if "broker" in pool["spec"]["roles"])
-    bounded = sum(topic["spec"]["partitions"] * (int(topic["spec"]["config"]["retention.bytes"])
-                                                 + int(topic["spec"]["config"].get("segment.bytes", 1 << 30)))
-                  for topic in by_kind(objects, "KafkaTopic") if "retention.bytes" in topic["spec"]["config"]) / (1 << 30)
+    bounded = sum(
+        topic["spec"]["partitions"]
+        * (int(topic["spec"]["config"]["retention.bytes"]) + int(topic["spec"]["config"].get("segment.bytes", 1 << 30)))
+        for topic in by_kind(objects, "KafkaTopic")
+        if "retention.bytes" in topic["spec"]["config"]
+    ) / (1 << 30)
     for pool in pools:
         [volume] = pool["spec"]["storage"]["volumes"]
         assert volume["type"] == "persistent-claim" and volume["deleteClaim"] is False
@@ -314,8 +343,9 @@ def test_the_notebooks_memory_is_sized_from_the_measured_full_size_lab(rendered)
     walked = {Path(path).stem for path in NOTEBOOKS}
     assert walked <= set(measured["by_phase_mib"]), "a notebook was added: re-run benchmarks/lab_memory.py"
     name, objects = rendered
-    notebooks = [d for d in by_kind(objects, "Deployment") if d["metadata"]["name"] == "catdog-notebook"] + \
-        by_kind(objects, "Notebook")  # OpenShift AI workbenches
+    notebooks = [d for d in by_kind(objects, "Deployment") if d["metadata"]["name"] == "catdog-notebook"] + by_kind(
+        objects, "Notebook"
+    )  # OpenShift AI workbenches
     if name == "operator":
         assert not notebooks
         return
@@ -330,8 +360,10 @@ def test_the_notebooks_memory_is_sized_from_the_measured_full_size_lab(rendered)
 
 def test_with_autoscaling_the_deployment_leaves_replicas_to_keda(tmp_path):
     """Every `oc apply` of a fixed replica count would undo what KEDA's HPA scaled to."""
-    for objects, scaled in ((render(with_component("autoscaling", tmp_path)), True),
-                            (render(DEPLOY / "overlays" / "dev"), False)):
+    for objects, scaled in (
+        (render(with_component("autoscaling", tmp_path)), True),
+        (render(DEPLOY / "overlays" / "dev"), False),
+    ):
         [classifier] = [d for d in by_kind(objects, "Deployment") if d["metadata"]["name"] == "catdog-classifier"]
         assert ("replicas" in classifier["spec"]) is not scaled
 
@@ -402,9 +434,14 @@ def test_the_retrained_model_reaches_the_classifier_only_through_the_gate(tmp_pa
     # the CronJob: the photos the baked model trained on, plus the room's.
     job_args = build_parser().parse_args(job["spec"]["template"]["spec"]["containers"][0]["command"][1:])
     assert (job_args.per_class, job_args.fine_tune, job_args.source) == (2000, True, None)  # $CATDOG_DATA_SOURCE
-    cron_args = build_parser().parse_args(cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["command"][1:])
+    cron_args = build_parser().parse_args(
+        cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["command"][1:]
+    )
     assert cron_args.source == f"{baked}/data/pretrained"  # where the build bakes them:
-    assert "pretrained_data=${CATDOG_DATA_DIR:-${CATDOG_LAB_DIR:-.}/data}/pretrained" in (REPO / "scripts/bake-image.sh").read_text()
+    assert (
+        "pretrained_data=${CATDOG_DATA_DIR:-${CATDOG_LAB_DIR:-.}/data}/pretrained"
+        in (REPO / "scripts/bake-image.sh").read_text()
+    )
     assert job["spec"]["suspend"] is True and cron["spec"]["suspend"] is True  # started by hand (README)
     assert cron["spec"]["concurrencyPolicy"] == "Forbid"  # one retraining at a time on the volume
     [seed] = pod["initContainers"]
@@ -413,11 +450,16 @@ def test_the_retrained_model_reaches_the_classifier_only_through_the_gate(tmp_pa
     assert stream["spec"]["lookupPolicy"]["local"] is True  # catdog:latest in a Job resolves to the build
     triggers = json.loads(classifier["metadata"]["annotations"]["image.openshift.io/triggers"])
     paths = {trigger["fieldPath"] for trigger in triggers}
-    assert {f'spec.template.spec.containers[?(@.name=="{c["name"]}")].image' for c in pod["containers"]} | \
-        {f'spec.template.spec.initContainers[?(@.name=="{c["name"]}")].image' for c in pod["initContainers"]} == paths
+    assert {f'spec.template.spec.containers[?(@.name=="{c["name"]}")].image' for c in pod["containers"]} | {
+        f'spec.template.spec.initContainers[?(@.name=="{c["name"]}")].image' for c in pod["initContainers"]
+    } == paths
     readme = (REPO / "README.md").read_text()
-    for command in ("oc patch job catdog-train-pretrained", "oc patch cronjob catdog-retrain",
-                    "oc create job --from=cronjob/catdog-retrain", "now serving pretrained model"):
+    for command in (
+        "oc patch job catdog-train-pretrained",
+        "oc patch cronjob catdog-retrain",
+        "oc create job --from=cronjob/catdog-retrain",
+        "now serving pretrained model",
+    ):
         assert command in readme, command
 
 
@@ -427,8 +469,10 @@ def test_the_v1beta2_overlay_states_the_operator_range_it_really_runs_on():
     [kafka] = by_kind(render(DEPLOY / "overlays" / "v1beta2"), "Kafka")
     assert kafka["apiVersion"] == "kafka.strimzi.io/v1beta2" and "zookeeper" not in kafka["spec"]
     assert kafka["metadata"]["annotations"] == {"strimzi.io/kraft": "enabled", "strimzi.io/node-pools": "enabled"}
-    for text in ((DEPLOY / "overlays" / "v1beta2" / "kustomization.yaml").read_text(),
-                 (REPO / "README.md").read_text()):
+    for text in (
+        (DEPLOY / "overlays" / "v1beta2" / "kustomization.yaml").read_text(),
+        (REPO / "README.md").read_text(),
+    ):
         assert "Strimzi 0.40 to 0.48" in text
 
 
@@ -460,8 +504,12 @@ def test_alerts_fire_on_the_series_they_are_for_and_not_otherwise(tmp_path):
     shutil.copy(REPO / "tests" / "prometheus" / "catdog-rules.test.yaml", tmp_path)
     checked = subprocess.run([promtool, "check", "rules", str(tmp_path / "rules.yaml")], capture_output=True, text=True)
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    tested = subprocess.run([promtool, "test", "rules", str(tmp_path / "catdog-rules.test.yaml")],
-                            capture_output=True, text=True, cwd=tmp_path)
+    tested = subprocess.run(
+        [promtool, "test", "rules", str(tmp_path / "catdog-rules.test.yaml")],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert tested.returncode == 0, tested.stdout + tested.stderr
 
 
@@ -503,13 +551,24 @@ def test_start_script_serves_jupyterlab_only_with_the_token(given_token, tmp_pat
     home = tmp_path / "home"
     (home / "notebooks").mkdir(parents=True)
     port, prefix = free_port(), "/notebook/catdog/lab/"
-    env = {**os.environ, "HOME": str(home), "JUPYTER_PORT": str(port), "NB_PREFIX": prefix.rstrip("/"),
-           "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "JUPYTER_TOKEN": "s3cret-token" if given_token else ""}
+    env = {
+        **os.environ,
+        "HOME": str(home),
+        "JUPYTER_PORT": str(port),
+        "NB_PREFIX": prefix.rstrip("/"),
+        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+        "JUPYTER_TOKEN": "s3cret-token" if given_token else "",
+    }
     command = ["bash", str(REPO / "scripts" / "start-notebook.sh")]
     as_openshift = ["setpriv", "--reuid=1000670000", "--regid=0", "--clear-groups"]  # a random UID, group 0
-    if os.getuid() == 0 and shutil.which("setpriv") and subprocess.run(
-        [*as_openshift, "bash", "-c", "python -c pass && jupyter --version"], capture_output=True, env=env
-    ).returncode == 0:  # only where that user can run this environment's Python and Jupyter
+    if (
+        os.getuid() == 0
+        and shutil.which("setpriv")
+        and subprocess.run(
+            [*as_openshift, "bash", "-c", "python -c pass && jupyter --version"], capture_output=True, env=env
+        ).returncode
+        == 0
+    ):  # only where that user can run this environment's Python and Jupyter
         os.chmod(tmp_path, 0o777)
         os.chmod(home, 0o777)
         command = [*as_openshift, *command]
@@ -542,13 +601,23 @@ def test_image_bake_step_refuses_a_source_too_small_before_training(ocp_lab, tmp
     """The Containerfile's build step with a photo source too small for the sizes asked: it fails before
     any training, naming the build arg to lower. (The step itself runs in every image build: tests/test_image.py
     checks what it baked.)"""
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
-           "CATDOG_DATA_SOURCE": str(tmp_path / "photos"), "CATDOG_DATA_DIR": str(tmp_path / "data"),
-           "CATDOG_MODELS_DIR": str(tmp_path / "models"), "CATDOG_CACHE_DIR": str(tmp_path / "cache")}
+    env = {
+        **os.environ,
+        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+        "CATDOG_DATA_SOURCE": str(tmp_path / "photos"),
+        "CATDOG_DATA_DIR": str(tmp_path / "data"),
+        "CATDOG_MODELS_DIR": str(tmp_path / "models"),
+        "CATDOG_CACHE_DIR": str(tmp_path / "cache"),
+    }
     env.pop("CATDOG_LAB_DIR", None)
     (tmp_path / "cache").mkdir()
-    too_many = subprocess.run(["bash", str(REPO / "scripts" / "bake-image.sh"), str(ocp_lab), "6", "12", "40"],
-                              env=env, capture_output=True, text=True, timeout=600)
+    too_many = subprocess.run(
+        ["bash", str(REPO / "scripts" / "bake-image.sh"), str(ocp_lab), "6", "12", "40"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert too_many.returncode != 0 and "EVAL_PER_CLASS" in too_many.stderr, too_many.stderr[-2000:]
     assert not (tmp_path / "models").exists() and not (tmp_path / "data" / "training").exists()
 
@@ -564,11 +633,17 @@ def test_start_script_as_a_workbench_seeds_an_empty_home_and_takes_the_dashboard
     (home / "models").mkdir(parents=True)
     (home / "models" / "quick.keras").write_text("the learner's own")  # survives a restart
     port, prefix = free_port(), "/notebook/lab-ns/catdog"
-    env = {**os.environ, "HOME": str(home), "CATDOG_BAKED_LAB": str(baked), "NB_PREFIX": prefix,
-           "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "JUPYTER_TOKEN": "",
-           # one option per line, as the dashboard writes them
-           "NOTEBOOK_ARGS": f"--ServerApp.port={port}\n--ServerApp.token=''\n--ServerApp.password=''\n"
-                            f"--ServerApp.base_url={prefix}\n--ServerApp.quit_button=False"}
+    env = {
+        **os.environ,
+        "HOME": str(home),
+        "CATDOG_BAKED_LAB": str(baked),
+        "NB_PREFIX": prefix,
+        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+        "JUPYTER_TOKEN": "",
+        # one option per line, as the dashboard writes them
+        "NOTEBOOK_ARGS": f"--ServerApp.port={port}\n--ServerApp.token=''\n--ServerApp.password=''\n"
+        f"--ServerApp.base_url={prefix}\n--ServerApp.quit_button=False",
+    }
     command = ["bash", str(REPO / "scripts" / "start-notebook.sh"), *(["--allow-root"] if os.getuid() == 0 else [])]
     log = tmp_path / "jupyter.log"
     with open(log, "wb") as stream:
@@ -589,8 +664,11 @@ def test_start_script_as_a_workbench_seeds_an_empty_home_and_takes_the_dashboard
 
 
 def read_write_once_claims(objects: list[dict]) -> set[str]:
-    return {o["metadata"]["name"] for o in by_kind(objects, "PersistentVolumeClaim")
-            if o["spec"]["accessModes"] == ["ReadWriteOnce"]}
+    return {
+        o["metadata"]["name"]
+        for o in by_kind(objects, "PersistentVolumeClaim")
+        if o["spec"]["accessModes"] == ["ReadWriteOnce"]
+    }
 
 
 def test_a_readwriteonce_volume_is_never_mounted_by_a_rolling_or_scaled_deployment(rendered):
@@ -601,8 +679,11 @@ def test_a_readwriteonce_volume_is_never_mounted_by_a_rolling_or_scaled_deployme
     scaled = {o["spec"]["scaleTargetRef"]["name"] for o in by_kind(objects, "ScaledObject")}
     for deployment in by_kind(objects, "Deployment"):
         spec = deployment["spec"]
-        mounted = {v["persistentVolumeClaim"]["claimName"] for v in spec["template"]["spec"].get("volumes", [])
-                   if "persistentVolumeClaim" in v}
+        mounted = {
+            v["persistentVolumeClaim"]["claimName"]
+            for v in spec["template"]["spec"].get("volumes", [])
+            if "persistentVolumeClaim" in v
+        }
         if mounted & claims:
             where = f"{name}: {deployment['metadata']['name']} mounts {sorted(mounted & claims)}"
             assert spec.get("strategy", {}).get("type") == "Recreate", where
@@ -628,10 +709,13 @@ def test_the_learners_home_is_the_volume_and_its_token_a_secret_generated_on_the
     script = job_pod["containers"][0]["command"][-1]
     assert f"oc create secret generic {token['name']} --from-literal={token['key']}=" in script
     assert f"oc get secret {token['name']}" in script and "exit 0" in script  # generated once, then kept
-    [binding] = [b for b in by_kind(default_objects, "RoleBinding") if b["subjects"][0]["name"] == job_pod["serviceAccountName"]]
+    [binding] = [
+        b for b in by_kind(default_objects, "RoleBinding") if b["subjects"][0]["name"] == job_pod["serviceAccountName"]
+    ]
     [role] = [r for r in by_kind(default_objects, "Role") if r["metadata"]["name"] == binding["roleRef"]["name"]]
-    assert {(tuple(rule["resources"]), tuple(rule.get("resourceNames", [])), tuple(rule["verbs"])) for rule in role["rules"]} \
-        == {(("secrets",), (token["name"],), ("get",)), (("secrets",), (), ("create",))}
+    assert {
+        (tuple(rule["resources"]), tuple(rule.get("resourceNames", [])), tuple(rule["verbs"])) for rule in role["rules"]
+    } == {(("secrets",), (token["name"],), ("get",)), (("secrets",), (), ("create",))}
     [trigger] = json.loads(notebook["metadata"]["annotations"]["image.openshift.io/triggers"])
     assert trigger["paused"] is True
     assert "oc rollout restart deploy/catdog-notebook" in (REPO / "README.md").read_text()
@@ -673,13 +757,26 @@ def test_lab_env_fails_with_the_classifiers_log_when_it_never_becomes_ready(tmp_
     bin_dir.mkdir()
     (bin_dir / "python").symlink_to(sys.executable)
     fake = bin_dir / "catdog"  # a broker that starts, a classifier that hangs while loading its models
-    fake.write_text('#!/usr/bin/env bash\ncase "$1" in\n  broker) [ "$2" = start ] && echo "export KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:1" ;;\n'
-                    '  classify) echo "loading models, stuck"; sleep 600 ;;\nesac\n')
+    fake.write_text(
+        '#!/usr/bin/env bash\ncase "$1" in\n'
+        '  broker) [ "$2" = start ] && echo "export KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:1" ;;\n'
+        '  classify) echo "loading models, stuck"; sleep 600 ;;\nesac\n'
+    )
     fake.chmod(0o755)
-    env = {**os.environ, "BIN": str(bin_dir), "CATDOG_SERVICE_WAIT_SECONDS": "2", "CATDOG_METRICS_PORT": str(free_port())}
+    env = {
+        **os.environ,
+        "BIN": str(bin_dir),
+        "CATDOG_SERVICE_WAIT_SECONDS": "2",
+        "CATDOG_METRICS_PORT": str(free_port()),
+    }
     started = time.monotonic()
-    result = subprocess.run(["bash", str(REPO / "scripts" / "lab-env.sh"), "echo", "JupyterLab would start"],
-                            env=env, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        ["bash", str(REPO / "scripts" / "lab-env.sh"), "echo", "JupyterLab would start"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode != 0 and "JupyterLab would start" not in result.stdout
     assert "did not become ready" in result.stderr and "loading models, stuck" in result.stderr
     assert time.monotonic() - started < 30

@@ -27,8 +27,13 @@ TOKEN = "0123456789abcdef" * 4
 
 def token_secret(namespace: str | None = None) -> dict:
     metadata = {"name": doctor.TOKEN_SECRET, **({"namespace": namespace} if namespace else {})}
-    return {"apiVersion": "v1", "kind": "Secret", "type": "Opaque", "metadata": metadata,
-            "data": {"token": base64.b64encode(TOKEN.encode()).decode()}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": metadata,
+        "data": {"token": base64.b64encode(TOKEN.encode()).decode()},
+    }
 
 
 @pytest.fixture(scope="module")
@@ -63,15 +68,30 @@ def test_the_recorded_cluster_is_what_oc_prints_for_these_manifests(which, lab_c
     """Every object the stand-in oc serves validates, status included, against its kind's schema (so the
     statuses are in the operators' formats), lists come wrapped as kubectl prints them, and every kind the
     doctor asks for is there."""
-    cluster = oc_for(lab_cluster if which == "lab" else room_cluster, tmp_path,
-                     NAMESPACE if which == "lab" else "catdog-room")
-    for kind in ("subscriptions.operators.coreos.com", "kafka.kafka.strimzi.io", "kafkanodepools.kafka.strimzi.io",
-                 "kafkatopics.kafka.strimzi.io", "deployment", "daemonset", "route", "secret"):
-        namespace = doctor.OPERATOR_NAMESPACE if kind.startswith("subscriptions") else cluster.namespace or (
-            NAMESPACE if which == "lab" else "catdog-room")
+    cluster = oc_for(
+        lab_cluster if which == "lab" else room_cluster, tmp_path, NAMESPACE if which == "lab" else "catdog-room"
+    )
+    for kind in (
+        "subscriptions.operators.coreos.com",
+        "kafka.kafka.strimzi.io",
+        "kafkanodepools.kafka.strimzi.io",
+        "kafkatopics.kafka.strimzi.io",
+        "deployment",
+        "daemonset",
+        "route",
+        "secret",
+    ):
+        namespace = (
+            doctor.OPERATOR_NAMESPACE
+            if kind.startswith("subscriptions")
+            else cluster.namespace or (NAMESPACE if which == "lab" else "catdog-room")
+        )
         listed = oc_json(cluster, "get", kind, "-n", namespace, "-o", "json")
-        assert {key: listed[key] for key in ("apiVersion", "kind", "metadata")} == \
-            {"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": ""}}
+        assert {key: listed[key] for key in ("apiVersion", "kind", "metadata")} == {
+            "apiVersion": "v1",
+            "kind": "List",
+            "metadata": {"resourceVersion": ""},
+        }
         if kind == "daemonset" and which == "lab":
             assert listed["items"] == []  # the pre-puller is a room's
             continue
@@ -86,8 +106,11 @@ def test_the_recorded_cluster_is_what_oc_prints_for_these_manifests(which, lab_c
 def test_a_reconciled_lab_passes_every_check_that_reads_the_cluster(lab_cluster, room_cluster, tmp_path):
     cluster = oc_for(lab_cluster, tmp_path)
     settings = load_settings({})
-    partitions = {t["spec"].get("topicName", t["metadata"]["name"]): t["spec"]["partitions"]
-                  for t in lab_cluster if t["kind"] == "KafkaTopic"}
+    partitions = {
+        t["spec"].get("topicName", t["metadata"]["name"]): t["spec"]["partitions"]
+        for t in lab_cluster
+        if t["kind"] == "KafkaTopic"
+    }
     assert doctor.check_operator(cluster).status == "ok"
     assert doctor.check_kafka(cluster).detail.startswith("catdog Ready, Kafka 4.1.0")
     assert doctor.check_topics(cluster, settings, partitions.get).status == "ok"
@@ -113,16 +136,23 @@ def test_each_check_of_the_cluster_says_what_is_wrong_and_what_to_do(lab_cluster
         status = find(cluster, "Subscription")["status"]
         del status["installedCSV"]
         status["state"] = "UpgradePending"
+
     check = doctor.check_operator(broken(unapproved))
     assert check.status == "FAIL" and "approve install-7x2kq" in check.detail and "oc patch installplan" in check.detail
 
     def not_ready(cluster):
         find(cluster, "Kafka")["status"]["conditions"] = [
-            {"type": "NotReady", "status": "True", "reason": "InvalidResourceException", "message": "listeners clash"}]
-    assert doctor.check_kafka(broken(not_ready)).detail == "catdog not Ready: no Ready condition yet (the operator has not reconciled it)"
+            {"type": "NotReady", "status": "True", "reason": "InvalidResourceException", "message": "listeners clash"}
+        ]
+
+    assert (
+        doctor.check_kafka(broken(not_ready)).detail
+        == "catdog not Ready: no Ready condition yet (the operator has not reconciled it)"
+    )
 
     def topic_gone(cluster):
         cluster.remove(find(cluster, "KafkaTopic", "feedback"))
+
     assert doctor.check_topics(broken(topic_gone), settings, partitions.get).detail == "feedback: no KafkaTopic"
     ok = broken(lambda cluster: None)
     check = doctor.check_topics(ok, settings, {**partitions, "images": 1}.get)
@@ -130,34 +160,50 @@ def test_each_check_of_the_cluster_says_what_is_wrong_and_what_to_do(lab_cluster
 
     def small(cluster):
         find(cluster, "KafkaTopic", "images")["spec"]["config"]["max.message.bytes"] = 1048588
+
     check = doctor.check_topics(broken(small), settings, partitions.get)
     assert check.status == "FAIL" and check.detail.startswith("images: max.message.bytes 1,048,588 is under")
 
     def scaled_down(cluster):
         find(cluster, "Deployment", doctor.CLASSIFIER)["status"]["readyReplicas"] = 0
+
     assert doctor.check_classifier(broken(scaled_down)).status == "FAIL"
 
     def no_token(cluster):
         cluster.remove(find(cluster, "Secret", doctor.TOKEN_SECRET))
+
     check = doctor.check_notebooks(broken(no_token), doctor.Http(), {NAMESPACE: None})
     assert check.status == "FAIL" and "its Job has not run" in check.detail
 
 
-def test_a_cluster_without_a_classifier_fails_with_exit_status_1_and_says_why_in_json(broker, kafka, lab_cluster, tmp_path):
+def test_a_cluster_without_a_classifier_fails_with_exit_status_1_and_says_why_in_json(
+    broker, kafka, lab_cluster, tmp_path
+):
     """The whole command, against the real broker with the lab's topics but no classifier reading them."""
-    from catdog.kafka_io import ensure_topics
+    from catdog.kafka.clients import ensure_topics
 
     ensure_topics(kafka)  # one partition each, as the embedded broker makes them
     cluster = copy.deepcopy(lab_cluster)
     for topic in (o for o in cluster if o["kind"] == "KafkaTopic"):
-        topic["spec"]["topicName"] = {"images": kafka.images_topic, "predictions": kafka.predictions_topic,
-                                      "images-dlq": kafka.dlq_topic, "feedback": kafka.feedback_topic}[topic["metadata"]["name"]]
+        topic["spec"]["topicName"] = {
+            "images": kafka.images_topic,
+            "predictions": kafka.predictions_topic,
+            "images-dlq": kafka.dlq_topic,
+            "feedback": kafka.feedback_topic,
+        }[topic["metadata"]["name"]]
     (tmp_path / "cluster.json").write_text(json.dumps(cluster))
     result = subprocess.run(
         [sys.executable, "-m", "catdog.cli", "doctor", "--json", "--timeout", "3", "--oc", str(OC_FIXTURES / "oc")],
-        capture_output=True, text=True, timeout=120,
-        env={**os.environ, **kafka_env(kafka), "CATDOG_TEST_CLUSTER": str(tmp_path / "cluster.json"),
-             "CATDOG_TEST_NAMESPACE": NAMESPACE})
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={
+            **os.environ,
+            **kafka_env(kafka),
+            "CATDOG_TEST_CLUSTER": str(tmp_path / "cluster.json"),
+            "CATDOG_TEST_NAMESPACE": NAMESPACE,
+        },
+    )
     assert result.returncode == 1, result.stdout + result.stderr
     report = json.loads(result.stdout)
     by_name = {check["name"]: check for check in report["checks"]}
@@ -173,7 +219,7 @@ def test_the_challenge_check_is_skipped_when_off_and_compares_the_walls_answers_
     """No Secret: off. The Secret's set on the topic: ok. Another set on the topic (a publish forgotten
     after a new `make`): FAIL, saying what to run. The real broker; the Secret as oc prints it (base64)."""
     from catdog import challenge
-    from catdog.kafka_io import ensure_topics, make_producer
+    from catdog.kafka.clients import ensure_topics, make_producer
 
     ensure_topics(kafka)
     settings = load_settings({**os.environ, **kafka_env(kafka)})
@@ -187,8 +233,12 @@ def test_the_challenge_check_is_skipped_when_off_and_compares_the_walls_answers_
 
     def with_answers(name: str) -> doctor.Cluster:
         answers = json.dumps({"challenge": name, "labels": labels, "baseline": {}})
-        secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": doctor.CHALLENGE_SECRET, "namespace": NAMESPACE},
-                  "data": {"answers.json": base64.b64encode(answers.encode()).decode()}}
+        secret = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": doctor.CHALLENGE_SECRET, "namespace": NAMESPACE},
+            "data": {"answers.json": base64.b64encode(answers.encode()).decode()},
+        }
         return oc_for([secret], tmp_path)
 
     producer = make_producer(kafka)
@@ -205,6 +255,7 @@ def test_the_challenge_check_is_skipped_when_off_and_compares_the_walls_answers_
 def test_the_wall_check_fails_when_its_replicas_would_not_share_the_secret_that_signs_joins(room_cluster, tmp_path):
     """The wall refuses a room code without CATDOG_WALL_SECRET (each replica would sign phones' joins with a
     key of its own): the doctor names the missing setting or Secret before the room starts."""
+
     def wall(cluster):
         return next(o for o in cluster if o["kind"] == "Deployment" and o["metadata"]["name"] == doctor.WALL)
 
@@ -215,7 +266,8 @@ def test_the_wall_check_fails_when_its_replicas_would_not_share_the_secret_that_
     assert "sets no CATDOG_WALL_SECRET" in doctor.wall_secret_problem(oc_for(unset, tmp_path, "catdog-room"))
     gone = [o for o in room_cluster if not (o["kind"] == "Secret" and o["metadata"]["name"] == "catdog-wall-secret")]
     assert doctor.wall_secret_problem(oc_for(gone, tmp_path, "catdog-room")).startswith(
-        "no Secret catdog-wall-secret with key secret")
+        "no Secret catdog-wall-secret with key secret"
+    )
     check = doctor.check_wall(oc_for(gone, tmp_path, "catdog-room"), doctor.Http())
     assert check.status == "FAIL" and "catdog-wall-secret" in check.detail
 

@@ -21,8 +21,7 @@ def a_learner(monkeypatch):
 
 
 def run(train: list[float], validation: list[float], seconds: float) -> TrainResult:
-    return TrainResult(Path("my-quick.keras"), {"accuracy": train, "val_accuracy": validation}, seconds,
-                       validation[-1])
+    return TrainResult(Path("my-quick.keras"), {"accuracy": train, "val_accuracy": validation}, seconds, validation[-1])
 
 
 LAB_RUN = run([0.6, 0.7, 0.8, 0.82, 0.84, 0.85], [0.6, 0.7, 0.65, 0.75, 0.6, 0.7], 30)
@@ -53,7 +52,9 @@ def test_a_photo_the_models_disagree_on_is_done_one_they_agree_on_is_not(models_
     agree = exercises.models_disagree(evaluation.paths[int(np.argmin(differ))], loaded, **limits)
     assert not agree.done and "They agree" in agree.message
     (tmp_path / "notes.txt").write_text("not a photo")
-    assert "not a photo the models can read" in exercises.models_disagree(tmp_path / "notes.txt", loaded, **limits).message
+    assert (
+        "not a photo the models can read" in exercises.models_disagree(tmp_path / "notes.txt", loaded, **limits).message
+    )
     assert "There is no file" in exercises.models_disagree(tmp_path / "missing.jpg", loaded, **limits).message
     assert "Set MY_PHOTO" in exercises.models_disagree(None, loaded, **limits).message
 
@@ -66,8 +67,11 @@ def test_cats_called_dogs_is_read_from_row_cat_column_dog():
     assert not exercises.cats_called_dogs(None, labels, predicted).done
 
 
-DRIFT = Drift(phases=["balanced"] * 3 + ["only cats"] * 3,
-              windows={"pretrained": [0.45, 0.6, 0.38, 0.1, 0.15, 0.3], "quick": [0.5] * 6}, missing=0)
+DRIFT = Drift(
+    phases=["balanced"] * 3 + ["only cats"] * 3,
+    windows={"pretrained": [0.45, 0.6, 0.38, 0.1, 0.15, 0.3], "quick": [0.5] * 6},
+    missing=0,
+)
 
 
 def test_the_drift_band_must_hold_the_balanced_stream_and_miss_most_of_the_skewed_one():
@@ -81,13 +85,31 @@ def test_the_drift_band_must_hold_the_balanced_stream_and_miss_most_of_the_skewe
     assert not exercises.drift_band((None, None), DRIFT).done
 
 
-GRID = summarize([
-    {"per_class": per_class, "image_size": size, "seconds": seconds, "seed": seed, "photos": 2 * per_class,
-     "test_accuracy": accuracy + (0.01 if seed == 2 else 0.0), "fit_seconds": seconds, "epochs": 10}
-    for per_class, size, seconds, accuracy in [
-        (40, 40, 5, 0.60), (40, 40, 20, 0.62), (800, 40, 5, 0.66), (800, 40, 20, 0.77),
-        (40, 128, 5, 0.55), (40, 128, 20, 0.58), (800, 128, 5, 0.52), (800, 128, 20, 0.57)]
-    for seed in (1, 2)])
+GRID = summarize(
+    [
+        {
+            "per_class": per_class,
+            "image_size": size,
+            "seconds": seconds,
+            "seed": seed,
+            "photos": 2 * per_class,
+            "test_accuracy": accuracy + (0.01 if seed == 2 else 0.0),
+            "fit_seconds": seconds,
+            "epochs": 10,
+        }
+        for per_class, size, seconds, accuracy in [
+            (40, 40, 5, 0.60),
+            (40, 40, 20, 0.62),
+            (800, 40, 5, 0.66),
+            (800, 40, 20, 0.77),
+            (40, 128, 5, 0.55),
+            (40, 128, 20, 0.58),
+            (800, 128, 5, 0.52),
+            (800, 128, 20, 0.57),
+        ]
+        for seed in (1, 2)
+    ]
+)
 
 
 def test_the_best_grid_point_within_the_budget_is_done_a_worse_or_slower_one_is_not():
@@ -97,7 +119,9 @@ def test_the_best_grid_point_within_the_budget_is_done_a_worse_or_slower_one_is_
     slow = exercises.best_within_budget({"photos": 1600, "input": 40, "budget": 20}, GRID, budget=5)
     assert not slow.done and "the budget is 5 s" in slow.message
     assert exercises.best_within_budget({"photos": 1600, "input": 40, "budget": 5}, GRID, budget=5).done
-    assert "No row of the table" in exercises.best_within_budget({"photos": 3, "input": 40, "budget": 5}, GRID, 5).message
+    assert (
+        "No row of the table" in exercises.best_within_budget({"photos": 3, "input": 40, "budget": 5}, GRID, 5).message
+    )
 
 
 def test_the_learning_curve_answer_is_read_at_the_largest_budget_and_best_input():

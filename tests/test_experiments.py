@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 
-
 import keras
 import numpy as np
 import pytest
@@ -18,9 +17,19 @@ def grid(kaggle_dev, lab_data, tmp_path_factory):
     work = tmp_path_factory.mktemp("grid")
     lab_photos = {row["sha256"] for row in read_manifest(lab_data)}
     seen = []
-    rows = experiments.run_grid(str(kaggle_dev), work, per_class=(6, 12), image_sizes=(32, 48), seconds=(1.0,),
-                                seeds=(1, 2), test_per_class=10, exclude=lab_photos, cache_dir=work / "cache",
-                                progress=False, on_row=seen.append)
+    rows = experiments.run_grid(
+        str(kaggle_dev),
+        work,
+        per_class=(6, 12),
+        image_sizes=(32, 48),
+        seconds=(1.0,),
+        seeds=(1, 2),
+        test_per_class=10,
+        exclude=lab_photos,
+        cache_dir=work / "cache",
+        progress=False,
+        on_row=seen.append,
+    )
     return {"work": work, "rows": rows, "seen": seen, "lab_photos": lab_photos}
 
 
@@ -28,7 +37,8 @@ def test_every_combination_runs_once_and_is_reported_as_it_finishes(grid):
     rows = grid["rows"]
     assert grid["seen"] == rows
     assert sorted((r["per_class"], r["image_size"], r["seed"]) for r in rows) == sorted(
-        (n, size, seed) for n in (6, 12) for size in (32, 48) for seed in (1, 2))
+        (n, size, seed) for n in (6, 12) for size in (32, 48) for seed in (1, 2)
+    )
     for row in rows:
         assert row["photos"] == 2 * row["per_class"]  # the sample's validation split is trained on too
         assert row["test_photos"] == 20 and 0.0 <= row["test_accuracy"] <= 1.0
@@ -48,10 +58,12 @@ def test_no_run_trains_on_a_test_photo_and_seeds_draw_their_own_photos(grid):
 
 
 def test_the_test_set_is_the_same_for_the_same_source_and_exclusions(grid, kaggle_dev, tmp_path):
-    again = experiments.prepare_test_set(str(kaggle_dev), tmp_path, 10, exclude=grid["lab_photos"],
-                                         cache_dir=tmp_path / "cache")
-    assert ({row["sha256"] for row in read_manifest(again)}
-            == {row["sha256"] for row in read_manifest(grid["work"] / "test")})
+    again = experiments.prepare_test_set(
+        str(kaggle_dev), tmp_path, 10, exclude=grid["lab_photos"], cache_dir=tmp_path / "cache"
+    )
+    assert {row["sha256"] for row in read_manifest(again)} == {
+        row["sha256"] for row in read_manifest(grid["work"] / "test")
+    }
 
 
 def test_rows_survive_a_csv_round_trip(grid, tmp_path):
@@ -60,9 +72,20 @@ def test_rows_survive_a_csv_round_trip(grid, tmp_path):
 
 
 def test_summary_is_the_mean_and_spread_over_seeds():
-    rows = [{"per_class": 40, "photos": 80, "image_size": 32, "seconds": 10.0, "seed": seed, "epochs": epochs,
-             "fit_seconds": 10.2, "test_photos": 300, "test_accuracy": accuracy}
-            for seed, epochs, accuracy in ((1, 30, 0.60), (2, 32, 0.70), (3, 31, 0.65))]
+    rows = [
+        {
+            "per_class": 40,
+            "photos": 80,
+            "image_size": 32,
+            "seconds": 10.0,
+            "seed": seed,
+            "epochs": epochs,
+            "fit_seconds": 10.2,
+            "test_photos": 300,
+            "test_accuracy": accuracy,
+        }
+        for seed, epochs, accuracy in ((1, 30, 0.60), (2, 32, 0.70), (3, 31, 0.65))
+    ]
     rows.append({**rows[0], "per_class": 200, "photos": 400, "test_accuracy": 0.72})
     summary = experiments.summarize(rows)
     assert [(s["photos"], s["runs"]) for s in summary] == [(80, 3), (400, 1)]
@@ -79,7 +102,8 @@ def test_the_figure_draws_both_curves_with_every_setting(grid):
     learning, cost = figure.axes
     assert {text.get_text() for text in learning.get_legend().get_texts()} == {"32 px, 1 s", "48 px, 1 s"}
     assert {text.get_text() for text in cost.get_legend().get_texts()} == {
-        f"{photos} photos, {size} px" for photos in (12, 24) for size in (32, 48)}
+        f"{photos} photos, {size} px" for photos in (12, 24) for size in (32, 48)
+    }
     assert learning.get_xlabel() == "training photos" and cost.get_xlabel() == "training seconds"
 
 
@@ -107,9 +131,25 @@ def test_the_time_budget_anneals_the_learning_rate_to_zero_by_its_end(monkeypatc
 def test_experiment_verb_writes_rows_and_curves_and_prints_the_table(kaggle_dev, tmp_path):
     from test_cli import catdog
 
-    result = catdog("experiment", "--source", str(kaggle_dev), "--per-class", "5", "--image-sizes", "32",
-                    "--seconds", "1", "--seeds", "1,2", "--test-per-class", "5", "--out", str(tmp_path / "grid"),
-                    "--no-progress", env={"CATDOG_CACHE_DIR": str(tmp_path / "cache")})
+    result = catdog(
+        "experiment",
+        "--source",
+        str(kaggle_dev),
+        "--per-class",
+        "5",
+        "--image-sizes",
+        "32",
+        "--seconds",
+        "1",
+        "--seeds",
+        "1,2",
+        "--test-per-class",
+        "5",
+        "--out",
+        str(tmp_path / "grid"),
+        "--no-progress",
+        env={"CATDOG_CACHE_DIR": str(tmp_path / "cache")},
+    )
     assert result.returncode == 0, result.stderr
     rows = experiments.read_rows(tmp_path / "grid" / "results.csv")
     assert [row["seed"] for row in rows] == [1, 2]

@@ -61,16 +61,23 @@ def test_a_signed_record_is_unique_and_ordered_so_a_copy_a_reordering_or_the_fut
     first = KEYS.sender("Ada", signed_header("Ada", ADA, "Ada", KEY, PHOTO, signed_at=now)[1], KEY, PHOTO)
     later = KEYS.sender("Ada", signed_header("Ada", ADA, "Ada", KEY, PHOTO, signed_at=now + 5)[1], KEY, PHOTO)
     assert first.signed_at == now and first.nonce != later.nonce
-    tampered = signed_header("Ada", ADA, "Ada", KEY, PHOTO, signed_at=now)[1].replace(str(now).encode(), str(now + 9).encode())
+    tampered = signed_header("Ada", ADA, "Ada", KEY, PHOTO, signed_at=now)[1].replace(
+        str(now).encode(), str(now + 9).encode()
+    )
     assert not KEYS.sender("Ada", tampered, KEY, PHOTO).verified  # the time is signed too
     replays = Replays()
     assert replays.problem(first, ("votes", 0, 1), subject="photo/Ada", now_ms=now) is None
     assert replays.problem(first, ("votes", 0, 1), subject="photo/Ada", now_ms=now) is None  # read again in place
-    assert replays.problem(first, ("votes", 0, 9), subject="photo/Ada", now_ms=now) == \
-        "replay: a copy of a record Ada signed, first read at votes[0]@1"
+    assert (
+        replays.problem(first, ("votes", 0, 9), subject="photo/Ada", now_ms=now)
+        == "replay: a copy of a record Ada signed, first read at votes[0]@1"
+    )
     assert replays.problem(later, ("votes", 0, 2), subject="photo/Ada", now_ms=now) is None
     older = KEYS.sender("Ada", signed_header("Ada", ADA, "Ada", KEY, PHOTO, signed_at=now - 1)[1], KEY, PHOTO)
     assert replays.problem(older, ("votes", 0, 3), subject="photo/Ada", now_ms=now).startswith(
-        "replay: older than the latest record Ada signed for it")
-    ahead = KEYS.sender("Ada", signed_header("Ada", ADA, "Ada", KEY, PHOTO, signed_at=now + MAX_AHEAD_MS + 1000)[1], KEY, PHOTO)
+        "replay: older than the latest record Ada signed for it"
+    )
+    ahead = KEYS.sender(
+        "Ada", signed_header("Ada", ADA, "Ada", KEY, PHOTO, signed_at=now + MAX_AHEAD_MS + 1000)[1], KEY, PHOTO
+    )
     assert replays.problem(ahead, ("votes", 0, 4), now_ms=now).startswith("from the future: signed by Ada 121 s ahead")

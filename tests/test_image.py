@@ -38,10 +38,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from browser import LAB_SIZES, NOTEBOOKS, browser_session, problems, run_notebook, walk_lab, wait_for
 import samples
+from browser import LAB_SIZES, NOTEBOOKS, browser_session, problems, run_notebook, wait_for, walk_lab
 from conftest import REPO, SHARED, free_port
-
 
 # Longer than the suite's default timeout: the first test builds the image (BUILD_SECONDS).
 pytestmark = pytest.mark.timeout(3600)
@@ -71,11 +70,16 @@ FLOOD_PHONES, FLOOD_STREAMS = 50, 2000
 # word-split by the workbench images' start scripts: its OAuth proxy guards the server, not a token).
 LESSONS = {Path(path).name for path in NOTEBOOKS}
 WORKBENCH_PREFIX = "/notebook/catdog-lab/catdog"
-WORKBENCH_ARGS = "\n".join([
-    "--ServerApp.port={port}", "--ServerApp.token=''", "--ServerApp.password=''",
-    f"--ServerApp.base_url={WORKBENCH_PREFIX}", "--ServerApp.quit_button=False",
-    '--ServerApp.tornado_settings={"user":"learner","hub_host":"https://rhods-dashboard.example","hub_prefix":"/projects/catdog-lab"}',
-])
+WORKBENCH_ARGS = "\n".join(
+    [
+        "--ServerApp.port={port}",
+        "--ServerApp.token=''",
+        "--ServerApp.password=''",
+        f"--ServerApp.base_url={WORKBENCH_PREFIX}",
+        "--ServerApp.quit_button=False",
+        '--ServerApp.tornado_settings={"user":"learner","hub_host":"https://rhods-dashboard.example","hub_prefix":"/projects/catdog-lab"}',
+    ]
+)
 
 
 def system_program(name: str) -> str:
@@ -127,7 +131,11 @@ def image():
     takes the one the last run built, when only tests or manifests changed (a developer trying a manifest
     change against the played pods); CI never sets it."""
     os.environ.setdefault("CONTAINERS_CONF", str(CONTAINERS_CONF))
-    if os.environ.get("CATDOG_REUSE_IMAGE") == "1" and os.environ.get("CI") != "true" and podman("image", "exists", IMAGE, check=False).returncode == 0:
+    if (
+        os.environ.get("CATDOG_REUSE_IMAGE") == "1"
+        and os.environ.get("CI") != "true"
+        and podman("image", "exists", IMAGE, check=False).returncode == 0
+    ):
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         return IMAGE
     shutil.rmtree(ARTIFACTS, ignore_errors=True)
@@ -135,8 +143,13 @@ def image():
     log = ARTIFACTS / "build.log"
     env = {**os.environ, "SHARED": str(SHARED), "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
     with open(log, "w") as stream:
-        result = subprocess.run(["bash", str(REPO / "tests" / "image" / "build.sh"), IMAGE], env=env,
-                                stdout=stream, stderr=subprocess.STDOUT, timeout=BUILD_SECONDS)
+        result = subprocess.run(
+            ["bash", str(REPO / "tests" / "image" / "build.sh"), IMAGE],
+            env=env,
+            stdout=stream,
+            stderr=subprocess.STDOUT,
+            timeout=BUILD_SECONDS,
+        )
     text = log.read_text(errors="replace")
     if result.returncode != 0:  # the disk is shared with other machines: say how full it was
         disk = subprocess.run(["df", "-h", str(REPO), "/var/lib/containers"], capture_output=True, text=True).stdout
@@ -174,9 +187,17 @@ def wait_answering(url: str, name: str, expect: int = 200) -> None:
 
 
 def test_image_runs_as_the_random_uid_openshift_gives_it(image):
-    user = podman("run", "--rm", "--user", RANDOM_UID, image, "bash", "-c",
-                  'id -u; id -g; echo "$HOME"; test -w "$HOME" && test -w /opt/app-root/lib && echo writable; '
-                  "catdog --help >/dev/null && echo cli").stdout.split()
+    user = podman(
+        "run",
+        "--rm",
+        "--user",
+        RANDOM_UID,
+        image,
+        "bash",
+        "-c",
+        'id -u; id -g; echo "$HOME"; test -w "$HOME" && test -w /opt/app-root/lib && echo writable; '
+        "catdog --help >/dev/null && echo cli",
+    ).stdout.split()
     assert user == ["23456", "0", "/opt/app-root/src", "writable", "cli"]
     config = json.loads(podman("image", "inspect", image).stdout)[0]["Config"]
     assert config["User"] == "1001:0" and config["Cmd"] == ["/usr/local/bin/start-notebook.sh"]
@@ -197,15 +218,21 @@ def test_the_baked_lab_trains_on_photos_it_never_evaluates_on(image):
         "seen = set(hashes(lab / 'data')) | set(hashes(lab / 'data' / 'pretrained'))\n"
         f"prepare(str(lab / 'photos'), pathlib.Path('/tmp/unseen'), {BAKED_UNSEEN_PER_CLASS}, seed=2026,"
         " cache_dir=pathlib.Path('/tmp/cache'), exclude=seen, progress=False)\n"
-        "scored = predict.evaluate_folder(predict.load_models(lab / 'models'), pathlib.Path('/tmp/unseen'), ('training', 'validation'))\n"
+        "scored = predict.evaluate_folder(predict.load_models(lab / 'models'), pathlib.Path('/tmp/unseen'),"
+        " ('training', 'validation'))\n"
         "print(json.dumps({'data': hashes(lab / 'data'), 'pool': hashes(lab / 'photos'),"
-        " 'pretrained': hashes(lab / 'data' / 'pretrained'), 'models': sorted(p.name for p in (lab / 'models').glob('*.keras')),"
+        " 'pretrained': hashes(lab / 'data' / 'pretrained'),"
+        " 'models': sorted(p.name for p in (lab / 'models').glob('*.keras')),"
         " 'weights': sorted(os.listdir(os.environ['KERAS_HOME'] + '/models')),"
         " 'cache': os.path.exists(os.path.expanduser('~/.cache/catdog')), 'unseen': len(scored.labels),"
-        " 'accuracy': {name: float((scored.predicted(name) == scored.labels).mean()) for name in ('quick', 'pretrained')}}))"
+        " 'accuracy': {name: float((scored.predicted(name) == scored.labels).mean())"
+        " for name in ('quick', 'pretrained')}}))"
     )
-    baked = json.loads(podman("run", "--rm", "--user", RANDOM_UID, "--env", "TF_CPP_MIN_LOG_LEVEL=3", image,
-                              "python", "-c", script).stdout.splitlines()[-1])
+    baked = json.loads(
+        podman(
+            "run", "--rm", "--user", RANDOM_UID, "--env", "TF_CPP_MIN_LOG_LEVEL=3", image, "python", "-c", script
+        ).stdout.splitlines()[-1]
+    )
     data, pool, pretrained = set(baked["data"]), set(baked["pool"]), set(baked["pretrained"])
     assert len(data) == len(baked["data"]) and data < pool  # the rest of the pool: notebook 02's evaluation photos
     assert pretrained and not pool & pretrained
@@ -213,7 +240,9 @@ def test_the_baked_lab_trains_on_photos_it_never_evaluates_on(image):
     assert {"mobilenet_7_5_224_tf.h5", "mobilenet_7_5_224_tf_no_top.h5"} <= set(baked["weights"])
     assert baked["cache"] is False
     assert baked["unseen"] == 2 * BAKED_UNSEEN_PER_CLASS
-    assert baked["accuracy"]["quick"] >= QUICK_UNSEEN_FLOOR and baked["accuracy"]["pretrained"] >= 0.9, baked["accuracy"]
+    assert baked["accuracy"]["quick"] >= QUICK_UNSEEN_FLOOR and baked["accuracy"]["pretrained"] >= 0.9, baked[
+        "accuracy"
+    ]
 
 
 def test_tensorflow_in_the_image_runs_as_many_threads_as_the_container_has_cpus(image):
@@ -237,7 +266,9 @@ def test_the_models_volume_is_seeded_by_the_init_container_exactly_as_written(im
     """components/training's init container, its command taken from the manifest and run in the image as a
     random UID on an empty volume: every model file arrives; a second start keeps a newer model; an image
     missing a model fails the pod instead of starting a classifier without it."""
-    patch = yaml.safe_load((REPO / "deploy" / "openshift" / "components" / "training" / "classifier-models.yaml").read_text())
+    patch = yaml.safe_load(
+        (REPO / "deploy" / "openshift" / "components" / "training" / "classifier-models.yaml").read_text()
+    )
     [seed] = patch["spec"]["template"]["spec"]["initContainers"]
     [mount] = seed["volumeMounts"]
     volume = tmp_path / "models"
@@ -245,8 +276,18 @@ def test_the_models_volume_is_seeded_by_the_init_container_exactly_as_written(im
     volume.chmod(0o770)  # a fresh PVC, writable by group 0
 
     def run_seed(*options: str) -> subprocess.CompletedProcess:
-        return podman("run", "--rm", "--user", RANDOM_UID, "--volume", f"{volume}:{mount['mountPath']}", *options,
-                      image, *seed["command"], check=False)
+        return podman(
+            "run",
+            "--rm",
+            "--user",
+            RANDOM_UID,
+            "--volume",
+            f"{volume}:{mount['mountPath']}",
+            *options,
+            image,
+            *seed["command"],
+            check=False,
+        )
 
     first = run_seed()
     assert first.returncode == 0, first.stdout + first.stderr
@@ -273,8 +314,9 @@ def test_lab_starts_from_the_images_cmd_and_answers_only_with_its_token(image, c
     args = ("--user", RANDOM_UID, "--env", f"JUPYTER_PORT={port}", "--volume", f"{home}:/opt/app-root/src", image)
     name = containers(*args)
     base = f"http://127.0.0.1:{port}"
-    token = wait_for(lambda: (re.findall(r"JupyterLab token \(generated[^)]*\): (\S+)", logs(name)) or [None])[0],
-                     START_SECONDS, 0.5)
+    token = wait_for(
+        lambda: (re.findall(r"JupyterLab token \(generated[^)]*\): (\S+)", logs(name)) or [None])[0], START_SECONDS, 0.5
+    )
     assert token, f"no generated token in the log:\n{logs(name)[-3000:]}"
     wait_answering(f"{base}/api/status?token={token}", name)
     for path in ("/api/status", "/api/contents", "/api/kernels"):
@@ -299,8 +341,17 @@ def test_workbench_mode_shows_the_whole_lab_on_an_empty_home(image, containers, 
     home.mkdir()
     os.chmod(home, 0o770)  # a fresh PVC: empty, writable by group 0 (fsGroup), not by the image's user
     port = free_port()
-    args = ("--user", RANDOM_UID, "--volume", f"{home}:/opt/app-root/src", "--env", f"NB_PREFIX={WORKBENCH_PREFIX}",
-            "--env", "NOTEBOOK_ARGS=" + WORKBENCH_ARGS.replace("{port}", str(port)), image)
+    args = (
+        "--user",
+        RANDOM_UID,
+        "--volume",
+        f"{home}:/opt/app-root/src",
+        "--env",
+        f"NB_PREFIX={WORKBENCH_PREFIX}",
+        "--env",
+        "NOTEBOOK_ARGS=" + WORKBENCH_ARGS.replace("{port}", str(port)),
+        image,
+    )
     base = f"http://127.0.0.1:{port}{WORKBENCH_PREFIX}"
     name = containers(*args)
     wait_answering(f"{base}/api/status", name)
@@ -335,12 +386,29 @@ def services(image, containers, tmp_path_factory):
     state = tmp_path_factory.mktemp("image-broker")
     kafka_port, metrics_port = free_port(), free_port()
     env = {**os.environ, "CATDOG_BROKER_DIR": str(state)}
-    subprocess.run([BIN / "catdog", "broker", "start", "--port", str(kafka_port), "--partitions", "3"],
-                   env=env, check=True, capture_output=True)
+    subprocess.run(
+        [BIN / "catdog", "broker", "start", "--port", str(kafka_port), "--partitions", "3"],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     bootstrap = f"127.0.0.1:{kafka_port}"
-    name = containers("--user", SERVICE_UID, "--memory", memory_limit(CLASSIFIER), "--memory-swap", memory_limit(CLASSIFIER),
-                      "--env", f"KAFKA_BOOTSTRAP_SERVERS={bootstrap}", *embedded_broker_env(),
-                      "--env", f"CATDOG_METRICS_PORT={metrics_port}", image, "catdog", "classify")
+    name = containers(
+        "--user",
+        SERVICE_UID,
+        "--memory",
+        memory_limit(CLASSIFIER),
+        "--memory-swap",
+        memory_limit(CLASSIFIER),
+        "--env",
+        f"KAFKA_BOOTSTRAP_SERVERS={bootstrap}",
+        *embedded_broker_env(),
+        "--env",
+        f"CATDOG_METRICS_PORT={metrics_port}",
+        image,
+        "catdog",
+        "classify",
+    )
     wait_answering(f"http://127.0.0.1:{metrics_port}/readyz", name)
     yield {"bootstrap": bootstrap, "metrics": f"http://127.0.0.1:{metrics_port}/metrics", "classifier": name}
     subprocess.run([BIN / "catdog", "broker", "stop"], env=env, check=False, capture_output=True)
@@ -354,8 +422,13 @@ def test_the_classifier_container_classifies_photos_sent_with_catdog_send(servic
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": services["bootstrap"]}
     sent = subprocess.run([BIN / "catdog", "send", str(photos)], env=env, capture_output=True, text=True, check=True)
     assert len(re.findall(r"images\[\d+\]@\d+", sent.stdout)) == 6, sent.stdout
-    results = subprocess.run([BIN / "catdog", "results", "--json", "--count", "6", "--timeout", "60"], env=env,
-                             capture_output=True, text=True, check=True).stdout
+    results = subprocess.run(
+        [BIN / "catdog", "results", "--json", "--count", "6", "--timeout", "60"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     published = {row["filename"]: row for row in map(json.loads, results.splitlines())}
     assert set(published) == {photo.name for photo in photos.iterdir()}
     for row in published.values():
@@ -372,25 +445,35 @@ def test_a_batch_of_giant_images_from_a_foreign_client_never_gets_the_classifier
     import confluent_kafka
 
     from catdog.config import load_settings
-    from catdog.kafka_io import iter_dead_letters, iter_predictions, make_consumer
+    from catdog.kafka.clients import make_consumer
+    from catdog.kafka.results import iter_dead_letters, iter_predictions
 
     giants = samples.giants()
     names = [name for _ in range(3) for name in giants][:16]
     delivered: dict[int, tuple[int, int]] = {}
-    producer = confluent_kafka.Producer({"bootstrap.servers": services["bootstrap"], "linger.ms": 50,
-                                         "message.max.bytes": 11 * 2**20})
+    producer = confluent_kafka.Producer(
+        {"bootstrap.servers": services["bootstrap"], "linger.ms": 50, "message.max.bytes": 11 * 2**20}
+    )
     for index, name in enumerate(names):
-        producer.produce("images", giants[name], key=f"giant-{index}".encode(), headers=[("filename", name.encode())],
-                         on_delivery=lambda error, message, index=index: delivered.__setitem__(
-                             index, (message.partition(), message.offset()) if error is None else error))
+        producer.produce(
+            "images",
+            giants[name],
+            key=f"giant-{index}".encode(),
+            headers=[("filename", name.encode())],
+            on_delivery=lambda error, message, index=index: delivered.__setitem__(
+                index, (message.partition(), message.offset()) if error is None else error
+            ),
+        )
     assert producer.flush(60) == 0 and len(delivered) == len(names), delivered
     wanted = set(delivered.values())
     kafka = load_settings({"KAFKA_BOOTSTRAP_SERVERS": services["bootstrap"]}).kafka
     ended: dict[tuple[int, int], str] = {}
     deadline = time.monotonic() + 300
     while not wanted <= ended.keys() and time.monotonic() < deadline:
-        for topic, read, outcome in ((kafka.predictions_topic, iter_predictions, "result"),
-                                     (kafka.dlq_topic, iter_dead_letters, "dead letter")):
+        for topic, read, outcome in (
+            (kafka.predictions_topic, iter_predictions, "result"),
+            (kafka.dlq_topic, iter_dead_letters, "dead letter"),
+        ):
             consumer = make_consumer(kafka, topic)
             try:
                 for record in read(consumer, timeout=2):
@@ -400,12 +483,17 @@ def test_a_batch_of_giant_images_from_a_foreign_client_never_gets_the_classifier
             finally:
                 consumer.close()
         state = json.loads(podman("inspect", services["classifier"]).stdout)[0]["State"]
-        assert state["Running"] and not state["OOMKilled"], f"the classifier died: {state}\n{logs(services['classifier'])[-3000:]}"
-    assert wanted <= ended.keys(), f"{len(wanted - ended.keys())} of {len(wanted)} never ended:\n{logs(services['classifier'])[-3000:]}"
+        assert state["Running"] and not state["OOMKilled"], (
+            f"the classifier died: {state}\n{logs(services['classifier'])[-3000:]}"
+        )
+    assert wanted <= ended.keys(), (
+        f"{len(wanted - ended.keys())} of {len(wanted)} never ended:\n{logs(services['classifier'])[-3000:]}"
+    )
     assert set(ended[where] for where in wanted) == {"result"}, ended
     peak, limit = peak_memory(services["classifier"]), int(memory_limit(CLASSIFIER))
-    (ARTIFACTS / "giants.json").write_text(json.dumps({"images": len(names), "peak_bytes": peak, "limit_bytes": limit,
-                                                       "formats": sorted(giants)}))
+    (ARTIFACTS / "giants.json").write_text(
+        json.dumps({"images": len(names), "peak_bytes": peak, "limit_bytes": limit, "formats": sorted(giants)})
+    )
     assert peak < limit
 
 
@@ -440,11 +528,17 @@ def wheels(tmp_path_factory) -> dict[str, str]:
 
     folder = tmp_path_factory.mktemp("wheels")
     folder.chmod(0o755)
-    new = local_wheel(folder, "catdog-pip-probe", "1.0", {"catdog_pip_probe.py": b"GREETING = 'installed by the learner'\n"})
+    new = local_wheel(
+        folder, "catdog-pip-probe", "1.0", {"catdog_pip_probe.py": b"GREETING = 'installed by the learner'\n"}
+    )
     upgrade_version = importlib.metadata.version("webencodings") + ".post1"
     package = Path(webencodings.__file__).parent
-    upgrade = local_wheel(folder, "webencodings", upgrade_version,
-                          {f"webencodings/{path.name}": path.read_bytes() for path in package.glob("*.py")})
+    upgrade = local_wheel(
+        folder,
+        "webencodings",
+        upgrade_version,
+        {f"webencodings/{path.name}": path.read_bytes() for path in package.glob("*.py")},
+    )
     return {"folder": str(folder), "new": new.name, "upgrade": upgrade.name, "upgrade_version": upgrade_version}
 
 
@@ -464,7 +558,7 @@ def home_mount(deployment: Path) -> str:
 
 def peak_memory(name: str) -> int:
     """The container cgroup's peak memory in bytes (cgroup v1 max_usage, or v2 memory.peak)."""
-    script = ("cat /sys/fs/cgroup/memory/memory.max_usage_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.peak")
+    script = "cat /sys/fs/cgroup/memory/memory.max_usage_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.peak"
     return int(podman("exec", name, "bash", "-c", script).stdout.split()[0])
 
 
@@ -522,10 +616,10 @@ async def flood(port: int, cookies: list[str], photo: bytes, streams: int) -> di
     uploads = [request(head("POST", "/api/photos?filename=big.jpg", cookie, len(photo)), photo) for cookie in cookies]
     opened = [request(head("GET", "/api/events", cookies[n % len(cookies)]), hold=True) for n in range(streams)]
     answers = await asyncio.gather(*uploads, *opened)
-    held = answers[len(uploads):]
+    held = answers[len(uploads) :]
     for _, writer in held:
         writer.close()
-    return {"uploads": answers[:len(uploads)], "streams": [status for status, _ in held]}
+    return {"uploads": answers[: len(uploads)], "streams": [status for status, _ in held]}
 
 
 def test_a_flood_of_big_photos_and_event_streams_never_takes_the_wall_down(services, containers, image):
@@ -542,19 +636,50 @@ def test_a_flood_of_big_photos_and_event_streams_never_takes_the_wall_down(servi
     # The Deployment's own settings, less those naming files its Secret volumes hold (none are mounted here:
     # the room's key table, the challenge's answers) and its Kafka login (the embedded broker asks none).
     mounted = tuple(mount["mountPath"] + "/" for mount in container.get("volumeMounts", []))
-    given = [arg for variable in container["env"] if "value" in variable and not variable["name"].startswith("KAFKA_SASL")
-             and not variable["value"].startswith(mounted) for arg in ("--env", f"{variable['name']}={variable['value']}")]
-    name = containers("--user", RANDOM_UID, "--memory", str(limit), "--memory-swap", str(limit), "--cpus", cpu_limit(WALL),
-                      *given, "--env", f"KAFKA_BOOTSTRAP_SERVERS={services['bootstrap']}", *embedded_broker_env(),
-                      "--env", "CATDOG_WALL_HOST=127.0.0.1", "--env", f"CATDOG_WALL_PORT={port}",
-                      "--env", "CATDOG_WALL_FORWARDED_HOPS=0",  # reached directly here, not through a router
-                      "--env", f"CATDOG_ROOM_CODE={code}", "--env", f"CATDOG_WALL_SECRET={secrets.token_hex(32)}",
-                      image, *container["command"])
+    given = [
+        arg
+        for variable in container["env"]
+        if "value" in variable
+        and not variable["name"].startswith("KAFKA_SASL")
+        and not variable["value"].startswith(mounted)
+        for arg in ("--env", f"{variable['name']}={variable['value']}")
+    ]
+    name = containers(
+        "--user",
+        RANDOM_UID,
+        "--memory",
+        str(limit),
+        "--memory-swap",
+        str(limit),
+        "--cpus",
+        cpu_limit(WALL),
+        *given,
+        "--env",
+        f"KAFKA_BOOTSTRAP_SERVERS={services['bootstrap']}",
+        *embedded_broker_env(),
+        "--env",
+        "CATDOG_WALL_HOST=127.0.0.1",
+        "--env",
+        f"CATDOG_WALL_PORT={port}",
+        "--env",
+        "CATDOG_WALL_FORWARDED_HOPS=0",  # reached directly here, not through a router
+        "--env",
+        f"CATDOG_ROOM_CODE={code}",
+        "--env",
+        f"CATDOG_WALL_SECRET={secrets.token_hex(32)}",
+        image,
+        *container["command"],
+    )
     wait_answering(f"http://127.0.0.1:{port}/readyz", name)
     cookies = []
     for _ in range(FLOOD_PHONES):
-        joined = urllib.request.urlopen(urllib.request.Request(
-            f"http://127.0.0.1:{port}/api/join", json.dumps({"code": code}).encode(), {"Content-Type": "application/json"}))
+        joined = urllib.request.urlopen(
+            urllib.request.Request(
+                f"http://127.0.0.1:{port}/api/join",
+                json.dumps({"code": code}).encode(),
+                {"Content-Type": "application/json"},
+            )
+        )
         cookies.append(joined.headers["Set-Cookie"].split(";")[0].split("=", 1)[1])
     photo, health, probing = ten_mib_photo(), [], threading.Event()
     probing.set()
@@ -569,11 +694,19 @@ def test_a_flood_of_big_photos_and_event_streams_never_takes_the_wall_down(servi
     assert state["Running"] and not state["OOMKilled"], f"the wall died: {state}\n{logs(name)[-3000:]}"
     peak = peak_memory(name)
     accepted = figures["uploads"].count(201)
-    record = {"photo_bytes": len(photo), "uploads": len(figures["uploads"]), "uploads_sent": accepted,
-              "uploads_refused": len(figures["uploads"]) - accepted, "streams_asked": FLOOD_STREAMS,
-              "streams_held": figures["streams"].count(200), "healthz_max_seconds": max(figures["health_seconds"]),
-              "healthz_answers": len(figures["health_seconds"]), "peak_bytes": peak, "limit_bytes": limit,
-              "margin": 1 - peak / limit}
+    record = {
+        "photo_bytes": len(photo),
+        "uploads": len(figures["uploads"]),
+        "uploads_sent": accepted,
+        "uploads_refused": len(figures["uploads"]) - accepted,
+        "streams_asked": FLOOD_STREAMS,
+        "streams_held": figures["streams"].count(200),
+        "healthz_max_seconds": max(figures["health_seconds"]),
+        "healthz_answers": len(figures["health_seconds"]),
+        "peak_bytes": peak,
+        "limit_bytes": limit,
+        "margin": 1 - peak / limit,
+    }
     (ARTIFACTS / "wall-flood.json").write_text(json.dumps(record, indent=1))
     assert set(figures["uploads"]) <= {201, 503, "closed"} and accepted >= 4, record
     assert record["streams_held"] == FLOOD_PHONES * 4 and set(figures["streams"]) == {200, 503}, record  # 4 a phone
@@ -589,16 +722,36 @@ def lab_in_image(image, containers, services, wheels, tmp_path_factory):
     port, token = free_port(), uuid.uuid4().hex
     home = tmp_path_factory.mktemp("learner-home")
     home.chmod(0o770)  # a fresh PVC: empty, writable by group 0 (fsGroup), not by the image's user
-    env = {**LAB_SIZES, "JUPYTER_TOKEN": token, "JUPYTER_PORT": str(port),
-           "KAFKA_BOOTSTRAP_SERVERS": services["bootstrap"], "CATDOG_METRICS_URL": services["metrics"],
-           "NOTEBOOK_ARGS": "--LabApp.expose_app_in_browser=True"}
-    args = ("--user", RANDOM_UID, "--memory", memory_limit(NOTEBOOK), "--volume", f"{wheels['folder']}:/wheels:ro",
-            "--volume", f"{home}:{home_mount(NOTEBOOK)}",
-            *[option for key, value in env.items() for option in ("--env", f"{key}={value}")], image)
+    env = {
+        **LAB_SIZES,
+        "JUPYTER_TOKEN": token,
+        "JUPYTER_PORT": str(port),
+        "KAFKA_BOOTSTRAP_SERVERS": services["bootstrap"],
+        "CATDOG_METRICS_URL": services["metrics"],
+        "NOTEBOOK_ARGS": "--LabApp.expose_app_in_browser=True",
+    }
+    args = (
+        "--user",
+        RANDOM_UID,
+        "--memory",
+        memory_limit(NOTEBOOK),
+        "--volume",
+        f"{wheels['folder']}:/wheels:ro",
+        "--volume",
+        f"{home}:{home_mount(NOTEBOOK)}",
+        *[option for key, value in env.items() for option in ("--env", f"{key}={value}")],
+        image,
+    )
     name = containers(*args)
     wait_answering(f"http://127.0.0.1:{port}/api/status?token={token}", name)
-    return {"url": f"http://127.0.0.1:{port}/lab?token={token}", "api": f"http://127.0.0.1:{port}/api",
-            "token": token, "name": name, "args": args, "home": home}
+    return {
+        "url": f"http://127.0.0.1:{port}/lab?token={token}",
+        "api": f"http://127.0.0.1:{port}/api",
+        "token": token,
+        "name": name,
+        "args": args,
+        "home": home,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -621,13 +774,28 @@ def test_pip_install_from_a_notebook_works_as_the_random_uid(lab_in_image, drive
         "print('webencodings', importlib.metadata.version('webencodings'), webencodings.__file__)\n"
         "print('uid', os.getuid())",
     ]
-    notebook = {"nbformat": 4, "nbformat_minor": 5, "metadata": {"kernelspec": {
-        "name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}},
-        "cells": [{"cell_type": "code", "metadata": {}, "source": source, "outputs": [], "execution_count": None,
-                   "id": f"cell-{index}"} for index, source in enumerate(cells)]}
-    request = urllib.request.Request(f"{lab_in_image['api']}/contents/pip-check.ipynb?token={lab_in_image['token']}",
-                                     method="PUT", headers={"Content-Type": "application/json"},
-                                     data=json.dumps({"type": "notebook", "content": notebook}).encode())
+    notebook = {
+        "nbformat": 4,
+        "nbformat_minor": 5,
+        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}},
+        "cells": [
+            {
+                "cell_type": "code",
+                "metadata": {},
+                "source": source,
+                "outputs": [],
+                "execution_count": None,
+                "id": f"cell-{index}",
+            }
+            for index, source in enumerate(cells)
+        ],
+    }
+    request = urllib.request.Request(
+        f"{lab_in_image['api']}/contents/pip-check.ipynb?token={lab_in_image['token']}",
+        method="PUT",
+        headers={"Content-Type": "application/json"},
+        data=json.dumps({"type": "notebook", "content": notebook}).encode(),
+    )
     urllib.request.urlopen(request, timeout=10)
     state = run_notebook(driver, lab_in_image["url"], "pip-check.ipynb", ARTIFACTS / "pip-check")
     installed, probe = state["cells"][0]["text"], state["cells"][1]["text"]
@@ -645,7 +813,9 @@ def test_the_learners_work_and_token_survive_a_new_container_on_the_same_volume(
     finds the saved notebooks, the learner's model (not the image's) and the same token."""
     home, api, token = lab_in_image["home"], lab_in_image["api"], lab_in_image["token"]
     trained = hashlib.sha256((home / "models" / "quick.keras").read_bytes()).hexdigest()
-    baked = podman("run", "--rm", "--user", RANDOM_UID, image, "sha256sum", "/opt/app-root/lab/models/quick.keras").stdout
+    baked = podman(
+        "run", "--rm", "--user", RANDOM_UID, image, "sha256sum", "/opt/app-root/lab/models/quick.keras"
+    ).stdout
     assert trained not in baked, "notebook 01 did not train the learner's own model into HOME/models"
     saved = get_json(f"{api}/contents/notebooks/01-cat-dog-lab.ipynb?token={token}")["content"]
     ran = [cell["execution_count"] for cell in saved["cells"] if cell["cell_type"] == "code"]
@@ -673,8 +843,16 @@ def test_the_classifier_container_stops_cleanly_on_sigterm_within_its_grace_peri
 class Played:
     """Pods played from rendered manifests (played_pods): where each answers and what it wrote."""
 
-    def __init__(self, pod_ip: dict[str, str], gateway: str, kafka: dict[str, str], network: str,
-                 dns: dict, spare_ips: list[str], tmp_path: Path):
+    def __init__(
+        self,
+        pod_ip: dict[str, str],
+        gateway: str,
+        kafka: dict[str, str],
+        network: str,
+        dns: dict,
+        spare_ips: list[str],
+        tmp_path: Path,
+    ):
         self.pod_ip, self.gateway, self.kafka, self.network = pod_ip, gateway, kafka, network
         self.dns, self.spare_ips, self.tmp_path, self.pods = dns, spare_ips, tmp_path, []
 
@@ -694,12 +872,20 @@ class Played:
     def start(self, pod: dict, objects: list[dict]) -> str:
         """Play one Pod (a Job's, from kubeplay.job_as_pod) beside the others, with its namespace's ConfigMaps;
         returns its container's name."""
-        from kubeplay import played_name, playable
+        from kubeplay import playable, played_name
 
-        configmaps = [o for o in objects if o["kind"] == "ConfigMap"
-                      and o["metadata"].get("namespace") == pod["metadata"].get("namespace")]
-        played = playable([*configmaps, pod], uid=int(RANDOM_UID.split(":")[0]), dns=self.dns, host_ports=iter(free_port, None),
-                          secured="KAFKA_SASL_USERNAME" in self.kafka)
+        configmaps = [
+            o
+            for o in objects
+            if o["kind"] == "ConfigMap" and o["metadata"].get("namespace") == pod["metadata"].get("namespace")
+        ]
+        played = playable(
+            [*configmaps, pod],
+            uid=int(RANDOM_UID.split(":")[0]),
+            dns=self.dns,
+            host_ports=iter(free_port, None),
+            secured="KAFKA_SASL_USERNAME" in self.kafka,
+        )
         name = played_name(pod)
         yaml_file = self.tmp_path / f"played-{name}.yaml"
         yaml_file.write_text(yaml.safe_dump_all(played, sort_keys=False))
@@ -719,8 +905,13 @@ def is_secured(objects: list[dict]) -> bool:
     """A room's Kafka: its internal listener on TLS with SCRAM logins, and simple authorization (ACLs)."""
     [kafka] = [o for o in objects if o["kind"] == "Kafka"]
     listeners = [listener for listener in kafka["spec"]["kafka"]["listeners"] if listener["type"] == "internal"]
-    return (all(listener.get("tls") and (listener.get("authentication") or {}).get("type") == "scram-sha-512"
-                for listener in listeners) and (kafka["spec"]["kafka"].get("authorization") or {}).get("type") == "simple")
+    return (
+        all(
+            listener.get("tls") and (listener.get("authentication") or {}).get("type") == "scram-sha-512"
+            for listener in listeners
+        )
+        and (kafka["spec"]["kafka"].get("authorization") or {}).get("type") == "simple"
+    )
 
 
 @contextlib.contextmanager
@@ -730,16 +921,38 @@ def embedded_room_kafka(objects: list[dict], broker_ip: str, port: int, tmp_path
     made as the Topic Operator makes them (each with its partitions). Yields the settings of a client here."""
     from catdog.broker import tansu_binary, wait_for_port
 
-    broker = subprocess.Popen([str(tansu_binary()), "broker", "--listener-url", f"tcp://0.0.0.0:{port}",
-                               "--advertised-listener-url", f"tcp://{broker_ip}:{port}",
-                               "--storage-engine", "memory://tansu/"],
-                              stdout=open(tmp_path / "broker.log", "wb"), stderr=subprocess.STDOUT)
+    broker = subprocess.Popen(
+        [
+            str(tansu_binary()),
+            "broker",
+            "--listener-url",
+            f"tcp://0.0.0.0:{port}",
+            "--advertised-listener-url",
+            f"tcp://{broker_ip}:{port}",
+            "--storage-engine",
+            "memory://tansu/",
+        ],
+        stdout=open(tmp_path / "broker.log", "wb"),
+        stderr=subprocess.STDOUT,
+    )
     try:
         assert wait_for_port(port, 15), (tmp_path / "broker.log").read_text()
         for topic in (o for o in objects if o["kind"] == "KafkaTopic"):
-            subprocess.run([str(tansu_binary()), "topic", "create", topic["spec"].get("topicName", topic["metadata"]["name"]),
-                            "--partitions", str(topic["spec"]["partitions"]), "--broker", f"tcp://127.0.0.1:{port}"],
-                           check=True, capture_output=True, timeout=30)
+            subprocess.run(
+                [
+                    str(tansu_binary()),
+                    "topic",
+                    "create",
+                    topic["spec"].get("topicName", topic["metadata"]["name"]),
+                    "--partitions",
+                    str(topic["spec"]["partitions"]),
+                    "--broker",
+                    f"tcp://127.0.0.1:{port}",
+                ],
+                check=True,
+                capture_output=True,
+                timeout=30,
+            )
         yield {"KAFKA_BOOTSTRAP_SERVERS": f"{broker_ip}:{port}"}
     finally:
         broker.terminate()
@@ -747,8 +960,9 @@ def embedded_room_kafka(objects: list[dict], broker_ip: str, port: int, tmp_path
 
 
 @contextlib.contextmanager
-def secured_room_kafka(objects: list[dict], written: list[dict], image: str, network: str, broker_ip: str, port: int,
-                       tmp_path: Path):
+def secured_room_kafka(
+    objects: list[dict], written: list[dict], image: str, network: str, broker_ip: str, port: int, tmp_path: Path
+):
     """The room's Kafka as a pod that enforces what its Kafka resource asks (tests/secured.py: kfake, TLS from
     a certificate the room's CA signed for the bootstrap Service's names, every SCRAM KafkaUser with the
     password its Secret holds, the KafkaTopics, the ACLs the User Operator makes), at ``broker_ip`` on the
@@ -761,21 +975,57 @@ def secured_room_kafka(objects: list[dict], written: list[dict], image: str, net
     from secured import KFAKE, scram_passwords, secret_value, secure, start_kfake
 
     host, _, namespace = bootstrap_address(objects)
-    laptops = [u["metadata"]["name"] for u in objects if u["kind"] == "KafkaUser"
-               and u["spec"]["authentication"]["type"] in ("tls", "tls-external")]
+    laptops = [
+        u["metadata"]["name"]
+        for u in objects
+        if u["kind"] == "KafkaUser" and u["spec"]["authentication"]["type"] in ("tls", "tls-external")
+    ]
     passwords = {**scram_passwords(objects, written), **{name: secrets.token_urlsafe(18) for name in laptops}}
     work = tmp_path / "kafka"
     container = f"{network}-kafka"
     # Strimzi's broker, not our workload: it runs as root in its container, to read the certificate here.
-    command = ["podman", "run", "--rm", "--name", container, "--network", network, f"--ip={broker_ip}", "--user", "0:0",
-               "-v", f"{KFAKE.parent}:/kfake:ro", "-v", f"{work}:{work}:ro", "--entrypoint", "/kfake/kfake-broker", image,
-               "-listen", "0.0.0.0", "-advertise", broker_ip]
+    command = [
+        "podman",
+        "run",
+        "--rm",
+        "--name",
+        container,
+        "--network",
+        network,
+        f"--ip={broker_ip}",
+        "--user",
+        "0:0",
+        "-v",
+        f"{KFAKE.parent}:/kfake:ro",
+        "-v",
+        f"{work}:{work}:ro",
+        "--entrypoint",
+        "/kfake/kfake-broker",
+        image,
+        "-listen",
+        "0.0.0.0",
+        "-advertise",
+        broker_ip,
+    ]
     # The CA Strimzi signs its brokers' certificates with: the user-provided one `catdog room` rendered.
-    ca_secrets = {s["metadata"]["name"]: s for s in objects if s["kind"] == "Secret" and s["metadata"].get("namespace") == namespace}
-    room_ca = {"crt": secret_value(ca_secrets["catdog-cluster-ca-cert"], "ca.crt"),
-               "key": secret_value(ca_secrets["catdog-cluster-ca"], "ca.key")}
-    kafka = start_kfake(room_ca, [*service_names(host, namespace), broker_ip], passwords, work, connect=broker_ip,
-                        command=command, port=port)
+    ca_secrets = {
+        s["metadata"]["name"]: s
+        for s in objects
+        if s["kind"] == "Secret" and s["metadata"].get("namespace") == namespace
+    }
+    room_ca = {
+        "crt": secret_value(ca_secrets["catdog-cluster-ca-cert"], "ca.crt"),
+        "key": secret_value(ca_secrets["catdog-cluster-ca"], "ca.key"),
+    }
+    kafka = start_kfake(
+        room_ca,
+        [*service_names(host, namespace), broker_ip],
+        passwords,
+        work,
+        connect=broker_ip,
+        command=command,
+        port=port,
+    )
     try:
         secure(kafka, objects, {f"User:CN={name}": f"User:{name}" for name in laptops})
         [laptop] = laptops
@@ -795,23 +1045,27 @@ def played_pods(objects: list[dict], image: str, tmp_path: Path, secrets: list[d
     write. Every pod's log goes to the artifacts and everything is removed afterwards."""
     import ipaddress
 
-    from kubeplay import bootstrap_address, cluster_dns, played_name, playable, podman_secrets
+    from kubeplay import bootstrap_address, cluster_dns, playable, played_name, podman_secrets
 
     deployments = [played_name(o) for o in objects if o["kind"] == "Deployment"]
-    images = sorted({c["image"] for o in objects if o["kind"] == "Deployment" for c in o["spec"]["template"]["spec"]["containers"]})
+    images = sorted(
+        {c["image"] for o in objects if o["kind"] == "Deployment" for c in o["spec"]["template"]["spec"]["containers"]}
+    )
     names = [f"localhost/{name}" if "/" not in name else name for name in images]
     network, secured = f"catdog-play-{uuid.uuid4().hex[:8]}", is_secured(objects)
     podman("network", "create", network)
     try:  # the addresses come from the network podman made: a refused render must not leave it behind
-        subnet = ipaddress.ip_network(podman("network", "inspect", network, "--format",
-                                             "{{range .Subnets}}{{.Subnet}}{{end}}").stdout.strip())
-        gateway, *pod_ips = [str(host) for host in list(subnet.hosts())[:1 + len(deployments) + 5]]
+        subnet = ipaddress.ip_network(
+            podman("network", "inspect", network, "--format", "{{range .Subnets}}{{.Subnet}}{{end}}").stdout.strip()
+        )
+        gateway, *pod_ips = [str(host) for host in list(subnet.hosts())[: 1 + len(deployments) + 5]]
         pod_ip = dict(zip(deployments, pod_ips))
         broker_ip = pod_ips[len(deployments)] if secured else gateway
         _, kafka_port, _ = bootstrap_address(objects)
         dns = cluster_dns(objects, pod_ip, broker_ip)
-        played = playable(objects, uid=int(RANDOM_UID.split(":")[0]), dns=dns, host_ports=iter(free_port, None),
-                          secured=secured)
+        played = playable(
+            objects, uid=int(RANDOM_UID.split(":")[0]), dns=dns, host_ports=iter(free_port, None), secured=secured
+        )
         created = podman_secrets(objects, list(secrets), secured=secured)
     except BaseException:
         podman("network", "rm", "--force", network, check=False)
@@ -821,8 +1075,11 @@ def played_pods(objects: list[dict], image: str, tmp_path: Path, secrets: list[d
     claims = [o["metadata"]["name"] for o in played if o["kind"] == "PersistentVolumeClaim"]
     pods = None
     try:
-        with (secured_room_kafka(objects, list(secrets), image, network, broker_ip, kafka_port, tmp_path) if secured
-              else embedded_room_kafka(objects, broker_ip, kafka_port, tmp_path)) as kafka:
+        with (
+            secured_room_kafka(objects, list(secrets), image, network, broker_ip, kafka_port, tmp_path)
+            if secured
+            else embedded_room_kafka(objects, broker_ip, kafka_port, tmp_path)
+        ) as kafka:
             for name in names:
                 podman("tag", image, name)
             for name in [*claims, *created]:  # a secret volume is a podman volume named for its Secret
@@ -832,15 +1089,23 @@ def played_pods(objects: list[dict], image: str, tmp_path: Path, secrets: list[d
                 (tmp_path / f"secret-{name}.json").write_text(content)
                 podman("secret", "create", name, str(tmp_path / f"secret-{name}.json"))
             try:
-                podman("kube", "play", "--network", network, *[f"--ip={pod_ip[name]}" for name in deployments],
-                       str(yaml_file), timeout=300)
-                pods = Played(pod_ip, gateway, kafka, network, dns, pod_ips[len(deployments) + 1:], tmp_path)
+                podman(
+                    "kube",
+                    "play",
+                    "--network",
+                    network,
+                    *[f"--ip={pod_ip[name]}" for name in deployments],
+                    str(yaml_file),
+                    timeout=300,
+                )
+                pods = Played(pod_ip, gateway, kafka, network, dns, pod_ips[len(deployments) + 1 :], tmp_path)
                 yield pods
             finally:
                 jobs = [] if pods is None else pods.pods
                 for name in podman("ps", "-a", "--format", "{{.Names}}").stdout.split():
                     if name.startswith(tuple(f"{deployment}-pod" for deployment in deployments)) or any(
-                            name.startswith(job.stem.removeprefix("played-")) for job in jobs):
+                        name.startswith(job.stem.removeprefix("played-")) for job in jobs
+                    ):
                         (ARTIFACTS / f"played-{name}.log").write_text(logs(name))
                 for played_file in [yaml_file, *jobs]:
                     podman("kube", "down", str(played_file), check=False)
@@ -863,14 +1128,23 @@ def router(objects: list[dict], cluster: list[dict], pods: Played, tmp_path: Pat
     from kubeplay import route_annotations, route_backends, router_certificate, router_config
 
     rendered = {o["metadata"].get("namespace") for o in objects if o["kind"] == "Route"}  # None: `oc apply -n`'s
-    hosts = {(o["metadata"]["namespace"] if o["metadata"]["namespace"] in rendered else None, o["metadata"]["name"]):
-             o["spec"]["host"] for o in cluster if o["kind"] == "Route"}
+    hosts = {
+        (o["metadata"]["namespace"] if o["metadata"]["namespace"] in rendered else None, o["metadata"]["name"]): o[
+            "spec"
+        ]["host"]
+        for o in cluster
+        if o["kind"] == "Route"
+    }
     pem, router_ca = router_certificate("apps.example.com", tmp_path)
     port = free_port()
-    (tmp_path / "router.cfg").write_text(router_config(route_backends(objects, hosts, pods.pod_ip), port, pem,
-                                                       route_annotations(objects, hosts)))
-    process = subprocess.Popen([system_program("haproxy"), "-db", "-f", str(tmp_path / "router.cfg")],
-                               stdout=open(tmp_path / "router.log", "wb"), stderr=subprocess.STDOUT)
+    (tmp_path / "router.cfg").write_text(
+        router_config(route_backends(objects, hosts, pods.pod_ip), port, pem, route_annotations(objects, hosts))
+    )
+    process = subprocess.Popen(
+        [system_program("haproxy"), "-db", "-f", str(tmp_path / "router.cfg")],
+        stdout=open(tmp_path / "router.log", "wb"),
+        stderr=subprocess.STDOUT,
+    )
     try:
         assert wait_for_port(port, 15), (tmp_path / "router.log").read_text()
         yield port, router_ca, hosts
@@ -879,8 +1153,9 @@ def router(objects: list[dict], cluster: list[dict], pods: Played, tmp_path: Pat
         process.wait(30)
 
 
-def doctor(cluster: list[dict], namespace: str, pods: Played, router_port: int, router_ca: Path, tmp_path: Path,
-           *options: str) -> tuple[subprocess.CompletedProcess, dict[str, str]]:
+def doctor(
+    cluster: list[dict], namespace: str, pods: Played, router_port: int, router_ca: Path, tmp_path: Path, *options: str
+) -> tuple[subprocess.CompletedProcess, dict[str, str]]:
     """`catdog doctor` as the instructor runs it, against the played pods: Kafka and the Routes for real,
     the API server's answers from tests/oc (oc exec into the played pods). Returns the run and each check's
     status by its name's first word."""
@@ -888,11 +1163,27 @@ def doctor(cluster: list[dict], namespace: str, pods: Played, router_port: int, 
 
     (tmp_path / "cluster.json").write_text(json.dumps(cluster))
     result = subprocess.run(
-        [str(BIN / "catdog"), "doctor", "--ca-file", str(router_ca), "--connect-to", f"::127.0.0.1:{router_port}", *options],
-        capture_output=True, text=True, timeout=300,
-        env={**os.environ, "PATH": f"{OC_FIXTURES}{os.pathsep}{os.environ['PATH']}", "CATDOG_TEST_PODMAN": "1",
-             "CATDOG_TEST_CLUSTER": str(tmp_path / "cluster.json"), "CATDOG_TEST_NAMESPACE": namespace,
-             **pods.kafka})
+        [
+            str(BIN / "catdog"),
+            "doctor",
+            "--ca-file",
+            str(router_ca),
+            "--connect-to",
+            f"::127.0.0.1:{router_port}",
+            *options,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={
+            **os.environ,
+            "PATH": f"{OC_FIXTURES}{os.pathsep}{os.environ['PATH']}",
+            "CATDOG_TEST_PODMAN": "1",
+            "CATDOG_TEST_CLUSTER": str(tmp_path / "cluster.json"),
+            "CATDOG_TEST_NAMESPACE": namespace,
+            **pods.kafka,
+        },
+    )
     (ARTIFACTS / f"doctor-{namespace}.txt").write_text(result.stdout + result.stderr)
     return result, {line.split()[1]: line.split()[0] for line in result.stdout.splitlines()[:-1]}
 
@@ -906,12 +1197,19 @@ def token_the_job_writes(objects: list[dict], notebook: dict) -> tuple[str, dict
     notebook's env reads. Returns the token and that Secret."""
     import secrets as secrets_module
 
-    [token_ref] = [e["valueFrom"]["secretKeyRef"] for e in first_container(notebook)["env"] if e["name"] == "JUPYTER_TOKEN"]
+    [token_ref] = [
+        e["valueFrom"]["secretKeyRef"] for e in first_container(notebook)["env"] if e["name"] == "JUPYTER_TOKEN"
+    ]
     [job] = [o for o in objects if o["kind"] == "Job" and o["metadata"]["name"] == token_ref["name"]]
     assert f"create secret generic {token_ref['name']} --from-literal={token_ref['key']}=" in json.dumps(job)
     token = secrets_module.token_hex(16)
-    return token, {"apiVersion": "v1", "kind": "Secret", "type": "Opaque", "metadata": {"name": token_ref["name"]},
-                   "data": {token_ref["key"]: base64.b64encode(token.encode()).decode()}}
+    return token, {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": {"name": token_ref["name"]},
+        "data": {token_ref["key"]: base64.b64encode(token.encode()).decode()},
+    }
 
 
 def training_pod_at_ci_size(objects: list[dict]) -> tuple[dict, dict]:
@@ -933,11 +1231,17 @@ def photo_mirror(tmp_path: Path):
     """The Kaggle photos as one archive over HTTP, on every address (the pods reach it at their gateway)."""
     mirror = tmp_path / "mirror"
     mirror.mkdir()
-    subprocess.run(["tar", "-C", str(SHARED / "datasets" / "kaggle-dev"), "-cf", str(mirror / "photos.tar"), "cat", "dog"],
-                   check=True, timeout=120)
+    subprocess.run(
+        ["tar", "-C", str(SHARED / "datasets" / "kaggle-dev"), "-cf", str(mirror / "photos.tar"), "cat", "dog"],
+        check=True,
+        timeout=120,
+    )
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "0.0.0.0",
-                               "--directory", str(mirror)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "http.server", str(port), "--bind", "0.0.0.0", "--directory", str(mirror)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         yield port
     finally:
@@ -952,8 +1256,11 @@ def seeded_models(pods: Played, classifier: dict, served: str) -> tuple[str, dic
 
     classifier_pod = classifier["spec"]["template"]["spec"]
     [seed] = classifier_pod["initContainers"]
-    [models_claim] = [v["persistentVolumeClaim"]["claimName"] for v in classifier_pod["volumes"]
-                      if v["name"] == seed["volumeMounts"][0]["name"]]
+    [models_claim] = [
+        v["persistentVolumeClaim"]["claimName"]
+        for v in classifier_pod["volumes"]
+        if v["name"] == seed["volumeMounts"][0]["name"]
+    ]
     seeded = {path.name: path for path in pods.volume(models_claim).glob("*.keras")}
     assert set(seeded) == {"quick.keras", "pretrained.keras"}, logs(served)[-2000:]
     assert {path.stat().st_uid for path in seeded.values()} == {int(RANDOM_UID.split(":")[0])}
@@ -962,12 +1269,18 @@ def seeded_models(pods: Played, classifier: dict, served: str) -> tuple[str, dic
 
 def classified_from_librdkafka(producer, kafka, photo: Path, served: str) -> dict:
     """A photo sent by librdkafka (a client we did not write), and the classifier's result for it."""
-    from catdog.kafka_io import Sent, collect_predictions, image_key
+    from catdog.kafka.photos import image_key
+    from catdog.kafka.records import Sent
+    from catdog.kafka.results import collect_predictions
 
     delivered = []
-    producer.produce(kafka.images_topic, photo.read_bytes(), key=image_key(photo.read_bytes()),
-                     headers=[("filename", photo.name.encode())],
-                     on_delivery=lambda error, message: delivered.append((error, message)))
+    producer.produce(
+        kafka.images_topic,
+        photo.read_bytes(),
+        key=image_key(photo.read_bytes()),
+        headers=[("filename", photo.name.encode())],
+        on_delivery=lambda error, message: delivered.append((error, message)),
+    )
     producer.flush(30)
     [(error, message)] = delivered
     assert error is None, error
@@ -991,7 +1304,9 @@ def assert_the_notebook_serves_the_lab_with_its_token_only(pods: Played, noteboo
     [claim] = [v["persistentVolumeClaim"]["claimName"] for v in notebook["spec"]["template"]["spec"]["volumes"]]
     assert podman("exec", lab, "bash", "-c", 'echo "$HOME"').stdout.strip() == home
     listed = get_json(f"{lab_url}/api/contents/notebooks?token={token}")["content"]
-    assert {item["name"] for item in listed} == LESSONS == {p.name for p in (pods.volume(claim) / "notebooks").iterdir()}
+    assert (
+        {item["name"] for item in listed} == LESSONS == {p.name for p in (pods.volume(claim) / "notebooks").iterdir()}
+    )
 
 
 def test_the_default_overlay_runs_as_pods_exactly_as_its_manifests_say(image, tmp_path, cat_photos):
@@ -1040,10 +1355,23 @@ def test_the_default_overlay_runs_as_pods_exactly_as_its_manifests_say(image, tm
         cluster = cluster_as_oc_sees_it(objects, namespace, [written])
         with router(objects, cluster, pods, tmp_path) as (router_port, router_ca, _):
             checked, lines = doctor(cluster, namespace, pods, router_port, router_ca, tmp_path)
-        assert checked.returncode == 0 and checked.stdout.splitlines()[-1].startswith("ready for the room"), checked.stdout + checked.stderr
-        assert lines == {"operator": "ok", "kafka": "ok", "storage": "ok", "topics": "ok", "classifier": "ok", "round": "ok", "dead": "ok",
-                         "learner": "skip", "notebooks": "ok", "wall": "skip", "challenge": "skip", "image": "skip"}, \
-            checked.stdout
+        assert checked.returncode == 0 and checked.stdout.splitlines()[-1].startswith("ready for the room"), (
+            checked.stdout + checked.stderr
+        )
+        assert lines == {
+            "operator": "ok",
+            "kafka": "ok",
+            "storage": "ok",
+            "topics": "ok",
+            "classifier": "ok",
+            "round": "ok",
+            "dead": "ok",
+            "learner": "skip",
+            "notebooks": "ok",
+            "wall": "skip",
+            "challenge": "skip",
+            "image": "skip",
+        }, checked.stdout
 
         # The Job wrote a candidate onto the models volume, the gate promoted it, the classifier reloads it.
         ended, job_log = pods.wait(training, timeout=900)
@@ -1051,10 +1379,13 @@ def test_the_default_overlay_runs_as_pods_exactly_as_its_manifests_say(image, tm
         retrained = model_version(pods.volume(models_claim) / "pretrained.keras")
         assert retrained != versions["pretrained"]
         deadline = time.monotonic() + 120
-        while (result := classified_from_librdkafka(producer, kafka, cat_photos[3], served))["pretrained"]["version"] \
-                != retrained and time.monotonic() < deadline:
+        while (result := classified_from_librdkafka(producer, kafka, cat_photos[3], served))["pretrained"][
+            "version"
+        ] != retrained and time.monotonic() < deadline:
             time.sleep(2)
-        assert result["pretrained"]["version"] == retrained and result["quick"]["version"] == versions["quick"], logs(served)[-3000:]
+        assert result["pretrained"]["version"] == retrained and result["quick"]["version"] == versions["quick"], logs(
+            served
+        )[-3000:]
 
 
 def room_as_written(tmp_path: Path) -> tuple[Path, dict, list[dict]]:
@@ -1064,8 +1395,21 @@ def room_as_written(tmp_path: Path) -> tuple[Path, dict, list[dict]]:
     from test_deploy import tool
 
     room_dir = tmp_path / "room"
-    made = subprocess.run([str(BIN / "catdog"), "room", "--learners", "Ada,Bob", "--out", str(room_dir),
-                           "--apps-domain", "apps.example.com"], capture_output=True, text=True, timeout=120)
+    made = subprocess.run(
+        [
+            str(BIN / "catdog"),
+            "room",
+            "--learners",
+            "Ada,Bob",
+            "--out",
+            str(room_dir),
+            "--apps-domain",
+            "apps.example.com",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert made.returncode == 0, made.stdout + made.stderr
     return room_dir, json.loads((room_dir / "secrets.json").read_text()), render(tool("kubectl"), room_dir)
 
@@ -1077,38 +1421,63 @@ def secrets_the_user_operator_writes(objects: list[dict]) -> list[dict]:
 
     from kubeplay import sasl_password_references
 
-    users = {(u["metadata"]["namespace"], u["metadata"]["name"]) for u in objects
-             if u["kind"] == "KafkaUser" and u["spec"]["authentication"]["type"] == "scram-sha-512"}
+    users = {
+        (u["metadata"]["namespace"], u["metadata"]["name"])
+        for u in objects
+        if u["kind"] == "KafkaUser" and u["spec"]["authentication"]["type"] == "scram-sha-512"
+    }
     rendered = {(s["metadata"]["namespace"], s["metadata"]["name"]): s for s in objects if s["kind"] == "Secret"}
     for namespace, name, key in sasl_password_references(objects):
         assert ((namespace, name) in users and key == "password") or key in (
-            rendered[(namespace, name)].get("data") or {}) | (rendered[(namespace, name)].get("stringData") or {}), (namespace, name, key)
-    return [{"apiVersion": "v1", "kind": "Secret", "type": "Opaque", "metadata": {"name": name, "namespace": namespace},
-             "data": {"password": base64.b64encode(secrets_module.token_hex(12).encode()).decode()}}
-            for namespace, name in sorted(users) if (namespace, name) not in rendered]
+            rendered[(namespace, name)].get("data") or {}
+        ) | (rendered[(namespace, name)].get("stringData") or {}), (namespace, name, key)
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "type": "Opaque",
+            "metadata": {"name": name, "namespace": namespace},
+            "data": {"password": base64.b64encode(secrets_module.token_hex(12).encode()).decode()},
+        }
+        for namespace, name in sorted(users)
+        if (namespace, name) not in rendered
+    ]
 
 
-def assert_a_photo_from_the_notebook_comes_back_as_its_learners(pods: Played, notebook: str, learner, photo: Path,
-                                                                classifier: str) -> None:
+def assert_a_photo_from_the_notebook_comes_back_as_its_learners(
+    pods: Played, notebook: str, learner, photo: Path, classifier: str
+) -> None:
     """`catdog send -` in the learner's notebook, with their settings: across namespaces to the room's
     Kafka, and classified as theirs."""
     from catdog.config import load_settings
-    from catdog.kafka_io import Sent, collect_predictions
+    from catdog.kafka.records import Sent
+    from catdog.kafka.results import collect_predictions
 
-    sent = subprocess.run(["podman", "exec", "-i", notebook, "catdog", "send", "-"], input=photo.read_bytes(),
-                          capture_output=True, timeout=120)
+    sent = subprocess.run(
+        ["podman", "exec", "-i", notebook, "catdog", "send", "-"],
+        input=photo.read_bytes(),
+        capture_output=True,
+        timeout=120,
+    )
     assert sent.returncode == 0, (sent.stdout + sent.stderr).decode(errors="replace")
     where = re.search(rb"(\S+)\[(\d+)\]@(\d+)", sent.stdout)
     assert where, sent.stdout
     kafka = load_settings(pods.kafka).kafka
-    record = Sent("-", where.group(1).decode(), int(where.group(2)), int(where.group(3)), "", int(time.time() * 1000) - 60_000)
+    record = Sent(
+        "-", where.group(1).decode(), int(where.group(2)), int(where.group(3)), "", int(time.time() * 1000) - 60_000
+    )
     found = collect_predictions(kafka, [record], timeout=120)
     assert len(found) == 1, logs(classifier)[-3000:]
     [result] = found.values()
-    assert result["learner"] == learner.name and {result["quick"]["label"], result["pretrained"]["label"]} <= {"cat", "dog"}
+    assert result["learner"] == learner.name and {result["quick"]["label"], result["pretrained"]["label"]} <= {
+        "cat",
+        "dog",
+    }
 
 
-def assert_a_phone_gets_both_verdicts_through_the_router(phone, wall: str, code: str, photo: Path, wall_container: str) -> None:
+def assert_a_phone_gets_both_verdicts_through_the_router(
+    phone, wall: str, code: str, photo: Path, wall_container: str
+) -> None:
     """A phone on the venue's Wi-Fi: the wall's pages and every script and style they load (from the image),
     the room's code, a photo, its result with both verdicts, and a thumbnail the wall made."""
     for page in ("/", "/upload"):
@@ -1117,22 +1486,31 @@ def assert_a_phone_gets_both_verdicts_through_the_router(phone, wall: str, code:
         assets = re.findall(r'(?:src|href)="(/static/[^"]+)"', body.decode())
         assert assets, body[:500]
         assert all(phone.status(f"{wall}{asset}") == 200 for asset in assets), assets
-    answered, headers, _ = phone.request("POST", f"{wall}/api/join", json.dumps({"code": code}).encode(),
-                                         {"Content-Type": "application/json"})
+    answered, headers, _ = phone.request(
+        "POST", f"{wall}/api/join", json.dumps({"code": code}).encode(), {"Content-Type": "application/json"}
+    )
     assert answered == 204, answered
     cookie = {"Cookie": headers["set-cookie"].split(";")[0]}
-    answered, _, body = phone.request("POST", f"{wall}/api/photos?filename=phone.jpg&learner=Bob", photo.read_bytes(),
-                                      {**cookie, "Content-Type": "image/jpeg"})
+    answered, _, body = phone.request(
+        "POST",
+        f"{wall}/api/photos?filename=phone.jpg&learner=Bob",
+        photo.read_bytes(),
+        {**cookie, "Content-Type": "image/jpeg"},
+    )
     assert answered == 201, body
     uploaded = json.loads(body)
     deadline, card = time.monotonic() + 120, None
     while card is None and time.monotonic() < deadline:
-        answered, _, body = phone.request("GET", f"{wall}/api/photos/{uploaded['partition']}/{uploaded['offset']}?wait=10", None, cookie)
+        answered, _, body = phone.request(
+            "GET", f"{wall}/api/photos/{uploaded['partition']}/{uploaded['offset']}?wait=10", None, cookie
+        )
         card = json.loads(body) if answered == 200 else None
     # The wall relays for phones and signs as itself: the classifier names the sender as a phone, not a learner.
     assert card and card["learner"] == "Bob (phone)", logs(wall_container)[-3000:]
     assert {card["quick"]["label"], card["pretrained"]["label"]} <= {"cat", "dog"}
-    answered, headers, thumb = phone.request("GET", f"{wall}/api/thumbs/{card['partition']}/{card['offset']}", None, cookie)
+    answered, headers, thumb = phone.request(
+        "GET", f"{wall}/api/thumbs/{card['partition']}/{card['offset']}", None, cookie
+    )
     assert answered == 200 and headers["content-type"] == "image/jpeg" and thumb != photo.read_bytes()
 
 
@@ -1159,14 +1537,21 @@ def test_a_room_of_two_runs_as_pods_each_learner_alone_and_the_wall_showing_thei
     why = f"(what podman cannot honour: {json.dumps(UNHONOURED, indent=1)})"
 
     with played_pods(objects, image, tmp_path, operator_written) as pods:
+
         def container(namespace: str, name: str) -> str:
             return pods.container(f"{namespace}-{name}", first_container(deployments[(namespace, name)])["name"])
 
         # Each learner's notebook answers its own token, not the other learner's.
         for learner, other in zip(learners, reversed(learners)):
-            [port] = [p["containerPort"] for p in first_container(deployments[(learner.namespace, "catdog-notebook")])["ports"]]
+            [port] = [
+                p["containerPort"]
+                for p in first_container(deployments[(learner.namespace, "catdog-notebook")])["ports"]
+            ]
             url = f"http://{pods.pod_ip[f'{learner.namespace}-catdog-notebook']}:{port}/api/status"
-            wait_answering(f"{url}?token={state['learners'][learner.slug]['token']}", container(learner.namespace, "catdog-notebook"))
+            wait_answering(
+                f"{url}?token={state['learners'][learner.slug]['token']}",
+                container(learner.namespace, "catdog-notebook"),
+            )
             assert status(f"{url}?token={state['learners'][other.slug]['token']}") == 403, why
         for name in ("catdog-classifier", "catdog-wall"):
             for path, port in http_probes(deployments[(room_ns, name)]):
@@ -1174,18 +1559,38 @@ def test_a_room_of_two_runs_as_pods_each_learner_alone_and_the_wall_showing_thei
 
         ada = learners[0]
         assert_a_photo_from_the_notebook_comes_back_as_its_learners(
-            pods, container(ada.namespace, "catdog-notebook"), ada, cat_photos[1], container(room_ns, "catdog-classifier"))
+            pods,
+            container(ada.namespace, "catdog-notebook"),
+            ada,
+            cat_photos[1],
+            container(room_ns, "catdog-classifier"),
+        )
 
         cluster = cluster_as_oc_sees_it(objects, room_ns)
         with router(objects, cluster, pods, tmp_path) as (router_port, router_ca, hosts):
             phone = Http(router_ca, {("", 0): ("127.0.0.1", router_port)})
             assert_a_phone_gets_both_verdicts_through_the_router(
-                phone, f"https://{hosts[(room_ns, 'catdog-wall')]}", state["room_code"], cat_photos[2],
-                container(room_ns, "catdog-wall"))
+                phone,
+                f"https://{hosts[(room_ns, 'catdog-wall')]}",
+                state["room_code"],
+                cat_photos[2],
+                container(room_ns, "catdog-wall"),
+            )
             # The pre-flight check with the room's folder: every learner's Route and token, the ACL try.
             checked, lines = doctor(cluster, room_ns, pods, router_port, router_ca, tmp_path, "--room", str(room_dir))
         assert checked.returncode == 0, checked.stdout + checked.stderr
-        assert lines == {"operator": "ok", "kafka": "ok", "storage": "ok", "topics": "ok", "classifier": "ok", "round": "ok", "dead": "ok",
-                         "learner": "ok", "notebooks": "ok", "wall": "ok", "challenge": "skip", "image": "ok"}, \
-            checked.stdout + checked.stderr
+        assert lines == {
+            "operator": "ok",
+            "kafka": "ok",
+            "storage": "ok",
+            "topics": "ok",
+            "classifier": "ok",
+            "round": "ok",
+            "dead": "ok",
+            "learner": "ok",
+            "notebooks": "ok",
+            "wall": "ok",
+            "challenge": "skip",
+            "image": "ok",
+        }, checked.stdout + checked.stderr
         assert "TopicAuthorizationFailed" in checked.stdout and "2/2 answer" in checked.stdout, checked.stdout

@@ -22,9 +22,8 @@ from kafka.structs import TopicPartition
 
 import samples
 from catdog import broker as embedded
-from catdog.kafka_io import (
-    ImageTooLarge, ensure_topics, fetch_images, image_key, make_consumer, make_producer, send_image,
-)
+from catdog.kafka.clients import ensure_topics, make_consumer, make_producer
+from catdog.kafka.photos import ImageTooLarge, fetch_images, image_key, send_image
 from conftest import free_port, kafka_env
 from processes import SERVICE_START_SECONDS, Service, catdog, catdog_ok, start_service
 
@@ -63,8 +62,15 @@ def test_embedded_broker_starts_creates_topics_and_stops(tmp_path):
         with pytest.raises(embedded.BrokerError, match="already running"):
             embedded.start(state, port)
         kafka = replace(load_kafka(), bootstrap_servers=info.bootstrap)
-        assert sorted(ensure_topics(kafka)) == ["challenge", "challenge-submissions", "feedback", "images", "images-dlq",
-                                                "predictions", "wall-moderation"]
+        assert sorted(ensure_topics(kafka)) == [
+            "challenge",
+            "challenge-submissions",
+            "feedback",
+            "images",
+            "images-dlq",
+            "predictions",
+            "wall-moderation",
+        ]
         assert ensure_topics(kafka) == []  # idempotent
     finally:
         stopped = embedded.stop(state)
@@ -79,8 +85,9 @@ def test_broker_stop_keeps_the_record_until_the_process_is_gone(tmp_path, monkey
     state, port = tmp_path / "state", free_port()
     state.mkdir()
     # Looks like our broker to `stop` (a tansu command line with its address) and ignores SIGTERM.
-    stubborn = subprocess.Popen(["bash", "-c", "trap '' TERM; while :; do sleep 0.1; done", "tansu",
-                                 f"127.0.0.1:{port}"])
+    stubborn = subprocess.Popen(
+        ["bash", "-c", "trap '' TERM; while :; do sleep 0.1; done", "tansu", f"127.0.0.1:{port}"]
+    )
     deadline = time.monotonic() + 10
     while not embedded._is_our_broker(stubborn.pid, port) and time.monotonic() < deadline:
         time.sleep(0.05)  # until the child has exec'd its command line
@@ -142,8 +149,9 @@ def test_send_cli_prints_offsets_and_refuses_big_files(kafka, photos, tmp_path):
     limit = max(photo.stat().st_size for photo in photos[:2])
     big = tmp_path / "big.jpg"
     big.write_bytes(b"\xff" * (limit + 1))
-    result = catdog("send", str(photos[0]), str(photos[1]), str(big),
-                    env=kafka_env(replace(kafka, max_image_bytes=limit)))
+    result = catdog(
+        "send", str(photos[0]), str(photos[1]), str(big), env=kafka_env(replace(kafka, max_image_bytes=limit))
+    )
     assert result.returncode == 1
     assert f"{photos[0].name} -> {kafka.images_topic}[0]@0" in result.stdout
     assert f"{photos[1].name} -> {kafka.images_topic}[0]@1" in result.stdout
@@ -152,8 +160,13 @@ def test_send_cli_prints_offsets_and_refuses_big_files(kafka, photos, tmp_path):
 
 def test_send_reads_one_image_from_stdin(kafka, photos):
     ensure_topics(kafka)
-    result = subprocess.run([sys.executable, "-m", "catdog.cli", "send", "-"], input=photos[0].read_bytes(),
-                            capture_output=True, env={**os.environ, **kafka_env(kafka)}, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "catdog.cli", "send", "-"],
+        input=photos[0].read_bytes(),
+        capture_output=True,
+        env={**os.environ, **kafka_env(kafka)},
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr.decode()[-2000:]
     assert f"stdin -> {kafka.images_topic}[0]@0" in result.stdout.decode()
     consumer = make_consumer(kafka, kafka.images_topic)
@@ -237,13 +250,18 @@ def test_round_trip_with_every_kind_of_message(kafka, models_dir, photos, servic
     expected: dict[int, tuple[str, str | None]] = {}
     payloads: dict[int, bytes] = {}
     for photo in photos:
-        offset = raw.send(kafka.images_topic, photo.read_bytes(), headers=[("filename", photo.name.encode())]).get(10).offset
+        offset = (
+            raw.send(kafka.images_topic, photo.read_bytes(), headers=[("filename", photo.name.encode())]).get(10).offset
+        )
         expected[offset] = (photo.name, None)
     for kind, (make, reason) in MESSAGES.items():
         # Sent raw, as any client might: the service, not the sender, must cope.
         payload = make(base)
-        offset = raw.send(kafka.images_topic, payload, key=kind.encode(),
-                          headers=[("filename", kind.encode())]).get(10).offset
+        offset = (
+            raw.send(kafka.images_topic, payload, key=kind.encode(), headers=[("filename", kind.encode())])
+            .get(10)
+            .offset
+        )
         expected[offset], payloads[offset] = (kind, reason), payload
     raw.close()
     service = start_service(services, kafka, models_dir, tmp_path)
@@ -290,8 +308,9 @@ def test_round_trip_with_every_kind_of_message(kafka, models_dir, photos, servic
     # A human's default is the newest results (Kafka keeps the oldest first): --last N.
     newest = sorted(results.values(), key=lambda result: result["classified_at"])[-2:]
     last = catdog("results", "--last", "2", "--timeout", "3", env=env).stdout.splitlines()
-    assert len(last) == 3 and [f"[{r['source']['partition']}]@{r['source']['offset']}" in line
-                                for r, line in zip(newest, last[1:])] == [True, True], last
+    assert len(last) == 3 and [
+        f"[{r['source']['partition']}]@{r['source']['offset']}" in line for r, line in zip(newest, last[1:])
+    ] == [True, True], last
     lines = catdog("results", "--json", "--timeout", "3", env=env).stdout.splitlines()
     assert sorted(json.loads(line)["source"]["offset"] for line in lines) == sorted(o for (_, o) in results)
     letters = catdog("results", "--dead-letters", "--json", "--timeout", "3", env=env).stdout.splitlines()
@@ -302,8 +321,9 @@ def committed_offsets(kafka) -> dict[int, int | None]:
     """The classifier group's committed offsets on the images topic, read without joining the group."""
     from kafka import KafkaConsumer
 
-    consumer = KafkaConsumer(bootstrap_servers=kafka.bootstrap_servers, group_id=kafka.group_id,
-                             enable_auto_commit=False)
+    consumer = KafkaConsumer(
+        bootstrap_servers=kafka.bootstrap_servers, group_id=kafka.group_id, enable_auto_commit=False
+    )
     try:
         partitions = consumer.partitions_for_topic(kafka.images_topic) or set()
         return {p: consumer.committed(TopicPartition(kafka.images_topic, p)) for p in partitions}
@@ -374,8 +394,9 @@ def test_sigkill_loses_nothing_and_repeats_nothing_committed(kafka, models_dir, 
     results = results_for(kafka, done + pending, settle=2.0)
     assert set(results) == {(s.partition, s.offset) for s in done + pending}  # every image has a result
     assert all(len(copies) == 1 for copies in results.values()), "a committed image was classified again"
-    assert {copies[0]["instance"] for (_, offset), copies in results.items() if offset >= pending[0].offset} \
-        == {f"{socket.gethostname()}-{second.process.pid}"}
+    assert {copies[0]["instance"] for (_, offset), copies in results.items() if offset >= pending[0].offset} == {
+        f"{socket.gethostname()}-{second.process.pid}"
+    }
     second.stop()
 
 
@@ -405,7 +426,8 @@ def frozen(broker):
 
 
 def test_sigterm_mid_batch_with_a_broker_that_stopped_answering_ends_within_the_grace_period(
-        kafka, models_dir, broker, dog_photos, services, tmp_path):
+    kafka, models_dir, broker, dog_photos, services, tmp_path
+):
     """The batch's results cannot be acknowledged and the group cannot be left: the pod must still be gone
     before OpenShift's SIGKILL (the uncommitted batch is read again by the next pod)."""
     grace = yaml.safe_load(CLASSIFIER.read_text())["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
@@ -430,7 +452,8 @@ def test_sigterm_mid_batch_with_a_broker_that_stopped_answering_ends_within_the_
 
 
 def test_a_dead_letter_the_broker_does_not_acknowledge_leaves_its_offset_uncommitted(
-        kafka, models_dir, broker, monkeypatch):
+    kafka, models_dir, broker, monkeypatch
+):
     """Offsets are committed only after every dead letter of the batch is acknowledged."""
     from catdog import service as service_module
     from catdog.metrics import ServiceMetrics
@@ -470,9 +493,18 @@ def test_the_next_batch_decodes_in_the_pool_while_the_current_one_is_classified(
     ensure_topics(kafka)
     classifier = service_module.Classifier(replace(kafka, decode_threads=2), load_models(models_dir), ServiceMetrics())
     giant = samples.encode(samples.gradient(6000, 4000), "PNG")  # ~0.5 s to decode here
-    records = [SimpleNamespace(topic=kafka.images_topic, partition=0, offset=offset, timestamp=0, key=None, headers=[],
-                               value=giant if offset < 4 else photos[offset % len(photos)].read_bytes())
-               for offset in range(6)]
+    records = [
+        SimpleNamespace(
+            topic=kafka.images_topic,
+            partition=0,
+            offset=offset,
+            timestamp=0,
+            key=None,
+            headers=[],
+            value=giant if offset < 4 else photos[offset % len(photos)].read_bytes(),
+        )
+        for offset in range(6)
+    ]
     names: set[str] = set()
     original = service_module.decode_record
 
@@ -517,7 +549,8 @@ def test_two_instances_share_a_three_partition_topic(kafka, models_dir, cat_phot
 
 
 def test_a_member_paused_past_its_session_timeout_loses_nothing_and_keeps_its_connections(
-        kafka, models_dir, cat_photos, dog_photos, services, tmp_path):
+    kafka, models_dir, cat_photos, dog_photos, services, tmp_path
+):
     """A rebalance mid-batch, as throttled CPUs or a long GC cause on a cluster: one service is paused
     (SIGSTOP) past its session timeout while a second joins; the group gives its partitions to the second.
     Resumed, the first publishes the batches it held and finds its commit refused: it carries on in the new
@@ -536,8 +569,9 @@ def test_a_member_paused_past_its_session_timeout_loses_nothing_and_keeps_its_co
         assert wait_for_text(two, "committed", kafka.session_timeout_ms / 1000 * 4), two.output()[-3000:]
     finally:
         one.process.send_signal(signal.SIGCONT)
-    assert wait_committed(kafka, sent, timeout=120), \
+    assert wait_committed(kafka, sent, timeout=120), (
         f"{committed_offsets(kafka)}\none:\n{one.output()[-2500:]}\ntwo:\n{two.output()[-2500:]}"
+    )
     results = results_for(kafka, sent, settle=3.0)
     assert set(results) == {(s.partition, s.offset) for s in sent}, "an image has no result"
     repeated = [where for where, copies in results.items() if len(copies) > 1]
@@ -588,7 +622,8 @@ def test_no_broker_at_start_is_retried_then_connects(models_dir, services, tmp_p
 
 
 def test_a_new_model_file_is_served_without_a_restart_and_a_broken_one_is_not(
-        kafka, models_dir, cat_photos, services, tmp_path):
+    kafka, models_dir, cat_photos, services, tmp_path
+):
     """Hot reload: results name the model version that made them; a retrained file written to the
     models folder is served from the next batch on; a damaged one leaves the last good model serving."""
     import shutil
@@ -605,7 +640,7 @@ def test_a_new_model_file_is_served_without_a_restart_and_a_broken_one_is_not(
 
     def classify_four() -> list[dict]:
         nonlocal sent
-        for photo in cat_photos[500 + sent:504 + sent]:
+        for photo in cat_photos[500 + sent : 504 + sent]:
             send_image(producer, kafka, photo.read_bytes(), photo.name)
         sent += 4
         return sorted(results_by_offset(kafka, sent).items())[-4:]
@@ -645,7 +680,7 @@ def test_a_result_written_between_a_readers_time_lookup_and_its_first_fetch_is_r
     result written in between is read. Positioned at the end resolved on the first fetch (`seek_to_end`),
     it was skipped and the learner waited the whole timeout for a result that had come: this was the
     classifier "stalled after a hot swap" in `.ci/run` (issue 40), a reader that missed its result."""
-    from catdog.kafka_io import make_reader
+    from catdog.kafka.clients import make_reader
 
     ensure_topics(kafka)
     producer = make_producer(kafka)
@@ -668,7 +703,8 @@ STREAM_PER_SECOND = 10
 
 
 def test_promotions_and_rollbacks_while_photos_stream_give_each_photo_one_result_from_the_named_version(
-        kafka, models_dir, cat_photos, dog_photos, services, tmp_path):
+    kafka, models_dir, cat_photos, dog_photos, services, tmp_path
+):
     """The room's retraining promotes a model and the instructor rolls it back, several times, while
     photos stream at 10 a second: every photo gets exactly one result, and the version a result names is
     the one that produced it (its p(dog) is that version's, computed here the way the service computes it)."""
@@ -712,9 +748,13 @@ def test_promotions_and_rollbacks_while_photos_stream_give_each_photo_one_result
                 catdog_ok("models", "rollback", env={**kafka_env(kafka), **env})
                 serving = first
             swapped = f"now serving pretrained model {serving} (was {before})"
-            wait_until(lambda: service.output().count("now serving pretrained model") == swap + 1, 60,
-                       f"swap {swap + 1}: {swapped}", service)
-            assert service.output().rstrip().rsplit("now serving", 1)[-1].startswith(swapped[len("now serving"):])
+            wait_until(
+                lambda swap=swap: service.output().count("now serving pretrained model") == swap + 1,
+                60,
+                f"swap {swap + 1}: {swapped}",
+                service,
+            )
+            assert service.output().rstrip().rsplit("now serving", 1)[-1].startswith(swapped[len("now serving") :])
             time.sleep(1.0)  # photos classified by this version
     finally:
         stop.set()
@@ -747,12 +787,14 @@ def wait_until(condition, timeout: float, what: str, service: Service | None = N
         if service is not None:
             assert service.process.poll() is None, service.output()[-3000:]
         assert time.monotonic() < deadline, f"waited {timeout:.0f} s for: {what}\n" + (
-            service.output()[-3000:] if service else "")
+            service.output()[-3000:] if service else ""
+        )
         time.sleep(0.2)
 
 
-def test_a_copy_of_a_learners_signed_photo_is_classified_but_shown_as_no_ones(kafka, models_dir, cat_photos, services,
-                                                                             tmp_path):
+def test_a_copy_of_a_learners_signed_photo_is_classified_but_shown_as_no_ones(
+    kafka, models_dir, cat_photos, services, tmp_path
+):
     """Anyone who reads the images topic can send Ada's signed photo again: it gets its verdicts, but the
     result names no one and says it is a replay (her results would list it twice otherwise)."""
     from confluent_kafka import Producer
@@ -775,8 +817,10 @@ def test_a_copy_of_a_learners_signed_photo_is_classified_but_shown_as_no_ones(ka
     first, copy = results[original.partition, original.offset], results[original.partition, original.offset + 1]
     assert first["learner"] == "Ada" and first["learner_verified"] and "replay" not in first
     assert copy["learner"] == "" and not copy["learner_verified"], copy
-    assert copy["replay"] == (f"replay: a copy of a record Ada signed, first read at "
-                              f"{kafka.images_topic}[{original.partition}]@{original.offset}")
+    assert copy["replay"] == (
+        f"replay: a copy of a record Ada signed, first read at "
+        f"{kafka.images_topic}[{original.partition}]@{original.offset}"
+    )
     assert copy["pretrained"]["label"] == first["pretrained"]["label"]
     assert service.stop() == 0
 
@@ -784,28 +828,39 @@ def test_a_copy_of_a_learners_signed_photo_is_classified_but_shown_as_no_ones(ka
 def test_a_learner_whose_rooms_kafka_is_away_is_told_so_not_to_start_a_local_broker(kafka):
     """During a restart of the room's Kafka the learner has nothing to start: the error names the room's
     broker and says what to do; on a laptop it still says how to start the embedded one."""
-    from catdog.kafka_io import KafkaUnavailable
+    from catdog.kafka.clients import KafkaUnavailable
 
     for bootstrap, learner_key, said in (
-            ("127.0.0.2:1", None, "cannot reach the room's Kafka at 127.0.0.2:1"),  # not this machine: a room's
-            (f"127.0.0.1:{free_port()}", "0" * 64, "cannot reach the room's Kafka at 127.0.0.1"),  # signing: a room
-            (f"127.0.0.1:{free_port()}", None, "start the local broker with `catdog broker start`")):
+        ("127.0.0.2:1", None, "cannot reach the room's Kafka at 127.0.0.2:1"),  # not this machine: a room's
+        (f"127.0.0.1:{free_port()}", "0" * 64, "cannot reach the room's Kafka at 127.0.0.1"),  # signing: a room
+        (f"127.0.0.1:{free_port()}", None, "start the local broker with `catdog broker start`"),
+    ):
         with pytest.raises(KafkaUnavailable) as raised:
             make_producer(replace(kafka, bootstrap_servers=bootstrap, learner_key=learner_key))
         assert said in str(raised.value), raised.value
-        assert ("catdog broker start" in str(raised.value)) == (learner_key is None and bootstrap.startswith("127.0.0.1"))
+        assert ("catdog broker start" in str(raised.value)) == (
+            learner_key is None and bootstrap.startswith("127.0.0.1")
+        )
 
 
 def test_readers_show_each_photo_once_when_the_classifier_published_it_twice():
     """At least once: a batch whose publish timed out while the broker went away can be classified again.
     The notebooks' list (mine_first) and `catdog results` (once_each) show each photo's first result only."""
-    from catdog.kafka_io import mine_first, once_each
+    from catdog.kafka.results import mine_first, once_each
 
     def result(offset: int, at: str, learner: str = "Ada") -> dict:
-        return {"source": {"topic": "images", "partition": 0, "offset": offset}, "classified_at": at, "learner": learner}
+        return {
+            "source": {"topic": "images", "partition": 0, "offset": offset},
+            "classified_at": at,
+            "learner": learner,
+        }
 
-    results = [result(1, "2026-12-07T10:00:01"), result(2, "2026-12-07T10:00:02"), result(1, "2026-12-07T10:00:09"),
-               result(3, "2026-12-07T10:00:03", "Bob")]
+    results = [
+        result(1, "2026-12-07T10:00:01"),
+        result(2, "2026-12-07T10:00:02"),
+        result(1, "2026-12-07T10:00:09"),
+        result(3, "2026-12-07T10:00:03", "Bob"),
+    ]
     assert [r["source"]["offset"] for r in once_each(results)] == [1, 2, 3]
     shown = mine_first(results, "Ada")
     assert [(r["source"]["offset"], r["classified_at"][-2:]) for r in shown] == [(2, "02"), (1, "01"), (3, "03")]

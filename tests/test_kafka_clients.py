@@ -18,11 +18,11 @@ from dataclasses import replace
 import confluent_kafka
 from PIL import Image
 
-from catdog.kafka_io import ensure_topics, header_text
+from catdog.kafka.clients import ensure_topics
+from catdog.kafka.records import header_text
 from conftest import kafka_env
 from processes import start_service
 from test_kafka import MESSAGES, collect, frozen
-
 
 SEED = 20261121  # a failure reproduces with the same records
 RECORDS_PER_CODEC = 30
@@ -50,12 +50,14 @@ def photo_values(photos, rng: random.Random) -> list[bytes]:
 
 
 def random_key(rng: random.Random) -> bytes | None:
-    return rng.choice((
-        None,
-        f"photo-{rng.randrange(10_000)}".encode(),
-        bytes(rng.randrange(256) for _ in range(rng.randrange(1, 24))),  # binary: Avro ids, hashes
-        b"\xff\xfe\x00binary",
-    ))
+    return rng.choice(
+        (
+            None,
+            f"photo-{rng.randrange(10_000)}".encode(),
+            bytes(rng.randrange(256) for _ in range(rng.randrange(1, 24))),  # binary: Avro ids, hashes
+            b"\xff\xfe\x00binary",
+        )
+    )
 
 
 def random_headers(rng: random.Random, filename: str) -> list[tuple[str, bytes | None]] | None:
@@ -67,17 +69,25 @@ def random_headers(rng: random.Random, filename: str) -> list[tuple[str, bytes |
     if choice == 2:
         return [("filename", None), ("content-type", None)]  # null values are legal in Kafka
     if choice == 3:
-        return [("filename", b"\xff\xfe\x80 not utf-8"), ("trace", bytes(rng.randrange(256) for _ in range(8))),
-                ("learner", b"\xff<img src=x onerror=alert(1)>" + b"x" * 80)]
+        return [
+            ("filename", b"\xff\xfe\x80 not utf-8"),
+            ("trace", bytes(rng.randrange(256) for _ in range(8))),
+            ("learner", b"\xff<img src=x onerror=alert(1)>" + b"x" * 80),
+        ]
     return [("filename", filename.encode()), ("filename", b"second.jpg"), ("x", b""), ("error", b"spoofed")]
 
 
 def produce(records: list[dict], bootstrap: str, topic: str, codec: str) -> None:
     """Send ``records`` with one librdkafka producer; fill in each one's partition and offset."""
-    producer = confluent_kafka.Producer({
-        "bootstrap.servers": bootstrap, "compression.type": codec, "linger.ms": 20,
-        "message.max.bytes": 4 << 20, "enable.idempotence": False,
-    })
+    producer = confluent_kafka.Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "compression.type": codec,
+            "linger.ms": 20,
+            "message.max.bytes": 4 << 20,
+            "enable.idempotence": False,
+        }
+    )
     failures = []
 
     def delivered(error, message, record):
@@ -87,8 +97,13 @@ def produce(records: list[dict], bootstrap: str, topic: str, codec: str) -> None
             record["partition"], record["offset"] = message.partition(), message.offset()
 
     for record in records:
-        producer.produce(topic, value=record["value"], key=record["key"], headers=record["headers"],
-                         on_delivery=lambda error, message, record=record: delivered(error, message, record))
+        producer.produce(
+            topic,
+            value=record["value"],
+            key=record["key"],
+            headers=record["headers"],
+            on_delivery=lambda error, message, record=record: delivered(error, message, record),
+        )
         producer.poll(0)
     assert producer.flush(60) == 0 and not failures, failures
 
@@ -102,15 +117,17 @@ def rss_mb(pid: int) -> float:
 
 
 def test_any_record_a_client_can_produce_ends_as_one_result_or_one_dead_letter(
-        kafka, models_dir, cat_photos, dog_photos, services, tmp_path):
+    kafka, models_dir, cat_photos, dog_photos, services, tmp_path
+):
     rng = random.Random(SEED)
     kafka = replace(kafka, max_image_bytes=MAX_IMAGE_BYTES)
     ensure_topics(kafka, partitions=3)
     good = photo_values(rng.sample(cat_photos[200:300], 12) + rng.sample(dog_photos[200:300], 12), rng)
     base = good[0]
     bad_kinds = [(kind, make, reason) for kind, (make, reason) in MESSAGES.items() if reason]
-    service = start_service(services, kafka, models_dir, tmp_path, extra_env={
-        "CATDOG_MAX_IMAGE_BYTES": str(MAX_IMAGE_BYTES)})
+    service = start_service(
+        services, kafka, models_dir, tmp_path, extra_env={"CATDOG_MAX_IMAGE_BYTES": str(MAX_IMAGE_BYTES)}
+    )
 
     sent: list[dict] = []
     memory = []
@@ -123,8 +140,15 @@ def test_any_record_a_client_can_produce_ends_as_one_result_or_one_dead_letter(
                 kind, make, reason = rng.choice(bad_kinds)
                 value = make(base)
             filename = f"{codec}-{number}.img"
-            batch.append({"codec": codec, "value": value, "reason": reason, "key": random_key(rng),
-                          "headers": random_headers(rng, filename)})
+            batch.append(
+                {
+                    "codec": codec,
+                    "value": value,
+                    "reason": reason,
+                    "key": random_key(rng),
+                    "headers": random_headers(rng, filename),
+                }
+            )
         produce(batch, kafka.bootstrap_servers, kafka.images_topic, codec)
         sent += batch
         time.sleep(rng.random())  # sometimes the service takes a codec's records in several batches
@@ -147,14 +171,17 @@ def test_any_record_a_client_can_produce_ends_as_one_result_or_one_dead_letter(
     for record in dead:
         headers = dict(record.headers)  # our own headers come last, after the sender's
         ends.setdefault((int(headers["source-partition"]), int(headers["source-offset"])), []).append(
-            "dead letter: " + headers["error-class"].decode())
+            "dead letter: " + headers["error-class"].decode()
+        )
     wrong = []
     for record in sent:
         where = (record["partition"], record["offset"])
         want = "result" if record["reason"] is None else f"dead letter: {record['reason']}"
         if ends.get(where) != [want]:
-            wrong.append(f"{record['codec']} key={record['key']!r} headers={record['headers']!r} "
-                         f"value={len(record['value'])} B at {where}: wanted [{want}], got {ends.get(where)}")
+            wrong.append(
+                f"{record['codec']} key={record['key']!r} headers={record['headers']!r} "
+                f"value={len(record['value'])} B at {where}: wanted [{want}], got {ends.get(where)}"
+            )
     assert not wrong, f"{len(wrong)} of {len(sent)} records (seed {SEED}):\n" + "\n".join(wrong[:20])
     assert len(results) == expected_results and len(dead) == len(sent) - expected_results
     # Who sent it: any client's learner header, as text (bytes that are not UTF-8 replaced), cut to 64.
@@ -175,18 +202,20 @@ def test_any_record_a_client_can_produce_ends_as_one_result_or_one_dead_letter(
             else:
                 assert letter.value == record["value"]
             # The sender's headers first, as sent (null, which our client cannot write, as empty).
-            assert letter.headers[:len(record["headers"] or [])] == [
-                (name, value or b"") for name, value in record["headers"] or []]
+            assert letter.headers[: len(record["headers"] or [])] == [
+                (name, value or b"") for name, value in record["headers"] or []
+            ]
     # Memory stays flat once warm: the last cycle's peak against the one before (a leak raises every
     # cycle's peak; single readings swing by tens of MB as the allocator returns pools).
-    cycles = [memory[i * len(CODECS):(i + 1) * len(CODECS)] for i in range(CYCLES)]
+    cycles = [memory[i * len(CODECS) : (i + 1) * len(CODECS)] for i in range(CYCLES)]
     assert max(cycles[-1]) - max(cycles[-2]) < MEMORY_GROWTH_LIMIT_MB, f"RSS (MB) after each codec's records: {memory}"
     assert service.get("/readyz")[0] == 200
     assert service.stop() == 0
 
 
 def test_a_batch_that_cannot_be_read_is_logged_counted_and_fails_readiness(
-        kafka, models_dir, dog_photos, monkeypatch, caplog):
+    kafka, models_dir, dog_photos, monkeypatch, caplog
+):
     """A codec the service lacks (here zstd, as without the zstandard package): the partition cannot move,
     and the service says so where people look (log line with the position, a metric, readiness), then
     reads it as soon as it can."""
@@ -222,25 +251,55 @@ def test_a_batch_that_cannot_be_read_is_logged_counted_and_fails_readiness(
 
 def test_readers_skip_or_show_foreign_records_with_a_reason(kafka, tmp_path):
     """`catdog results` (both topics) and the notebook's readers, on topics other clients wrote to."""
-    from catdog.kafka_io import iter_dead_letters, iter_predictions, make_consumer
+    from catdog.kafka.clients import make_consumer
+    from catdog.kafka.results import iter_dead_letters, iter_predictions
 
     ensure_topics(kafka)
-    ours = {"key": "abc", "source": {"topic": kafka.images_topic, "partition": 0, "offset": 7}, "filename": "cat.jpg",
-            "quick": {"label": "cat", "p_dog": 0.1, "inference_ms": 1.0},
-            "pretrained": {"label": "cat", "p_dog": 0.02, "inference_ms": 9.0}, "agree": True}
-    produce([{"value": value, "key": key, "headers": None} for value, key in (
-        (b"\x00\x01 not json", b"\xff\xfe"), (b"[1, 2, 3]", None), (b'{"hello": "world"}', b"k"),
-        (None, None), (json.dumps(ours).encode(), b"\xff\x00binary"),
-    )], kafka.bootstrap_servers, kafka.predictions_topic, "lz4")
-    produce([
-        {"value": b"x", "key": b"\xff\xfe", "headers": [("error-class", None), ("source-partition", b"\xff"),
-                                                         ("filename", b"\xff\xfe")]},
-        {"value": None, "key": None, "headers": None},
-    ], kafka.bootstrap_servers, kafka.dlq_topic, "snappy")
+    ours = {
+        "key": "abc",
+        "source": {"topic": kafka.images_topic, "partition": 0, "offset": 7},
+        "filename": "cat.jpg",
+        "quick": {"label": "cat", "p_dog": 0.1, "inference_ms": 1.0},
+        "pretrained": {"label": "cat", "p_dog": 0.02, "inference_ms": 9.0},
+        "agree": True,
+    }
+    produce(
+        [
+            {"value": value, "key": key, "headers": None}
+            for value, key in (
+                (b"\x00\x01 not json", b"\xff\xfe"),
+                (b"[1, 2, 3]", None),
+                (b'{"hello": "world"}', b"k"),
+                (None, None),
+                (json.dumps(ours).encode(), b"\xff\x00binary"),
+            )
+        ],
+        kafka.bootstrap_servers,
+        kafka.predictions_topic,
+        "lz4",
+    )
+    produce(
+        [
+            {
+                "value": b"x",
+                "key": b"\xff\xfe",
+                "headers": [("error-class", None), ("source-partition", b"\xff"), ("filename", b"\xff\xfe")],
+            },
+            {"value": None, "key": None, "headers": None},
+        ],
+        kafka.bootstrap_servers,
+        kafka.dlq_topic,
+        "snappy",
+    )
     env = {**os.environ, **kafka_env(kafka)}
 
-    table = subprocess.run([sys.executable, "-m", "catdog.cli", "results", "--timeout", "3"], env=env,
-                           capture_output=True, text=True, timeout=120)
+    table = subprocess.run(
+        [sys.executable, "-m", "catdog.cli", "results", "--timeout", "3"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert table.returncode == 0 and "Traceback" not in table.stderr, table.stderr
     assert "cat.jpg" in table.stdout and len(table.stdout.splitlines()) == 2  # header + our one result
     skipped = [line for line in table.stderr.splitlines() if line.startswith("skipped ")]
@@ -248,8 +307,13 @@ def test_readers_skip_or_show_foreign_records_with_a_reason(kafka, tmp_path):
     assert "not JSON" in skipped[0] and "not an object" in skipped[1] and "no source" in skipped[2]
     assert "no value" in skipped[3]
 
-    letters = subprocess.run([sys.executable, "-m", "catdog.cli", "results", "--dead-letters", "--json",
-                              "--timeout", "3"], env=env, capture_output=True, text=True, timeout=120)
+    letters = subprocess.run(
+        [sys.executable, "-m", "catdog.cli", "results", "--dead-letters", "--json", "--timeout", "3"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert letters.returncode == 0 and "Traceback" not in letters.stderr, letters.stderr
     rows = [json.loads(line) for line in letters.stdout.splitlines()]
     assert [row["error-class"] for row in rows] == ["unknown", "unknown"]
@@ -270,7 +334,8 @@ def test_a_broker_that_stops_answering_is_one_line_and_a_non_zero_exit(kafka, br
     env = {**os.environ, **kafka_env(kafka)}
     with frozen(broker):
         for verb in (["results", "--timeout", "3"], ["send", str(cat_photos[0])]):
-            done = subprocess.run([sys.executable, "-m", "catdog.cli", *verb], env=env, capture_output=True,
-                                  text=True, timeout=120)
+            done = subprocess.run(
+                [sys.executable, "-m", "catdog.cli", *verb], env=env, capture_output=True, text=True, timeout=120
+            )
             assert done.returncode != 0 and "Traceback" not in done.stderr, done.stderr
             assert done.stderr.strip().count("\n") == 0 and done.stderr.startswith("catdog: error:"), done.stderr

@@ -24,11 +24,19 @@ from pathlib import Path
 import pytest
 
 from browser import (
-    LAB_SIZES, NOTEBOOKS, browser_session, open_wall, problems, run_notebook, send_from_phone, walk_lab, wait_for,
-    wall_card, wall_problems,
+    LAB_SIZES,
+    NOTEBOOKS,
+    browser_session,
+    open_wall,
+    problems,
+    run_notebook,
+    send_from_phone,
+    wait_for,
+    walk_lab,
+    wall_card,
+    wall_problems,
 )
 from conftest import REPO, SHARED, free_port
-
 
 # Longer than the suite's default timeout: every notebook run in the browser.
 pytestmark = pytest.mark.timeout(2400)
@@ -39,8 +47,16 @@ ARTIFACTS = Path(os.environ.get("CATDOG_ARTIFACTS") or REPO / "test-artifacts") 
 
 def lab_copy(destination: Path) -> Path:
     """This checkout as a fresh clone would have it (tracked and new files, nothing ignored), in git."""
-    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO,
-                            capture_output=True, check=True).stdout.decode().split("\0")
+    listed = (
+        subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=REPO,
+            capture_output=True,
+            check=True,
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     for name in filter(None, listed):
         source = REPO / name
         if source.is_file():
@@ -60,18 +76,41 @@ def lab(tmp_path_factory):
     venv = Path(sys.prefix)  # the virtualenv running these tests: make sees it up to date
     log = tmp_path_factory.mktemp("lab-log") / "make-lab.log"
     port = free_port()
-    make = ["make", "-o", f"{venv}/bin/catdog", "lab", f"VENV={venv}", f"LAB_PORT={port}",
-            "PRETRAINED_PER_CLASS=40", "QUICK_EPOCHS=2", "LAB_ARGS=--LabApp.expose_app_in_browser=True",
-            f"SHARED={SHARED}"]
+    make = [
+        "make",
+        "-o",
+        f"{venv}/bin/catdog",
+        "lab",
+        f"VENV={venv}",
+        f"LAB_PORT={port}",
+        "PRETRAINED_PER_CLASS=40",
+        "QUICK_EPOCHS=2",
+        "LAB_ARGS=--LabApp.expose_app_in_browser=True",
+        f"SHARED={SHARED}",
+    ]
     kafka_port, metrics_port, wall_port = free_port(), free_port(), free_port()
-    env = {**os.environ, **LAB_SIZES, "CATDOG_LAB_KAFKA_PORT": str(kafka_port),
-           "CATDOG_METRICS_PORT": str(metrics_port), "CATDOG_WALL_PORT": str(wall_port), "PYTHONUNBUFFERED": "1"}
-    for name in ("CATDOG_DATA_DIR", "CATDOG_MODELS_DIR", "CATDOG_LAB_DIR", "JUPYTER_TOKEN", "CATDOG_ROOM_CODE",
-                 "CATDOG_WALL_URL"):
+    env = {
+        **os.environ,
+        **LAB_SIZES,
+        "CATDOG_LAB_KAFKA_PORT": str(kafka_port),
+        "CATDOG_METRICS_PORT": str(metrics_port),
+        "CATDOG_WALL_PORT": str(wall_port),
+        "PYTHONUNBUFFERED": "1",
+    }
+    for name in (
+        "CATDOG_DATA_DIR",
+        "CATDOG_MODELS_DIR",
+        "CATDOG_LAB_DIR",
+        "JUPYTER_TOKEN",
+        "CATDOG_ROOM_CODE",
+        "CATDOG_WALL_URL",
+    ):
         env.pop(name, None)  # the learner's defaults, not a test's
     with open(log, "wb") as stream:
-        process = subprocess.Popen(make, cwd=copy, env=env, stdout=stream, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
+        process = subprocess.Popen(
+            make, cwd=copy, env=env, stdout=stream, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
     def answering() -> str | None:
         """The printed URL, once the server behind it answers its API with the token."""
         found = re.search(r"JupyterLab: (http://\S+\?token=(\S+))", log.read_text(errors="replace"))
@@ -92,9 +131,18 @@ def lab(tmp_path_factory):
     wall = re.search(r"Wall: (http://\S+)/#code=(\S+)", log.read_text(errors="replace"))
     moderator = re.search(r"Moderator: (http://\S+/moderate#key=\S+)", log.read_text(errors="replace"))
     assert wall and moderator, log.read_text(errors="replace")[-3000:]
-    yield {"url": url, "wall": wall.group(1), "room_code": wall.group(2), "moderator": moderator.group(1), "copy": copy,
-           "log": log, "process": process, "bootstrap": f"127.0.0.1:{kafka_port}",
-           "metrics_url": f"http://127.0.0.1:{metrics_port}/metrics", "env": env}
+    yield {
+        "url": url,
+        "wall": wall.group(1),
+        "room_code": wall.group(2),
+        "moderator": moderator.group(1),
+        "copy": copy,
+        "log": log,
+        "process": process,
+        "bootstrap": f"127.0.0.1:{kafka_port}",
+        "metrics_url": f"http://127.0.0.1:{metrics_port}/metrics",
+        "env": env,
+    }
     if process.poll() is None:
         os.killpg(process.pid, signal.SIGTERM)  # as Ctrl+C or a closing terminal would
         try:
@@ -131,28 +179,45 @@ def test_learners_at_once_each_get_their_own_result_first(lab, tmp_path):
         for name in ROOM:
             home, port, token = tmp_path / name, free_port(), secrets.token_hex(16)
             home.mkdir()
-            env = {**lab["env"], "HOME": str(home), "CATDOG_BAKED_LAB": str(lab["copy"]), "JUPYTER_TOKEN": token,
-                   "JUPYTER_PORT": str(port), "CATDOG_LEARNER": name, "KAFKA_BOOTSTRAP_SERVERS": lab["bootstrap"],
-                   "CATDOG_METRICS_URL": lab["metrics_url"], "PATH": f"{Path(sys.prefix) / 'bin'}{os.pathsep}{os.environ['PATH']}",
-                   # what the image sets to its baked photos and weights (the Makefile's, from ../shared)
-                   "CATDOG_DATA_SOURCE": str(SHARED / "datasets" / "ocp-lab"),
-                   "CATDOG_EVAL_SOURCE": str(SHARED / "datasets" / "kaggle-dev"),
-                   "CATDOG_WEIGHTS_DIR": str(SHARED / "models" / "imagenet")}
+            env = {
+                **lab["env"],
+                "HOME": str(home),
+                "CATDOG_BAKED_LAB": str(lab["copy"]),
+                "JUPYTER_TOKEN": token,
+                "JUPYTER_PORT": str(port),
+                "CATDOG_LEARNER": name,
+                "KAFKA_BOOTSTRAP_SERVERS": lab["bootstrap"],
+                "CATDOG_METRICS_URL": lab["metrics_url"],
+                "PATH": f"{Path(sys.prefix) / 'bin'}{os.pathsep}{os.environ['PATH']}",
+                # what the image sets to its baked photos and weights (the Makefile's, from ../shared)
+                "CATDOG_DATA_SOURCE": str(SHARED / "datasets" / "ocp-lab"),
+                "CATDOG_EVAL_SOURCE": str(SHARED / "datasets" / "kaggle-dev"),
+                "CATDOG_WEIGHTS_DIR": str(SHARED / "models" / "imagenet"),
+            }
             for unset in ("CATDOG_LAB_DIR", "CATDOG_DATA_DIR", "CATDOG_MODELS_DIR"):
                 env.pop(unset, None)
             # One option a line, as OpenShift AI passes its own: loopback only, the page's app exposed to
             # the test, the lab's JupyterLab settings (no news prompt, as the image installs them).
-            env["NOTEBOOK_ARGS"] = "\n".join(["--ip=127.0.0.1", "--LabApp.expose_app_in_browser=True",
-                                               f"--LabApp.app_settings_dir={lab['copy'] / 'scripts' / 'jupyterlab'}"])
-            command = ["bash", str(lab["copy"] / "scripts" / "start-notebook.sh"),
-                       *(["--allow-root"] if os.getuid() == 0 else [])]
+            env["NOTEBOOK_ARGS"] = "\n".join(
+                [
+                    "--ip=127.0.0.1",
+                    "--LabApp.expose_app_in_browser=True",
+                    f"--LabApp.app_settings_dir={lab['copy'] / 'scripts' / 'jupyterlab'}",
+                ]
+            )
+            command = [
+                "bash",
+                str(lab["copy"] / "scripts" / "start-notebook.sh"),
+                *(["--allow-root"] if os.getuid() == 0 else []),
+            ]
             log = open(tmp_path / f"{name}.log", "wb")
             process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
             started.append((name, f"http://127.0.0.1:{port}/lab?token={token}", process, home))
         for name, url, process, _ in started:
             status = url.replace("/lab?", "/api/status?")
-            assert wait_for(lambda: process.poll() is None and _answers(status), 120), \
-                (tmp_path / f"{name}.log").read_text()[-3000:]
+            assert wait_for(lambda process=process, status=status: process.poll() is None and _answers(status), 120), (
+                tmp_path / f"{name}.log"
+            ).read_text()[-3000:]
 
         states: dict[str, dict] = {}
 
@@ -179,9 +244,14 @@ def test_learners_at_once_each_get_their_own_result_first(lab, tmp_path):
         # `make lab` runs a challenge: both learners' submissions from the notebook are on the projector's board.
         with browser_session() as projector:
             open_wall(projector, lab["wall"], lab["room_code"])
-            board = wait_for(lambda: (lambda rows: rows if set(ROOM) <= {r.split()[0] for r in rows} else None)(
-                projector.execute_script("return [...document.querySelectorAll('#leaders li')].map(li => li.textContent)")),
-                60)
+            board = wait_for(
+                lambda: (lambda rows: rows if set(ROOM) <= {r.split()[0] for r in rows} else None)(
+                    projector.execute_script(
+                        "return [...document.querySelectorAll('#leaders li')].map(li => li.textContent)"
+                    )
+                ),
+                60,
+            )
             assert board and any(row.startswith("pretrained model") for row in board), board
             projector.save_screenshot(str(ARTIFACTS / "room" / "wall-leaderboard.png"))
     finally:
@@ -212,8 +282,10 @@ def test_phones_and_the_projector_meet_on_the_wall(lab, tmp_path, cat_photos):
     from selenium.common.exceptions import NoAlertPresentException
     from selenium.webdriver.common.by import By
 
-    from catdog.kafka_io import LEARNER_HEADER, image_key, make_consumer
     from catdog.config import load_settings
+    from catdog.kafka.clients import make_consumer
+    from catdog.kafka.photos import image_key
+    from catdog.kafka.records import LEARNER_HEADER
 
     kafka = load_settings({"KAFKA_BOOTSTRAP_SERVERS": lab["bootstrap"]}).kafka
     consumer = make_consumer(kafka)
@@ -272,14 +344,23 @@ def test_phones_and_the_projector_meet_on_the_wall(lab, tmp_path, cat_photos):
 
         hostile, who = "<img src=x onerror=alert(1)>.jpg", "<script>alert(2)</script>Mallory"
         producer = Producer({"bootstrap.servers": lab["bootstrap"]})
-        producer.produce(kafka.images_topic, cat_photos[-2].read_bytes(), key=image_key(cat_photos[-2].read_bytes()),
-                         headers=[("filename", hostile.encode()), ("learner", who.encode())])
+        producer.produce(
+            kafka.images_topic,
+            cat_photos[-2].read_bytes(),
+            key=image_key(cat_photos[-2].read_bytes()),
+            headers=[("filename", hostile.encode()), ("learner", who.encode())],
+        )
         producer.flush(10)
         card = wall_card(projector, who, timeout=60)
         assert card and card["filename"] == hostile, card
-        assert projector.execute_script("return document.querySelectorAll('#cards img:not(.thumb), script:not([src])').length") == 0
+        assert (
+            projector.execute_script(
+                "return document.querySelectorAll('#cards img:not(.thumb), script:not([src])').length"
+            )
+            == 0
+        )
         try:
-            projector.switch_to.alert
+            _ = projector.switch_to.alert  # raises when no alert is open
             pytest.fail("a sender's text ran as a script on the wall")
         except NoAlertPresentException:
             pass
@@ -296,7 +377,7 @@ def test_the_moderator_takes_a_photo_off_the_projector_within_a_second(lab, cat_
     from selenium.webdriver.common.by import By
 
     from catdog.config import load_settings
-    from catdog.kafka_io import image_key
+    from catdog.kafka.photos import image_key
 
     kafka = load_settings({"KAFKA_BOOTSTRAP_SERVERS": lab["bootstrap"]}).kafka
     prank = cat_photos[-3].read_bytes()
@@ -308,7 +389,10 @@ def test_the_moderator_takes_a_photo_off_the_projector_within_a_second(lab, cat_
         open_wall(projector, lab["wall"], lab["room_code"])
         assert wall_card(projector, "Prankster", timeout=60), projector.page_source[-2000:]
         desk.get(lab["moderator"])
-        hide = "return [...document.querySelectorAll('#cards .card')].find(c => c.querySelector('.learner').textContent === 'Prankster')"
+        hide = (
+            "return [...document.querySelectorAll('#cards .card')]"
+            ".find(c => c.querySelector('.learner').textContent === 'Prankster')"
+        )
         card = wait_for(lambda: desk.execute_script(hide), 30, interval=0.3)
         assert card, desk.page_source[-2000:]
         assert "key=" not in desk.current_url
@@ -331,6 +415,7 @@ def test_the_walk_leaves_nothing_for_git(lab, driver):
     assert not (copy / "notebooks" / "data").exists() and not (copy / "notebooks" / "models").exists()
     assert (copy / "models" / "quick.keras").is_file() and (copy / "data" / "evaluation").is_dir()
     # The notebooks were saved after running (see run_notebook); the lessons stay as git has them.
-    status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=copy,
-                            capture_output=True, text=True, check=True).stdout
+    status = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=all"], cwd=copy, capture_output=True, text=True, check=True
+    ).stdout
     assert status == "", f"make lab left files for git:\n{status}"

@@ -13,9 +13,9 @@ from dataclasses import replace
 import pytest
 
 from catdog import monitoring, plots
-from catdog.kafka_io import (
-    collect_predictions, ensure_topics, fetch_images, find_prediction, latest_predictions, make_producer, make_reader, send_image,
-)
+from catdog.kafka.clients import ensure_topics, make_producer, make_reader
+from catdog.kafka.photos import fetch_images, send_image
+from catdog.kafka.results import collect_predictions, find_prediction, latest_predictions
 from conftest import kafka_env
 from processes import start_service
 
@@ -26,8 +26,10 @@ def shared_topic(kafka, cat_photos, dog_photos):
     kafka = replace(kafka, batch_size=4, learner="Ada")
     ensure_topics(kafka, partitions=3)
     producer = make_producer(kafka)
-    history = [send_image(producer, replace(kafka, learner=f"learner {index}"), photo.read_bytes(), photo.name)
-               for index, photo in enumerate(cat_photos[200:203] + dog_photos[200:203])]
+    history = [
+        send_image(producer, replace(kafka, learner=f"learner {index}"), photo.read_bytes(), photo.name)
+        for index, photo in enumerate(cat_photos[200:203] + dog_photos[200:203])
+    ]
     time.sleep(0.01)  # my photo comes later than theirs, on the broker's clock too
     yield kafka, producer, history
     producer.close()
@@ -62,8 +64,9 @@ def test_the_next_image_is_the_one_i_sent_then_it_says_nothing_came(shared_topic
     other_kernel.close()
 
 
-def test_the_service_result_shown_is_for_my_photo_then_mine_first(shared_topic, cat_photos, models_dir, services,
-                                                                  tmp_path):
+def test_the_service_result_shown_is_for_my_photo_then_mine_first(
+    shared_topic, cat_photos, models_dir, services, tmp_path
+):
     """In a room every learner's results share the topic: each photo carries its sender's name, its result
     repeats it, and a learner's listing shows their own photos first, however many came after."""
     kafka, producer, history = shared_topic
@@ -78,17 +81,25 @@ def test_the_service_result_shown_is_for_my_photo_then_mine_first(shared_topic, 
     stamps = [r["classified_at"] for r in recent]
     assert stamps == sorted(stamps, reverse=True)
     # Others send after me: the newest are theirs, my listing still starts with mine.
-    later = [send_image(producer, replace(kafka, learner="Bo"), photo.read_bytes(), photo.name)
-             for photo in cat_photos[301:304]]
+    later = [
+        send_image(producer, replace(kafka, learner="Bo"), photo.read_bytes(), photo.name)
+        for photo in cat_photos[301:304]
+    ]
     assert len(collect_predictions(kafka, later, timeout=90)) == 3
     assert [r["learner"] for r in latest_predictions(kafka, count=3)] == ["Bo"] * 3
     assert [r["learner"] for r in latest_predictions(kafka, count=3, learner="Ada")] == ["Ada", "Bo", "Bo"]
     # `catdog results --learner` lists only that learner's.
-    listed = subprocess.run([sys.executable, "-m", "catdog.cli", "results", "--learner", "Bo", "--json", "--timeout", "3"],
-                            env={**os.environ, **kafka_env(kafka)}, capture_output=True, text=True, timeout=120)
+    listed = subprocess.run(
+        [sys.executable, "-m", "catdog.cli", "results", "--learner", "Bo", "--json", "--timeout", "3"],
+        env={**os.environ, **kafka_env(kafka)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert listed.returncode == 0, listed.stderr
-    assert sorted(json.loads(line)["filename"] for line in listed.stdout.splitlines()) == \
-        sorted(sent.filename for sent in later)
+    assert sorted(json.loads(line)["filename"] for line in listed.stdout.splitlines()) == sorted(
+        sent.filename for sent in later
+    )
 
 
 def test_drift_is_measured_from_every_replicas_results(kafka, lab_data, models_dir, services, tmp_path):

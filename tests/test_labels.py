@@ -14,15 +14,17 @@ from pathlib import Path
 
 from confluent_kafka import Producer
 
-from catdog.kafka_io import ensure_topics, image_key
+from catdog.kafka.clients import ensure_topics
+from catdog.kafka.photos import image_key
 from catdog.labels import record_ranges
 from conftest import kafka_env
 
 CATDOG = Path(sys.prefix) / "bin" / "catdog"
 
 
-def test_labelled_photos_on_kafka_are_a_training_source_and_foreign_records_are_skipped(kafka, tmp_path, cat_photos,
-                                                                                          dog_photos):
+def test_labelled_photos_on_kafka_are_a_training_source_and_foreign_records_are_skipped(
+    kafka, tmp_path, cat_photos, dog_photos
+):
     ensure_topics(kafka)
     env = {**os.environ, **kafka_env(kafka), "CATDOG_LEARNER": "Ada"}
     folders = {}
@@ -56,20 +58,40 @@ def test_labelled_photos_on_kafka_are_a_training_source_and_foreign_records_are_
     producer.flush(10)
 
     out = tmp_path / "prepared"
-    prepared = subprocess.run([CATDOG, "data", "prepare", "--source", f"kafka:{kafka.feedback_topic}", "--per-class", "10",
-                               "--out", str(out), "--no-progress"], env=env, capture_output=True, text=True)
+    prepared = subprocess.run(
+        [
+            CATDOG,
+            "data",
+            "prepare",
+            "--source",
+            f"kafka:{kafka.feedback_topic}",
+            "--per-class",
+            "10",
+            "--out",
+            str(out),
+            "--no-progress",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert prepared.returncode == 0, prepared.stderr
     with open(out / "manifest.csv") as stream:
         rows = list(csv.DictReader(stream))
     by_class = {label: sorted(row["source"] for row in rows if row["class"] == label) for label in ("cat", "dog")}
     assert len(by_class["cat"]) == 4 and len(by_class["dog"]) == 5, prepared.stdout  # 4 + 4, the correction a dog
-    assert all(name.startswith(f"{row}/kafka-{kafka.images_topic}-p0-o") for row, names in by_class.items() for name in names)
+    assert all(
+        name.startswith(f"{row}/kafka-{kafka.images_topic}-p0-o") for row, names in by_class.items() for name in names
+    )
     with open(out / "skipped.csv") as stream:
         skipped = {(row["reason"], row["detail"]) for row in csv.DictReader(stream)}
     reasons = sorted(reason for reason, _ in skipped)
     assert reasons.count("not-a-label") == 5 and reasons.count("no-image") == 1 and reasons.count("duplicate") == 1
     assert {detail for reason, detail in skipped if reason == "not-a-label"} >= {
-        "no key (the image's key)", "label 'horse' is neither cat nor dog", "a binary key, not an image's key"}
+        "no key (the image's key)",
+        "label 'horse' is neither cat nor dog",
+        "a binary key, not an image's key",
+    }
 
     # A model's card names exactly the records its photos came from, as offset runs.
     ranges = record_ranges([row["source"] for row in rows])
@@ -88,7 +110,8 @@ def test_a_vote_sent_again_after_its_voter_corrected_it_counts_for_no_one(kafka,
     from dataclasses import replace
 
     from catdog.identity import new_key
-    from catdog.kafka_io import make_consumer, make_producer, send_image
+    from catdog.kafka.clients import make_consumer, make_producer
+    from catdog.kafka.photos import send_image
     from catdog.labels import label_image, read_labelled
 
     ensure_topics(kafka)
@@ -115,5 +138,6 @@ def test_a_vote_sent_again_after_its_voter_corrected_it_counts_for_no_one(kafka,
     [photo] = labelled
     assert photo.votes == {"learner:Ada": "dog"}
     [(where, _, reason, detail)] = skipped
-    assert reason == "replay" and detail.startswith(f"replay: a copy of a record Ada signed, first read at "
-                                                    f"{kafka.feedback_topic}[0]@{slip.offset}"), detail
+    assert reason == "replay" and detail.startswith(
+        f"replay: a copy of a record Ada signed, first read at {kafka.feedback_topic}[0]@{slip.offset}"
+    ), detail

@@ -5,8 +5,8 @@ below it (config at the bottom, the CLI at the top), units short enough to hold 
 from __future__ import annotations
 
 import ast
-import re
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -20,7 +20,7 @@ LAYERS = [
     {"catdog"},
     {"config"},
     {"threads", "images", "download", "metrics", "notebooks", "identity", "acls"},
-    {"registry", "broker", "kafka_io"},
+    {"registry", "broker", "kafka"},
     {"labels", "models"},
     {"data"},
     {"predict", "monitoring"},
@@ -46,8 +46,12 @@ def imported(path: Path) -> set[str]:
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "catdog":
             names = [f"{node.module}.{alias.name}" for alias in node.names]
-            modules = [name for name in names if (PACKAGE / f"{name.split('.', 1)[1].replace('.', '/')}.py").exists()
-                       or (PACKAGE / name.split(".", 1)[1].replace(".", "/")).is_dir()]
+            modules = [
+                name
+                for name in names
+                if (PACKAGE / f"{name.split('.', 1)[1].replace('.', '/')}.py").exists()
+                or (PACKAGE / name.split(".", 1)[1].replace(".", "/")).is_dir()
+            ]
             found |= set(modules) if node.module == "catdog" and modules else {node.module}
         elif isinstance(node, ast.Import):
             found |= {alias.name for alias in node.names if alias.name.split(".")[0] == "catdog"}
@@ -90,9 +94,11 @@ def test_no_unit_in_the_package_is_longer_than_a_reader_holds_in_their_head():
 
 def test_importing_catdog_reads_no_cgroup_and_starts_no_tensorflow():
     """`catdog --help` and the wall stay quick; the pools are sized when TensorFlow starts (test_threads)."""
-    script = ("import sys, os, catdog, catdog.config, catdog.cli; "
-              "print(sorted(m for m in ('catdog.threads', 'tensorflow', 'keras') if m in sys.modules), "
-              "os.environ.get('TF_NUM_INTRAOP_THREADS'))")
+    script = (
+        "import sys, os, catdog, catdog.config, catdog.cli; "
+        "print(sorted(m for m in ('catdog.threads', 'tensorflow', 'keras') if m in sys.modules), "
+        "os.environ.get('TF_NUM_INTRAOP_THREADS'))"
+    )
     env = {key: value for key, value in os.environ.items() if not key.startswith(("TF_NUM_", "OMP_NUM"))}
     result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
@@ -108,12 +114,18 @@ def test_the_readme_opens_with_its_contents_and_every_link_there_reaches_a_secti
     """An instructor's first screen: what the kit is, the room's picture, and where everything is."""
     readme = (REPO / "README.md").read_text()
     developers = (REPO / "DEVELOPERS.md").read_text()
-    anchors = {name: {slug(line.lstrip("#")) for line in text.splitlines() if line.startswith("#") and " " in line}
-               for name, text in (("", readme), ("DEVELOPERS.md", developers))}
+    anchors = {
+        name: {slug(line.lstrip("#")) for line in text.splitlines() if line.startswith("#") and " " in line}
+        for name, text in (("", readme), ("DEVELOPERS.md", developers))
+    }
     contents = readme.split("## Contents", 1)[1].split("\n## ", 1)[0]
     assert readme.index("```mermaid") < readme.index("\n## ") + 1 == readme.index("## Contents")  # the first section
-    assert readme.index("## Run a room (instructors)") < readme.index("## The lab (learners)") < readme.index(
-        "## One learner on a laptop") < readme.index("## Developing")
+    assert (
+        readme.index("## Run a room (instructors)")
+        < readme.index("## The lab (learners)")
+        < readme.index("## One learner on a laptop")
+        < readme.index("## Developing")
+    )
     links = re.findall(r"\]\((DEVELOPERS\.md)?#([^)]+)\)", readme)
     assert len(re.findall(r"\]\(#", contents)) >= 15
     missing = [f"{page}#{anchor}" for page, anchor in links if anchor not in anchors[page]]
@@ -124,6 +136,29 @@ def test_the_readme_opens_with_its_contents_and_every_link_there_reaches_a_secti
 def test_no_tracked_file_is_empty():
     """An empty file in git is a stray (the file `oom`, removed once, came back with a `git add -A`)."""
     tracked = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True, check=True).stdout
-    empty = [name for name in tracked.decode().split("\0") if name and (REPO / name).is_file()
-             and (REPO / name).stat().st_size == 0]
+    empty = [
+        name
+        for name in tracked.decode().split("\0")
+        if name and (REPO / name).is_file() and (REPO / name).stat().st_size == 0
+    ]
     assert not empty, f"empty files tracked by git: {empty}"
+
+
+def test_ruff_finds_nothing_to_fix_and_nothing_to_reformat():
+    """One style, checked: `ruff check` (pyflakes, pycodestyle, isort, bugbear, pyupgrade; every exception a
+    `noqa` with its reason) and `ruff format --check`, as configured in pyproject.toml."""
+    ruff = Path(sys.executable).with_name("ruff")
+    for command in (["check", "--no-cache", "."], ["format", "--check", "--no-cache", "."]):
+        result = subprocess.run([str(ruff), *command], cwd=REPO, capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, f"ruff {' '.join(command)}:\n{result.stdout}{result.stderr}"
+
+
+def test_every_noqa_names_its_code_and_says_why():
+    """An exception to the linter is made where it is needed and explains itself (noqa, its code, a dash, why)."""
+    bare = []
+    for path in [*REPO.glob("src/**/*.py"), *REPO.glob("tests/**/*.py"), *REPO.glob("benchmarks/*.py")]:
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            found = re.search(r"#\s*(ruff: )?noqa\b(.*)", line)
+            if found and not re.match(r":\s*[A-Z]+\d+(,\s*[A-Z]+\d+)*\s*(-|\()\s*\S", found.group(2)):
+                bare.append(f"{path.relative_to(REPO)}:{number}: {line.strip()}")
+    assert not bare, "\n".join(bare)

@@ -32,8 +32,9 @@ def test_every_pin_is_locked_at_its_version_with_hashes():
     assert len(runtime) > 100  # the transitive packages too, not only the pins
     assert all(hashes for _, hashes in runtime.values()) and all(hashes for _, hashes in dev.values())
     # The test environment runs the image's stack: every runtime package at the same version.
-    assert {name: version for name, (version, _) in runtime.items()} == \
-        {name: dev[name][0] for name in runtime if name in dev}
+    assert {name: version for name, (version, _) in runtime.items()} == {
+        name: dev[name][0] for name in runtime if name in dev
+    }
 
 
 def test_the_image_and_make_install_only_from_the_locks_with_hashes_required():

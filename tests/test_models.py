@@ -29,8 +29,9 @@ def test_quick_cnn_trains_saves_history_and_reloads_identically(lab_data, tmp_pa
     images, _ = load_split(lab_data, "validation", models.QUICK_IMAGE_SIZE)
     reloaded = models.load_model(out)
     # The file holds what was trained: the reloaded model answers as the one still in memory did.
-    np.testing.assert_allclose(reloaded.predict(images, verbose=0), result.model.predict(images, verbose=0),
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        reloaded.predict(images, verbose=0), result.model.predict(images, verbose=0), rtol=1e-5, atol=1e-6
+    )
     assert models.input_size(reloaded) == models.QUICK_IMAGE_SIZE
 
 
@@ -192,11 +193,13 @@ def test_a_photo_gets_the_same_verdict_in_the_notebook_the_cli_and_the_service(m
     assert len(image_files(kaggle_data, "validation")) == len(evaluation.paths)
 
 
-def test_fine_tuning_trains_the_last_two_blocks_only_and_keeps_imagenet_statistics(kaggle_data, unseen_kaggle,
-                                                                                   weights_dir, tmp_path):
+def test_fine_tuning_trains_the_last_two_blocks_only_and_keeps_imagenet_statistics(
+    kaggle_data, unseen_kaggle, weights_dir, tmp_path
+):
     out = tmp_path / "tuned.keras"
-    result = training.train_pretrained(kaggle_data, out, weights_dir=weights_dir, epochs=5, verbose=0,
-                                       progress=False, fine_tune=True)
+    result = training.train_pretrained(
+        kaggle_data, out, weights_dir=weights_dir, epochs=5, verbose=0, progress=False, fine_tune=True
+    )
     tuned = models.load_model(out)  # one safe file, as the frozen one
     imagenet = models.build_backbone(models.MOBILENET_ALPHA, weights_dir)
     [backbone] = [layer for layer in tuned.layers if layer.name == imagenet.name]
@@ -214,8 +217,7 @@ def test_fine_tuning_trains_the_last_two_blocks_only_and_keeps_imagenet_statisti
     assert result.validation_accuracy >= 0.9 and accuracy_on(tuned, unseen_kaggle) >= 0.95
 
 
-def test_quick_cnn_within_a_budget_gives_the_service_the_verdicts_it_trained_for(kaggle_data, unseen_kaggle,
-                                                                                 tmp_path):
+def test_quick_cnn_within_a_budget_gives_the_service_the_verdicts_it_trained_for(kaggle_data, unseen_kaggle, tmp_path):
     """The budgeted quick CNN takes 40 px photos; the service resizes its 224 px batch inside the model's
     graph. Both ways of shrinking a photo must agree, or the service would score worse than training did."""
     from catdog import predict
@@ -248,8 +250,13 @@ def test_hot_reload_checks_and_traces_a_new_model_at_the_size_it_will_serve(mode
         shutil.copy(models_dir / f"{name}.keras", tmp_path / f"{name}.keras")
     loaded = load_models(tmp_path)
     versions = {name: model_version(tmp_path / f"{name}.keras") for name in loaded}
-    watcher = ModelWatcher(tmp_path, versions, ServiceMetrics(), interval=3600,
-                           sizes={name: input_size(model) for name, model in loaded.items()})
+    watcher = ModelWatcher(
+        tmp_path,
+        versions,
+        ServiceMetrics(),
+        interval=3600,
+        sizes={name: input_size(model) for name, model in loaded.items()},
+    )
     retrained = load_model(models_dir / "quick.keras")
     retrained.layers[-1].bias.assign(retrained.layers[-1].bias + 0.5)  # another file, another version
     save_model(retrained, tmp_path / "quick.keras")

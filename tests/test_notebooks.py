@@ -19,8 +19,11 @@ SECRET = re.compile(r"(token=\w{8,}|\"token\"\s*:|password\s*=)", re.IGNORECASE)
 
 def test_there_are_four_numbered_notebooks():
     assert [path.name for path in NOTEBOOKS] == [
-        "01-cat-dog-lab.ipynb", "02-evaluate-and-monitor.ipynb", "03-experiments.ipynb",
-        "04-the-room-teaches-the-model.ipynb"]
+        "01-cat-dog-lab.ipynb",
+        "02-evaluate-and-monitor.ipynb",
+        "03-experiments.ipynb",
+        "04-the-room-teaches-the-model.ipynb",
+    ]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.name)
@@ -43,11 +46,24 @@ def test_stored_notebook_is_what_a_save_from_make_lab_writes(path):
 
 def test_pre_save_hook_strips_the_lessons_only():
     def saved(path: str) -> dict:
-        model = {"type": "notebook", "content": {
-            "metadata": {"kernelspec": {"name": "python3"}, "language_info": {"name": "python", "version": "3.11.7"}},
-            "cells": [{"cell_type": "code", "execution_count": 3, "metadata": {"scrolled": True, "tags": ["keep"]},
-                       "outputs": [{"output_type": "stream", "name": "stdout", "text": "hi"}], "source": "print('hi')"}],
-        }}
+        model = {
+            "type": "notebook",
+            "content": {
+                "metadata": {
+                    "kernelspec": {"name": "python3"},
+                    "language_info": {"name": "python", "version": "3.11.7"},
+                },
+                "cells": [
+                    {
+                        "cell_type": "code",
+                        "execution_count": 3,
+                        "metadata": {"scrolled": True, "tags": ["keep"]},
+                        "outputs": [{"output_type": "stream", "name": "stdout", "text": "hi"}],
+                        "source": "print('hi')",
+                    }
+                ],
+            },
+        }
         pre_save_hook(model=model, path=path, contents_manager=None)
         return model["content"]
 
@@ -70,7 +86,7 @@ def test_notebook_is_narrative_and_needs_no_editing(path):
         assert not re.search(r"^\s*(def|class) ", source, re.MULTILINE), "definitions belong in the package"
         assert len(source.splitlines()) <= 16, "cells stay short"
     # Sizes come from the environment in the first code cell, so CI runs the same code path.
-    assert "os.environ.get(\"CATDOG_" in code[0]
+    assert 'os.environ.get("CATDOG_' in code[0]
     assert not re.search(r"(localhost|127\.0\.0\.1):\d+", "\n".join(code)), "addresses come from settings"
 
 

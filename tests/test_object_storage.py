@@ -28,19 +28,44 @@ def s3(tmp_path_factory):
     """`weed server -s3` on free loopback ports, one identity allowed everything; its endpoint."""
     work = tmp_path_factory.mktemp("seaweedfs")
     config = work / "s3.json"
-    config.write_text(json.dumps({"identities": [{"name": "catdog", "credentials": [
-        {"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}], "actions": ["Admin", "Read", "Write", "List"]}]}))
+    config.write_text(
+        json.dumps(
+            {
+                "identities": [
+                    {
+                        "name": "catdog",
+                        "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}],
+                        "actions": ["Admin", "Read", "Write", "List"],
+                    }
+                ]
+            }
+        )
+    )
     ports = {name: free_port() for name in ("master", "volume", "filer", "s3")}
     grpc = {name: free_port() for name in ports}
-    command = [BIN / "weed", "server", f"-dir={work}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-s3",
-               f"-s3.config={config}", "-master.volumeSizeLimitMB=64", "-volume.max=8",
-               *(f"-{name}.port={port}" for name, port in ports.items()),
-               *(f"-{name}.port.grpc={port}" for name, port in grpc.items())]
+    command = [
+        BIN / "weed",
+        "server",
+        f"-dir={work}",
+        "-ip=127.0.0.1",
+        "-ip.bind=127.0.0.1",
+        "-s3",
+        f"-s3.config={config}",
+        "-master.volumeSizeLimitMB=64",
+        "-volume.max=8",
+        *(f"-{name}.port={port}" for name, port in ports.items()),
+        *(f"-{name}.port.grpc={port}" for name, port in grpc.items()),
+    ]
     log = work / "weed.log"
     process = subprocess.Popen(command, stdout=open(log, "wb"), stderr=subprocess.STDOUT)
     endpoint = f"http://127.0.0.1:{ports['s3']}"
-    client = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY,
-                          region_name="us-east-1")
+    client = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id=ACCESS_KEY,
+        aws_secret_access_key=SECRET_KEY,
+        region_name="us-east-1",
+    )
     deadline = time.monotonic() + 60
     while True:
         try:
@@ -60,8 +85,24 @@ def s3(tmp_path_factory):
 
 
 def prepare(source: str, out: Path, env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run([BIN / "catdog", "data", "prepare", "--source", source, "--per-class", "10", "--out", str(out),
-                           "--no-progress"], env={**os.environ, **env}, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [
+            BIN / "catdog",
+            "data",
+            "prepare",
+            "--source",
+            source,
+            "--per-class",
+            "10",
+            "--out",
+            str(out),
+            "--no-progress",
+        ],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_photos_in_a_bucket_are_a_training_source_with_either_kind_of_credentials(s3, cat_photos, dog_photos, tmp_path):
@@ -73,19 +114,33 @@ def test_photos_in_a_bucket_are_a_training_source_with_either_kind_of_credential
     client.put_object(Bucket=BUCKET, Key="workshop/dog/huge.jpg", Body=b"\xff\xd8\xff" + b"\0" * (11 << 20))
     client.put_object(Bucket=BUCKET, Key="elsewhere/cat/other.jpg", Body=cat_photos[40].read_bytes())
 
-    data_connection = {"AWS_S3_ENDPOINT": s3["endpoint"], "AWS_ACCESS_KEY_ID": ACCESS_KEY,
-                       "AWS_SECRET_ACCESS_KEY": SECRET_KEY, "AWS_DEFAULT_REGION": "us-east-1", "AWS_S3_BUCKET": BUCKET}
-    bucket_claim = {"BUCKET_HOST": "127.0.0.1", "BUCKET_PORT": str(s3["port"]), "BUCKET_NAME": BUCKET,
-                    "AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY}
-    for name, env, source in (("connection", data_connection, f"s3://{BUCKET}/workshop"),
-                              ("claim", bucket_claim, "s3:///workshop/")):
+    data_connection = {
+        "AWS_S3_ENDPOINT": s3["endpoint"],
+        "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+        "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_S3_BUCKET": BUCKET,
+    }
+    bucket_claim = {
+        "BUCKET_HOST": "127.0.0.1",
+        "BUCKET_PORT": str(s3["port"]),
+        "BUCKET_NAME": BUCKET,
+        "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+        "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+    }
+    for name, env, source in (
+        ("connection", data_connection, f"s3://{BUCKET}/workshop"),
+        ("claim", bucket_claim, "s3:///workshop/"),
+    ):
         out = tmp_path / name
         result = prepare(source, out, env)
         assert result.returncode == 0, result.stderr
         with open(out / "manifest.csv") as stream:
             rows = list(csv.DictReader(stream))
         assert sorted((row["class"], row["source"]) for row in rows) == sorted(
-            [("cat", f"cat/{p.name}") for p in cat_photos[30:34]] + [("dog", f"dog/{p.name}") for p in dog_photos[30:34]])
+            [("cat", f"cat/{p.name}") for p in cat_photos[30:34]]
+            + [("dog", f"dog/{p.name}") for p in dog_photos[30:34]]
+        )
         with open(out / "skipped.csv") as stream:
             skipped = {row["source"]: row["reason"] for row in csv.DictReader(stream)}
         assert skipped == {"cat/notes.jpg": "not-an-image", "dog/huge.jpg": "too-large"}

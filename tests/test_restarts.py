@@ -12,7 +12,6 @@ import json
 import signal
 import threading
 import time
-from dataclasses import replace
 from datetime import datetime
 
 import httpx
@@ -20,7 +19,9 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
 from catdog.broker import free_port
 from catdog.config import load_settings
-from catdog.kafka_io import find_prediction, make_producer, once_each, send_image
+from catdog.kafka.clients import make_producer
+from catdog.kafka.photos import send_image
+from catdog.kafka.results import find_prediction, once_each
 from catdog.labels import label_image, read_labelled
 from processes import Service, catdog, start_wall
 from secured import KFAKE, rendered_env, scram_passwords, secure, start_kfake
@@ -64,7 +65,9 @@ def first_after(at: float, deadline: float, works) -> float | None:
     return None
 
 
-def test_the_room_comes_back_whole_after_a_restart_of_its_kafka_mid_stream(models_dir, cat_photos, dog_photos, tmp_path):
+def test_the_room_comes_back_whole_after_a_restart_of_its_kafka_mid_stream(
+    models_dir, cat_photos, dog_photos, tmp_path
+):
     room = tmp_path / "room"
     write_room(room, "--learners", "Ada", "--apps-domain", "apps.example.com")
     objects = render(room)
@@ -74,25 +77,42 @@ def test_the_room_comes_back_whole_after_a_restart_of_its_kafka_mid_stream(model
     data = tmp_path / "kafka-data"
 
     def start():
-        return start_kfake(ca, ["localhost", "127.0.0.1"], passwords, tmp_path / "broker",
-                           command=[str(KFAKE), "-data-dir", str(data)], port=port)
+        return start_kfake(
+            ca,
+            ["localhost", "127.0.0.1"],
+            passwords,
+            tmp_path / "broker",
+            command=[str(KFAKE), "-data-dir", str(data)],
+            port=port,
+        )
 
     kafka = start()
     secure(kafka, objects)
     files = tmp_path / "files"
-    env = {name: rendered_env(objects, kind, name, kafka, files, namespace=namespace)
-           for kind, name, namespace in (("Deployment", "catdog-classifier", "catdog-room"),
-                                         ("Deployment", "catdog-wall", "catdog-room"),
-                                         ("Deployment", "catdog-notebook", "catdog-ada"),
-                                         ("CronJob", "catdog-retrain", "catdog-room"))}
+    env = {
+        name: rendered_env(objects, kind, name, kafka, files, namespace=namespace)
+        for kind, name, namespace in (
+            ("Deployment", "catdog-classifier", "catdog-room"),
+            ("Deployment", "catdog-wall", "catdog-room"),
+            ("Deployment", "catdog-notebook", "catdog-ada"),
+            ("CronJob", "catdog-retrain", "catdog-room"),
+        )
+    }
     learner = env["catdog-notebook"]
     ada = load_settings(learner).kafka
-    service = Service({**env["catdog-classifier"], "CATDOG_MODELS_DIR": str(models_dir)}, models_dir,
-                      tmp_path / "classifier.log")
+    service = Service(
+        {**env["catdog-classifier"], "CATDOG_MODELS_DIR": str(models_dir)}, models_dir, tmp_path / "classifier.log"
+    )
     wall_env = {**env["catdog-wall"], "CATDOG_WALL_HOST": "127.0.0.1", "CATDOG_WALL_FORWARDED_HOPS": "0"}
-    as_ada = {"bootstrap.servers": kafka.bootstrap, "security.protocol": "SASL_SSL", "sasl.mechanism": "SCRAM-SHA-512",
-              "sasl.username": learner["KAFKA_SASL_USERNAME"], "sasl.password": learner["KAFKA_SASL_PASSWORD"],
-              "ssl.ca.location": learner["KAFKA_SSL_CAFILE"], "log_level": 0}
+    as_ada = {
+        "bootstrap.servers": kafka.bootstrap,
+        "security.protocol": "SASL_SSL",
+        "sasl.mechanism": "SCRAM-SHA-512",
+        "sasl.username": learner["KAFKA_SASL_USERNAME"],
+        "sasl.password": learner["KAFKA_SASL_PASSWORD"],
+        "ssl.ca.location": learner["KAFKA_SSL_CAFILE"],
+        "log_level": 0,
+    }
     producer = Producer({**as_ada, "message.timeout.ms": 120_000})
     acknowledged, failed, delivered_at, stop = [], [], [], threading.Event()
 
@@ -145,8 +165,9 @@ def test_the_room_comes_back_whole_after_a_restart_of_its_kafka_mid_stream(model
         service.process.send_signal(signal.SIGCONT)
         stopped = time.monotonic()
         refused = catdog("send", cat_photos[722], env=learner, timeout=120)  # a learner tries during the outage
-        assert refused.returncode != 0 and "room's Kafka" in refused.stderr and "catdog broker start" not in refused.stderr, \
-            refused.stderr
+        assert (
+            refused.returncode != 0 and "room's Kafka" in refused.stderr and "catdog broker start" not in refused.stderr
+        ), refused.stderr
         time.sleep(max(0.0, OUTAGE_SECONDS - (time.monotonic() - stopped)))
         kafka = start()
         back, back_at = time.monotonic(), time.time()
@@ -156,8 +177,14 @@ def test_the_room_comes_back_whole_after_a_restart_of_its_kafka_mid_stream(model
             "wall": lambda: wall_stats(projector)["stats"]["photos"] > photos_before,
             "send": lambda: catdog("send", cat_photos[723], env=learner, timeout=60).returncode == 0,
         }
-        watchers = [threading.Thread(target=lambda name=name, works=works: recovered.update(
-            {name: first_after(back_at, back_at + 90, works)})) for name, works in checks.items()]
+        watchers = [
+            threading.Thread(
+                target=lambda name=name, works=works: recovered.update(
+                    {name: first_after(back_at, back_at + 90, works)}
+                )
+            )
+            for name, works in checks.items()
+        ]
         for watcher in watchers:
             watcher.start()
         time.sleep(5)
@@ -181,9 +208,12 @@ def test_the_room_comes_back_whole_after_a_restart_of_its_kafka_mid_stream(model
         repeated = sum(len(copies) - 1 for copies in by_photo.values())
 
         # The wall counted each photo once, kept the prank hidden; the room's votes are all there.
-        assert first_after(time.time(), time.time() + 60,
-                           lambda: wall_stats(projector)["stats"]["photos"] == len(by_photo)) is not None, \
-            (wall_stats(projector)["stats"], len(by_photo))
+        assert (
+            first_after(
+                time.time(), time.time() + 60, lambda: wall_stats(projector)["stats"]["photos"] == len(by_photo)
+            )
+            is not None
+        ), (wall_stats(projector)["stats"], len(by_photo))
         assert hidden not in [card["id"] for card in wall_stats(projector)["cards"]]
         assert projector.get(f"/api/thumbs/{prank.partition}/{prank.offset}").status_code == 404
         assert read_labelled(load_settings(env["catdog-retrain"]).kafka)[0] == votes_before and votes_before
@@ -191,10 +221,12 @@ def test_the_room_comes_back_whole_after_a_restart_of_its_kafka_mid_stream(model
         classified_at = sorted(datetime.fromisoformat(r["classified_at"]).timestamp() for r in results)
         resumed = next(at for at in classified_at if at > back_at) - back_at
         producing = next(at for at in sorted(delivered_at) if at > back_at) - back_at
-        print(f"restart: {len(wanted)} photos acknowledged, every one classified, {repeated} classified twice "
-              f"(shown once); broker down {back - stopped:.1f} s; working again after its return: the learner's "
-              f"producer {producing:.1f} s, the classifier {resumed:.1f} s, the wall {wall_again:.1f} s, "
-              f"`catdog send` {send_again:.1f} s")
+        print(
+            f"restart: {len(wanted)} photos acknowledged, every one classified, {repeated} classified twice "
+            f"(shown once); broker down {back - stopped:.1f} s; working again after its return: the learner's "
+            f"producer {producing:.1f} s, the classifier {resumed:.1f} s, the wall {wall_again:.1f} s, "
+            f"`catdog send` {send_again:.1f} s"
+        )
     finally:
         stop.set()
         if streaming.is_alive():

@@ -20,7 +20,10 @@ from confluent_kafka import Producer
 
 from catdog import registry
 from catdog.identity import new_key
-from catdog.kafka_io import Sent, collect_predictions, ensure_topics, image_key
+from catdog.kafka.clients import ensure_topics
+from catdog.kafka.photos import image_key
+from catdog.kafka.records import Sent
+from catdog.kafka.results import collect_predictions
 from conftest import kafka_env
 from processes import catdog, catdog_ok, start_service, start_wall
 from test_wall import CODE, collect
@@ -36,16 +39,20 @@ def classified(env: dict, kafka, folder: Path) -> dict[str, dict]:
     """Send a folder with `catdog send` and wait for the classifier's result for each photo, by name."""
     printed = catdog_ok("send", folder, env=env)
     now = int(time.time() * 1000)
-    sent = [Sent(name, topic, int(partition), int(offset), "", now)
-            for name, topic, partition, offset in re.findall(r"^(.+) -> (\S+)\[(\d+)\]@(\d+)$", printed, re.M)]
+    sent = [
+        Sent(name, topic, int(partition), int(offset), "", now)
+        for name, topic, partition, offset in re.findall(r"^(.+) -> (\S+)\[(\d+)\]@(\d+)$", printed, re.M)
+    ]
     found = collect_predictions(kafka, sent, timeout=120)
     assert len(found) == len(sent) == len(list(folder.iterdir())), printed
     return {record.filename: found[record.topic, record.partition, record.offset] for record in sent}
 
 
 def results_for(kafka, count: int) -> dict[tuple[int, int], dict]:
-    return {(r["source"]["partition"], r["source"]["offset"]): r
-            for r in map(lambda record: json.loads(record.value), collect(kafka, kafka.predictions_topic, count, 120))}
+    return {
+        (r["source"]["partition"], r["source"]["offset"]): r
+        for r in map(lambda record: json.loads(record.value), collect(kafka, kafka.predictions_topic, count, 120))
+    }
 
 
 def copied(photos: list[Path], folder: Path) -> Path:
@@ -59,10 +66,20 @@ def serve_a_model_trained_on_flipped_labels(env: dict, tmp_path: Path, ocp_lab, 
     """A quick model and, serving, a pretrained model trained on flipped labels: the room's photos will come
     out wrong. Returns the flipped photos' folder."""
     flipped = tmp_path / "flipped"
-    copied(cat_photos[200:200 + PER_CLASS], flipped / "dog")
-    copied(dog_photos[200:200 + PER_CLASS], flipped / "cat")
-    catdog_ok("train", "pretrained", "--source", flipped, "--per-class", PER_CLASS, "--epochs", EPOCHS, "--no-progress",
-              env=env)
+    copied(cat_photos[200 : 200 + PER_CLASS], flipped / "dog")
+    copied(dog_photos[200 : 200 + PER_CLASS], flipped / "cat")
+    catdog_ok(
+        "train",
+        "pretrained",
+        "--source",
+        flipped,
+        "--per-class",
+        PER_CLASS,
+        "--epochs",
+        EPOCHS,
+        "--no-progress",
+        env=env,
+    )
     catdog_ok("train", "quick", "--source", ocp_lab, "--per-class", 10, "--seconds", 2, "--no-progress", env=env)
     return flipped
 
@@ -77,25 +94,35 @@ def room_keys(tmp_path: Path, *learners: str) -> tuple[Path, dict[str, dict[str,
     return table, signing | {"wall": {"CATDOG_LEARNER": "catdog-wall", "CATDOG_LEARNER_KEY": wall}}
 
 
-def correct_through_send_and_the_wall(env: dict, signing: dict, tmp_path: Path, room: dict[str, list[Path]],
-                                      on_the_wall: dict[str, Path]) -> None:
+def correct_through_send_and_the_wall(
+    env: dict, signing: dict, tmp_path: Path, room: dict[str, list[Path]], on_the_wall: dict[str, Path]
+) -> None:
     """The room's honest corrections, each from two voters: Ada and Bo each `catdog send --label` every
     photo, and two phones press right/wrong on each of the wall's two photos."""
     for learner in ("Ada", "Bo"):
         for label, photos in room.items():
-            catdog_ok("send", "--label", label, copied(photos, tmp_path / learner / label), env={**env, **signing[learner]})
+            catdog_ok(
+                "send", "--label", label, copied(photos, tmp_path / learner / label), env={**env, **signing[learner]}
+            )
     wall, base = start_wall({**env, **signing["wall"]}, tmp_path / "wall.log", CODE)
     try:
         phones = [httpx.Client(base_url=base, timeout=60) for _ in range(2)]
         for phone in phones:
             assert phone.post("/api/join", json={"code": CODE}).status_code == 204
         for label, photo in on_the_wall.items():
-            sent = phones[0].post("/api/photos", params={"filename": photo.name, "learner": "Bo"},
-                                  content=photo.read_bytes()).json()
-            assert phones[0].get(f"/api/photos/{sent['partition']}/{sent['offset']}").status_code == 200  # both verdicts
+            sent = (
+                phones[0]
+                .post("/api/photos", params={"filename": photo.name, "learner": "Bo"}, content=photo.read_bytes())
+                .json()
+            )
+            assert (
+                phones[0].get(f"/api/photos/{sent['partition']}/{sent['offset']}").status_code == 200
+            )  # both verdicts
             for phone in phones:
-                answer = phone.post("/api/feedback", json={"partition": sent["partition"], "offset": sent["offset"],
-                                                           "label": label, "learner": "Bo"})
+                answer = phone.post(
+                    "/api/feedback",
+                    json={"partition": sent["partition"], "offset": sent["offset"], "label": label, "learner": "Bo"},
+                )
                 assert answer.status_code == 201
     finally:
         wall.send_signal(signal.SIGTERM)
@@ -105,13 +132,27 @@ def correct_through_send_and_the_wall(env: dict, signing: dict, tmp_path: Path, 
 def assert_promoted_with_its_card(env: dict, kafka, models: Path, kaggle_dev: Path, first: str) -> str:
     """Retraining on the base photos and the room's: promoted. The first retraining makes the check set, as
     the cluster's does on a new models volume; the later ones reuse it. Returns the new serving version."""
-    printed = catdog_ok("retrain", "--source", kaggle_dev, "--per-class", PER_CLASS, "--epochs", EPOCHS,
-                        "--check-from", kaggle_dev, "--check-per-class", PER_CLASS, env=env)
+    printed = catdog_ok(
+        "retrain",
+        "--source",
+        kaggle_dev,
+        "--per-class",
+        PER_CLASS,
+        "--epochs",
+        EPOCHS,
+        "--check-from",
+        kaggle_dev,
+        "--check-per-class",
+        PER_CLASS,
+        env=env,
+    )
     assert "PROMOTED" in printed and f"check set made from {kaggle_dev}" in printed, printed
     second = registry.serving(models, "pretrained")
     assert second != first
     card = json.loads((models / "pretrained.json").read_text())
-    assert card["gate"]["promoted"] and card["gate"]["votes"]["accepted"] == 14 and not card["gate"]["votes"]["set_aside"]
+    assert (
+        card["gate"]["promoted"] and card["gate"]["votes"]["accepted"] == 14 and not card["gate"]["votes"]["set_aside"]
+    )
     [(images_topic, runs)] = card["kafka_records"].items()  # the room's photos it trained on, by offset
     assert images_topic == kafka.images_topic and runs
     assert card["parent"] == first and card["gate"]["check_set"]["photos"] == 2 * PER_CLASS
@@ -131,18 +172,34 @@ def results_once_served(env: dict, kafka, folder: Path, version: str, service) -
 
 
 def test_the_rooms_corrections_retrain_a_model_that_serves_only_through_the_gate(
-        kafka, services, tmp_path, kaggle_dev, ocp_lab, weights_dir, cat_photos, dog_photos):
+    kafka, services, tmp_path, kaggle_dev, ocp_lab, weights_dir, cat_photos, dog_photos
+):
     ensure_topics(kafka)
     models, data = tmp_path / "models", tmp_path / "data"
     table, signing = room_keys(tmp_path, "Ada", "Bo")
-    env = {**kafka_env(kafka), "CATDOG_MODELS_DIR": str(models), "CATDOG_DATA_DIR": str(data), "CATDOG_LEARNER_KEYS": str(table),
-           "CATDOG_WEIGHTS_DIR": str(weights_dir), "TF_CPP_MIN_LOG_LEVEL": "3", **signing["Ada"]}
+    env = {
+        **kafka_env(kafka),
+        "CATDOG_MODELS_DIR": str(models),
+        "CATDOG_DATA_DIR": str(data),
+        "CATDOG_LEARNER_KEYS": str(table),
+        "CATDOG_WEIGHTS_DIR": str(weights_dir),
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+        **signing["Ada"],
+    }
     flipped = serve_a_model_trained_on_flipped_labels(env, tmp_path, ocp_lab, cat_photos, dog_photos)
     first = registry.serving(models, "pretrained")
-    service = start_service(services, kafka, models, tmp_path,
-                            extra_env={"CATDOG_MODEL_RELOAD_SECONDS": "1", "CATDOG_LEARNER_KEYS": str(table)})
+    service = start_service(
+        services,
+        kafka,
+        models,
+        tmp_path,
+        extra_env={"CATDOG_MODEL_RELOAD_SECONDS": "1", "CATDOG_LEARNER_KEYS": str(table)},
+    )
 
-    room, on_the_wall = {"cat": cat_photos[300:306], "dog": dog_photos[300:306]}, {"cat": cat_photos[306], "dog": dog_photos[306]}
+    room, on_the_wall = (
+        {"cat": cat_photos[300:306], "dog": dog_photos[300:306]},
+        {"cat": cat_photos[306], "dog": dog_photos[306]},
+    )
     correct_through_send_and_the_wall(env, signing, tmp_path, room, on_the_wall)
     before = results_for(kafka, 26)
     assert {r["learner"] for r in before.values()} == {"Ada", "Bo", "Bo (phone)"}  # as their keys sign
@@ -158,8 +215,20 @@ def test_the_rooms_corrections_retrain_a_model_that_serves_only_through_the_gate
 
     # A candidate trained on flipped labels: refused, with the reason, and never served.
     check = (data / "check" / "manifest.csv").read_bytes()
-    printed = catdog_ok("retrain", "--source", flipped, "--per-class", PER_CLASS, "--epochs", EPOCHS,
-                        "--check-from", kaggle_dev, "--check-per-class", 2 * PER_CLASS, env=env)
+    printed = catdog_ok(
+        "retrain",
+        "--source",
+        flipped,
+        "--per-class",
+        PER_CLASS,
+        "--epochs",
+        EPOCHS,
+        "--check-from",
+        kaggle_dev,
+        "--check-per-class",
+        2 * PER_CLASS,
+        env=env,
+    )
     assert "KEPT, not served (worse on the check set" in printed and "check set made" not in printed, printed
     assert (data / "check" / "manifest.csv").read_bytes() == check  # the same check set gated both
     assert registry.serving(models, "pretrained") == second
@@ -174,12 +243,15 @@ def test_the_rooms_corrections_retrain_a_model_that_serves_only_through_the_gate
 def sent_records(printed: str) -> list[Sent]:
     """What `catdog send` printed it sent: one line a photo."""
     now = int(time.time() * 1000)
-    return [Sent(name, topic, int(partition), int(offset), "", now)
-            for name, topic, partition, offset in re.findall(r"^(.+) -> (\S+)\[(\d+)\]@(\d+)", printed, re.M)]
+    return [
+        Sent(name, topic, int(partition), int(offset), "", now)
+        for name, topic, partition, offset in re.findall(r"^(.+) -> (\S+)\[(\d+)\]@(\d+)", printed, re.M)
+    ]
 
 
 def test_one_learner_labelling_sixty_photos_wrong_while_the_room_streams_is_refused_and_loses_no_result(
-        kafka, services, tmp_path, kaggle_dev, ocp_lab, weights_dir, cat_photos, dog_photos):
+    kafka, services, tmp_path, kaggle_dev, ocp_lab, weights_dir, cat_photos, dog_photos
+):
     """The poisoned room: a served model trained on true labels; while Ada streams photos to the classifier,
     Eve labels 60 photos wrong under her own key, and 5 more signed with her key but claiming to be Ada.
     `catdog retrain` trains no candidate (Eve is set aside whole; the forged labels count for no one), the
@@ -190,34 +262,60 @@ def test_one_learner_labelling_sixty_photos_wrong_while_the_room_streams_is_refu
     ensure_topics(kafka)
     models, data = tmp_path / "models", tmp_path / "data"
     table, signing = room_keys(tmp_path, "Ada", "Eve")
-    env = {**kafka_env(kafka), "CATDOG_MODELS_DIR": str(models), "CATDOG_DATA_DIR": str(data), "CATDOG_LEARNER_KEYS": str(table),
-           "CATDOG_WEIGHTS_DIR": str(weights_dir), "TF_CPP_MIN_LOG_LEVEL": "3"}
-    true = {"cat": cat_photos[200:200 + SERVING_PER_CLASS], "dog": dog_photos[200:200 + SERVING_PER_CLASS]}
+    env = {
+        **kafka_env(kafka),
+        "CATDOG_MODELS_DIR": str(models),
+        "CATDOG_DATA_DIR": str(data),
+        "CATDOG_LEARNER_KEYS": str(table),
+        "CATDOG_WEIGHTS_DIR": str(weights_dir),
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+    }
+    true = {"cat": cat_photos[200 : 200 + SERVING_PER_CLASS], "dog": dog_photos[200 : 200 + SERVING_PER_CLASS]}
     for label, photos in true.items():
         copied(photos, tmp_path / "true" / label)
-    catdog_ok("train", "pretrained", "--source", tmp_path / "true", "--per-class", SERVING_PER_CLASS, "--no-progress", env=env)
+    catdog_ok(
+        "train", "pretrained", "--source", tmp_path / "true", "--per-class", SERVING_PER_CLASS, "--no-progress", env=env
+    )
     catdog_ok("train", "quick", "--source", ocp_lab, "--per-class", 10, "--seconds", 2, "--no-progress", env=env)
     first = registry.serving(models, "pretrained")
     start_service(services, kafka, models, tmp_path, extra_env={"CATDOG_LEARNER_KEYS": str(table)})
 
     streamed: list[str] = []
     stream = copied(cat_photos[400:420] + dog_photos[400:420], tmp_path / "stream")
-    streaming = threading.Thread(target=lambda: streamed.append(catdog_ok("send", stream, env={**env, **signing["Ada"]})))
+    streaming = threading.Thread(
+        target=lambda: streamed.append(catdog_ok("send", stream, env={**env, **signing["Ada"]}))
+    )
     streaming.start()
     eve = {**env, **signing["Eve"]}
     printed = catdog_ok("send", "--label", "dog", copied(cat_photos[320:350], tmp_path / "eve" / "cats"), env=eve)
     printed += catdog_ok("send", "--label", "cat", copied(dog_photos[320:350], tmp_path / "eve" / "dogs"), env=eve)
-    forged = catdog_ok("send", "--label", "dog", copied(cat_photos[350:355], tmp_path / "as-ada"), env={**eve, "CATDOG_LEARNER": "Ada"})
+    forged = catdog_ok(
+        "send", "--label", "dog", copied(cat_photos[350:355], tmp_path / "as-ada"), env={**eve, "CATDOG_LEARNER": "Ada"}
+    )
     # A client we did not write, saying it is Ada and signing nothing.
     producer = Producer({"bootstrap.servers": kafka.bootstrap_servers})
     unsigned = cat_photos[355].read_bytes()
     producer.produce(kafka.images_topic, unsigned, key=image_key(unsigned), headers=[("learner", b"Ada")])
     producer.flush(10)
-    retrained = catdog_ok("retrain", "--source", kaggle_dev, "--per-class", PER_CLASS, "--epochs", EPOCHS,
-                          "--check-from", kaggle_dev, "--check-per-class", PER_CLASS, env=env)
+    retrained = catdog_ok(
+        "retrain",
+        "--source",
+        kaggle_dev,
+        "--per-class",
+        PER_CLASS,
+        "--epochs",
+        EPOCHS,
+        "--check-from",
+        kaggle_dev,
+        "--check-per-class",
+        PER_CLASS,
+        env=env,
+    )
     streaming.join(300)
 
-    assert "REFUSED: no candidate trained (none of the 60 photos the room voted on survived the count)" in retrained, retrained
+    assert "REFUSED: no candidate trained (none of the 60 photos the room voted on survived the count)" in retrained, (
+        retrained
+    )
     assert "voter set aside: learner:Eve:" in retrained, retrained
     assert registry.serving(models, "pretrained") == first and len(registry.versions(models, "pretrained")) == 1
     sent = {"Ada": sent_records(streamed[0]), "Eve": sent_records(printed), "": sent_records(forged)}
@@ -227,7 +325,11 @@ def test_one_learner_labelling_sixty_photos_wrong_while_the_room_streams_is_refu
         results = [found.get((r.topic, r.partition, r.offset)) for r in records]
         assert all(result and result["learner"] == learner for result in results), (learner, results)
     assert all(found[r.topic, r.partition, r.offset]["learner_claimed"] == "Ada" for r in sent[""])
-    [foreign] = [r for r in collect(kafka, kafka.predictions_topic, 106, 60) if json.loads(r.value)["key"] == image_key(unsigned).decode()]
+    [foreign] = [
+        r
+        for r in collect(kafka, kafka.predictions_topic, 106, 60)
+        if json.loads(r.value)["key"] == image_key(unsigned).decode()
+    ]
     assert (json.loads(foreign.value)["learner"], json.loads(foreign.value)["learner_claimed"]) == ("", "Ada")
 
 
@@ -249,17 +351,23 @@ def test_the_gate_refuses_a_candidate_only_when_the_photos_they_disagree_on_show
     assert registry.gate({"check": rightness(189, 200), "room": None}, {"check": check, "room": None})[0]  # 1 lost
     assert registry.gate({"check": rightness(188, 200), "room": None}, {"check": check, "room": None})[0]  # p = 0.25
     refused, reason = registry.gate({"check": rightness(187, 200), "room": None}, {"check": check, "room": None})
-    assert not refused and reason.startswith("worse on the check set: check set 0.935 vs 0.950 serving: right alone "
-                                             "on 0, wrong alone on 3 of 200 (p = 0.12)"), reason
+    assert not refused and reason.startswith(
+        "worse on the check set: check set 0.935 vs 0.950 serving: right alone on 0, wrong alone on 3 of 200 (p = 0.12)"
+    ), reason
     # Wins one, loses six (0.925 against 0.950): p = 8/128.
-    refused, reason = registry.gate({"check": rightness(185, 200, offset=6), "room": None}, {"check": check, "room": None})
+    refused, reason = registry.gate(
+        {"check": rightness(185, 200, offset=6), "room": None}, {"check": check, "room": None}
+    )
     assert not refused and "right alone on 1, wrong alone on 6" in reason and "p = 0.06" in reason, reason
     # Better on the check set, clearly worse on the room's held-out photos: refused for those.
     room = rightness(20, 20)
-    refused, reason = registry.gate({"check": rightness(195, 200), "room": rightness(12, 20)},
-                                    {"check": check, "room": room})
+    refused, reason = registry.gate(
+        {"check": rightness(195, 200), "room": rightness(12, 20)}, {"check": check, "room": room}
+    )
     assert not refused and reason.startswith("worse on the room's held-out photos"), reason
-    promoted, reason = registry.gate({"check": rightness(195, 200), "room": rightness(19, 20)}, {"check": check, "room": room})
+    promoted, reason = registry.gate(
+        {"check": rightness(195, 200), "room": rightness(19, 20)}, {"check": check, "room": room}
+    )
     assert promoted and "wrong alone on 1 of 20" in reason, reason
     with pytest.raises(ValueError, match="different photos"):
         registry.worse_by_chance([True], [True, False])
@@ -269,13 +377,16 @@ def test_the_rooms_votes_count_one_per_voter_and_a_lone_voter_cannot_overrule_a_
     from catdog.labels import count_votes
 
     served = {"a": ("cat", 0.99), "b": ("cat", 0.6), "c": ("dog", 0.95), "d": ("dog", 0.97)}
-    counted = count_votes({
-        "a": {"learner:Ada": "dog"},  # alone against a confident verdict: set aside
-        "b": {"learner:Ada": "dog"},  # alone against an unsure one: counts
-        "c": {"learner:Ada": "cat", "phone:1f": "cat", "phone:2e": "dog"},  # two against one, and corroborated
-        "d": {"learner:Ada": "cat", "phone:1f": "dog"},  # a tie: nothing
-        "e": {"phone:1f": "cat"},  # no verdict known: counts
-    }, served)
+    counted = count_votes(
+        {
+            "a": {"learner:Ada": "dog"},  # alone against a confident verdict: set aside
+            "b": {"learner:Ada": "dog"},  # alone against an unsure one: counts
+            "c": {"learner:Ada": "cat", "phone:1f": "cat", "phone:2e": "dog"},  # two against one, and corroborated
+            "d": {"learner:Ada": "cat", "phone:1f": "dog"},  # a tie: nothing
+            "e": {"phone:1f": "cat"},  # no verdict known: counts
+        },
+        served,
+    )
     assert counted.accepted == {"b": "dog", "c": "cat", "e": "cat"}
     assert set(counted.set_aside) == {"a", "d"} and "a second voter must agree" in counted.set_aside["a"]
     assert "disagree" in counted.set_aside["d"] and not counted.doubted
@@ -290,7 +401,9 @@ def test_the_rooms_votes_count_one_per_voter_and_a_lone_voter_cannot_overrule_a_
     assert counted.set_aside["p10"].startswith("its only voters are set aside: learner:Eve")
     # Two honest voters correcting the same confident mistakes: every correction counts.
     votes = {f"p{n}": {"learner:Ada": "dog", "phone:9a": "dog"} for n in range(10)}
-    assert count_votes(votes, {f"p{n}": ("cat", 0.99) for n in range(10)}).accepted == {f"p{n}": "dog" for n in range(10)}
+    assert count_votes(votes, {f"p{n}": ("cat", 0.99) for n in range(10)}).accepted == {
+        f"p{n}": "dog" for n in range(10)
+    }
 
 
 def test_a_check_set_that_changed_stops_the_gate_before_any_training_and_names_the_file(ocp_lab, tmp_path):
@@ -304,15 +417,21 @@ def test_a_check_set_that_changed_stops_the_gate_before_any_training_and_names_t
     catdog_ok("data", "prepare", "--source", ocp_lab, "--per-class", 6, "--out", check, "--no-progress")
     seal_check_set(check)
     assert seal_path(check).read_text().strip() and all(
-        (path.stat().st_mode & 0o222) == 0 for path in check.rglob("*") if path.is_file())
-    env = {"CATDOG_MODELS_DIR": str(models), "CATDOG_DATA_DIR": str(tmp_path / "data"),
-           "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9"}  # nothing listens there: Kafka is never reached
+        (path.stat().st_mode & 0o222) == 0 for path in check.rglob("*") if path.is_file()
+    )
+    env = {
+        "CATDOG_MODELS_DIR": str(models),
+        "CATDOG_DATA_DIR": str(tmp_path / "data"),
+        "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9",
+    }  # nothing listens there: Kafka is never reached
     cats = sorted((check / "training" / "cat").iterdir())
     swapped, original = cats[0], cats[0].read_bytes()
     swapped.chmod(0o644)
     swapped.write_bytes(cats[1].read_bytes())
     refused = catdog("retrain", "--source", ocp_lab, "--check", check, "--per-class", 5, env=env, timeout=120)
-    assert refused.returncode == 2 and f"check-set photo {swapped} is not the photo its manifest names" in refused.stderr
+    assert (
+        refused.returncode == 2 and f"check-set photo {swapped} is not the photo its manifest names" in refused.stderr
+    )
     assert not (models / "versions").exists()  # nothing was trained, kept or served
     swapped.write_bytes(original)
     slipped = check / "validation" / "dog" / "prank.jpg"

@@ -24,12 +24,14 @@ LEARNERS = 30
 SHARED_IMAGE = "image-registry.openshift-image-registry.svc:5000/catdog-room/catdog:latest"
 # What notebooks 01-03 do on Kafka, written out here rather than imported: send photos and read them
 # back, read results. Nothing else.
-ALLOWED = {("topic", "images", "literal"): {"Read", "Write"},
-           ("topic", "predictions", "literal"): {"Read"},
-           ("topic", "feedback", "literal"): {"Read", "Write"},
-           # the challenge: its photos to read, one's own verdicts to write, never the others' verdicts
-           ("topic", "challenge", "literal"): {"Read"},
-           ("topic", "challenge-submissions", "literal"): {"Write"}}
+ALLOWED = {
+    ("topic", "images", "literal"): {"Read", "Write"},
+    ("topic", "predictions", "literal"): {"Read"},
+    ("topic", "feedback", "literal"): {"Read", "Write"},
+    # the challenge: its photos to read, one's own verdicts to write, never the others' verdicts
+    ("topic", "challenge", "literal"): {"Read"},
+    ("topic", "challenge-submissions", "literal"): {"Write"},
+}
 
 
 def make_room(out: Path, *args: str) -> str:
@@ -54,8 +56,11 @@ def secret_value(secret: dict, key: str) -> str:
 
 
 def learner_namespaces(objects: list[dict]) -> list[str]:
-    return sorted(n["metadata"]["name"] for n in by_kind(objects, "Namespace")
-                  if room_module.LEARNER_LABEL in n["metadata"].get("labels", {}))
+    return sorted(
+        n["metadata"]["name"]
+        for n in by_kind(objects, "Namespace")
+        if room_module.LEARNER_LABEL in n["metadata"].get("labels", {})
+    )
 
 
 def acl_set(user: dict) -> dict[tuple[str, str, str], set[str]]:
@@ -80,16 +85,22 @@ def test_the_room_has_every_learner_once_with_a_url_and_token(room):
         assert printed_namespace == namespace == f"catdog-{name}"
         assert url.startswith(f"https://catdog-notebook-{namespace}.apps.example.com/lab?token=")
         token = url.rpartition("=")[2]
-        [secret] = [s for s in in_namespace(by_kind(room["objects"], "Secret"), namespace)
-                    if s["metadata"]["name"] == "catdog-notebook-token"]
+        [secret] = [
+            s
+            for s in in_namespace(by_kind(room["objects"], "Secret"), namespace)
+            if s["metadata"]["name"] == "catdog-notebook-token"
+        ]
         assert secret_value(secret, "token") == token and len(token) == 64
         tokens.add(token)
     assert len(tokens) == LEARNERS
 
 
 def test_every_object_of_a_room_of_30_validates_against_its_schema(room):
-    problems = [f"{o['kind']}/{o['metadata'].get('namespace')}/{o['metadata']['name']}: {problem}"
-                for o in room["objects"] if (problem := schema_problem(o))]
+    problems = [
+        f"{o['kind']}/{o['metadata'].get('namespace')}/{o['metadata']['name']}: {problem}"
+        for o in room["objects"]
+        if (problem := schema_problem(o))
+    ]
     assert not problems and len(room["objects"]) > 10 * LEARNERS, problems[:5]
 
 
@@ -108,11 +119,16 @@ def test_every_learners_acls_are_exactly_what_the_notebooks_need(room):
             if kind == "topic" and resource in ("predictions", "images-dlq"):
                 assert ("Write" in operations) is (name == "catdog-classifier"), name
     assert acl_set(users["catdog-classifier"]) == {
-        ("topic", "images", "literal"): {"Read"}, ("group", "catdog-classifier", "literal"): {"Read"},
-        ("topic", "predictions", "literal"): {"Write"}, ("topic", "images-dlq", "literal"): {"Write"}}
+        ("topic", "images", "literal"): {"Read"},
+        ("group", "catdog-classifier", "literal"): {"Read"},
+        ("topic", "predictions", "literal"): {"Write"},
+        ("topic", "images-dlq", "literal"): {"Write"},
+    }
     # The retraining reads the labels and the photos they name, and writes nothing to Kafka.
     assert acl_set(users["catdog-retrain"]) == {
-        ("topic", "feedback", "literal"): {"Read"}, ("topic", "images", "literal"): {"Read"}}
+        ("topic", "feedback", "literal"): {"Read"},
+        ("topic", "images", "literal"): {"Read"},
+    }
 
 
 def test_the_rooms_retraining_reads_kafka_as_its_own_user_and_writes_what_the_classifier_serves(room):
@@ -121,8 +137,11 @@ def test_the_rooms_retraining_reads_kafka_as_its_own_user_and_writes_what_the_cl
     objects = in_namespace(room["objects"], "catdog-room")
     [settings] = [c for c in by_kind(objects, "ConfigMap") if c["metadata"]["name"] == "catdog-settings"]
     [classifier] = [d for d in by_kind(objects, "Deployment") if d["metadata"]["name"] == "catdog-classifier"]
-    claims = {v["persistentVolumeClaim"]["claimName"] for v in classifier["spec"]["template"]["spec"]["volumes"]
-              if "persistentVolumeClaim" in v}
+    claims = {
+        v["persistentVolumeClaim"]["claimName"]
+        for v in classifier["spec"]["template"]["spec"]["volumes"]
+        if "persistentVolumeClaim" in v
+    }
     pods = [j["spec"]["template"]["spec"] for j in by_kind(objects, "Job")]
     pods += [c["spec"]["jobTemplate"]["spec"]["template"]["spec"] for c in by_kind(objects, "CronJob")]
     assert len(pods) == 2
@@ -135,7 +154,9 @@ def test_the_rooms_retraining_reads_kafka_as_its_own_user_and_writes_what_the_cl
         volumes = {v["name"]: v for v in pod["volumes"]}
         ca = next(name for name, path in mounts.items() if settings["data"]["KAFKA_SSL_CAFILE"].startswith(path + "/"))
         assert volumes[ca]["secret"]["secretName"] == "catdog-cluster-ca-cert"
-        assert {v["persistentVolumeClaim"]["claimName"] for v in volumes.values() if "persistentVolumeClaim" in v} == claims
+        assert {
+            v["persistentVolumeClaim"]["claimName"] for v in volumes.values() if "persistentVolumeClaim" in v
+        } == claims
 
 
 def test_every_listener_authenticates_and_admits_the_rooms_namespaces_only(room):
@@ -148,8 +169,11 @@ def test_every_listener_authenticates_and_admits_the_rooms_namespaces_only(room)
     assert internal["tls"] is True and internal["authentication"]["type"] == "scram-sha-512"
     selector = {room_module.ROOM_LABEL: "catdog-room"}
     assert internal["networkPolicyPeers"] == [{"podSelector": {}}, {"namespaceSelector": {"matchLabels": selector}}]
-    labelled = sorted(n["metadata"]["name"] for n in by_kind(objects, "Namespace")
-                      if n["metadata"].get("labels", {}).get(room_module.ROOM_LABEL) == "catdog-room")
+    labelled = sorted(
+        n["metadata"]["name"]
+        for n in by_kind(objects, "Namespace")
+        if n["metadata"].get("labels", {}).get(room_module.ROOM_LABEL) == "catdog-room"
+    )
     assert labelled == sorted(["catdog-room", *learner_namespaces(objects)])
     # Every learner connects to that listener by its cross-namespace name, over TLS, as their own user.
     users = {u["metadata"]["name"] for u in by_kind(objects, "KafkaUser")}
@@ -162,8 +186,12 @@ def test_every_listener_authenticates_and_admits_the_rooms_namespaces_only(room)
     # A learner's JupyterLab takes connections from the router only (and nothing else in the namespace any).
     for namespace in learner_namespaces(objects):
         [policy] = [p for p in in_namespace(by_kind(objects, "NetworkPolicy"), namespace) if p["spec"]["podSelector"]]
-        assert policy["spec"]["ingress"] == [{"from": [{"namespaceSelector": {"matchLabels": {
-            "network.openshift.io/policy-group": "ingress"}}}], "ports": [{"protocol": "TCP", "port": 8888}]}]
+        assert policy["spec"]["ingress"] == [
+            {
+                "from": [{"namespaceSelector": {"matchLabels": {"network.openshift.io/policy-group": "ingress"}}}],
+                "ports": [{"protocol": "TCP", "port": 8888}],
+            }
+        ]
 
 
 def test_every_learner_pulls_the_rooms_one_image(room):
@@ -176,14 +204,19 @@ def test_every_learner_pulls_the_rooms_one_image(room):
         assert [c["image"] for c in deployment["spec"]["template"]["spec"]["containers"]] == [SHARED_IMAGE]
         assert "image.openshift.io/triggers" not in deployment["metadata"].get("annotations", {})
     [builds] = by_kind(objects, "BuildConfig")
-    assert builds["metadata"]["namespace"] == "catdog-room" and builds["spec"]["output"]["to"]["name"] == "catdog:latest"
+    assert (
+        builds["metadata"]["namespace"] == "catdog-room" and builds["spec"]["output"]["to"]["name"] == "catdog:latest"
+    )
     [binding] = by_kind(objects, "RoleBinding")
     assert binding["metadata"]["namespace"] == "catdog-room" and binding["roleRef"]["name"] == "system:image-puller"
     assert sorted(s["name"] for s in binding["subjects"]) == sorted(f"system:serviceaccounts:{n}" for n in namespaces)
     # The pre-puller runs the same image on every node, rolled by each build.
     [puller] = by_kind(objects, "DaemonSet")
     [hold] = puller["spec"]["template"]["spec"]["containers"]
-    assert hold["image"] == "catdog:latest" and '"name":"catdog:latest"' in puller["metadata"]["annotations"]["image.openshift.io/triggers"]
+    assert (
+        hold["image"] == "catdog:latest"
+        and '"name":"catdog:latest"' in puller["metadata"]["annotations"]["image.openshift.io/triggers"]
+    )
 
 
 def test_each_learners_quota_is_exactly_one_notebook(room):
@@ -229,15 +262,23 @@ def test_each_learners_password_and_ca_are_the_same_on_both_sides(room, tmp_path
         ca_file.write_text(ca_cert)
         env = {**settings["data"], "KAFKA_SSL_CAFILE": str(ca_file), "KAFKA_SASL_PASSWORD": password}
         kafka = load_settings(env).kafka
-        assert (kafka.security_protocol, kafka.sasl_username, kafka.learner) == \
-            ("SASL_SSL", user["metadata"]["name"], settings["data"]["CATDOG_LEARNER"])
+        assert (kafka.security_protocol, kafka.sasl_username, kafka.learner) == (
+            "SASL_SSL",
+            user["metadata"]["name"],
+            settings["data"]["CATDOG_LEARNER"],
+        )
     assert len(passwords) == LEARNERS and all(len(p) >= 32 for p in passwords)
     # Strimzi takes the room's CA only as two labelled Secrets at generation 0, and only when told to.
     [kafka] = by_kind(objects, "Kafka")
     assert kafka["spec"]["clusterCa"]["generateCertificateAuthority"] is False
-    cert_secret, key_secret = secrets["catdog-room", "catdog-cluster-ca-cert"], secrets["catdog-room", "catdog-cluster-ca"]
+    cert_secret, key_secret = (
+        secrets["catdog-room", "catdog-cluster-ca-cert"],
+        secrets["catdog-room", "catdog-cluster-ca"],
+    )
     for secret in (cert_secret, key_secret):
-        assert secret["metadata"]["labels"].items() >= {"strimzi.io/kind": "Kafka", "strimzi.io/cluster": "catdog"}.items()
+        assert (
+            secret["metadata"]["labels"].items() >= {"strimzi.io/kind": "Kafka", "strimzi.io/cluster": "catdog"}.items()
+        )
     assert cert_secret["metadata"]["annotations"]["strimzi.io/ca-cert-generation"] == "0"
     assert key_secret["metadata"]["annotations"]["strimzi.io/ca-key-generation"] == "0"
     certificate = x509.load_pem_x509_certificate(ca_cert.encode())
@@ -245,8 +286,12 @@ def test_each_learners_password_and_ca_are_the_same_on_both_sides(room, tmp_path
     assert certificate.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
     assert certificate.public_key().public_numbers() == key.public_key().public_numbers()
     # Nothing of it in the learners' namespaces but the certificate.
-    assert not [s for s in by_kind(objects, "Secret") if "ca.key" in str(s.get("data", {})) + str(s.get("stringData", {}))
-                and s["metadata"]["namespace"] != "catdog-room"]
+    assert not [
+        s
+        for s in by_kind(objects, "Secret")
+        if "ca.key" in str(s.get("data", {})) + str(s.get("stringData", {}))
+        and s["metadata"]["namespace"] != "catdog-room"
+    ]
 
 
 def env_of(container: dict) -> dict[str, dict]:
@@ -269,17 +314,26 @@ def test_each_learner_signs_with_a_key_only_they_and_the_rooms_services_hold(roo
     for namespace in learner_namespaces(objects):
         [settings] = in_namespace(by_kind(objects, "ConfigMap"), namespace)
         [notebook] = [d for d in in_namespace(by_kind(objects, "Deployment"), namespace)]
-        ref = env_of(notebook["spec"]["template"]["spec"]["containers"][0])["CATDOG_LEARNER_KEY"]["valueFrom"]["secretKeyRef"]
+        ref = env_of(notebook["spec"]["template"]["spec"]["containers"][0])["CATDOG_LEARNER_KEY"]["valueFrom"][
+            "secretKeyRef"
+        ]
         key = secret_value(secrets[namespace, ref["name"]], ref["key"])
         signed[settings["data"]["CATDOG_LEARNER"]] = key
-        assert load_settings({"CATDOG_LEARNER": settings["data"]["CATDOG_LEARNER"], "CATDOG_LEARNER_KEY": key}).kafka.learner_key == key
+        assert (
+            load_settings(
+                {"CATDOG_LEARNER": settings["data"]["CATDOG_LEARNER"], "CATDOG_LEARNER_KEY": key}
+            ).kafka.learner_key
+            == key
+        )
         mine = [s for (where, _), s in secrets.items() if where == namespace]
         assert not [s for s in mine if "keys.json" in str(s.get("stringData", {})) + str(s.get("data", {}))]
     assert dict(table.learners) == signed and len(set(signed.values())) == LEARNERS
     [wall] = [d for d in by_kind(objects, "Deployment") if d["metadata"]["name"] == "catdog-wall"]
     wall_env = env_of(wall["spec"]["template"]["spec"]["containers"][0])
     ref = wall_env["CATDOG_LEARNER_KEY"]["valueFrom"]["secretKeyRef"]
-    assert dict(table.relays) == {wall_env["CATDOG_LEARNER"]["value"]: secret_value(secrets["catdog-room", ref["name"]], ref["key"])}
+    assert dict(table.relays) == {
+        wall_env["CATDOG_LEARNER"]["value"]: secret_value(secrets["catdog-room", ref["name"]], ref["key"])
+    }
     readers = [d for d in by_kind(objects, "Deployment") if d["metadata"]["name"] == "catdog-classifier"]
     readers += [j for j in by_kind(objects, "Job")] + [c["spec"]["jobTemplate"] for c in by_kind(objects, "CronJob")]
     for reader in readers:
@@ -305,15 +359,35 @@ def test_running_it_again_adds_learners_and_keeps_what_was_handed_out(tmp_path):
     assert (out / "secrets.json").stat().st_mode & 0o077 == 0
     # Git never sees the folder, wherever the instructor put it.
     subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
-    status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=tmp_path,
-                            capture_output=True, text=True, check=True).stdout
+    status = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=all"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert status == ""
 
 
 def test_names_that_clash_or_are_not_names_are_refused(tmp_path):
     for learners, message in ((["Ana", "ana"], "same namespace"), (["!!!"], "no letters or digits")):
-        result = subprocess.run([sys.executable, "-m", "catdog.cli", "room", "--out", str(tmp_path / "x"), "--manifests", str(DEPLOY),
-                                 "--learners", ",".join(learners)], capture_output=True, text=True, timeout=60)
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "catdog.cli",
+                "room",
+                "--out",
+                str(tmp_path / "x"),
+                "--manifests",
+                str(DEPLOY),
+                "--learners",
+                ",".join(learners),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert result.returncode == 2 and message in result.stderr and not (tmp_path / "x").exists()
 
 
@@ -332,6 +406,7 @@ def room_sizing(objects: list[dict]) -> dict[str, dict[str, float]]:
     """Requests and limits (CPU cores, memory GiB) of one learner's namespace, of the room's shared part
     (Kafka's node and operators, the classifier; the pre-puller's per-node crumbs left out), of a build and
     of a retraining (the CronJob's pod, while it runs)."""
+
     def add(total: dict, resources: dict, times: int = 1) -> None:
         for kind in ("requests", "limits"):
             for name, value in resources.get(kind, {}).items():
@@ -366,20 +441,27 @@ def test_the_readmes_sizing_table_is_what_the_manifests_ask_for(room):
     sizing = room_sizing(room["objects"])
     readme = (DEPLOY.parent.parent / "README.md").read_text()
     table = readme.split("#### Sizing a room")[1].split("\n\n")[1]
-    rows = {line.split("|")[1].strip(): [cell.strip() for cell in line.split("|")[2:-1]]
-            for line in table.splitlines()[2:]}
+    rows = {
+        line.split("|")[1].strip(): [cell.strip() for cell in line.split("|")[2:-1]] for line in table.splitlines()[2:]
+    }
 
     def cells(total: dict) -> list[str]:
-        return [f"{total.get('requests.cpu', 0):g}", f"{total.get('limits.cpu', 0):g}",
-                f"{total.get('requests.memory', 0):g} GiB", f"{total.get('limits.memory', 0):g} GiB"]
+        return [
+            f"{total.get('requests.cpu', 0):g}",
+            f"{total.get('limits.cpu', 0):g}",
+            f"{total.get('requests.memory', 0):g} GiB",
+            f"{total.get('limits.memory', 0):g} GiB",
+        ]
 
     assert rows["one learner (a notebook)"] == cells(sizing["learner"])
     assert rows["the room's shared part"] == cells(sizing["shared"])
     assert rows["an image build, while it runs"] == cells(sizing["build"])
     assert rows["a retraining (the CronJob), while it runs"] == cells(sizing["retraining"])
     for learners in (20, 30, 50):
-        total = {key: sizing["shared"].get(key, 0) + learners * sizing["learner"].get(key, 0)
-                 for key in set(sizing["shared"]) | set(sizing["learner"])}
+        total = {
+            key: sizing["shared"].get(key, 0) + learners * sizing["learner"].get(key, 0)
+            for key in set(sizing["shared"]) | set(sizing["learner"])
+        }
         assert rows[f"a room of {learners}"] == cells(total), learners
 
 
@@ -397,7 +479,9 @@ def workbench_room(tmp_path_factory) -> dict:
 def test_on_openshift_ai_each_learner_gets_a_workbench_as_the_dashboard_writes_one(workbench_room):
     objects = workbench_room["objects"]
     assert not [p for o in objects if (p := schema_problem(o))]
-    [image_stream] = [s for s in by_kind(objects, "ImageStream") if s["metadata"]["namespace"] == "redhat-ods-applications"]
+    [image_stream] = [
+        s for s in by_kind(objects, "ImageStream") if s["metadata"]["namespace"] == "redhat-ods-applications"
+    ]
     [tag] = image_stream["spec"]["tags"]
     assert image_stream["metadata"]["labels"]["opendatahub.io/notebook-image"] == "true"
     assert tag["from"] == {"kind": "ImageStreamTag", "namespace": "catdog-room", "name": "catdog:latest"}
@@ -411,8 +495,10 @@ def test_on_openshift_ai_each_learner_gets_a_workbench_as_the_dashboard_writes_o
         spec = notebook["spec"]["template"]["spec"]
         [container] = spec["containers"]
         assert container["name"] == name  # how the controller finds the notebook container
-        args = dict(line.split("=", 1) for line in next(e["value"] for e in container["env"]
-                                                       if e["name"] == "NOTEBOOK_ARGS").splitlines())
+        args = dict(
+            line.split("=", 1)
+            for line in next(e["value"] for e in container["env"] if e["name"] == "NOTEBOOK_ARGS").splitlines()
+        )
         base_url = f"/notebook/{namespace}/{name}"
         assert args["--ServerApp.base_url"] == base_url and args["--ServerApp.token"] == "''"
         port = next(p for p in container["ports"] if p["name"] == "notebook-port")["containerPort"]
@@ -422,7 +508,10 @@ def test_on_openshift_ai_each_learner_gets_a_workbench_as_the_dashboard_writes_o
         # The image the dashboard's annotation names, from the dashboard's ImageStream.
         selection = notebook["metadata"]["annotations"]["notebooks.opendatahub.io/last-image-selection"]
         assert selection == f"{image_stream['metadata']['name']}:{tag['name']}"
-        assert container["image"] == f"image-registry.openshift-image-registry.svc:5000/redhat-ods-applications/{selection}"
+        assert (
+            container["image"]
+            == f"image-registry.openshift-image-registry.svc:5000/redhat-ods-applications/{selection}"
+        )
         # Everything it refers to is in the project: settings, password, CA, HOME's volume.
         here = in_namespace(objects, namespace)
         names = {(o["kind"], o["metadata"]["name"]) for o in here}
@@ -431,8 +520,12 @@ def test_on_openshift_ai_each_learner_gets_a_workbench_as_the_dashboard_writes_o
         assert container["envFrom"] == [{"configMapRef": {"name": settings["metadata"]["name"]}}]
         assert settings["data"]["KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
         refs = [("Secret", e["valueFrom"]["secretKeyRef"]["name"]) for e in container["env"] if "valueFrom" in e]
-        volumes = [("Secret", v["secret"]["secretName"]) if "secret" in v
-                   else ("PersistentVolumeClaim", v["persistentVolumeClaim"]["claimName"]) for v in spec["volumes"]]
+        volumes = [
+            ("Secret", v["secret"]["secretName"])
+            if "secret" in v
+            else ("PersistentVolumeClaim", v["persistentVolumeClaim"]["claimName"])
+            for v in spec["volumes"]
+        ]
         assert set(refs + volumes) <= names
         assert {m["mountPath"] for m in container["volumeMounts"]} == {"/opt/app-root/src", "/etc/catdog/kafka-ca"}
         assert ("Secret", "catdog-notebook-token") not in names  # the dashboard's OAuth proxy lets the learner in
@@ -442,9 +535,11 @@ def test_on_openshift_ai_each_learner_gets_a_workbench_as_the_dashboard_writes_o
         assert cpu_cores(hard["requests.cpu"]) == pytest.approx(cpu_cores(resources["requests"]["cpu"]) + PROXY["cpu"])
         assert cpu_cores(hard["limits.cpu"]) == pytest.approx(cpu_cores(resources["limits"]["cpu"]) + PROXY["cpu"])
         assert mebibytes(hard["requests.memory"]) / 1024 == pytest.approx(
-            mebibytes(resources["requests"]["memory"]) / 1024 + PROXY["memory"])
+            mebibytes(resources["requests"]["memory"]) / 1024 + PROXY["memory"]
+        )
         assert mebibytes(hard["limits.memory"]) / 1024 == pytest.approx(
-            mebibytes(resources["limits"]["memory"]) / 1024 + PROXY["memory"])
+            mebibytes(resources["limits"]["memory"]) / 1024 + PROXY["memory"]
+        )
     # They pull through the dashboard's ImageStream.
     [pullers] = [b for b in by_kind(objects, "RoleBinding") if b["metadata"]["namespace"] == "redhat-ods-applications"]
     assert sorted(s["name"] for s in pullers["subjects"]) == sorted(f"system:serviceaccounts:{n}" for n in namespaces)
@@ -455,11 +550,16 @@ def test_the_dashboards_lists_say_what_requirements_txt_pins():
     """The workbench form shows the image's software and packages: they must be the ones it has."""
     stream = yaml.safe_load((DEPLOY / "openshift-ai" / "imagestream.yaml").read_text())
     [tag] = stream["spec"]["tags"]
-    listed = {item["name"].lower(): item["version"] for key in ("opendatahub.io/notebook-software",
-                                                              "opendatahub.io/notebook-python-dependencies")
-              for item in json.loads(tag["annotations"][key])}
-    pins = dict(line.split("==") for line in (DEPLOY.parent.parent / "requirements.txt").read_text().splitlines()
-                if "==" in line and not line.startswith("#"))
+    listed = {
+        item["name"].lower(): item["version"]
+        for key in ("opendatahub.io/notebook-software", "opendatahub.io/notebook-python-dependencies")
+        for item in json.loads(tag["annotations"][key])
+    }
+    pins = dict(
+        line.split("==")
+        for line in (DEPLOY.parent.parent / "requirements.txt").read_text().splitlines()
+        if "==" in line and not line.startswith("#")
+    )
     pins = {name.lower(): version.split()[0] for name, version in pins.items()}
     assert listed.pop("python") == "v3.11" and "python-311" in (DEPLOY.parent.parent / "Containerfile").read_text()
     for name, version in listed.items():
@@ -470,8 +570,24 @@ def test_the_dashboards_lists_say_what_requirements_txt_pins():
 def test_a_room_keeps_its_kind(tmp_path):
     out = tmp_path / "room"
     make_room(out, "--learners", "Ada")
-    result = subprocess.run([sys.executable, "-m", "catdog.cli", "room", "--out", str(out), "--manifests", str(DEPLOY),
-                             "--openshift-ai", "--learners", "Bo"], capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "catdog.cli",
+            "room",
+            "--out",
+            str(out),
+            "--manifests",
+            str(DEPLOY),
+            "--openshift-ai",
+            "--learners",
+            "Bo",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 2 and "without --openshift-ai" in result.stderr
 
 
@@ -496,8 +612,12 @@ def test_the_wall_is_reached_by_https_from_the_router_only_with_a_generated_code
 
     [policy] = [p for p in by_kind(objects, "NetworkPolicy") if p["metadata"]["name"] == "catdog-wall-from-router"]
     assert policy["spec"]["podSelector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
-    assert policy["spec"]["ingress"] == [{"from": [{"namespaceSelector": {"matchLabels": {
-        "network.openshift.io/policy-group": "ingress"}}}], "ports": [{"protocol": "TCP", "port": port}]}]
+    assert policy["spec"]["ingress"] == [
+        {
+            "from": [{"namespaceSelector": {"matchLabels": {"network.openshift.io/policy-group": "ingress"}}}],
+            "ports": [{"protocol": "TCP", "port": port}],
+        }
+    ]
 
     code = env["CATDOG_ROOM_CODE"]["valueFrom"]["secretKeyRef"]
     [secret] = [s for s in by_kind(objects, "Secret") if s["metadata"]["name"] == code["name"]]
@@ -516,14 +636,19 @@ def test_the_wall_is_reached_by_https_from_the_router_only_with_a_generated_code
     assert env["KAFKA_SASL_USERNAME"]["value"] == "catdog-wall"
     assert env["KAFKA_SASL_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "catdog-wall", "key": "password"}
     [user] = [u for u in by_kind(objects, "KafkaUser") if u["metadata"]["name"] == "catdog-wall"]
-    assert acl_set(user) == {("topic", "images", "literal"): {"Read", "Write"},
-                             ("topic", "predictions", "literal"): {"Read"},
-                             ("topic", "feedback", "literal"): {"Read", "Write"},
-                             ("topic", "wall-moderation", "literal"): {"Read", "Write"},
-                             ("topic", "challenge-submissions", "literal"): {"Read"}}
+    assert acl_set(user) == {
+        ("topic", "images", "literal"): {"Read", "Write"},
+        ("topic", "predictions", "literal"): {"Read"},
+        ("topic", "feedback", "literal"): {"Read", "Write"},
+        ("topic", "wall-moderation", "literal"): {"Read", "Write"},
+        ("topic", "challenge-submissions", "literal"): {"Read"},
+    }
     # The challenge's submissions (every learner's verdicts) are read by the wall alone.
-    assert [u["metadata"]["name"] for u in by_kind(objects, "KafkaUser")
-            if acl_set(u).get(("topic", "challenge-submissions", "literal"), set()) & {"Read"}] == ["catdog-wall"]
+    assert [
+        u["metadata"]["name"]
+        for u in by_kind(objects, "KafkaUser")
+        if acl_set(u).get(("topic", "challenge-submissions", "literal"), set()) & {"Read"}
+    ] == ["catdog-wall"]
     mounts = {m["name"]: m for m in container["volumeMounts"]}
     volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
     assert volumes["challenge"]["secret"] == {"secretName": "catdog-challenge", "optional": True}
@@ -537,8 +662,11 @@ def test_the_wall_is_reached_by_https_from_the_router_only_with_a_generated_code
     assert topic["spec"]["config"]["cleanup.policy"] == "compact"
 
     for namespace in learner_namespaces(room["objects"]):
-        [settings] = [c for c in by_kind(in_namespace(room["objects"], namespace), "ConfigMap")
-                      if c["metadata"]["name"] == "catdog-settings"]
+        [settings] = [
+            c
+            for c in by_kind(in_namespace(room["objects"], namespace), "ConfigMap")
+            if c["metadata"]["name"] == "catdog-settings"
+        ]
         assert settings["data"]["CATDOG_WALL_URL"] == "https://catdog-wall-catdog-room.apps.example.com"
 
 
@@ -568,17 +696,27 @@ def test_every_namespace_of_the_room_lets_in_exactly_what_the_room_needs(room, w
     for objects in (room["objects"], workbench_room["objects"]):
         namespaces = ["catdog-room", *learner_namespaces(objects)]
         for namespace in namespaces:
-            denying = [p for p in in_namespace(by_kind(objects, "NetworkPolicy"), namespace)
-                       if p["spec"]["podSelector"] == {} and p["spec"]["policyTypes"] == ["Ingress"]]
+            denying = [
+                p
+                for p in in_namespace(by_kind(objects, "NetworkPolicy"), namespace)
+                if p["spec"]["podSelector"] == {} and p["spec"]["policyTypes"] == ["Ingress"]
+            ]
             assert len(denying) == 1 and "ingress" not in denying[0]["spec"], namespace
-    expected = {("catdog-room", "catdog-wall", json.dumps(ROUTER, sort_keys=True), 8080),
-                ("catdog-room", "catdog-classifier", json.dumps(MONITORING, sort_keys=True), 8000),
-                ("catdog-room", "catdog-classifier", json.dumps(THE_ROOMS, sort_keys=True), 8000)}
-    expected |= {(namespace, "catdog-notebook", json.dumps(ROUTER, sort_keys=True), 8888)
-                 for namespace in learner_namespaces(room["objects"])}
+    expected = {
+        ("catdog-room", "catdog-wall", json.dumps(ROUTER, sort_keys=True), 8080),
+        ("catdog-room", "catdog-classifier", json.dumps(MONITORING, sort_keys=True), 8000),
+        ("catdog-room", "catdog-classifier", json.dumps(THE_ROOMS, sort_keys=True), 8000),
+    }
+    expected |= {
+        (namespace, "catdog-notebook", json.dumps(ROUTER, sort_keys=True), 8888)
+        for namespace in learner_namespaces(room["objects"])
+    }
     assert ingress_allowed(room["objects"]) == expected
-    [classifier] = [d for d in in_namespace(by_kind(room["objects"], "Deployment"), "catdog-room")
-                    if d["metadata"]["name"] == "catdog-classifier"]
+    [classifier] = [
+        d
+        for d in in_namespace(by_kind(room["objects"], "Deployment"), "catdog-room")
+        if d["metadata"]["name"] == "catdog-classifier"
+    ]
     assert classifier["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/name"] == "catdog-classifier"
 
 
@@ -609,8 +747,12 @@ def test_each_learner_may_send_at_a_rate_the_room_can_classify_and_the_photos_ke
     for user in users:
         assert user["spec"]["quotas"] == {"producerByteRate": 128 * 1024, "consumerByteRate": 1024 * 1024}
     assert LEARNERS * users[0]["spec"]["quotas"]["producerByteRate"] < measured_bytes_per_second
-    others = {u["metadata"]["name"] for u in by_kind(room["objects"], "KafkaUser")} - {u["metadata"]["name"] for u in users}
-    assert all("quotas" not in u["spec"] for u in by_kind(room["objects"], "KafkaUser") if u["metadata"]["name"] in others)
+    others = {u["metadata"]["name"] for u in by_kind(room["objects"], "KafkaUser")} - {
+        u["metadata"]["name"] for u in users
+    }
+    assert all(
+        "quotas" not in u["spec"] for u in by_kind(room["objects"], "KafkaUser") if u["metadata"]["name"] in others
+    )
     topics = {t["metadata"]["name"]: t for t in by_kind(room["objects"], "KafkaTopic")}
     images = topics["images"]["spec"]
     assert images["partitions"] * int(images["config"]["retention.bytes"]) <= 3 * 2**30

@@ -15,11 +15,13 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.admin import ACL, ACLOperation, ACLPermissionType, NewTopic, ResourcePattern, ResourceType
 from kafka.errors import (
-    ClusterAuthorizationFailedError, GroupAuthorizationFailedError, TopicAuthorizationFailedError,
+    ClusterAuthorizationFailedError,
+    GroupAuthorizationFailedError,
+    TopicAuthorizationFailedError,
 )
 
 from catdog.config import load_settings
-from catdog.kafka_io import client_config, make_producer
+from catdog.kafka.clients import client_config, make_producer
 from catdog.room import make_ca
 from processes import Service, catdog, catdog_ok
 from secured import rendered_env, start_secured_kafka
@@ -38,8 +40,14 @@ def secured(tmp_path_factory):
 
 
 def learner_settings(secured: dict, slug: str = "ada"):
-    env = rendered_env(secured["objects"], "Deployment", "catdog-notebook", secured["kafka"], secured["work"] / "files",
-                       namespace=f"catdog-{slug}")
+    env = rendered_env(
+        secured["objects"],
+        "Deployment",
+        "catdog-notebook",
+        secured["kafka"],
+        secured["work"] / "files",
+        namespace=f"catdog-{slug}",
+    )
     return env, load_settings(env).kafka
 
 
@@ -72,6 +80,7 @@ def test_a_learner_may_do_what_the_notebooks_do_and_is_refused_everything_else(s
                 return consumer.position(TopicPartition(topic, 0))
             finally:
                 consumer.close()
+
         return position
 
     def fetch(topic: str):  # Read itself: a position needs only Describe, which Write implies
@@ -83,6 +92,7 @@ def test_a_learner_may_do_what_the_notebooks_do_and_is_refused_everything_else(s
                 return consumer.poll(2000)
             finally:
                 consumer.close()
+
         return fetched
 
     def join(group: str):
@@ -92,57 +102,94 @@ def test_a_learner_may_do_what_the_notebooks_do_and_is_refused_everything_else(s
                 return list(consumer)
             finally:
                 consumer.close()
+
         return joined
 
     def alter_configs():
         librdkafka = AdminClient(secured["kafka"].confluent("learner-ada"))
-        change = ConfigResource("topic", "images", incremental_configs=[
-            ConfigEntry("retention.ms", "1000", incremental_operation=AlterConfigOpType.SET)])
+        change = ConfigResource(
+            "topic",
+            "images",
+            incremental_configs=[ConfigEntry("retention.ms", "1000", incremental_operation=AlterConfigOpType.SET)],
+        )
         try:
             return [future.result(10) for future in librdkafka.incremental_alter_configs([change]).values()]
         except KafkaException as error:
-            raise TopicAuthorizationFailedError() if error.args[0].code() == 29 else error
+            raise TopicAuthorizationFailedError() if error.args[0].code() == 29 else error from None
 
-    grant = ACL("User:learner-ada", "*", ACLOperation.ALL, ACLPermissionType.ALLOW, ResourcePattern(ResourceType.TOPIC, "predictions"))
+    grant = ACL(
+        "User:learner-ada",
+        "*",
+        ACLOperation.ALL,
+        ACLPermissionType.ALLOW,
+        ResourcePattern(ResourceType.TOPIC, "predictions"),
+    )
     matrix = {
-        "write images": write("images"), "read images": read("images"), "read predictions": read("predictions"),
+        "write images": write("images"),
+        "read images": read("images"),
+        "read predictions": read("predictions"),
         "write feedback": write("feedback"),
-        "read challenge": read("challenge"), "write challenge-submissions": write("challenge-submissions"),
-        "write challenge": write("challenge"), "read challenge-submissions": fetch("challenge-submissions"),
-        "write predictions": write("predictions"), "write images-dlq": write("images-dlq"),
-        "write wall-moderation": write("wall-moderation"), "read wall-moderation": read("wall-moderation"),
-        "join the classifier's group": join("catdog-classifier"), "join a group of one's own": join("learner-ada"),
+        "read challenge": read("challenge"),
+        "write challenge-submissions": write("challenge-submissions"),
+        "write challenge": write("challenge"),
+        "read challenge-submissions": fetch("challenge-submissions"),
+        "write predictions": write("predictions"),
+        "write images-dlq": write("images-dlq"),
+        "write wall-moderation": write("wall-moderation"),
+        "read wall-moderation": read("wall-moderation"),
+        "join the classifier's group": join("catdog-classifier"),
+        "join a group of one's own": join("learner-ada"),
         "delete a topic": lambda: admin.delete_topics(["images"]),
         "create a topic": lambda: admin.create_topics([NewTopic("adas-own", 1, 1)]),
-        "alter a topic's configs": alter_configs, "grant oneself an ACL": lambda: admin.create_acls([grant]),
+        "alter a topic's configs": alter_configs,
+        "grant oneself an ACL": lambda: admin.create_acls([grant]),
     }
     found = {action: refused(call) for action, call in matrix.items()}
     producer.close()
     admin.close()
     assert found == {
-        "write images": "allowed", "read images": "allowed", "read predictions": "allowed", "write feedback": "allowed",
-        "read challenge": "allowed", "write challenge-submissions": "allowed",
+        "write images": "allowed",
+        "read images": "allowed",
+        "read predictions": "allowed",
+        "write feedback": "allowed",
+        "read challenge": "allowed",
+        "write challenge-submissions": "allowed",
         # the challenge's photos are the instructor's to publish; the others' verdicts are not to be copied
-        "write challenge": "TopicAuthorizationFailedError", "read challenge-submissions": "TopicAuthorizationFailedError",
-        "write predictions": "TopicAuthorizationFailedError", "write images-dlq": "TopicAuthorizationFailedError",
-        "write wall-moderation": "TopicAuthorizationFailedError", "read wall-moderation": "TopicAuthorizationFailedError",
+        "write challenge": "TopicAuthorizationFailedError",
+        "read challenge-submissions": "TopicAuthorizationFailedError",
+        "write predictions": "TopicAuthorizationFailedError",
+        "write images-dlq": "TopicAuthorizationFailedError",
+        "write wall-moderation": "TopicAuthorizationFailedError",
+        "read wall-moderation": "TopicAuthorizationFailedError",
         "join the classifier's group": "GroupAuthorizationFailedError",
         "join a group of one's own": "GroupAuthorizationFailedError",
-        "delete a topic": "TopicAuthorizationFailedError", "create a topic": "TopicAuthorizationFailedError",
+        "delete a topic": "TopicAuthorizationFailedError",
+        "create a topic": "TopicAuthorizationFailedError",
         "alter a topic's configs": "TopicAuthorizationFailedError",
         "grant oneself an ACL": ClusterAuthorizationFailedError.__name__,
     }, found
     assert GroupAuthorizationFailedError  # (named in the table above)
 
 
-@pytest.mark.parametrize("change, setting", [
-    ({"KAFKA_SASL_PASSWORD": "not-the-password"}, "KAFKA_SASL_PASSWORD"),
-    ({"KAFKA_SECURITY_PROTOCOL": "PLAINTEXT", "KAFKA_SASL_MECHANISM": "", "KAFKA_SASL_USERNAME": "",
-      "KAFKA_SASL_PASSWORD": ""}, "KAFKA_SECURITY_PROTOCOL=SASL_SSL"),
-    ({"KAFKA_SSL_CAFILE": "another CA"}, "KAFKA_SSL_CAFILE"),
-])
-def test_a_wrong_password_no_tls_or_an_untrusted_ca_is_one_line_naming_the_setting(secured, tmp_path, change, setting,
-                                                                                     cat_photos):
+@pytest.mark.parametrize(
+    "change, setting",
+    [
+        ({"KAFKA_SASL_PASSWORD": "not-the-password"}, "KAFKA_SASL_PASSWORD"),
+        (
+            {
+                "KAFKA_SECURITY_PROTOCOL": "PLAINTEXT",
+                "KAFKA_SASL_MECHANISM": "",
+                "KAFKA_SASL_USERNAME": "",
+                "KAFKA_SASL_PASSWORD": "",
+            },
+            "KAFKA_SECURITY_PROTOCOL=SASL_SSL",
+        ),
+        ({"KAFKA_SSL_CAFILE": "another CA"}, "KAFKA_SSL_CAFILE"),
+    ],
+)
+def test_a_wrong_password_no_tls_or_an_untrusted_ca_is_one_line_naming_the_setting(
+    secured, tmp_path, change, setting, cat_photos
+):
     env, _ = learner_settings(secured)
     if change.get("KAFKA_SSL_CAFILE"):
         (tmp_path / "other-ca.crt").write_text(make_ca("not the room's CA")["crt"])
@@ -154,8 +201,9 @@ def test_a_wrong_password_no_tls_or_an_untrusted_ca_is_one_line_naming_the_setti
     assert time.monotonic() - started < 60, said
 
 
-def test_the_rooms_components_work_with_their_rendered_settings(secured, models_dir, weights_dir, kaggle_dev, tmp_path,
-                                                               cat_photos, dog_photos):
+def test_the_rooms_components_work_with_their_rendered_settings(
+    secured, models_dir, weights_dir, kaggle_dev, tmp_path, cat_photos, dog_photos
+):
     """Each with the environment its rendered workload gives it (only the bootstrap address, file paths and
     listening ports differ): the classifier serves; a learner's `catdog send` and `catdog results --learner`
     (their result names them: signed with their key, checked against the room's table); the learner labels
@@ -165,14 +213,22 @@ def test_the_rooms_components_work_with_their_rendered_settings(secured, models_
 
     import httpx
 
-    from catdog.kafka_io import Sent
+    from catdog.kafka.records import Sent
     from catdog.labels import label_image
     from processes import start_wall
 
     kafka, files = secured["kafka"], secured["work"] / "files"
-    rendered = {name: rendered_env(secured["objects"], kind, name, kafka, files, namespace="catdog-room")
-                for kind, name in (("Deployment", "catdog-classifier"), ("Deployment", "catdog-wall"), ("CronJob", "catdog-retrain"))}
-    service = Service({**rendered["catdog-classifier"], "CATDOG_MODELS_DIR": str(models_dir)}, models_dir, tmp_path / "classifier.log")
+    rendered = {
+        name: rendered_env(secured["objects"], kind, name, kafka, files, namespace="catdog-room")
+        for kind, name in (
+            ("Deployment", "catdog-classifier"),
+            ("Deployment", "catdog-wall"),
+            ("CronJob", "catdog-retrain"),
+        )
+    }
+    service = Service(
+        {**rendered["catdog-classifier"], "CATDOG_MODELS_DIR": str(models_dir)}, models_dir, tmp_path / "classifier.log"
+    )
     wall = None
     try:
         service.wait_ready()
@@ -181,8 +237,11 @@ def test_the_rooms_components_work_with_their_rendered_settings(secured, models_
         name, topic, partition, offset = re.search(r"^(.+) -> (\S+)\[(\d+)\]@(\d+)", printed, re.M).groups()
         deadline, results = time.monotonic() + 60, []
         while time.monotonic() < deadline and not results:
-            results = [json.loads(line) for line in catdog_ok("results", "--learner", learner.learner, "--json",
-                                                               env=env).splitlines() if line.strip()]
+            results = [
+                json.loads(line)
+                for line in catdog_ok("results", "--learner", learner.learner, "--json", env=env).splitlines()
+                if line.strip()
+            ]
             results = [r for r in results if r.get("filename") == cat_photos[1].name]
             time.sleep(1)
         assert results and results[0]["learner"] == "Ada" and results[0]["learner_verified"], service.output()[-3000:]
@@ -194,18 +253,42 @@ def test_the_rooms_components_work_with_their_rendered_settings(secured, models_
         wall, base = start_wall(walls, tmp_path / "wall.log", walls["CATDOG_ROOM_CODE"])
         phone = httpx.Client(base_url=base, timeout=60)
         assert phone.post("/api/join", json={"code": walls["CATDOG_ROOM_CODE"]}).status_code == 204
-        sent = phone.post("/api/photos", params={"filename": dog_photos[1].name, "learner": "Bo"},
-                          content=dog_photos[1].read_bytes()).json()
+        sent = phone.post(
+            "/api/photos", params={"filename": dog_photos[1].name, "learner": "Bo"}, content=dog_photos[1].read_bytes()
+        ).json()
         assert phone.get(f"/api/photos/{sent['partition']}/{sent['offset']}").status_code == 200  # both verdicts
-        assert phone.post("/api/feedback", json={"partition": sent["partition"], "offset": sent["offset"],
-                                                 "label": "dog", "learner": "Bo"}).status_code == 201
+        assert (
+            phone.post(
+                "/api/feedback",
+                json={"partition": sent["partition"], "offset": sent["offset"], "label": "dog", "learner": "Bo"},
+            ).status_code
+            == 201
+        )
 
         models = tmp_path / "models"
         shutil.copytree(models_dir, models)
-        retrain = {**rendered["catdog-retrain"], "CATDOG_MODELS_DIR": str(models), "CATDOG_DATA_DIR": str(tmp_path / "data"),
-                   "CATDOG_WEIGHTS_DIR": str(weights_dir)}
-        printed = catdog_ok("retrain", "--source", kaggle_dev, "--per-class", 10, "--epochs", 2, "--check",
-                            tmp_path / "check", "--check-from", kaggle_dev, "--check-per-class", 10, env=retrain)
+        retrain = {
+            **rendered["catdog-retrain"],
+            "CATDOG_MODELS_DIR": str(models),
+            "CATDOG_DATA_DIR": str(tmp_path / "data"),
+            "CATDOG_WEIGHTS_DIR": str(weights_dir),
+        }
+        printed = catdog_ok(
+            "retrain",
+            "--source",
+            kaggle_dev,
+            "--per-class",
+            10,
+            "--epochs",
+            2,
+            "--check",
+            tmp_path / "check",
+            "--check-from",
+            kaggle_dev,
+            "--check-per-class",
+            10,
+            env=retrain,
+        )
         assert "room's votes: 2 photos voted on, 2 accepted" in printed, printed
     finally:
         service.stop()
@@ -221,11 +304,13 @@ def produce(topic: str):
             producer.send(topic, b"a path's record", key=b"k").get(timeout=10)
         finally:
             producer.close()
+
     return path
 
 
 def read(topic: str):
     """Fetch partition 0's first record (each topic has one: the test writes it as the superuser)."""
+
     def path(kafka):
         consumer = KafkaConsumer(**client_config(kafka))
         try:
@@ -237,13 +322,15 @@ def read(topic: str):
             assert records, f"nothing fetched from {topic}"
         finally:
             consumer.close()
+
     return path
 
 
 def consume_as_group(topic: str, group: str):
     """The classifier's way in: join the group, be given partitions, read, commit."""
+
     def path(kafka):
-        from catdog.kafka_io import make_consumer
+        from catdog.kafka.clients import make_consumer
 
         consumer = make_consumer(kafka, topic, group_id=group)
         try:
@@ -256,19 +343,27 @@ def consume_as_group(topic: str, group: str):
             consumer.commit()
         finally:
             consumer.close()
+
     return path
 
 
 # What each service does on Kafka (src/catdog/service.py, wall/, labels.py and retrain.py), one path each.
 SERVICE_PATHS = {
-    ("Deployment", "catdog-classifier"): {"read images as its group": consume_as_group("images", "catdog-classifier"),
-                                          "write a result": produce("predictions"),
-                                          "write a dead letter": produce("images-dlq")},
-    ("Deployment", "catdog-wall"): {"send a phone's photo": produce("images"), "read photos for thumbnails": read("images"),
-                                    "read results": read("predictions"), "write a vote": produce("feedback"),
-                                    "read votes": read("feedback"), "write a moderation": produce("wall-moderation"),
-                                    "read moderation": read("wall-moderation"),
-                                    "read the challenge's submissions": read("challenge-submissions")},
+    ("Deployment", "catdog-classifier"): {
+        "read images as its group": consume_as_group("images", "catdog-classifier"),
+        "write a result": produce("predictions"),
+        "write a dead letter": produce("images-dlq"),
+    },
+    ("Deployment", "catdog-wall"): {
+        "send a phone's photo": produce("images"),
+        "read photos for thumbnails": read("images"),
+        "read results": read("predictions"),
+        "write a vote": produce("feedback"),
+        "read votes": read("feedback"),
+        "write a moderation": produce("wall-moderation"),
+        "read moderation": read("wall-moderation"),
+        "read the challenge's submissions": read("challenge-submissions"),
+    },
     ("CronJob", "catdog-retrain"): {"read the votes": read("feedback"), "read the voted photos": read("images")},
 }
 
@@ -276,9 +371,9 @@ SERVICE_PATHS = {
 def test_every_acl_each_service_holds_is_one_it_needs(secured):
     """Least privilege shown, not claimed: with all its ACLs every path of each service works; with any one
     of its ACLs removed, one of its paths is refused."""
-    from secured import create_acls, delete_acls
-
     from confluent_kafka import Producer
+
+    from secured import create_acls, delete_acls
 
     kafka = secured["kafka"]
     seed = Producer(kafka.confluent())
@@ -289,11 +384,16 @@ def test_every_acl_each_service_holds_is_one_it_needs(secured):
         env = rendered_env(secured["objects"], kind, name, kafka, secured["work"] / "files", namespace="catdog-room")
         settings = load_settings(env).kafka
         mine = [b for b in kafka.bindings if b.principal == f"User:{settings.sasl_username}"]
-        assert mine and {name: refused(lambda path=path: path(settings)) for name, path in paths.items()} == dict.fromkeys(paths, "allowed")
+        assert mine and {
+            name: refused(lambda path=path, settings=settings: path(settings)) for name, path in paths.items()
+        } == dict.fromkeys(paths, "allowed")
         for binding in mine:
             delete_acls(kafka, [binding])
             try:
-                broken = {path_name: refused(lambda path=path: path(settings)) for path_name, path in paths.items()}
+                broken = {
+                    path_name: refused(lambda path=path, settings=settings: path(settings))
+                    for path_name, path in paths.items()
+                }
             finally:
                 create_acls(kafka, [binding])
             # (A group member whose topic it may not read is simply given no partitions: kafka-python's way.)
@@ -313,14 +413,23 @@ def test_the_doctors_learner_acl_check_passes_against_a_broker_that_enforces_the
 
     env, _ = learner_settings(secured)
     [probe, *args] = learner_acl_probe("predictions")
-    ran = subprocess.run([str(Path(sys.prefix) / "bin" / probe), *args], input=probe_photo(), capture_output=True,
-                         env={**os.environ, **env}, timeout=120)
+    ran = subprocess.run(
+        [str(Path(sys.prefix) / "bin" / probe), *args],
+        input=probe_photo(),
+        capture_output=True,
+        env={**os.environ, **env},
+        timeout=120,
+    )
     [ada] = learners(["Ada"])
-    verdict = learner_acl_verdict(ada, "predictions", ran.returncode, (ran.stdout + ran.stderr).decode(errors="replace"))
+    verdict = learner_acl_verdict(
+        ada, "predictions", ran.returncode, (ran.stdout + ran.stderr).decode(errors="replace")
+    )
     assert verdict.status == "ok", verdict
 
 
-def test_make_lab_secure_runs_the_lab_as_one_learner_of_a_room_on_the_enforcing_broker(models_dir, cat_photos, tmp_path):
+def test_make_lab_secure_runs_the_lab_as_one_learner_of_a_room_on_the_enforcing_broker(
+    models_dir, cat_photos, tmp_path
+):
     """`make lab-secure` as a developer runs it: a one-learner room written once, the enforcing broker, the
     classifier and the wall as the room's users, and JupyterLab (so its kernels and terminals) as the learner,
     whose photo comes back classified and signed as theirs, and whose write to the results topic is refused."""
@@ -332,16 +441,40 @@ def test_make_lab_secure_runs_the_lab_as_one_learner_of_a_room_on_the_enforcing_
     from conftest import REPO, SHARED, free_port
 
     venv, log, room = Path(sys.prefix), tmp_path / "make.log", tmp_path / "room"
-    ports = {"LAB_PORT": free_port(), "CATDOG_LAB_KAFKA_PORT": free_port(), "CATDOG_METRICS_PORT": free_port(),
-             "CATDOG_WALL_PORT": free_port()}
-    env = {**os.environ, **{name: str(port) for name, port in ports.items()}, "CATDOG_MODELS_DIR": str(models_dir),
-           "JUPYTER_TOKEN": "lab-secure-test"}
+    ports = {
+        "LAB_PORT": free_port(),
+        "CATDOG_LAB_KAFKA_PORT": free_port(),
+        "CATDOG_METRICS_PORT": free_port(),
+        "CATDOG_WALL_PORT": free_port(),
+    }
+    env = {
+        **os.environ,
+        **{name: str(port) for name, port in ports.items()},
+        "CATDOG_MODELS_DIR": str(models_dir),
+        "JUPYTER_TOKEN": "lab-secure-test",
+    }
     for name in ("KAFKA_BOOTSTRAP_SERVERS", "CATDOG_WALL_URL", "CATDOG_METRICS_URL"):
         env.pop(name, None)
     with open(log, "wb") as stream:
-        process = subprocess.Popen(["make", "-o", f"{venv}/bin/catdog", "-o", "models", "lab-secure", f"VENV={venv}",
-                                    f"LAB_ROOM={room}", "LAB_LEARNER=Ada", f"SHARED={SHARED}"],
-                                   cwd=REPO, env=env, stdout=stream, stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(
+            [
+                "make",
+                "-o",
+                f"{venv}/bin/catdog",
+                "-o",
+                "models",
+                "lab-secure",
+                f"VENV={venv}",
+                f"LAB_ROOM={room}",
+                "LAB_LEARNER=Ada",
+                f"SHARED={SHARED}",
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=stream,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline and process.poll() is None and "Moderator: http" not in log.read_text():
@@ -352,23 +485,37 @@ def test_make_lab_secure_runs_the_lab_as_one_learner_of_a_room_on_the_enforcing_
         env_dir = Path(re.search(r"env files in (\S+)", printed).group(1))
         jupyter = []
         while time.monotonic() < deadline and not jupyter:
-            jupyter = subprocess.run(["pgrep", "-g", str(process.pid), "-f", "bin/jupyter-lab"],
-                                     capture_output=True, text=True).stdout.split()
+            jupyter = subprocess.run(
+                ["pgrep", "-g", str(process.pid), "-f", "bin/jupyter-lab"], capture_output=True, text=True
+            ).stdout.split()
             time.sleep(0.5)
-        assert jupyter, subprocess.run(["ps", "-o", "pid,args", "-g", str(process.pid)], capture_output=True, text=True).stdout
-        seen = dict(line.split("=", 1) for line in Path(f"/proc/{jupyter[0]}/environ").read_text().split("\0") if "=" in line)
-        assert (seen["KAFKA_SASL_USERNAME"], seen["KAFKA_SECURITY_PROTOCOL"], seen["CATDOG_LEARNER"]) == ("learner-ada", "SASL_SSL", "Ada")
+        assert jupyter, subprocess.run(
+            ["ps", "-o", "pid,args", "-g", str(process.pid)], capture_output=True, text=True
+        ).stdout
+        seen = dict(
+            line.split("=", 1) for line in Path(f"/proc/{jupyter[0]}/environ").read_text().split("\0") if "=" in line
+        )
+        assert (seen["KAFKA_SASL_USERNAME"], seen["KAFKA_SECURITY_PROTOCOL"], seen["CATDOG_LEARNER"]) == (
+            "learner-ada",
+            "SASL_SSL",
+            "Ada",
+        )
 
         learner = {k: v for k, v in seen.items() if k.startswith(("KAFKA_", "CATDOG_"))}
         assert learner["KAFKA_SSL_CAFILE"].startswith(str(env_dir))
         catdog_ok("send", cat_photos[3], env=learner)
         deadline, mine = time.monotonic() + 90, []
         while time.monotonic() < deadline and not mine:
-            mine = [json.loads(line) for line in catdog_ok("results", "--learner", "Ada", "--json", env=learner).splitlines()
-                    if line.strip()]
+            mine = [
+                json.loads(line)
+                for line in catdog_ok("results", "--learner", "Ada", "--json", env=learner).splitlines()
+                if line.strip()
+            ]
             mine = [r for r in mine if r.get("filename") == cat_photos[3].name]
             time.sleep(1)
-        assert mine and mine[0]["learner"] == "Ada" and mine[0]["learner_verified"], log.read_text(errors="replace")[-3000:]
+        assert mine and mine[0]["learner"] == "Ada" and mine[0]["learner_verified"], log.read_text(errors="replace")[
+            -3000:
+        ]
         forged = catdog("send", "--topic", "predictions", cat_photos[3], env=learner)
         assert forged.returncode != 0 and "TopicAuthorizationFailed" in forged.stderr, forged.stderr
     finally:

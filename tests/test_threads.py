@@ -23,14 +23,18 @@ def cgroup_tree(root: Path, files: dict[str, str]) -> Path:
     return root
 
 
-@pytest.mark.parametrize(("files", "proc", "expected"), [
-    ({"cpu.max": "150000 100000"}, "0::/\n", 1.5),  # cgroup v2, in a container's own namespace
-    ({"cpu.max": "max 100000"}, "0::/\n", None),
-    ({"kubepods/pod1/cpu.max": "200000 100000", "kubepods/cpu.max": "max 100000"}, "0::/kubepods/pod1\n", 2.0),
-    ({"kubepods/cpu.max": "50000 100000", "kubepods/pod1/cpu.max": "400000 100000"}, "0::/kubepods/pod1\n", 0.5),
-    ({"cpu/cpu.cfs_quota_us": "100000", "cpu/cpu.cfs_period_us": "100000"}, "4:cpu,cpuacct:/\n0::/\n", 1.0),
-    ({"cpu/cpu.cfs_quota_us": "-1", "cpu/cpu.cfs_period_us": "100000"}, "4:cpu,cpuacct:/\n", None),
-], ids=["v2", "v2 unlimited", "v2 pod", "v2 parent tighter", "v1 hybrid", "v1 unlimited"])
+@pytest.mark.parametrize(
+    ("files", "proc", "expected"),
+    [
+        ({"cpu.max": "150000 100000"}, "0::/\n", 1.5),  # cgroup v2, in a container's own namespace
+        ({"cpu.max": "max 100000"}, "0::/\n", None),
+        ({"kubepods/pod1/cpu.max": "200000 100000", "kubepods/cpu.max": "max 100000"}, "0::/kubepods/pod1\n", 2.0),
+        ({"kubepods/cpu.max": "50000 100000", "kubepods/pod1/cpu.max": "400000 100000"}, "0::/kubepods/pod1\n", 0.5),
+        ({"cpu/cpu.cfs_quota_us": "100000", "cpu/cpu.cfs_period_us": "100000"}, "4:cpu,cpuacct:/\n0::/\n", 1.0),
+        ({"cpu/cpu.cfs_quota_us": "-1", "cpu/cpu.cfs_period_us": "100000"}, "4:cpu,cpuacct:/\n", None),
+    ],
+    ids=["v2", "v2 unlimited", "v2 pod", "v2 parent tighter", "v1 hybrid", "v1 unlimited"],
+)
 def test_the_quota_is_read_from_the_processs_own_cgroup_and_its_parents(tmp_path, files, proc, expected):
     quota, _ = threads.cgroup_quota(cgroup_tree(tmp_path, files), proc)
     assert quota == expected
@@ -39,7 +43,9 @@ def test_the_quota_is_read_from_the_processs_own_cgroup_and_its_parents(tmp_path
 def test_threads_are_the_quota_rounded_up_at_most_the_cores_or_the_override(tmp_path):
     root = cgroup_tree(tmp_path, {"cpu.max": "150000 100000"})
     assert threads.cpu_limit({}, root, "0::/\n").threads == min(2, CORES)
-    assert threads.cpu_limit({}, cgroup_tree(tmp_path / "big", {"cpu.max": "6400000 100000"}), "0::/\n").threads == CORES
+    assert (
+        threads.cpu_limit({}, cgroup_tree(tmp_path / "big", {"cpu.max": "6400000 100000"}), "0::/\n").threads == CORES
+    )
     assert threads.cpu_limit({"CATDOG_CPU_THREADS": "3"}, root, "0::/\n").threads == 3
     with pytest.raises(ConfigError, match="CATDOG_CPU_THREADS"):
         threads.cpu_limit({"CATDOG_CPU_THREADS": "many"}, root, "0::/\n")
@@ -47,8 +53,10 @@ def test_threads_are_the_quota_rounded_up_at_most_the_cores_or_the_override(tmp_
 
 def test_tensorflow_starts_with_pools_of_that_size_however_it_is_imported():
     """A kernel that imports TensorFlow before catdog is sized too (the start script exports the same)."""
-    script = ("import tensorflow, catdog, os; from catdog import threads; "
-              "print(threads.tensorflow_threads()['process_threads'], os.environ['TF_NUM_INTRAOP_THREADS'])")
+    script = (
+        "import tensorflow, catdog, os; from catdog import threads; "
+        "print(threads.tensorflow_threads()['process_threads'], os.environ['TF_NUM_INTRAOP_THREADS'])"
+    )
     counts = {}
     for limit in ("1", "4"):
         env = {**os.environ, "CATDOG_CPU_THREADS": limit, "TF_CPP_MIN_LOG_LEVEL": "3"}

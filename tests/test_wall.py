@@ -18,11 +18,12 @@ import pytest
 from confluent_kafka import Producer
 from PIL import Image
 
-from catdog.kafka_io import ensure_topics, image_key, make_consumer
+import samples
+from catdog.kafka.clients import ensure_topics, make_consumer
+from catdog.kafka.photos import image_key
 from conftest import kafka_env
 from processes import start_wall
 from test_kafka import collect
-import samples
 
 CODE = "test-room-code"
 
@@ -32,7 +33,9 @@ def end_offset(kafka, topic: str) -> int:
 
     consumer = make_consumer(kafka)
     try:
-        return sum(consumer.end_offsets([TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]).values())
+        return sum(
+            consumer.end_offsets([TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]).values()
+        )
     finally:
         consumer.close()
 
@@ -46,8 +49,9 @@ def wall(kafka, tmp_path):
     process, base = start_wall(env, log, CODE)
     yield {"base": base, "port": int(base.rsplit(":", 1)[1]), "log": log, "kafka": kafka, "process": process}
     process.send_signal(signal.SIGTERM)  # as the pod's stop: open streams closed, then uvicorn re-raises it
-    assert process.wait(30) in (0, -signal.SIGTERM) and "Application shutdown complete" in log.read_text(), \
+    assert process.wait(30) in (0, -signal.SIGTERM) and "Application shutdown complete" in log.read_text(), (
         log.read_text()[-3000:]
+    )
 
 
 def joined(base: str) -> httpx.Client:
@@ -63,11 +67,20 @@ def jpeg(photo: Path) -> bytes:
 def classifier_result(kafka, sent: dict, filename: str, learner: str, quick: str, pretrained: str) -> dict:
     """A result as the classifier publishes it (the predictions topic's contract), for the photo ``sent``."""
     return {
-        "key": sent["key"], "source": {"topic": kafka.images_topic, "partition": sent["partition"], "offset": sent["offset"]},
-        "filename": filename, "learner": learner,
+        "key": sent["key"],
+        "source": {"topic": kafka.images_topic, "partition": sent["partition"], "offset": sent["offset"]},
+        "filename": filename,
+        "learner": learner,
         "quick": {"label": quick, "p_dog": 0.9 if quick == "dog" else 0.1, "inference_ms": 3.0, "version": "q-1"},
-        "pretrained": {"label": pretrained, "p_dog": 0.8 if pretrained == "dog" else 0.2, "inference_ms": 9.0, "version": "p-1"},
-        "agree": quick == pretrained, "classified_at": "2026-11-27T10:00:00+00:00", "instance": "test",
+        "pretrained": {
+            "label": pretrained,
+            "p_dog": 0.8 if pretrained == "dog" else 0.2,
+            "inference_ms": 9.0,
+            "version": "p-1",
+        },
+        "agree": quick == pretrained,
+        "classified_at": "2026-11-27T10:00:00+00:00",
+        "instance": "test",
     }
 
 
@@ -79,8 +92,15 @@ def test_nothing_but_the_pages_answers_without_the_room_code(wall):
         assert "script-src 'self'" in page.headers["content-security-policy"]
         assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
         assert page.headers["x-content-type-options"] == "nosniff"
-    for method, path in (("GET", "/api/events"), ("GET", "/api/qr.svg"), ("GET", "/api/room"), ("POST", "/api/photos"),
-                         ("POST", "/api/feedback"), ("GET", "/api/photos/0/0"), ("GET", "/api/thumbs/0/0")):
+    for method, path in (
+        ("GET", "/api/events"),
+        ("GET", "/api/qr.svg"),
+        ("GET", "/api/room"),
+        ("POST", "/api/photos"),
+        ("POST", "/api/feedback"),
+        ("GET", "/api/photos/0/0"),
+        ("GET", "/api/thumbs/0/0"),
+    ):
         assert httpx.request(method, base + path).status_code == 401, path
     assert httpx.post(f"{base}/api/join", json={"code": "not-the-code"}).status_code == 403
     assert httpx.get(f"{base}/api/room", cookies={"catdog_room": "abc.0123"}).status_code == 401  # forged
@@ -101,20 +121,28 @@ def test_an_oversize_photo_is_refused_by_its_length_before_a_byte_is_read(wall):
     before = end_offset(wall["kafka"], wall["kafka"].images_topic)
     with socket.create_connection(("127.0.0.1", wall["port"]), timeout=10) as sock:
         # A gigabyte announced, not one byte of it sent: the answer comes anyway.
-        sock.sendall(f"POST /api/photos HTTP/1.1\r\nHost: x\r\nCookie: {cookie}\r\nContent-Type: image/jpeg\r\n"
-                     f"Content-Length: {1 << 30}\r\n\r\n".encode())
+        sock.sendall(
+            f"POST /api/photos HTTP/1.1\r\nHost: x\r\nCookie: {cookie}\r\nContent-Type: image/jpeg\r\n"
+            f"Content-Length: {1 << 30}\r\n\r\n".encode()
+        )
         answer = sock.recv(4096).decode()
     assert answer.startswith("HTTP/1.1 413"), answer
     # Without a length (chunked), the stream is cut at the limit.
-    streamed = client.post("/api/photos", content=iter([b"\xff\xd8\xff" + b"\0" * (1 << 20)] * (limit // (1 << 20) + 2)))
+    streamed = client.post(
+        "/api/photos", content=iter([b"\xff\xd8\xff" + b"\0" * (1 << 20)] * (limit // (1 << 20) + 2))
+    )
     assert streamed.status_code == 413 and "nothing was sent" in streamed.json()["error"]
     assert end_offset(wall["kafka"], wall["kafka"].images_topic) == before
 
 
 def test_what_is_not_an_image_gets_the_decoders_reason_and_nothing_is_produced(wall):
     before = end_offset(wall["kafka"], wall["kafka"].images_topic)
-    for body, reason in ((samples.pdf(), "PDF"), (samples.html(), "not an image"), (b"", "empty"),
-                         (samples.bomb(), "pixels")):
+    for body, reason in (
+        (samples.pdf(), "PDF"),
+        (samples.html(), "not an image"),
+        (b"", "empty"),
+        (samples.bomb(), "pixels"),
+    ):
         refused = joined(wall["base"]).post("/api/photos", params={"filename": "x.jpg"}, content=body)
         assert refused.status_code == 422, refused.text
         assert reason in refused.json()["error"] and "nothing was sent" in refused.json()["error"]
@@ -133,8 +161,10 @@ def sse_events(base: str, cookies, seen: list, stop: threading.Event) -> None:
     """Read the wall's event stream as a browser's EventSource does, into ``seen``, until ``stop`` (the
     wall ending the stream after that is no error)."""
     try:
-        with httpx.Client(base_url=base, cookies=cookies, timeout=None) as client, \
-                client.stream("GET", "/api/events") as stream:
+        with (
+            httpx.Client(base_url=base, cookies=cookies, timeout=None) as client,
+            client.stream("GET", "/api/events") as stream,
+        ):
             name = None
             for line in stream.iter_lines():
                 if line.startswith("event:"):
@@ -177,13 +207,19 @@ def test_photos_become_cards_with_server_made_thumbnails_and_feedback_counts(wal
     producer = Producer({"bootstrap.servers": kafka.bootstrap_servers})
     dog = dog_photos[0].read_bytes()
     delivered = []
-    producer.produce(kafka.images_topic, dog, key=image_key(dog),
-                     headers=[("filename", hostile_name.encode()), ("learner", b"<b>Eve</b>\x00\xff")],
-                     on_delivery=lambda err, msg: delivered.append(msg))
+    producer.produce(
+        kafka.images_topic,
+        dog,
+        key=image_key(dog),
+        headers=[("filename", hostile_name.encode()), ("learner", b"<b>Eve</b>\x00\xff")],
+        on_delivery=lambda err, msg: delivered.append(msg),
+    )
     producer.produce(kafka.images_topic, b"not an image", key=b"junk")
     producer.produce(kafka.predictions_topic, b"\xff\xfe not json")
-    producer.produce(kafka.predictions_topic, json.dumps({"source": {"topic": kafka.images_topic, "partition": "0",
-                                                                      "offset": "x"}}).encode())
+    producer.produce(
+        kafka.predictions_topic,
+        json.dumps({"source": {"topic": kafka.images_topic, "partition": "0", "offset": "x"}}).encode(),
+    )
     producer.produce(kafka.feedback_topic, json.dumps({"label": "dog"}).encode())  # no key
     producer.produce(kafka.feedback_topic, json.dumps({"label": "horse"}).encode(), key=b"abc")
     producer.produce(kafka.feedback_topic, b"\x00\x01", key=b"\x00\xff")
@@ -192,18 +228,26 @@ def test_photos_become_cards_with_server_made_thumbnails_and_feedback_counts(wal
 
     # The phone asks for its result before it exists: 204, ask again.
     assert phone.get(f"/api/photos/{mine['partition']}/{mine['offset']}", params={"wait": 0}).status_code == 204
-    results = [classifier_result(kafka, mine, "my cat.jpg", "Ada", "dog", "cat"),
-               classifier_result(kafka, foreign, hostile_name, "<b>Eve</b>\ufffd", "dog", "dog")]
+    results = [
+        classifier_result(kafka, mine, "my cat.jpg", "Ada", "dog", "cat"),
+        classifier_result(kafka, foreign, hostile_name, "<b>Eve</b>\ufffd", "dog", "dog"),
+    ]
     for result in results:
         producer.produce(kafka.predictions_topic, json.dumps(result).encode(), key=result["key"].encode())
     producer.produce(kafka.predictions_topic, json.dumps(results[0]).encode())  # at-least-once: a repeat
     producer.flush(10)
     mine_result = phone.get(f"/api/photos/{mine['partition']}/{mine['offset']}").json()
-    assert (mine_result["quick"]["label"], mine_result["pretrained"]["label"], mine_result["agree"]) == ("dog", "cat", False)
+    assert (mine_result["quick"]["label"], mine_result["pretrained"]["label"], mine_result["agree"]) == (
+        "dog",
+        "cat",
+        False,
+    )
 
     # "Wrong" (the pretrained model said cat): one labelled event keyed by the image.
-    answer = phone.post("/api/feedback", json={"partition": mine["partition"], "offset": mine["offset"], "label": "dog",
-                                               "learner": "Ada"})
+    answer = phone.post(
+        "/api/feedback",
+        json={"partition": mine["partition"], "offset": mine["offset"], "label": "dog", "learner": "Ada"},
+    )
     assert answer.status_code == 201, answer.text
     assert phone.post("/api/feedback", json={"partition": 9, "offset": 999, "label": "dog"}).status_code == 404
     assert phone.post("/api/feedback", json={"partition": 0, "offset": 0, "label": "horse"}).status_code == 400
@@ -217,16 +261,30 @@ def test_photos_become_cards_with_server_made_thumbnails_and_feedback_counts(wal
         time.sleep(0.2)
     stop.set()
     cards = [data for event, data in seen if event == "card"]
-    assert [card["id"] for card in cards] == [f"{mine['partition']}-{mine['offset']}", f"{foreign['partition']}-{foreign['offset']}"]
-    assert cards[1]["filename"] == hostile_name and cards[1]["learner"] == "<b>Eve</b>\ufffd"  # as text: the page escapes
+    assert [card["id"] for card in cards] == [
+        f"{mine['partition']}-{mine['offset']}",
+        f"{foreign['partition']}-{foreign['offset']}",
+    ]
+    assert (
+        cards[1]["filename"] == hostile_name and cards[1]["learner"] == "<b>Eve</b>\ufffd"
+    )  # as text: the page escapes
     final = [data for event, data in seen if event == "stats"][-1]
     assert final["photos"] == 2 and final["agreement"] == 0.5  # the repeated result counted once
     assert final["accuracy"] == {"quick": 1.0, "pretrained": 0.0} and final["labelled"] == 1
     assert final["versions"] == {"quick": "q-1", "pretrained": "p-1"}
 
-    [event] = [r for r in collect(kafka, kafka.feedback_topic, 4) if (r.key or b"").startswith(mine["key"].encode() + b"/phone:")]
+    [event] = [
+        r
+        for r in collect(kafka, kafka.feedback_topic, 4)
+        if (r.key or b"").startswith(mine["key"].encode() + b"/phone:")
+    ]
     value = json.loads(event.value)  # keyed by the photo and the phone that voted: one vote a phone
-    assert (value["label"], value["learner"], value["verdicts"], value["via"]) == ("dog", "Ada", {"quick": "dog", "pretrained": "cat"}, "wall")
+    assert (value["label"], value["learner"], value["verdicts"], value["via"]) == (
+        "dog",
+        "Ada",
+        {"quick": "dog", "pretrained": "cat"},
+        "wall",
+    )
     assert event.key.decode() == f"{mine['key']}/phone:{value['phone']}" and len(value["phone"]) == 16
 
     for card in cards:
@@ -236,8 +294,10 @@ def test_photos_become_cards_with_server_made_thumbnails_and_feedback_counts(wal
         assert picture.format == "JPEG" and max(picture.size) <= 320
         assert b"SecretPhoneMaker" not in thumb.content and thumb.content not in (buffer.getvalue(), dog)
     # A new viewer gets a snapshot bounded by the wall's card count, newest last.
-    with httpx.Client(base_url=wall["base"], cookies=phone.cookies, timeout=10) as client, \
-            client.stream("GET", "/api/events") as stream:
+    with (
+        httpx.Client(base_url=wall["base"], cookies=phone.cookies, timeout=10) as client,
+        client.stream("GET", "/api/events") as stream,
+    ):
         snapshot = json.loads(next(line for line in stream.iter_lines() if line.startswith("data:"))[5:])
     assert [card["id"] for card in snapshot["cards"]] == [card["id"] for card in cards]
     assert wall["process"].poll() is None
@@ -254,9 +314,13 @@ def test_the_wall_shows_each_models_accuracy_version_by_version_as_retraining_ch
     state = WallState(images_topic="images")
 
     def result(offset: int, pretrained: str, version: str) -> dict:
-        return {"key": f"k{offset}", "source": {"topic": "images", "partition": 0, "offset": offset},
-                "agree": pretrained == "cat", "quick": {"label": "cat", "p_dog": 0.1, "version": "q-1"},
-                "pretrained": {"label": pretrained, "p_dog": 0.9 if pretrained == "dog" else 0.1, "version": version}}
+        return {
+            "key": f"k{offset}",
+            "source": {"topic": "images", "partition": 0, "offset": offset},
+            "agree": pretrained == "cat",
+            "quick": {"label": "cat", "p_dog": 0.1, "version": "q-1"},
+            "pretrained": {"label": pretrained, "p_dog": 0.9 if pretrained == "dog" else 0.1, "version": version},
+        }
 
     state.add_label("k2", "cat")  # judged before its result is read
     for offset, said in enumerate(("dog", "dog", "cat")):
@@ -269,7 +333,8 @@ def test_the_wall_shows_each_models_accuracy_version_by_version_as_retraining_ch
     stats = state.snapshot()["stats"]
     assert stats["by_version"]["pretrained"] == [
         {"version": "old-version", "labelled": 3, "accuracy": 1 / 3},
-        {"version": "retrained", "labelled": 1, "accuracy": 1.0}]
+        {"version": "retrained", "labelled": 1, "accuracy": 1.0},
+    ]
     assert stats["by_version"]["quick"] == [{"version": "q-1", "labelled": 4, "accuracy": 1.0}]
     assert stats["versions"] == {"quick": "q-1", "pretrained": "retrained"} and stats["accuracy"]["pretrained"] == 0.5
     for offset in range(5, 5 + VERSIONS_SHOWN + 2):  # bounded however many retrainings the workshop has
@@ -307,8 +372,13 @@ def test_a_backlog_larger_than_the_thumbnail_cache_still_gets_one_card_per_photo
     for number in range(photos):
         buffer = io.BytesIO()
         Image.new("RGB", (64, 48), (number % 256, 80, 160)).save(buffer, format="JPEG")
-        producer.produce(kafka.images_topic, buffer.getvalue(), key=image_key(buffer.getvalue()), partition=0,
-                         on_delivery=lambda error, message: delivered.append(message))
+        producer.produce(
+            kafka.images_topic,
+            buffer.getvalue(),
+            key=image_key(buffer.getvalue()),
+            partition=0,
+            on_delivery=lambda error, message: delivered.append(message),
+        )
     assert producer.flush(30) == 0
     time.sleep(2)  # the wall reads the backlog of photos; the results come later, as after an outage
     for number, message in enumerate(delivered):

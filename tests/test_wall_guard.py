@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from catdog.broker import wait_for_port
-from catdog.kafka_io import ensure_topics
+from catdog.kafka.clients import ensure_topics
 from conftest import REPO, free_port, kafka_env
 from processes import start_wall
 
@@ -38,8 +38,11 @@ JOINS_PER_MINUTE = 120  # catdog.wall.guard.JOINS_PER_ADDRESS_PER_MINUTE, the li
 def running_wall(kafka, tmp_path: Path, name: str = "wall", **settings: str):
     """`catdog wall` with the room's code and secret and ``settings`` (CATDOG_WALL_* without the prefix)."""
     ensure_topics(kafka)
-    env = {**kafka_env(kafka), "CATDOG_WALL_SECRET": SECRET,
-           **{f"CATDOG_WALL_{key.upper()}": value for key, value in settings.items()}}
+    env = {
+        **kafka_env(kafka),
+        "CATDOG_WALL_SECRET": SECRET,
+        **{f"CATDOG_WALL_{key.upper()}": value for key, value in settings.items()},
+    }
     log = tmp_path / f"{name}.log"
     process, base = start_wall(env, log, CODE)
     try:
@@ -60,8 +63,11 @@ def openshift_router(tmp_path: Path, wall_port: int, annotations: dict[str, str]
     port = free_port()
     config = tmp_path / "router.cfg"
     config.write_text(router_config({HOST: ("127.0.0.1", wall_port)}, port, pem, {HOST: annotations}))
-    process = subprocess.Popen([system_program("haproxy"), "-db", "-f", str(config)],
-                               stdout=open(tmp_path / "router.log", "wb"), stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [system_program("haproxy"), "-db", "-f", str(config)],
+        stdout=open(tmp_path / "router.log", "wb"),
+        stderr=subprocess.STDOUT,
+    )
     try:
         assert wait_for_port(port, 15), (tmp_path / "router.log").read_text()
         yield port, router_ca
@@ -70,7 +76,9 @@ def openshift_router(tmp_path: Path, wall_port: int, annotations: dict[str, str]
         process.wait(30)
 
 
-def join(router: tuple[int, Path], code: str, forged_address: str, source: str = "127.0.0.1") -> tuple[int, dict[str, str]]:
+def join(
+    router: tuple[int, Path], code: str, forged_address: str, source: str = "127.0.0.1"
+) -> tuple[int, dict[str, str]]:
     """POST /api/join through the router, from the loopback address ``source`` (each a client of its own,
     as phones on the venue's Wi-Fi are), claiming to be ``forged_address`` and to have come by plain HTTP."""
     port, ca = router
@@ -79,9 +87,12 @@ def join(router: tuple[int, Path], code: str, forged_address: str, source: str =
     connection = http.client.HTTPSConnection(HOST, port, timeout=30)
     connection.sock = sock
     try:
-        connection.request("POST", "/api/join", json.dumps({"code": code}).encode(),
-                           {"Content-Type": "application/json", "X-Forwarded-For": forged_address,
-                            "X-Forwarded-Proto": "http"})
+        connection.request(
+            "POST",
+            "/api/join",
+            json.dumps({"code": code}).encode(),
+            {"Content-Type": "application/json", "X-Forwarded-For": forged_address, "X-Forwarded-Proto": "http"},
+        )
         response = connection.getresponse()
         response.read()
         return response.status, {name.lower(): value for name, value in response.getheaders()}
@@ -98,13 +109,18 @@ def test_a_client_rotating_x_forwarded_for_is_counted_by_the_address_the_router_
     a Secure cookie even when the client claims plain HTTP, and the Route's HSTS reaches the browser."""
     route = yaml.safe_load(ROUTE.read_text())
     annotations = {**route["metadata"]["annotations"], "haproxy.router.openshift.io/set-forwarded-headers": mode}
-    with running_wall(kafka, tmp_path, forwarded_hops="1") as (base, log), \
-            openshift_router(tmp_path, int(base.rsplit(":", 1)[1]), annotations) as router:
+    with (
+        running_wall(kafka, tmp_path, forwarded_hops="1") as (base, log),
+        openshift_router(tmp_path, int(base.rsplit(":", 1)[1]), annotations) as router,
+    ):
         status, headers = join(router, CODE, "203.0.113.7")
         assert status == 204, status
         cookie = headers["set-cookie"].lower()
         assert "secure" in cookie and "httponly" in cookie and "samesite=strict" in cookie
-        assert headers["strict-transport-security"] == route["metadata"]["annotations"]["haproxy.router.openshift.io/hsts_header"]
+        assert (
+            headers["strict-transport-security"]
+            == route["metadata"]["annotations"]["haproxy.router.openshift.io/hsts_header"]
+        )
         answers = [join(router, "not-the-code", f"10.{n // 65536}.{n // 256 % 256}.{n % 256}")[0] for n in range(149)]
         assert join(router, CODE, "10.9.9.9", source="127.0.0.2")[0] == 204  # another phone: not held back
     assert answers.count(403) == JOINS_PER_MINUTE - 1 and answers.count(429) == 150 - JOINS_PER_MINUTE, answers
@@ -121,7 +137,10 @@ def test_only_phones_the_wall_issued_may_upload_and_a_new_code_voids_every_join(
     as key) is refused; one the wall issued works until the room's code changes, then is refused too."""
     photo = cat_photos[0].read_bytes()
     with running_wall(kafka, tmp_path) as (base, _):
-        for minted in (forged_cookie(CODE.encode(), "0123456789abcdef"), forged_cookie(CODE.encode(), f"{CODE}\n0123456789abcdef")):
+        for minted in (
+            forged_cookie(CODE.encode(), "0123456789abcdef"),
+            forged_cookie(CODE.encode(), f"{CODE}\n0123456789abcdef"),
+        ):
             refused = httpx.post(f"{base}/api/photos", content=photo, cookies={"catdog_room": minted})
             assert refused.status_code == 401, minted
         issued = httpx.post(f"{base}/api/join", json={"code": CODE})
@@ -145,12 +164,19 @@ def test_a_page_on_another_route_of_the_apps_domain_cannot_post_for_a_phone(kafk
     with running_wall(kafka, tmp_path) as (base, _):
         phone = httpx.Client(base_url=base)
         assert phone.post("/api/join", json={"code": CODE}, headers={"Origin": base}).status_code == 204
-        for path, body in (("/api/join", {"code": CODE}), ("/api/feedback", {"partition": 0, "offset": 0, "label": "cat"}),
-                           ("/api/photos", None)):
+        for path, body in (
+            ("/api/join", {"code": CODE}),
+            ("/api/feedback", {"partition": 0, "offset": 0, "label": "cat"}),
+            ("/api/photos", None),
+        ):
             answer = phone.post(path, json=body, headers={"Origin": "https://prank.apps.example.com"})
             assert answer.status_code == 403, path
-        assert phone.post("/api/feedback", json={"partition": 0, "offset": 0, "label": "cat"},
-                          headers={"Origin": base}).status_code == 404  # let through: no such photo yet
+        assert (
+            phone.post(
+                "/api/feedback", json={"partition": 0, "offset": 0, "label": "cat"}, headers={"Origin": base}
+            ).status_code
+            == 404
+        )  # let through: no such photo yet
 
 
 def open_stream(base: str, cookies) -> tuple[int, socket.socket]:
@@ -158,7 +184,9 @@ def open_stream(base: str, cookies) -> tuple[int, socket.socket]:
     host, port = base.removeprefix("http://").split(":")
     sock = socket.create_connection((host, int(port)), timeout=10)
     cookie = "; ".join(f"{name}={value}" for name, value in cookies.items())
-    sock.sendall(f"GET /api/events HTTP/1.1\r\nHost: {host}\r\nCookie: {cookie}\r\nAccept: text/event-stream\r\n\r\n".encode())
+    sock.sendall(
+        f"GET /api/events HTTP/1.1\r\nHost: {host}\r\nCookie: {cookie}\r\nAccept: text/event-stream\r\n\r\n".encode()
+    )
     status_line = sock.recv(4096).split(b"\r\n", 1)[0]
     return int(status_line.split()[1]), sock
 
@@ -189,8 +217,11 @@ def test_uploads_beyond_those_in_flight_are_told_to_come_back_before_their_body_
         host, port = base.removeprefix("http://").split(":")
         with socket.create_connection((host, int(port)), timeout=30) as slow:
             cookie = "; ".join(f"{name}={value}" for name, value in slow_cookie.items())
-            slow.sendall(f"POST /api/photos?filename=slow.jpg HTTP/1.1\r\nHost: {host}\r\nCookie: {cookie}\r\n"
-                         f"Content-Type: image/jpeg\r\nContent-Length: {len(photo)}\r\n\r\n".encode() + photo[:1000])
+            slow.sendall(
+                f"POST /api/photos?filename=slow.jpg HTTP/1.1\r\nHost: {host}\r\nCookie: {cookie}\r\n"
+                f"Content-Type: image/jpeg\r\nContent-Length: {len(photo)}\r\n\r\n".encode()
+                + photo[:1000]
+            )
             time.sleep(3.0)  # the wall has taken the slot (even on a loaded machine) and waits for the rest
             asked = time.monotonic()
             busy = httpx.post(f"{base}/api/photos", content=photo, cookies=fast, timeout=30)
@@ -224,7 +255,9 @@ def test_a_giant_of_a_few_kilobytes_is_refused_before_it_is_decoded_and_never_sh
         for name in ("giant-rgb.webp", "giant-rgb.png"):
             refused = phone.post("/api/photos", params={"filename": name}, content=giants[name])
             assert refused.status_code == 422 and "MiB this service decodes at once" in refused.json()["error"], name
-        producer = confluent_kafka.Producer({"bootstrap.servers": kafka.bootstrap_servers, "message.max.bytes": 11 * 2**20})
+        producer = confluent_kafka.Producer(
+            {"bootstrap.servers": kafka.bootstrap_servers, "message.max.bytes": 11 * 2**20}
+        )
         for name, data in giants.items():
             producer.produce(kafka.images_topic, data, key=name.encode(), headers=[("filename", name.encode())])
         producer.flush(30)

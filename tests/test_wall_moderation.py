@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 
-from catdog.kafka_io import ensure_topics, make_producer
+from catdog.kafka.clients import ensure_topics, make_producer
 from conftest import free_port, kafka_env
 from processes import start_wall
 from test_wall import classifier_result, sse_events
@@ -105,7 +105,9 @@ def test_a_hidden_photo_leaves_every_projector_at_once_and_stays_hidden_after_a_
     assert KEY not in logs and CODE not in logs
 
 
-def test_the_moderator_pauses_uploads_blocks_a_phone_and_changes_the_rooms_code(kafka, tmp_path, cat_photos, dog_photos):
+def test_the_moderator_pauses_uploads_blocks_a_phone_and_changes_the_rooms_code(
+    kafka, tmp_path, cat_photos, dog_photos
+):
     ensure_topics(kafka)
     with a_wall(kafka, tmp_path, "wall") as base:
         prankster, friend, moderator = joined(base), joined(base), joined(base, key=KEY)
@@ -139,8 +141,9 @@ def test_the_moderator_pauses_uploads_blocks_a_phone_and_changes_the_rooms_code(
     assert new_code not in logs and KEY not in logs
 
 
-def test_a_restarted_wall_comes_back_with_the_rooms_state_and_every_phone_keeps_its_join(kafka, tmp_path, cat_photos,
-                                                                                         dog_photos):
+def test_a_restarted_wall_comes_back_with_the_rooms_state_and_every_phone_keeps_its_join(
+    kafka, tmp_path, cat_photos, dog_photos
+):
     """A wall pod restarted mid-workshop (an update, an eviction): what it shows comes back from Kafka (the
     cards, the counts, a blocked phone still blocked) and each phone's join still holds, since every replica
     and restart signs joins with the room's secret."""
@@ -152,7 +155,10 @@ def test_a_restarted_wall_comes_back_with_the_rooms_state_and_every_phone_keeps_
         pranked = classified_photo(kafka, prankster, cat_photos[4])
         assert moderator.post("/api/moderate", json={"action": "block", "id": pranked}).status_code == 200
         [partition, offset] = map(int, photo.split("-"))
-        assert friend.post("/api/feedback", json={"partition": partition, "offset": offset, "label": "cat"}).status_code == 201
+        assert (
+            friend.post("/api/feedback", json={"partition": partition, "offset": offset, "label": "cat"}).status_code
+            == 201
+        )
         assert wait_until(lambda: snapshot(friend)["stats"]["labelled"] == 1)
         before = snapshot(friend)
     with a_wall(kafka, tmp_path, "after", port) as again:
@@ -176,7 +182,7 @@ def test_a_photo_sent_while_the_wall_restarts_is_sent_again_by_the_phones_page(k
     from selenium.webdriver.common.by import By
 
     from browser import browser_session, wait_for, wall_problems
-    from catdog.kafka_io import make_consumer
+    from catdog.kafka.clients import make_consumer
 
     ensure_topics(kafka)
     port = free_port()
@@ -185,8 +191,9 @@ def test_a_photo_sent_while_the_wall_restarts_is_sent_again_by_the_phones_page(k
             phone.get(f"{base}/upload#code={CODE}")
             assert wait_for(lambda: phone.find_element(By.ID, "send").is_displayed(), 30)
         phone.find_element(By.ID, "photo").send_keys(str(cat_photos[5]))  # the wall is down
-        assert wait_for(lambda: "sending again" in phone.find_element(By.ID, "status").text, 10), \
-            phone.find_element(By.ID, "status").text
+        assert wait_for(lambda: "sending again" in phone.find_element(By.ID, "status").text, 10), phone.find_element(
+            By.ID, "status"
+        ).text
         with a_wall(kafka, tmp_path, "after", port):
             reader = make_consumer(kafka, kafka.images_topic)
             records = wait_for(lambda: [r for batch in reader.poll(timeout_ms=500).values() for r in batch], 30, 0.1)
@@ -198,8 +205,9 @@ def test_a_photo_sent_while_the_wall_restarts_is_sent_again_by_the_phones_page(k
             result = classifier_result(kafka, sent, cat_photos[5].name, "", "cat", "dog")
             producer.send(kafka.predictions_topic, json.dumps(result).encode(), key=result["key"].encode()).get(10)
             producer.close()
-            assert wait_for(lambda: phone.find_element(By.ID, "result").is_displayed(), 30), \
-                phone.find_element(By.ID, "error").text
+            assert wait_for(lambda: phone.find_element(By.ID, "result").is_displayed(), 30), phone.find_element(
+                By.ID, "error"
+            ).text
             assert not phone.find_element(By.ID, "error").text
             # The browser logs the tries the restart refused, and nothing else.
             assert all("ERR_CONNECTION_REFUSED" in problem for problem in wall_problems(phone)), wall_problems(phone)

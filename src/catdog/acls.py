@@ -25,9 +25,19 @@ from catdog import CatdogError
 
 CLUSTER_RESOURCE = "kafka-cluster"
 RESOURCE_TYPES = {"topic": "TOPIC", "group": "GROUP", "cluster": "CLUSTER", "transactionalId": "TRANSACTIONAL_ID"}
-OPERATIONS = {"Read": "READ", "Write": "WRITE", "Create": "CREATE", "Delete": "DELETE", "Alter": "ALTER",
-              "Describe": "DESCRIBE", "ClusterAction": "CLUSTER_ACTION", "AlterConfigs": "ALTER_CONFIGS",
-              "DescribeConfigs": "DESCRIBE_CONFIGS", "IdempotentWrite": "IDEMPOTENT_WRITE", "All": "ALL"}
+OPERATIONS = {
+    "Read": "READ",
+    "Write": "WRITE",
+    "Create": "CREATE",
+    "Delete": "DELETE",
+    "Alter": "ALTER",
+    "Describe": "DESCRIBE",
+    "ClusterAction": "CLUSTER_ACTION",
+    "AlterConfigs": "ALTER_CONFIGS",
+    "DescribeConfigs": "DESCRIBE_CONFIGS",
+    "IdempotentWrite": "IDEMPOTENT_WRITE",
+    "All": "ALL",
+}
 
 
 class AclError(CatdogError, ValueError):
@@ -70,8 +80,18 @@ def bindings(user: dict) -> list[Binding]:
             name, pattern = CLUSTER_RESOURCE, "LITERAL"
         else:
             name, pattern = resource["name"], "PREFIXED" if resource.get("patternType") == "prefix" else "LITERAL"
-        made += [Binding(who, kind, name, pattern, OPERATIONS[operation], rule.get("type", "allow").upper(),
-                         rule.get("host", "*")) for operation in operations]
+        made += [
+            Binding(
+                who,
+                kind,
+                name,
+                pattern,
+                OPERATIONS[operation],
+                rule.get("type", "allow").upper(),
+                rule.get("host", "*"),
+            )
+            for operation in operations
+        ]
     return made
 
 

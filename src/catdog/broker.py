@@ -122,22 +122,36 @@ def start(state_dir: Path, port: int = DEFAULT_PORT) -> BrokerInfo:
     state_dir.mkdir(parents=True, exist_ok=True)
     running = read_state(state_dir)
     if running and _is_our_broker(running.pid, running.port):
-        raise BrokerError(f"a catdog broker is already running at {running.bootstrap} (pid {running.pid}); "
-                          "`catdog broker stop` ends it")
+        raise BrokerError(
+            f"a catdog broker is already running at {running.bootstrap} (pid {running.pid}); "
+            "`catdog broker stop` ends it"
+        )
     if wait_for_port(port, 0.05):
         raise BrokerError(f"port {port} on 127.0.0.1 is already in use: pick another with --port")
     url = f"tcp://127.0.0.1:{port}"
     log = state_dir / "broker.log"
     with open(log, "ab") as log_stream:
         process = subprocess.Popen(
-            [str(tansu_binary()), "broker", "--listener-url", url, "--advertised-listener-url", url,
-             "--storage-engine", "memory://tansu/"],
-            stdin=subprocess.DEVNULL, stdout=log_stream, stderr=subprocess.STDOUT,
+            [
+                str(tansu_binary()),
+                "broker",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+                "--storage-engine",
+                "memory://tansu/",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=log_stream,
+            stderr=subprocess.STDOUT,
             start_new_session=True,  # outlives the command that started it, untouched by its Ctrl-C
         )
     if not wait_for_port(port, START_TIMEOUT_SECONDS):
         process.kill()
-        raise BrokerError(f"the broker did not accept connections on {url} within {START_TIMEOUT_SECONDS:.0f} s; see {log}")
+        raise BrokerError(
+            f"the broker did not accept connections on {url} within {START_TIMEOUT_SECONDS:.0f} s; see {log}"
+        )
     info = BrokerInfo(pid=process.pid, port=port, log=log)
     _state_file(state_dir).write_text(json.dumps({"pid": info.pid, "port": info.port, "log": str(log)}))
     return info

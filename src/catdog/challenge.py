@@ -17,15 +17,17 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Iterable, Mapping
 
 from catdog import CLASS_NAMES, CatdogError
 from catdog.config import MAX_LEARNER_CHARS, KafkaSettings
-from catdog.identity import SIGNATURE_HEADER, Keys, Replays, signed_header
-from catdog.kafka_io import LEARNER_HEADER, assign_every_partition, content_type, headers_dict, make_consumer
+from catdog.identity import Keys, Replays
+from catdog.kafka.clients import assign_every_partition, make_consumer
+from catdog.kafka.photos import content_type
+from catdog.kafka.records import LEARNER_HEADER, headers_dict, record_sender, signed
 
 SUBMISSION_INTERVAL_SECONDS = 60  # one scored submission a minute per learner
 CHALLENGE_HEADER = "challenge"
@@ -63,13 +65,16 @@ def read_answers(path: Path) -> Answers:
         labels = {str(key): str(label) for key, label in table["labels"].items()}
         if not labels or set(labels.values()) - set(CLASS_NAMES):
             raise ValueError("labels must be cat or dog, at least one")
-        return Answers(str(table["challenge"]), labels, {str(k): float(v) for k, v in table.get("baseline", {}).items()})
+        return Answers(
+            str(table["challenge"]), labels, {str(k): float(v) for k, v in table.get("baseline", {}).items()}
+        )
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
         raise ChallengeError(f"{path}: not a challenge's answers ({error})") from error
 
 
-def make(source_dir: Path, out: Path, loaded: Mapping[str, object] | None = None, *,
-         max_bytes: int, max_pixels: int) -> Answers:
+def make(
+    source_dir: Path, out: Path, loaded: Mapping[str, object] | None = None, *, max_bytes: int, max_pixels: int
+) -> Answers:
     """The challenge from a prepared folder (``catdog data prepare``'s split/class layout): ``out/photos``
     under neutral names, ``out/answers.json`` (private) with the labels and, given ``loaded`` models, their
     scores on the set."""
@@ -86,16 +91,22 @@ def make(source_dir: Path, out: Path, loaded: Mapping[str, object] | None = None
     answers = Answers(challenge_id(labels), labels)
     if loaded:
         paths = sorted(photos_dir.iterdir())
-        answers = Answers(answers.challenge, labels, {
-            name: score(answers, verdicts({name: model}, paths, max_bytes=max_bytes, max_pixels=max_pixels))
-            for name, model in loaded.items()})
+        answers = Answers(
+            answers.challenge,
+            labels,
+            {
+                name: score(answers, verdicts({name: model}, paths, max_bytes=max_bytes, max_pixels=max_pixels))
+                for name, model in loaded.items()
+            },
+        )
     write_answers(answers, out / ANSWERS_FILE)
     return answers
 
 
 def write_answers(answers: Answers, path: Path) -> None:
-    text = json.dumps({"challenge": answers.challenge, "labels": dict(answers.labels),
-                       "baseline": dict(answers.baseline)}, indent=1)
+    text = json.dumps(
+        {"challenge": answers.challenge, "labels": dict(answers.labels), "baseline": dict(answers.baseline)}, indent=1
+    )
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # the room's secret
     with os.fdopen(descriptor, "w") as stream:
         stream.write(text)
@@ -111,18 +122,25 @@ def verdicts(loaded: Mapping[str, object], paths: Iterable[Path], *, max_bytes: 
     from catdog.predict import classify_paths
 
     (name,) = loaded
-    return {result.path.stem: result.verdicts[name].label
-            for result in classify_paths(paths, dict(loaded), max_bytes=max_bytes, max_pixels=max_pixels)
-            if result.verdicts is not None}
+    return {
+        result.path.stem: result.verdicts[name].label
+        for result in classify_paths(paths, dict(loaded), max_bytes=max_bytes, max_pixels=max_pixels)
+        if result.verdicts is not None
+    }
 
 
 def publish(producer, kafka: KafkaSettings, photos_dir: Path, challenge: str, timeout: float = 30.0) -> int:
     """Every photo of the set on the challenge topic, keyed by its name, marked with the set's name."""
     paths = sorted(path for path in Path(photos_dir).iterdir() if path.is_file())
-    futures = [producer.send(kafka.challenge_topic, value=path.read_bytes(), key=path.stem.encode(),
-                             headers=[(CHALLENGE_HEADER, challenge.encode()),
-                                      ("content-type", content_type(path.name).encode())])
-               for path in paths]
+    futures = [
+        producer.send(
+            kafka.challenge_topic,
+            value=path.read_bytes(),
+            key=path.stem.encode(),
+            headers=[(CHALLENGE_HEADER, challenge.encode()), ("content-type", content_type(path.name).encode())],
+        )
+        for path in paths
+    ]
     for future in futures:
         future.get(timeout=timeout)
     return len(futures)
@@ -171,15 +189,19 @@ def submission(challenge: str, given: Mapping[str, str], model: str) -> bytes:
     return json.dumps({"challenge": challenge, "verdicts": dict(given), "model": model}, sort_keys=True).encode()
 
 
-def submit(producer, kafka: KafkaSettings, challenge: str, given: Mapping[str, str], model: str = "quick",
-           timeout: float = 30.0):
+def submit(
+    producer,
+    kafka: KafkaSettings,
+    challenge: str,
+    given: Mapping[str, str],
+    model: str = "quick",
+    timeout: float = 30.0,
+):
     """Send the verdicts as this learner (signed with their key in a room). Returns the broker's metadata."""
     if not kafka.learner:
         raise ChallengeError("a submission needs a name: set CATDOG_LEARNER (a room's notebook has it set)")
     key, value = kafka.learner.encode(), submission(challenge, given, model)
-    headers = [(LEARNER_HEADER, key)]
-    if kafka.learner_key:
-        headers.append(signed_header(kafka.learner, kafka.learner_key, kafka.learner, key, value))
+    headers = [(LEARNER_HEADER, key), *signed(kafka, kafka.learner, key, value)]
     return producer.send(kafka.submissions_topic, value=value, key=key, headers=headers).get(timeout=timeout)
 
 
@@ -193,6 +215,35 @@ class Entry:
     model: str
     submissions: int = 1
 
+    def row(self) -> dict:
+        """The entry as the board's JSON shows it."""
+        submitted_at = datetime.fromtimestamp(self.submitted_at / 1000, UTC).isoformat(timespec="seconds")
+        return {
+            "learner": self.learner,
+            "accuracy": round(self.accuracy, 4),
+            "model": self.model,
+            "submitted_at": submitted_at,
+            "submissions": self.submissions,
+        }
+
+
+def submitted_verdicts(answers: Answers, value: bytes | None) -> tuple[dict, str, str | None]:
+    """A submission's verdicts and model name, or why it is not one for the challenge running."""
+    try:
+        submitted = json.loads(value or b"")
+        given, model = submitted["verdicts"], str(submitted.get("model", ""))[:40]
+        if submitted["challenge"] != answers.challenge:
+            return {}, model, "for another challenge than the one running"
+        if (
+            not isinstance(given, dict)
+            or len(given) > len(answers.labels)
+            or any(not isinstance(label, str) for label in given.values())
+        ):
+            return {}, model, "verdicts must be one label per photo of the set"
+        return given, model, None
+    except (ValueError, KeyError, TypeError) as error:
+        return {}, "", f"not a submission ({type(error).__name__})"
+
 
 class Scoreboard:
     """The room's side: each submission from the topic checked (who signed it, which set, one a minute) and
@@ -205,8 +256,17 @@ class Scoreboard:
         self.replays = Replays()
         self.refused = 0
 
-    def add(self, key: bytes | None, value: bytes | None, headers, timestamp_ms: int, *, where: object = None,
-            timestamp_type: int = 0, now_ms: int | None = None) -> tuple[bool, str]:
+    def add(
+        self,
+        key: bytes | None,
+        value: bytes | None,
+        headers,
+        timestamp_ms: int,
+        *,
+        where: object = None,
+        timestamp_type: int = 0,
+        now_ms: int | None = None,
+    ) -> tuple[bool, str]:
         """One record of the submissions topic (read at ``where``): (scored, what happened), never an
         exception. One a minute per learner, by a time no sender chose: the broker's where it stamps the
         topic (``timestamp_type`` 1, LogAppendTime), else the record's capped at this reader's clock
@@ -214,7 +274,7 @@ class Scoreboard:
         now_ms = int(time.time() * 1000) if now_ms is None else now_ms
         learner, problem = self._sender(key, value, headers, where, now_ms)
         if problem is None:
-            given, model, problem = self._verdicts(value)
+            given, model, problem = submitted_verdicts(self.answers, value)
         at = timestamp_ms if timestamp_type == 1 else min(timestamp_ms, now_ms)
         if problem is None and at - self.scored_at.get(learner, -self.interval_ms) < self.interval_ms:
             problem = f"{learner} submitted less than {self.interval_ms // 1000} s after their last scored submission"
@@ -234,7 +294,9 @@ class Scoreboard:
             best.submissions = count
         return True, f"{learner}: {accuracy:.3f}"
 
-    def _sender(self, key: bytes | None, value: bytes | None, headers, where: object, now_ms: int) -> tuple[str, str | None]:
+    def _sender(
+        self, key: bytes | None, value: bytes | None, headers, where: object, now_ms: int
+    ) -> tuple[str, str | None]:
         named = headers_dict(headers).get(LEARNER_HEADER, "").strip()
         if not named.isprintable() or len(named) > MAX_LEARNER_CHARS:
             return named[:MAX_LEARNER_CHARS].encode("ascii", "replace").decode(), "not a learner's name"
@@ -242,7 +304,7 @@ class Scoreboard:
             return named, "a submission is keyed by the learner who sends it"
         if self.keys is None:  # one learner on a laptop: names as written
             return named, None
-        sender = self.keys.sender(named, dict(headers or []).get(SIGNATURE_HEADER), key or b"", value or b"")
+        sender = record_sender(self.keys, named, headers_dict(headers), key, value)
         if not sender.verified or sender.phone:
             return named, f"not signed with {named}'s own key"
         replayed = self.replays.problem(sender, where, subject=named, now_ms=now_ms)
@@ -250,27 +312,13 @@ class Scoreboard:
             return named, f"not {named}'s: {replayed}"
         return named, None
 
-    def _verdicts(self, value: bytes | None) -> tuple[dict, str, str | None]:
-        try:
-            submitted = json.loads(value or b"")
-            given, model = submitted["verdicts"], str(submitted.get("model", ""))[:40]
-            if submitted["challenge"] != self.answers.challenge:
-                return {}, model, "for another challenge than the one running"
-            if not isinstance(given, dict) or len(given) > len(self.answers.labels) \
-                    or any(not isinstance(label, str) for label in given.values()):
-                return {}, model, "verdicts must be one label per photo of the set"
-            return given, model, None
-        except (ValueError, KeyError, TypeError) as error:
-            return {}, "", f"not a submission ({type(error).__name__})"
-
     def board(self) -> dict:
         """What the wall shows: the best of each learner, best first (the earlier first on a tie)."""
         rows = sorted(self.best.values(), key=lambda entry: (-entry.accuracy, entry.submitted_at))
         return {
-            "challenge": self.answers.challenge, "photos": len(self.answers.labels), "refused": self.refused,
+            "challenge": self.answers.challenge,
+            "photos": len(self.answers.labels),
+            "refused": self.refused,
             "baseline": dict(self.answers.baseline),
-            "rows": [{"learner": entry.learner, "accuracy": round(entry.accuracy, 4), "model": entry.model,
-                      "submitted_at": datetime.fromtimestamp(entry.submitted_at / 1000, timezone.utc).isoformat(
-                          timespec="seconds"),
-                      "submissions": entry.submissions} for entry in rows],
+            "rows": [entry.row() for entry in rows],
         }

@@ -10,17 +10,16 @@ import getpass
 import os
 import re
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
 
 from catdog import CatdogError
 
 # Microsoft's public copy of the Kaggle "Dogs vs. Cats" photos (PetImages/Cat, PetImages/Dog; ~786 MB).
 # Microsoft publishes no hash for it, so none is checked unless CATDOG_DATA_SHA256 gives one.
 PETIMAGES_URL = (
-    "https://download.microsoft.com/download/3/E/1/3E1C3F21-ECDB-4869-8368-6DEBA77B919F/"
-    "kagglecatsanddogs_5340.zip"
+    "https://download.microsoft.com/download/3/E/1/3E1C3F21-ECDB-4869-8368-6DEBA77B919F/kagglecatsanddogs_5340.zip"
 )
 # Keras' own download location for MobileNet's ImageNet weights; a mirror can stand in for it.
 MOBILENET_WEIGHTS_URL = "https://storage.googleapis.com/tensorflow/keras-applications/mobilenet/"
@@ -69,21 +68,23 @@ class Settings:
     cache_dir: Path
     max_image_bytes: int
     max_image_pixels: int
-    kafka: "KafkaSettings"
+    kafka: KafkaSettings
     eval_source: str  # photos for notebook 02's evaluation (default: the data source)
     metrics_url: str  # the classifier service's Prometheus metrics, for the notebooks
     model_reload_seconds: int = 10  # how often the service looks for a new model file; 0: never
     # The folder the classifier service serves, where this machine sees it (`make lab` sets it); None where
     # the classifier runs elsewhere (a cluster): a model promoted here is then not the one it serves.
     classifier_models_dir: Path | None = None
-    wall: "WallSettings | None" = None
-    s3: "S3Settings" = field(default_factory=lambda: S3Settings())
+    wall: WallSettings | None = None
+    s3: S3Settings = field(default_factory=lambda: S3Settings())
 
     @property
     def classifier_serves_models_dir(self) -> bool:
         """Whether the classifier service serves this lab's models folder (`make lab`): a model promoted
         here is then served within its reload period."""
-        return self.classifier_models_dir is not None and self.classifier_models_dir.resolve() == self.models_dir.resolve()
+        return (
+            self.classifier_models_dir is not None and self.classifier_models_dir.resolve() == self.models_dir.resolve()
+        )
 
 
 @dataclass(frozen=True)
@@ -229,8 +230,7 @@ def _topic(env: Mapping[str, str], name: str, default: str) -> str:
     """A topic name Kafka accepts (checked here: clients refuse others with a bare ValueError)."""
     topic = env.get(name, "").strip() or default
     if not re.fullmatch(r"[A-Za-z0-9._-]{1,249}", topic) or topic in (".", ".."):
-        raise ConfigError(f"{name}={topic!r} is not a Kafka topic name (letters, digits, '.', '_', '-'; "
-                          "at most 249)")
+        raise ConfigError(f"{name}={topic!r} is not a Kafka topic name (letters, digits, '.', '_', '-'; at most 249)")
     return topic
 
 
@@ -266,13 +266,17 @@ def _source(env: Mapping[str, str], name: str, base: Path) -> str | None:
     return str(_optional_path(env, name, base))
 
 
-def _kafka_settings(env: Mapping[str, str], max_image_bytes: int, max_image_pixels: int, cache_dir: Path,
-                    lab_dir: Path) -> KafkaSettings:
+def _kafka_settings(
+    env: Mapping[str, str], max_image_bytes: int, max_image_pixels: int, cache_dir: Path, lab_dir: Path
+) -> KafkaSettings:
     protocol = env.get("KAFKA_SECURITY_PROTOCOL", "").strip().upper() or "PLAINTEXT"
     if protocol not in SECURITY_PROTOCOLS:
         raise ConfigError(f"KAFKA_SECURITY_PROTOCOL={protocol!r} must be one of {', '.join(SECURITY_PROTOCOLS)}")
     sasl = _sasl(env, protocol)
-    files = {name: _optional_path(env, name, lab_dir) for name in ("KAFKA_SSL_CAFILE", "KAFKA_SSL_CERTFILE", "KAFKA_SSL_KEYFILE")}
+    files = {
+        name: _optional_path(env, name, lab_dir)
+        for name in ("KAFKA_SSL_CAFILE", "KAFKA_SSL_CERTFILE", "KAFKA_SSL_KEYFILE")
+    }
     for name, path in files.items():
         if path is not None and not path.is_file():
             raise ConfigError(f"{name}={path} does not exist (from Strimzi: ca.crt, user.crt, user.key)")
@@ -297,7 +301,8 @@ def _kafka_settings(env: Mapping[str, str], max_image_bytes: int, max_image_pixe
         session_timeout_ms=_positive_int(env, "CATDOG_SESSION_TIMEOUT_MS", KafkaSettings.session_timeout_ms),
         heartbeat_interval_ms=_positive_int(env, "CATDOG_HEARTBEAT_INTERVAL_MS", KafkaSettings.heartbeat_interval_ms),
         decode_threads=_whole_number(env, "CATDOG_DECODE_THREADS", 0),
-        decode_memory_bytes=_positive_int(env, "CATDOG_DECODE_MEMORY_MB", KafkaSettings.decode_memory_bytes // MIB) * MIB,
+        decode_memory_bytes=_positive_int(env, "CATDOG_DECODE_MEMORY_MB", KafkaSettings.decode_memory_bytes // MIB)
+        * MIB,
         metrics_port=_port(env, "CATDOG_METRICS_PORT", 8000),
         broker_state_dir=_optional_path(env, "CATDOG_BROKER_DIR", lab_dir) or cache_dir / "broker",
         **sasl,
@@ -321,10 +326,15 @@ def _sasl(env: Mapping[str, str], protocol: str) -> dict:
         raise ConfigError(f"KAFKA_SASL_MECHANISM={mechanism!r} must be one of {', '.join(SASL_MECHANISMS)}")
     missing = [name for name in names[1:] if not given[name]]
     if missing:
-        raise ConfigError(f"KAFKA_SECURITY_PROTOCOL={protocol} needs {' and '.join(missing)} (a KafkaUser's "
-                          "name and the password in its Secret)")
-    return {"sasl_mechanism": mechanism, "sasl_username": given["KAFKA_SASL_USERNAME"],
-            "sasl_password": env["KAFKA_SASL_PASSWORD"].strip()}
+        raise ConfigError(
+            f"KAFKA_SECURITY_PROTOCOL={protocol} needs {' and '.join(missing)} (a KafkaUser's "
+            "name and the password in its Secret)"
+        )
+    return {
+        "sasl_mechanism": mechanism,
+        "sasl_username": given["KAFKA_SASL_USERNAME"],
+        "sasl_password": env["KAFKA_SASL_PASSWORD"].strip(),
+    }
 
 
 def _learner(env: Mapping[str, str], username: str | None) -> str:
@@ -355,16 +365,20 @@ def _existing_file(env: Mapping[str, str], name: str, lab_dir: Path) -> Path | N
 
 
 def _s3_settings(env: Mapping[str, str]) -> S3Settings:
-    value = lambda name: env.get(name, "").strip() or None  # noqa: E731
+    value = lambda name: env.get(name, "").strip() or None  # noqa: E731 - a one-line reader, local to this function
     endpoint = value("AWS_S3_ENDPOINT")
     if endpoint is None and value("BUCKET_HOST"):  # an ObjectBucketClaim's ConfigMap
         port = value("BUCKET_PORT") or "443"
         endpoint = f"{'https' if port == '443' else 'http'}://{value('BUCKET_HOST')}:{port}"
     if endpoint is not None and not re.fullmatch(r"https?://\S+", endpoint):
         raise ConfigError(f"AWS_S3_ENDPOINT={endpoint!r} must be an http(s) address")
-    return S3Settings(endpoint=endpoint, bucket=value("AWS_S3_BUCKET") or value("BUCKET_NAME"),
-                      region=value("AWS_DEFAULT_REGION") or value("BUCKET_REGION"),
-                      access_key=value("AWS_ACCESS_KEY_ID"), secret_key=value("AWS_SECRET_ACCESS_KEY"))
+    return S3Settings(
+        endpoint=endpoint,
+        bucket=value("AWS_S3_BUCKET") or value("BUCKET_NAME"),
+        region=value("AWS_DEFAULT_REGION") or value("BUCKET_REGION"),
+        access_key=value("AWS_ACCESS_KEY_ID"),
+        secret_key=value("AWS_SECRET_ACCESS_KEY"),
+    )
 
 
 def _wall_settings(env: Mapping[str, str], lab_dir: Path) -> WallSettings:
@@ -381,8 +395,9 @@ def _wall_settings(env: Mapping[str, str], lab_dir: Path) -> WallSettings:
         url=url,
         cards=_positive_int(env, "CATDOG_WALL_CARDS", WallSettings.cards),
         uploads_per_minute=_positive_int(env, "CATDOG_WALL_UPLOADS_PER_MINUTE", WallSettings.uploads_per_minute),
-        uploads_per_address_per_minute=_positive_int(env, "CATDOG_WALL_UPLOADS_PER_ADDRESS_PER_MINUTE",
-                                                     WallSettings.uploads_per_address_per_minute),
+        uploads_per_address_per_minute=_positive_int(
+            env, "CATDOG_WALL_UPLOADS_PER_ADDRESS_PER_MINUTE", WallSettings.uploads_per_address_per_minute
+        ),
         forwarded_hops=_whole_number(env, "CATDOG_WALL_FORWARDED_HOPS", 0),
         secret=_wall_secret(env),
         uploads_in_flight=_positive_int(env, "CATDOG_WALL_UPLOADS_IN_FLIGHT", WallSettings.uploads_in_flight),
@@ -396,7 +411,9 @@ def _wall_settings(env: Mapping[str, str], lab_dir: Path) -> WallSettings:
 def _moderator_key(env: Mapping[str, str], code: str | None) -> str | None:
     key = env.get("CATDOG_WALL_MODERATOR_KEY", "").strip() or None
     if key is not None and (len(key) < MIN_MODERATOR_KEY_CHARS or not key.isascii() or not key.isprintable()):
-        raise ConfigError(f"CATDOG_WALL_MODERATOR_KEY must be at least {MIN_MODERATOR_KEY_CHARS} printable ASCII characters")
+        raise ConfigError(
+            f"CATDOG_WALL_MODERATOR_KEY must be at least {MIN_MODERATOR_KEY_CHARS} printable ASCII characters"
+        )
     if key is not None and key == code:
         raise ConfigError("CATDOG_WALL_MODERATOR_KEY must not be the room's code: the code is on the projector")
     return key

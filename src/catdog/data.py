@@ -18,10 +18,11 @@ import tarfile
 import tempfile
 import zipfile
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Iterable, Iterator, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 from tqdm import tqdm
@@ -150,8 +151,11 @@ class KafkaSource:
         topic = topic or kafka.feedback_topic
         found, self.skipped = read_labelled(kafka, topic)
         self.images = {image.name: image.data for image in found if image.majority}
-        self.skipped += [(image.source, "", "voters-disagree", f"as many voters said cat as dog: {image.votes}")
-                         for image in found if not image.majority]
+        self.skipped += [
+            (image.source, "", "voters-disagree", f"as many voters said cat as dog: {image.votes}")
+            for image in found
+            if not image.majority
+        ]
         self.description = f"labels on Kafka topic {topic} at {kafka.bootstrap_servers}"
 
     def names(self) -> list[str]:
@@ -178,9 +182,14 @@ class S3Source:
         if not self.bucket:
             raise DataError(f"{source} names no bucket, and neither AWS_S3_BUCKET nor BUCKET_NAME is set")
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
-        self.client = boto3.client("s3", endpoint_url=s3.endpoint, region_name=s3.region or "us-east-1",
-                                   aws_access_key_id=s3.access_key, aws_secret_access_key=s3.secret_key,
-                                   config=Config(retries={"max_attempts": 3}, s3={"addressing_style": "path"}))
+        self.client = boto3.client(
+            "s3",
+            endpoint_url=s3.endpoint,
+            region_name=s3.region or "us-east-1",
+            aws_access_key_id=s3.access_key,
+            aws_secret_access_key=s3.secret_key,
+            config=Config(retries={"max_attempts": 3}, s3={"addressing_style": "path"}),
+        )
         self.description = f"s3://{self.bucket}/{self.prefix} at {s3.endpoint or 'AWS'}"
 
     def names(self) -> list[str]:
@@ -189,7 +198,7 @@ class S3Source:
         found = []
         try:
             for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self.prefix):
-                found += [item["Key"][len(self.prefix):] for item in page.get("Contents", [])]
+                found += [item["Key"][len(self.prefix) :] for item in page.get("Contents", [])]
         except (BotoCoreError, ClientError) as error:
             raise DataError(f"cannot list {self.description}: {error}") from None
         return [name for name in found if _is_candidate(name)]
@@ -200,7 +209,9 @@ class S3Source:
         found = {}
         for name in names:
             try:
-                answer = self.client.get_object(Bucket=self.bucket, Key=self.prefix + name, Range=f"bytes=0-{max_bytes}")
+                answer = self.client.get_object(
+                    Bucket=self.bucket, Key=self.prefix + name, Range=f"bytes=0-{max_bytes}"
+                )
                 found[name] = answer["Body"].read(max_bytes + 1)
             except (BotoCoreError, ClientError) as error:
                 raise DataError(f"cannot read {name} from {self.description}: {error}") from None
@@ -383,11 +394,19 @@ def prepare(
     return report
 
 
-def prepare_with(settings: "Settings", source: str, out: Path, per_class: int, **options) -> PrepareReport:
+def prepare_with(settings: Settings, source: str, out: Path, per_class: int, **options) -> PrepareReport:
     """:func:`prepare` with the settings every caller shares: the download cache, the archive's expected
     sha256 and the image size limits. ``options`` are prepare's own (seed, exclude, progress, …)."""
-    return prepare(source, out, per_class, cache_dir=settings.cache_dir, sha256=settings.data_sha256,
-                   max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels, **options)
+    return prepare(
+        source,
+        out,
+        per_class,
+        cache_dir=settings.cache_dir,
+        sha256=settings.data_sha256,
+        max_bytes=settings.max_image_bytes,
+        max_pixels=settings.max_image_pixels,
+        **options,
+    )
 
 
 def _names_by_class(images: ImageSource, report: PrepareReport) -> dict[str, list[str]]:
@@ -412,13 +431,18 @@ def _check_enough(kept: list[Kept], label: str, description: str, skipped: list[
     if len(kept) >= 2:
         return
     excluded = sum(1 for _, _, reason, _ in skipped if reason == "seen")
-    hint = (f" once {excluded} photos already used elsewhere are left out: choose a larger source"
-            " (for notebook 02, CATDOG_EVAL_SOURCE)" if excluded else "")
+    hint = (
+        f" once {excluded} photos already used elsewhere are left out: choose a larger source"
+        " (for notebook 02, CATDOG_EVAL_SOURCE)"
+        if excluded
+        else ""
+    )
     raise DataError(f"{description} has {len(kept)} usable {label} images{hint}; at least 2 are needed")
 
 
-def _write_class(kept: list[Kept], staging: Path, validation_fraction: float,
-                 report: PrepareReport) -> list[dict[str, object]]:
+def _write_class(
+    kept: list[Kept], staging: Path, validation_fraction: float, report: PrepareReport
+) -> list[dict[str, object]]:
     """One class's photos into ``staging``'s splits (the first share to validation); their manifest rows."""
     rows = []
     n_validation = min(len(kept) - 1, max(1, round(len(kept) * validation_fraction)))
@@ -429,10 +453,17 @@ def _write_class(kept: list[Kept], staging: Path, validation_fraction: float,
         target = _unique_file_name(directory, image.name)
         target.write_bytes(image.data)
         report.counts[split, image.label] += 1
-        rows.append({
-            "file": target.relative_to(staging).as_posix(), "split": split, "class": image.label,
-            "sha256": image.sha256, "width": image.width, "height": image.height, "source": image.name,
-        })
+        rows.append(
+            {
+                "file": target.relative_to(staging).as_posix(),
+                "split": split,
+                "class": image.label,
+                "sha256": image.sha256,
+                "width": image.width,
+                "height": image.height,
+                "source": image.name,
+            }
+        )
     return rows
 
 
@@ -457,6 +488,12 @@ def _replace_prepared(staging: Path, out: Path) -> None:
         elif old.exists():
             old.unlink()
         (staging / name).replace(old)
+
+
+def hashes_in(*folders: Path) -> set[str]:
+    """The sha256 of every photo these folders' manifests list (a folder not prepared yet lists none): the
+    photos a model trained on, which an evaluation must leave out."""
+    return {row["sha256"] for folder in folders if (folder / MANIFEST_NAME).exists() for row in read_manifest(folder)}
 
 
 def read_manifest(data_dir: Path) -> list[dict[str, str]]:
@@ -490,6 +527,7 @@ def image_files(data_dir: Path, split: str) -> list[tuple[Path, int]]:
 
 def load_arrays(paths: list[Path], size: int, *, progress: bool = False, desc: str = "decoding") -> np.ndarray:
     """Decode image files (with the one decoder) into a uint8 batch of shape (n, size, size, 3)."""
+
     def load(path: Path) -> np.ndarray:
         return decode_image(path.read_bytes(), target_size=size).to_array(size)
 

@@ -85,7 +85,7 @@ class Cluster:
 
 def find_oc(given: str | None = None) -> str:
     """`--oc`, else oc, else kubectl (the same `get -o json` output) from PATH."""
-    for candidate in ([given] if given else ["oc", "kubectl"]):
+    for candidate in [given] if given else ["oc", "kubectl"]:
         found = shutil.which(candidate)
         if found:
             return found
@@ -110,19 +110,27 @@ def not_ready_reason(obj: dict) -> str:
 
 # --- what the cluster says ---------------------------------------------------------------------------
 
+
 def check_operator(cluster: Cluster, namespace: str = OPERATOR_NAMESPACE) -> Check:
     subscription = cluster.get("subscriptions.operators.coreos.com", OPERATOR_SUBSCRIPTION, namespace)
     if subscription is None:
-        return Check("operator", "FAIL", f"no Subscription {OPERATOR_SUBSCRIPTION} in {namespace}: "
-                                         "oc apply -k deploy/openshift/operator")
+        return Check(
+            "operator",
+            "FAIL",
+            f"no Subscription {OPERATOR_SUBSCRIPTION} in {namespace}: oc apply -k deploy/openshift/operator",
+        )
     status = subscription.get("status") or {}
     installed, state = status.get("installedCSV"), status.get("state", "unknown")
     if not installed:
         # installPlanApproval: Manual: the first InstallPlan waits for a person.
         plan = (status.get("installPlanRef") or {}).get("name", "its InstallPlan")
-        return Check("operator", "FAIL", f"AMQ Streams not installed (state {state}): approve {plan} "
-                                         f"(oc patch installplan {plan} -n {namespace} --type merge "
-                                         "-p '{\"spec\":{\"approved\":true}}')")
+        return Check(
+            "operator",
+            "FAIL",
+            f"AMQ Streams not installed (state {state}): approve {plan} "
+            f"(oc patch installplan {plan} -n {namespace} --type merge "
+            '-p \'{"spec":{"approved":true}}\')',
+        )
     note = "" if state == "AtLatestKnown" else f" (state {state}: an upgrade awaits approval)"
     return Check("operator", "ok", f"{installed} installed{note}")
 
@@ -135,29 +143,47 @@ def check_kafka(cluster: Cluster) -> Check:
         return Check("kafka", "FAIL", f"{KAFKA_CLUSTER} not Ready: {not_ready_reason(kafka)}")
     status = kafka["status"]
     listeners = ", ".join(listener.get("name", "?") for listener in status.get("listeners", []))
-    return Check("kafka", "ok", f"{KAFKA_CLUSTER} Ready, Kafka {status.get('kafkaVersion', '?')}, listeners {listeners}")
+    return Check(
+        "kafka", "ok", f"{KAFKA_CLUSTER} Ready, Kafka {status.get('kafkaVersion', '?')}, listeners {listeners}"
+    )
 
 
 def check_storage(cluster: Cluster) -> Check:
     """Which Kafka the room runs, and what a failure would lose: the room's memory (photos, votes,
     hidden photos, blocked phones, the challenge and its submissions) is Kafka's."""
     listed = (cluster.get("kafkanodepools.kafka.strimzi.io") or {}).get("items", [])
-    pools = [pool for pool in listed if (pool["metadata"].get("labels") or {}).get("strimzi.io/cluster") == KAFKA_CLUSTER]
+    pools = [
+        pool for pool in listed if (pool["metadata"].get("labels") or {}).get("strimzi.io/cluster") == KAFKA_CLUSTER
+    ]
     if not pools:
         return Check("storage", "FAIL", f"no KafkaNodePool for {KAFKA_CLUSTER}: apply the room's folder again")
     nodes = sum(pool["spec"]["replicas"] for pool in pools if "broker" in pool["spec"].get("roles", []))
-    volumes = [volume for pool in pools for volume in (pool["spec"]["storage"].get("volumes") or [pool["spec"]["storage"]])]
+    volumes = [
+        volume for pool in pools for volume in (pool["spec"]["storage"].get("volumes") or [pool["spec"]["storage"]])
+    ]
     if any(volume["type"] != "persistent-claim" for volume in volumes):
-        return Check("storage", "FAIL", f"{KAFKA_CLUSTER}: ephemeral storage: a restart of a Kafka pod (a drained node, an "
-                     "eviction) empties the room: every photo, vote, hidden photo and the challenge. Use the kit's "
-                     "persistent-claim node pool")
+        return Check(
+            "storage",
+            "FAIL",
+            f"{KAFKA_CLUSTER}: ephemeral storage: a restart of a Kafka pod (a drained node, an "
+            "eviction) empties the room: every photo, vote, hidden photo and the challenge. Use the kit's "
+            "persistent-claim node pool",
+        )
     sizes = ", ".join(sorted({volume["size"] for volume in volumes}))
     kept = "kept" if all(volume.get("deleteClaim") is False for volume in volumes) else "deleted"
     if nodes >= 3:
-        return Check("storage", "ok", f"{nodes} Kafka nodes on {sizes} claims ({kept} with the cluster), topics on "
-                     "every node: a pod's restart or a node's loss loses nothing")
-    return Check("storage", "ok", f"{nodes} Kafka node on a {sizes} claim ({kept} with the cluster): a pod restart loses "
-                 "nothing; losing its node stops the room (--kafka-nodes 3 survives it)")
+        return Check(
+            "storage",
+            "ok",
+            f"{nodes} Kafka nodes on {sizes} claims ({kept} with the cluster), topics on "
+            "every node: a pod's restart or a node's loss loses nothing",
+        )
+    return Check(
+        "storage",
+        "ok",
+        f"{nodes} Kafka node on a {sizes} claim ({kept} with the cluster): a pod restart loses "
+        "nothing; losing its node stops the room (--kafka-nodes 3 survives it)",
+    )
 
 
 def check_topics(cluster: Cluster, settings: Settings, partitions_on_broker: Callable[[str], int | None]) -> Check:
@@ -182,13 +208,17 @@ def check_topics(cluster: Cluster, settings: Settings, partitions_on_broker: Cal
             continue
         limit = int((topic["spec"].get("config") or {}).get("max.message.bytes", 0)) or None
         if name in (kafka.images_topic, kafka.dlq_topic) and limit is not None and limit < kafka.max_message_bytes:
-            problems.append(f"{name}: max.message.bytes {limit:,} is under the {kafka.max_message_bytes:,} an image "
-                            "of CATDOG_MAX_IMAGE_BYTES needs")
+            problems.append(
+                f"{name}: max.message.bytes {limit:,} is under the {kafka.max_message_bytes:,} an image "
+                "of CATDOG_MAX_IMAGE_BYTES needs"
+            )
             continue
         fine.append(f"{name} {wanted}")
     if problems:
         return Check("topics", "FAIL", "; ".join(problems))
-    return Check("topics", "ok", f"partitions: {', '.join(fine)}; images up to {kafka.max_image_bytes // 2**20} MiB fit")
+    return Check(
+        "topics", "ok", f"partitions: {', '.join(fine)}; images up to {kafka.max_image_bytes // 2**20} MiB fit"
+    )
 
 
 def check_classifier(cluster: Cluster) -> Check:
@@ -216,6 +246,7 @@ def check_prepull(cluster: Cluster) -> Check:
 
 # --- what a learner does -----------------------------------------------------------------------------
 
+
 def probe_photo() -> bytes:
     """A JPEG no one has sent before (random pixels): a unique key, and a photo any decoder accepts."""
     import numpy as np
@@ -228,30 +259,42 @@ def probe_photo() -> bytes:
 
 
 def check_round_trip(settings: Settings, timeout: float = ROUND_TRIP_TIMEOUT_S) -> Check:
-    from catdog.kafka_io import collect_predictions, make_producer, send_image
+    from catdog.kafka.clients import make_producer
+    from catdog.kafka.photos import send_image
+    from catdog.kafka.results import collect_predictions
 
     kafka = settings.kafka
     producer = make_producer(kafka)
     try:
         started = time.monotonic()
-        sent = send_image(producer, kafka, probe_photo(), f"catdog-doctor-{uuid.uuid4().hex[:8]}.jpg",
-                          learner="catdog doctor")
+        sent = send_image(
+            producer, kafka, probe_photo(), f"catdog-doctor-{uuid.uuid4().hex[:8]}.jpg", learner="catdog doctor"
+        )
     finally:
         producer.close()
     found = collect_predictions(kafka, [sent], timeout=timeout)
     if not found:
-        return Check("round trip", "FAIL", f"no result on {kafka.predictions_topic} for {sent.topic}[{sent.partition}]"
-                                           f"@{sent.offset} within {timeout:.0f} s (oc logs deployment/{CLASSIFIER})")
+        return Check(
+            "round trip",
+            "FAIL",
+            f"no result on {kafka.predictions_topic} for {sent.topic}[{sent.partition}]"
+            f"@{sent.offset} within {timeout:.0f} s (oc logs deployment/{CLASSIFIER})",
+        )
     [result] = found.values()
-    verdicts = [f"{name} {result[name]['label']} ({result[name].get('version', '?')})"
-                for name in ("quick", "pretrained") if isinstance(result.get(name), dict)]
+    verdicts = [
+        f"{name} {result[name]['label']} ({result[name].get('version', '?')})"
+        for name in ("quick", "pretrained")
+        if isinstance(result.get(name), dict)
+    ]
     if len(verdicts) < 2:
         return Check("round trip", "FAIL", f"the result has {len(verdicts)} of the two verdicts: {result}")
     return Check("round trip", "ok", f"a photo classified in {time.monotonic() - started:.1f} s: {', '.join(verdicts)}")
 
 
 def check_dead_letter(settings: Settings, timeout: float = ROUND_TRIP_TIMEOUT_S) -> Check:
-    from catdog.kafka_io import iter_dead_letters, make_producer, make_reader, send_image
+    from catdog.kafka.clients import make_producer, make_reader
+    from catdog.kafka.photos import send_image
+    from catdog.kafka.results import iter_dead_letters
 
     kafka = settings.kafka
     junk = f"catdog doctor {uuid.uuid4().hex}: not an image".encode()
@@ -266,8 +309,11 @@ def check_dead_letter(settings: Settings, timeout: float = ROUND_TRIP_TIMEOUT_S)
         while time.monotonic() < deadline:
             for letter in iter_dead_letters(reader, timeout=1.0):
                 if letter["key"] == sent.key:
-                    return Check("dead letter", "ok", f"a non-image went to {kafka.dlq_topic}: {letter['error-class']}: "
-                                                      f"{letter['error'][:80]}")
+                    return Check(
+                        "dead letter",
+                        "ok",
+                        f"a non-image went to {kafka.dlq_topic}: {letter['error-class']}: {letter['error'][:80]}",
+                    )
     finally:
         reader.close()
     return Check("dead letter", "FAIL", f"no dead letter on {kafka.dlq_topic} for a non-image within {timeout:.0f} s")
@@ -278,9 +324,21 @@ def check_learner_acls(cluster: Cluster, learner: Learner | None, predictions_to
     refused (only the classifier writes predictions), or any learner could forge the wall's verdicts."""
     if learner is None:
         return Check("learner ACLs", "skip", "no room (--room DIR): the single-learner lab has no ACLs")
-    result = cluster.run("exec", "-i", "-n", learner.namespace, f"deployment/{NOTEBOOK}", "-c", NOTEBOOK_CONTAINER, "--",
-                         *learner_acl_probe(predictions_topic), input=probe_photo())
-    return learner_acl_verdict(learner, predictions_topic, result.returncode, (result.stdout + result.stderr).decode(errors="replace"))
+    result = cluster.run(
+        "exec",
+        "-i",
+        "-n",
+        learner.namespace,
+        f"deployment/{NOTEBOOK}",
+        "-c",
+        NOTEBOOK_CONTAINER,
+        "--",
+        *learner_acl_probe(predictions_topic),
+        input=probe_photo(),
+    )
+    return learner_acl_verdict(
+        learner, predictions_topic, result.returncode, (result.stdout + result.stderr).decode(errors="replace")
+    )
 
 
 def learner_acl_probe(predictions_topic: str) -> list[str]:
@@ -292,11 +350,17 @@ def learner_acl_verdict(learner: Learner, predictions_topic: str, returncode: in
     """The learner-ACL check's verdict on what the probe did (tests/test_secured_kafka.py runs the probe
     against a broker that enforces the room's ACLs)."""
     if returncode == 0:
-        return Check("learner ACLs", "FAIL", f"{learner.name} wrote to {predictions_topic} from their notebook: "
-                                             "the broker enforces no ACLs (the Kafka's authorization, the KafkaUsers)")
+        return Check(
+            "learner ACLs",
+            "FAIL",
+            f"{learner.name} wrote to {predictions_topic} from their notebook: "
+            "the broker enforces no ACLs (the Kafka's authorization, the KafkaUsers)",
+        )
     if "authoriz" not in output.lower():
         return Check("learner ACLs", "FAIL", f"could not try as {learner.name}: {output.strip()[-200:]}")
-    return Check("learner ACLs", "ok", f"{learner.name}'s write to {predictions_topic} was refused (TopicAuthorizationFailed)")
+    return Check(
+        "learner ACLs", "ok", f"{learner.name}'s write to {predictions_topic} was refused (TopicAuthorizationFailed)"
+    )
 
 
 @dataclass
@@ -310,23 +374,29 @@ class Http:
     def status(self, url: str) -> int:
         return self.request("GET", url)[0]
 
-    def request(self, method: str, url: str, body: bytes | None = None,
-                headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+    def request(
+        self, method: str, url: str, body: bytes | None = None, headers: dict[str, str] | None = None
+    ) -> tuple[int, dict[str, str], bytes]:
         """(status, headers, body) of one request, through ``connect_to``, TLS checked against ``ca_file``."""
         parts = urlsplit(url)
         secure = parts.scheme == "https"
         host, port = parts.hostname or "", parts.port or (443 if secure else 80)
-        address = next((self.connect_to[key] for key in ((host, port), (host, 0), ("", port), ("", 0))
-                        if key in self.connect_to), (host, port))
+        address = next(
+            (self.connect_to[key] for key in ((host, port), (host, 0), ("", port), ("", 0)) if key in self.connect_to),
+            (host, port),
+        )
         sock = socket.create_connection(address, timeout=HTTP_TIMEOUT_S)
         if secure:
             context = ssl.create_default_context(cafile=str(self.ca_file) if self.ca_file else None)
             sock = context.wrap_socket(sock, server_hostname=host)
-        connection = (http.client.HTTPSConnection if secure else http.client.HTTPConnection)(host, port, timeout=HTTP_TIMEOUT_S)
+        connection = (http.client.HTTPSConnection if secure else http.client.HTTPConnection)(
+            host, port, timeout=HTTP_TIMEOUT_S
+        )
         connection.sock = sock
         try:
-            connection.request(method, parts.path + (f"?{parts.query}" if parts.query else ""), body=body,
-                               headers=headers or {})
+            connection.request(
+                method, parts.path + (f"?{parts.query}" if parts.query else ""), body=body, headers=headers or {}
+            )
             response = connection.getresponse()
             return response.status, dict(response.getheaders()), response.read()
         finally:
@@ -342,21 +412,32 @@ def check_challenge(cluster: Cluster, settings: Settings) -> Check:
     secret = cluster.get("secret", CHALLENGE_SECRET)
     if secret is None:
         return Check("challenge", "skip", f"off (no Secret {CHALLENGE_SECRET}: `catdog challenge make` writes it)")
-    text = (secret.get("stringData") or {}).get("answers.json") \
-        or base64.b64decode((secret.get("data") or {}).get("answers.json", "")).decode()
+    text = (secret.get("stringData") or {}).get("answers.json") or base64.b64decode(
+        (secret.get("data") or {}).get("answers.json", "")
+    ).decode()
     answers = json.loads(text)
     with tempfile.TemporaryDirectory() as folder:
         published = challenge.fetch(settings.kafka, Path(folder))
         names = {path.stem for path in published.paths}
     topic = settings.kafka.challenge_topic
     if published.challenge != answers["challenge"]:
-        return Check("challenge", "FAIL", f"the wall holds the answers of challenge {answers['challenge']}, {topic} "
-                     f"holds {published.challenge or 'no challenge'}: run `catdog challenge publish` on its folder")
+        return Check(
+            "challenge",
+            "FAIL",
+            f"the wall holds the answers of challenge {answers['challenge']}, {topic} "
+            f"holds {published.challenge or 'no challenge'}: run `catdog challenge publish` on its folder",
+        )
     missing = len(set(answers["labels"]) - names)
     if missing:
-        return Check("challenge", "FAIL", f"{missing} of its {len(answers['labels'])} photos are not on {topic}: publish again")
-    return Check("challenge", "ok", f"challenge {published.challenge}: {len(names)} photos on {topic}, their answers "
-                 f"in the Secret (restart {WALL} after applying it)")
+        return Check(
+            "challenge", "FAIL", f"{missing} of its {len(answers['labels'])} photos are not on {topic}: publish again"
+        )
+    return Check(
+        "challenge",
+        "ok",
+        f"challenge {published.challenge}: {len(names)} photos on {topic}, their answers "
+        f"in the Secret (restart {WALL} after applying it)",
+    )
 
 
 def route_url(route: dict) -> str:
@@ -376,7 +457,9 @@ def check_notebooks(cluster: Cluster, http: Http, tokens: dict[str, str | None])
         if token is None:
             secret = cluster.get("secret", TOKEN_SECRET, namespace)
             if secret is None or "token" not in (secret.get("data") or {}):
-                problems.append(f"{namespace}: no Secret {TOKEN_SECRET} (its Job has not run: oc get job {TOKEN_SECRET})")
+                problems.append(
+                    f"{namespace}: no Secret {TOKEN_SECRET} (its Job has not run: oc get job {TOKEN_SECRET})"
+                )
                 continue
             token = base64.b64decode(secret["data"]["token"]).decode()
         url = route_url(route)
@@ -386,7 +469,9 @@ def check_notebooks(cluster: Cluster, http: Http, tokens: dict[str, str | None])
             problems.append(f"{namespace}: {url} does not answer ({error})")
             continue
         if with_token != 200 or without != 403:
-            problems.append(f"{namespace}: {url} answered {with_token} with its token, {without} without (want 200, 403)")
+            problems.append(
+                f"{namespace}: {url} answered {with_token} with its token, {without} without (want 200, 403)"
+            )
             continue
         fine += 1
     if problems:
@@ -401,14 +486,18 @@ def wall_secret_problem(cluster: Cluster) -> str | None:
     if deployment is None:
         return f"no Deployment {WALL}"
     containers = deployment["spec"]["template"]["spec"].get("containers", [])
-    found = [entry for container in containers for entry in container.get("env", []) if entry["name"] == "CATDOG_WALL_SECRET"]
+    found = [
+        entry for container in containers for entry in container.get("env", []) if entry["name"] == "CATDOG_WALL_SECRET"
+    ]
     reference = ((found[0].get("valueFrom") or {}).get("secretKeyRef") or {}) if found else {}
     if not reference:
         return f"Deployment {WALL} sets no CATDOG_WALL_SECRET from a Secret: the wall refuses to start without it"
     secret = cluster.get("secret", reference["name"])
     if secret is None or reference["key"] not in {**(secret.get("data") or {}), **(secret.get("stringData") or {})}:
-        return (f"no Secret {reference['name']} with key {reference['key']} (CATDOG_WALL_SECRET of {WALL}): "
-                "apply the room's folder from `catdog room` again")
+        return (
+            f"no Secret {reference['name']} with key {reference['key']} (CATDOG_WALL_SECRET of {WALL}): "
+            "apply the room's folder from `catdog room` again"
+        )
     return None
 
 
@@ -431,8 +520,9 @@ def check_wall(cluster: Cluster, http: Http) -> Check:
 
 # --- the whole check ---------------------------------------------------------------------------------
 
+
 def broker_partitions(settings: Settings) -> Callable[[str], int | None]:
-    from catdog.kafka_io import make_consumer
+    from catdog.kafka.clients import make_consumer
 
     consumer = make_consumer(settings.kafka)
 
@@ -444,14 +534,23 @@ def broker_partitions(settings: Settings) -> Callable[[str], int | None]:
     return count
 
 
-def run_checks(settings: Settings, cluster: Cluster, http: Http, room: dict | None = None,
-               operator_namespace: str = OPERATOR_NAMESPACE, timeout: float = ROUND_TRIP_TIMEOUT_S,
-               report: Callable[[Check], None] = lambda check: None) -> list[Check]:
+def run_checks(
+    settings: Settings,
+    cluster: Cluster,
+    http: Http,
+    room: dict | None = None,
+    operator_namespace: str = OPERATOR_NAMESPACE,
+    timeout: float = ROUND_TRIP_TIMEOUT_S,
+    report: Callable[[Check], None] = lambda check: None,
+) -> list[Check]:
     """Every check, in order, each reported as it ends; an exception in one is its failure, not the end.
     ``room``: the secrets `catdog room` wrote (its learners' namespaces and tokens)."""
     learners = [Learner(entry["name"], slug) for slug, entry in sorted((room or {}).get("learners", {}).items())]
-    tokens = ({learner.namespace: room["learners"][learner.slug]["token"] for learner in learners}
-              if room else {cluster.namespace or "": None})
+    tokens = (
+        {learner.namespace: room["learners"][learner.slug]["token"] for learner in learners}
+        if room
+        else {cluster.namespace or "": None}
+    )
     checks: list[Check] = []
 
     def run(name: str, check: Callable[[], Check]) -> None:
@@ -476,8 +575,10 @@ def run_checks(settings: Settings, cluster: Cluster, http: Http, room: dict | No
     run("classifier", lambda: check_classifier(cluster))
     run("round trip", lambda: check_round_trip(settings, timeout))
     run("dead letter", lambda: check_dead_letter(settings, timeout))
-    run("learner ACLs", lambda: check_learner_acls(cluster, learners[0] if learners else None,
-                                                   settings.kafka.predictions_topic))
+    run(
+        "learner ACLs",
+        lambda: check_learner_acls(cluster, learners[0] if learners else None, settings.kafka.predictions_topic),
+    )
     run("notebooks", lambda: check_notebooks(cluster, http, tokens))
     run("wall", lambda: check_wall(cluster, http))
     run("challenge", lambda: check_challenge(cluster, settings))
@@ -491,13 +592,20 @@ def format_check(check: Check) -> str:
 
 def verdict(checks: list[Check]) -> str:
     failed = [c.name for c in checks if c.status == "FAIL"]
-    counts = f"{sum(c.status == 'ok' for c in checks)} ok, {len(failed)} failed, {sum(c.status == 'skip' for c in checks)} skipped"
+    ok, skipped = (sum(c.status == status for c in checks) for status in ("ok", "skip"))
+    counts = f"{ok} ok, {len(failed)} failed, {skipped} skipped"
     return f"NOT READY ({counts}): {', '.join(failed)}" if failed else f"ready for the room ({counts})"
 
 
 def as_json(checks: list[Check]) -> str:
-    return json.dumps({"ready": not any(c.status == "FAIL" for c in checks), "verdict": verdict(checks),
-                       "checks": [asdict(c) for c in checks]}, indent=1)
+    return json.dumps(
+        {
+            "ready": not any(c.status == "FAIL" for c in checks),
+            "verdict": verdict(checks),
+            "checks": [asdict(c) for c in checks],
+        },
+        indent=1,
+    )
 
 
 def parse_connect_to(text: str) -> tuple[tuple[str, int], tuple[str, int]]:
@@ -512,5 +620,16 @@ def room_namespace(room: dict | None, given: str | None) -> str | None:
     return given or (ROOM_NAMESPACE if room else None)
 
 
-__all__ = ["Check", "Cluster", "Http", "OcError", "as_json", "find_oc", "format_check", "parse_connect_to",
-           "room_namespace", "run_checks", "verdict"]
+__all__ = [
+    "Check",
+    "Cluster",
+    "Http",
+    "OcError",
+    "as_json",
+    "find_oc",
+    "format_check",
+    "parse_connect_to",
+    "room_namespace",
+    "run_checks",
+    "verdict",
+]

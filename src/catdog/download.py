@@ -54,6 +54,41 @@ def _validator(headers) -> str | None:
     return headers.get("Last-Modified")
 
 
+def _write_body(url: str, response, partial: Path, offset: int, resumed: bool, progress: bool) -> None:
+    """Append (``resumed``) or write the response's body to ``partial``, with a progress bar; a body that
+    breaks off or ends short says to run the command again (the part is kept to resume)."""
+    length = response.headers.get("Content-Length")
+    expected = offset + int(length) if length else None
+    mode = "ab" if resumed else "wb"
+    try:
+        with (
+            open(partial, mode) as out,
+            tqdm(
+                total=expected,
+                initial=offset,
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                desc=partial.name.removesuffix(".part"),
+                disable=not progress,
+            ) as bar,
+        ):
+            for chunk in iter(lambda: response.read(CHUNK_BYTES), b""):
+                out.write(chunk)
+                bar.update(len(chunk))
+    except (OSError, http.client.HTTPException) as error:
+        raise DownloadError(
+            f"the download of {url} broke off after {partial.stat().st_size:,} bytes ({error}); "
+            f"run the same command again to resume it"
+        ) from None
+    received = partial.stat().st_size
+    if expected is not None and received != expected:
+        raise DownloadError(
+            f"the download of {url} stopped at {received:,} of {expected:,} bytes; "
+            "run the same command again to resume it"
+        )
+
+
 def download(url: str, cache_dir: Path, *, sha256: str | None = None, progress: bool = True) -> Path:
     """Fetch ``url`` into ``cache_dir`` and return the file's path.
 
@@ -94,35 +129,17 @@ def download(url: str, cache_dir: Path, *, sha256: str | None = None, progress: 
 
     if response is not None:
         with response:
-            resumed = bool(offset) and response.status == 206 \
+            resumed = (
+                bool(offset)
+                and response.status == 206
                 and _range_start(response.headers.get("Content-Range")) == offset
+            )
             if response.status == 206 and not resumed:
                 raise DownloadError(f"{url} answered with another byte range than asked; run the same command again")
             if not resumed:  # a fresh start: remember which version of the file this part is of
                 offset = 0
                 validator_file.write_text(_validator(response.headers) or "")
-            length = response.headers.get("Content-Length")
-            expected = offset + int(length) if length else None
-            mode = "ab" if resumed else "wb"
-            try:
-                with open(partial, mode) as out, tqdm(
-                    total=expected, initial=offset, unit="B", unit_scale=True, unit_divisor=1024,
-                    desc=final.name, disable=not progress,
-                ) as bar:
-                    for chunk in iter(lambda: response.read(CHUNK_BYTES), b""):
-                        out.write(chunk)
-                        bar.update(len(chunk))
-            except (OSError, http.client.HTTPException) as error:
-                raise DownloadError(
-                    f"the download of {url} broke off after {partial.stat().st_size:,} bytes ({error}); "
-                    f"run the same command again to resume it"
-                ) from None
-        received = partial.stat().st_size
-        if expected is not None and received != expected:
-            raise DownloadError(
-                f"the download of {url} stopped at {received:,} of {expected:,} bytes; "
-                "run the same command again to resume it"
-            )
+            _write_body(url, response, partial, offset, resumed, progress)
 
     validator_file.unlink(missing_ok=True)
     if sha256 is not None:

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 from catdog import CLASS_NAMES, CatdogError
 from catdog.labels import CONFIDENT, count_votes
@@ -55,20 +56,23 @@ def expectation(env: Mapping[str, str] | None = None) -> str | None:
 def exercise(number: str) -> Callable[[Callable[..., tuple[bool, str]]], Callable[..., Check]]:
     """A check function as the notebook calls it: its (done, message) as a :class:`Check`, any error turned
     into a hint, and CI's expectation enforced."""
+
     def wrap(function: Callable[..., tuple[bool, str]]) -> Callable[..., Check]:
         @functools.wraps(function)
         def check(*args: Any, **kwargs: Any) -> Check:
             try:
                 done, message = function(*args, **kwargs)
-            except Exception as error:  # a learner's half-finished answer must not break Run All
+            except Exception as error:  # noqa: BLE001 - a learner's half-finished answer must not break Run All
                 done, message = False, f"This answer could not be checked ({type(error).__name__}: {error})."
             result = Check(number, done, message)
             wanted = expectation()
             if wanted is not None and result.done != (wanted == "done"):
                 raise ExpectationError(f"{EXPECT_VARIABLE}={wanted}, but {result}")
             return result
+
         check.exercise = number  # type: ignore[attr-defined]
         return check
+
     return wrap
 
 
@@ -89,24 +93,33 @@ def memorised(result, lab_result, target: float, seconds: float) -> tuple[bool, 
     its training accuracy reached ``target`` within ``seconds``; the message sets its validation accuracy
     beside the lab run's, which is the lesson (memorising 80 photos is not learning what a cat is)."""
     if result is None:
-        return False, ("Set MY_EPOCHS and MY_IMAGE_SIZE in the cell above, remove the # in front of the "
-                       "two training lines and run it.")
+        return False, (
+            "Set MY_EPOCHS and MY_IMAGE_SIZE in the cell above, remove the # in front of the "
+            "two training lines and run it."
+        )
     train, validation = smoothed(result.history, "accuracy"), smoothed(result.history, "val_accuracy")
-    seen = (f"Training accuracy {train:.2f} in {result.seconds:.0f} s; validation accuracy {validation:.2f} "
-            f"(the lab's run: {smoothed(lab_result.history, 'accuracy'):.2f} and "
-            f"{smoothed(lab_result.history, 'val_accuracy'):.2f}, in {lab_result.seconds:.0f} s).")
+    seen = (
+        f"Training accuracy {train:.2f} in {result.seconds:.0f} s; validation accuracy {validation:.2f} "
+        f"(the lab's run: {smoothed(lab_result.history, 'accuracy'):.2f} and "
+        f"{smoothed(lab_result.history, 'val_accuracy'):.2f}, in {lab_result.seconds:.0f} s)."
+    )
     if result.seconds > seconds:
         return False, f"{seen} Too slow: at most {seconds:.0f} s. Shrink MY_IMAGE_SIZE: every epoch gets cheaper."
     if train < target:
-        return False, f"{seen} Aim for {target:.2f} on the training photos: more epochs (a smaller input pays for them)."
+        return (
+            False,
+            f"{seen} Aim for {target:.2f} on the training photos: more epochs (a smaller input pays for them).",
+        )
     return True, f"{seen} Memorised: now compare the two validation figures."
 
 
 @exercise("1.2")
 def models_disagree(photo: str | Path | None, loaded: dict, max_bytes: int, max_pixels: int) -> tuple[bool, str]:
     if photo is None:
-        return False, ("Set MY_PHOTO to a photo's path: drag your own into JupyterLab's file browser, or pick "
-                       "one from the grid above (evaluation.paths[i]).")
+        return False, (
+            "Set MY_PHOTO to a photo's path: drag your own into JupyterLab's file browser, or pick "
+            "one from the grid above (evaluation.paths[i])."
+        )
     from catdog.predict import classify_paths
 
     path = Path(photo).expanduser()
@@ -115,13 +128,16 @@ def models_disagree(photo: str | Path | None, loaded: dict, max_bytes: int, max_
     (found,) = classify_paths([path], loaded, max_bytes=max_bytes, max_pixels=max_pixels)
     if found.verdicts is None:
         return False, f"{path.name} is not a photo the models can read: {found.error}."
-    said = ", ".join(f"{name} says {verdict.label} (p(dog) {verdict.p_dog:.2f})" for name, verdict in found.verdicts.items())
+    said = ", ".join(
+        f"{name} says {verdict.label} (p(dog) {verdict.p_dog:.2f})" for name, verdict in found.verdicts.items()
+    )
     if len({verdict.label for verdict in found.verdicts.values()}) == 1:
         return False, f"{path.name}: {said}. They agree: try a photo where one model is unsure."
     return True, f"{path.name}: {said}."
 
 
 # Notebook 02 ---------------------------------------------------------------------------------------------
+
 
 @exercise("2.1")
 def cats_called_dogs(answer: int | None, labels: Sequence[int], predicted: Sequence[int]) -> tuple[bool, str]:
@@ -146,11 +162,15 @@ def drift_band(band: tuple[float, float] | None, drift, model: str = "pretrained
     for phase, mean in zip(drift.phases, drift.windows[model]):
         if mean is not None:
             inside.setdefault(phase, []).append(low <= mean <= high)
-    balanced, skewed = inside.get("balanced", []), [v for phase, values in inside.items() if phase != "balanced"
-                                                    for v in values]
+    balanced, skewed = (
+        inside.get("balanced", []),
+        [v for phase, values in inside.items() if phase != "balanced" for v in values],
+    )
     false_alarms, caught = balanced.count(False), skewed.count(False)
-    counts = (f"With ({low:.2f}, {high:.2f}): {false_alarms} of {len(balanced)} balanced windows would alert, "
-              f"{caught} of {len(skewed)} skewed windows would.")
+    counts = (
+        f"With ({low:.2f}, {high:.2f}): {false_alarms} of {len(balanced)} balanced windows would alert, "
+        f"{caught} of {len(skewed)} skewed windows would."
+    )
     if not balanced or not skewed:
         return False, f"{counts} The drift run above has too few results: run it again."
     if false_alarms:
@@ -171,8 +191,11 @@ def best_within_budget(choice: Mapping[str, float] | None, summary: list[dict], 
     within ``budget`` seconds scores higher by more than the best one's spread (the seeds' noise)."""
     if not choice:
         return False, 'Set MY_BEST = {"photos": …, "input": …, "budget": …}, copied from one row of the table.'
-    chosen = [row for row in summary
-              if all(float(row[key]) == float(choice.get(name, -1)) for name, key in TABLE_COLUMNS.items())]
+    chosen = [
+        row
+        for row in summary
+        if all(float(row[key]) == float(choice.get(name, -1)) for name, key in TABLE_COLUMNS.items())
+    ]
     if not chosen:
         return False, f"No row of the table has {dict(choice)}: copy its photos, input (px) and budget (s)."
     row = chosen[0]
@@ -192,12 +215,16 @@ def more_photos_help(answer: bool | None, summary: list[dict]) -> tuple[bool, st
         return False, "Set MORE_PHOTOS_HELP to True or False, from the learning curve (the left plot)."
     budget = max(row["seconds"] for row in summary)
     size = max((row for row in summary if row["seconds"] == budget), key=lambda row: row["accuracy"])["image_size"]
-    curve = sorted((row for row in summary if row["seconds"] == budget and row["image_size"] == size),
-                   key=lambda row: row["per_class"])
+    curve = sorted(
+        (row for row in summary if row["seconds"] == budget and row["image_size"] == size),
+        key=lambda row: row["per_class"],
+    )
     fewest, most = curve[0], curve[-1]
     helped = most["accuracy"] > fewest["accuracy"]
-    seen = (f"at {size} px and {budget:g} s: {fewest['per_class']} photos per class scored {fewest['accuracy']:.3f}, "
-            f"{most['per_class']} scored {most['accuracy']:.3f}.")
+    seen = (
+        f"at {size} px and {budget:g} s: {fewest['per_class']} photos per class scored {fewest['accuracy']:.3f}, "
+        f"{most['per_class']} scored {most['accuracy']:.3f}."
+    )
     if bool(answer) != helped:
         return False, f"Look again at the curve {seen.split(':')[0]}."
     return True, seen[0].upper() + seen[1:]
@@ -205,9 +232,11 @@ def more_photos_help(answer: bool | None, summary: list[dict]) -> tuple[bool, st
 
 # Notebook 04 ---------------------------------------------------------------------------------------------
 
+
 @exercise("4.1")
-def lone_wrong_label(number: int | None, photos: Sequence[tuple[Any, str]], results: Sequence[dict | None],
-                     voter: str = "you") -> tuple[bool, str]:
+def lone_wrong_label(
+    number: int | None, photos: Sequence[tuple[Any, str]], results: Sequence[dict | None], voter: str = "you"
+) -> tuple[bool, str]:
     """Count one wrong label of photo ``number`` as the room would (the learner's vote alone, against what
     the serving model said of it): done when the room sets it aside."""
     if number is None:
@@ -220,8 +249,10 @@ def lone_wrong_label(number: int | None, photos: Sequence[tuple[Any, str]], resu
     confidence = served["p_dog"] if served["label"] == "dog" else 1 - served["p_dog"]
     count = count_votes({"photo": {voter: wrong}}, {"photo": (served["label"], confidence)})
     if "photo" in count.accepted:
-        return False, (f"Your wrong label '{wrong}' would be accepted: the model said {served['label']} only "
-                       f"{confidence:.2f} sure (below {CONFIDENT}). Pick a photo it was sure of.")
+        return False, (
+            f"Your wrong label '{wrong}' would be accepted: the model said {served['label']} only "
+            f"{confidence:.2f} sure (below {CONFIDENT}). Pick a photo it was sure of."
+        )
     return True, f"Your wrong label '{wrong}' is set aside: {count.set_aside['photo']}."
 
 

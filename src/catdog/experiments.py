@@ -11,8 +11,8 @@ from __future__ import annotations
 import csv
 import itertools
 import statistics
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable
 
 import numpy as np
 from tqdm import tqdm
@@ -29,8 +29,17 @@ TEST_PER_CLASS = 150
 TEST_SEED = 2026
 # The sample's own validation split is trained on too: the test photos do the scoring.
 SPLITS = ("training", "validation")
-ROW_FIELDS = ("per_class", "photos", "image_size", "seconds", "seed", "epochs", "fit_seconds",
-              "test_photos", "test_accuracy")
+ROW_FIELDS = (
+    "per_class",
+    "photos",
+    "image_size",
+    "seconds",
+    "seed",
+    "epochs",
+    "fit_seconds",
+    "test_photos",
+    "test_accuracy",
+)
 KNOBS = ("per_class", "image_size", "seconds")
 
 
@@ -66,8 +75,10 @@ def score(model, test_dir: Path) -> float:
 
 def describe(row: dict) -> str:
     """One trial in one line, as the notebook prints them while the grid runs."""
-    return (f"{row['photos']:>5} photos  {row['image_size']:>3} px  {row['seconds']:>4g} s  seed {row['seed']}:  "
-            f"{row['epochs']:>3} epochs in {row['fit_seconds']:5.1f} s, unseen accuracy {row['test_accuracy']:.3f}")
+    return (
+        f"{row['photos']:>5} photos  {row['image_size']:>3} px  {row['seconds']:>4g} s  seed {row['seed']}:  "
+        f"{row['epochs']:>3} epochs in {row['fit_seconds']:5.1f} s, unseen accuracy {row['test_accuracy']:.3f}"
+    )
 
 
 def run_grid(
@@ -101,8 +112,12 @@ def run_grid(
     per_class, image_sizes, seconds, seeds = list(per_class), list(image_sizes), list(seconds), list(seeds)
     tests = {size: _load(test_dir, size) for size in image_sizes}
     rows: list[dict] = []
-    bar = tqdm(total=len(per_class) * len(seeds) * len(image_sizes) * len(seconds), desc="experiments",
-               unit="trial", disable=not progress)
+    bar = tqdm(
+        total=len(per_class) * len(seeds) * len(image_sizes) * len(seconds),
+        desc="experiments",
+        unit="trial",
+        disable=not progress,
+    )
     for n, seed in itertools.product(per_class, seeds):
         sample = work_dir / f"sample-{n}-seed{seed}"  # each seed draws its own photos
         prepare(source, sample, n, seed=seed, cache_dir=cache_dir, exclude=test_photos, progress=False)
@@ -113,8 +128,13 @@ def run_grid(
                 model, history, fit_seconds = training.fit_cnn(images, labels, seconds=budget, seed=seed)
                 test_images, test_labels = tests[size]
                 row = {
-                    "per_class": n, "photos": len(images), "image_size": size, "seconds": budget, "seed": seed,
-                    "epochs": len(history["loss"]), "fit_seconds": round(fit_seconds, 2),
+                    "per_class": n,
+                    "photos": len(images),
+                    "image_size": size,
+                    "seconds": budget,
+                    "seed": seed,
+                    "epochs": len(history["loss"]),
+                    "fit_seconds": round(fit_seconds, 2),
                     "test_photos": len(test_images),
                     "test_accuracy": round(training.accuracy(model, test_images, test_labels), 4),
                 }
@@ -137,15 +157,17 @@ def summarize(rows: list[dict], knobs: Iterable[str] = KNOBS) -> list[dict]:
     summary = []
     for key, group in sorted(groups.items()):
         accuracies = [float(r["test_accuracy"]) for r in group]
-        summary.append({
-            **dict(zip(knobs, key)),
-            "photos": round(statistics.mean(int(r["photos"]) for r in group)),
-            "runs": len(group),
-            "accuracy": round(statistics.mean(accuracies), 4),
-            "spread": round(statistics.stdev(accuracies), 4) if len(group) > 1 else 0.0,
-            "fit_seconds": round(statistics.mean(float(r["fit_seconds"]) for r in group), 1),
-            "epochs": round(statistics.mean(int(r["epochs"]) for r in group)),
-        })
+        summary.append(
+            {
+                **dict(zip(knobs, key)),
+                "photos": round(statistics.mean(int(r["photos"]) for r in group)),
+                "runs": len(group),
+                "accuracy": round(statistics.mean(accuracies), 4),
+                "spread": round(statistics.stdev(accuracies), 4) if len(group) > 1 else 0.0,
+                "fit_seconds": round(statistics.mean(float(r["fit_seconds"]) for r in group), 1),
+                "epochs": round(statistics.mean(int(r["epochs"]) for r in group)),
+            }
+        )
     return summary
 
 
@@ -153,8 +175,10 @@ def markdown_table(summary: list[dict]) -> str:
     """The summary as a Markdown table, best accuracy first: what the notebook shows."""
     lines = ["| photos | input | budget | epochs | unseen accuracy |", "|---:|---:|---:|---:|---|"]
     for row in sorted(summary, key=lambda r: -r["accuracy"]):
-        lines.append(f"| {row['photos']} | {row['image_size']} px | {row['seconds']:g} s | {row['epochs']} | "
-                     f"**{row['accuracy']:.3f}** ± {row['spread']:.3f} ({row['runs']} seeds) |")
+        lines.append(
+            f"| {row['photos']} | {row['image_size']} px | {row['seconds']:g} s | {row['epochs']} | "
+            f"**{row['accuracy']:.3f}** ± {row['spread']:.3f} ({row['runs']} seeds) |"
+        )
     return "\n".join(lines)
 
 

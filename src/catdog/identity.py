@@ -28,9 +28,9 @@ import json
 import secrets
 import time
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
 
 from catdog import CatdogError
 
@@ -53,13 +53,23 @@ def new_key() -> str:
 def signature(key: str, signer: str, learner: str, record_key: bytes, value: bytes, signed_at: int, nonce: str) -> str:
     """The hex HMAC-SHA256, under ``key``, of who signs, who they say sent it, the record's key and value,
     when it was signed and its nonce."""
-    message = b"\0".join((CONTEXT, signer.encode(), learner.encode(), record_key, hashlib.sha256(value).digest(),
-                          str(signed_at).encode(), nonce.encode()))
+    message = b"\0".join(
+        (
+            CONTEXT,
+            signer.encode(),
+            learner.encode(),
+            record_key,
+            hashlib.sha256(value).digest(),
+            str(signed_at).encode(),
+            nonce.encode(),
+        )
+    )
     return hmac.new(bytes.fromhex(key), message, hashlib.sha256).hexdigest()
 
 
-def signed_header(signer: str, key: str, learner: str, record_key: bytes, value: bytes,
-                  signed_at: int | None = None) -> tuple[str, bytes]:
+def signed_header(
+    signer: str, key: str, learner: str, record_key: bytes, value: bytes, signed_at: int | None = None
+) -> tuple[str, bytes]:
     """The header that goes with a record: ``<signer>:<signed at, ms>:<nonce>:<signature>``."""
     signed_at = int(time.time() * 1000) if signed_at is None else signed_at
     nonce = secrets.token_hex(NONCE_BYTES)
@@ -92,8 +102,11 @@ class Keys:
         (phone)`` when a relay signed it, else no name (``verified`` False)."""
         signer, signed_at, nonce, given = _fields(header)
         key = self.learners.get(signer) if signer == learner else self.relays.get(signer)
-        if not key or not given or not hmac.compare_digest(
-                given, signature(key, signer, learner, record_key, value, signed_at, nonce)):
+        if (
+            not key
+            or not given
+            or not hmac.compare_digest(given, signature(key, signer, learner, record_key, value, signed_at, nonce))
+        ):
             return Sender("", False)
         if signer in self.relays:
             return Sender(f"{learner} (phone)" if learner else "a phone", True, True, signer, signed_at, nonce)
@@ -126,10 +139,14 @@ class Replays:
         if first is not None and first != where:
             return f"replay: a copy of a record {sender.signer} signed, first read at {_where(first)}"
         if sender.signed_at > now_ms + MAX_AHEAD_MS:
-            return (f"from the future: signed by {sender.signer} {(sender.signed_at - now_ms) / 1000:.0f} s ahead of "
-                    "this reader's clock")
+            return (
+                f"from the future: signed by {sender.signer} {(sender.signed_at - now_ms) / 1000:.0f} s ahead of "
+                "this reader's clock"
+            )
         if subject is not None and first is None and sender.signed_at < self.latest.get(subject, 0):
-            return f"replay: older than the latest record {sender.signer} signed for it (a copy sent again, or reordered)"
+            return (
+                f"replay: older than the latest record {sender.signer} signed for it (a copy sent again, or reordered)"
+            )
         self._remember(self.seen, (sender.signer, sender.nonce), where)
         if subject is not None:
             self._remember(self.latest, subject, max(sender.signed_at, self.latest.get(subject, 0)))
@@ -167,5 +184,17 @@ def sender_as_written(learner: str) -> Sender:
     return Sender(learner, False)
 
 
-__all__ = ["IdentityError", "KEY_BYTES", "MAX_AHEAD_MS", "Keys", "Replays", "SIGNATURE_HEADER", "Sender", "new_key",
-           "read_keys", "sender_as_written", "signature", "signed_header"]
+__all__ = [
+    "IdentityError",
+    "KEY_BYTES",
+    "MAX_AHEAD_MS",
+    "Keys",
+    "Replays",
+    "SIGNATURE_HEADER",
+    "Sender",
+    "new_key",
+    "read_keys",
+    "sender_as_written",
+    "signature",
+    "signed_header",
+]

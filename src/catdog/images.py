@@ -87,10 +87,16 @@ def _to_rgb(image: Image.Image) -> Image.Image:
 
 # EXIF orientation -> the turn that shows the picture upright (as ImageOps.exif_transpose does).
 _TRANSPOSE = {
-    2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
-    5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
     8: Image.Transpose.ROTATE_90,
 }
+
+
 def _shrink(image: Image.Image, size: int) -> Image.Image:
     """Box-average a loaded image down by the largest whole factor that keeps both sides at least ``size``:
     what JPEG's draft mode does while decoding, for every other format right after it. A 40-megapixel
@@ -131,8 +137,11 @@ class DecodeBudget:
     @contextlib.contextmanager
     def hold(self, nbytes: int):
         if self.refuse_larger and nbytes > self.limit:
-            raise ImageError("too-many-pixels", f"decoding it would take {nbytes / 2**20:,.0f} MiB, more than the "
-                             f"{self.limit / 2**20:,.0f} MiB this service decodes at once")
+            raise ImageError(
+                "too-many-pixels",
+                f"decoding it would take {nbytes / 2**20:,.0f} MiB, more than the "
+                f"{self.limit / 2**20:,.0f} MiB this service decodes at once",
+            )
         nbytes = min(max(0, int(nbytes)), self.limit)
         with self._changed:
             self._changed.wait_for(lambda: self.used + nbytes <= self.limit)
@@ -201,9 +210,11 @@ def decode_image(
             raise ImageError("corrupt", f"this starts like a {damaged} but its header is damaged") from None
         kind = _guess_unsupported(data)
         if kind:
-            raise ImageError("unsupported-format", f"{kind} images are not accepted; send JPEG, PNG, GIF, WebP or BMP") from None
+            raise ImageError(
+                "unsupported-format", f"{kind} images are not accepted; send JPEG, PNG, GIF, WebP or BMP"
+            ) from None
         raise ImageError("not-an-image", f"not an image: no known image format starts with {data[:8]!r}") from None
-    except Exception as error:  # PIL raises many types on malformed headers
+    except Exception as error:  # noqa: BLE001 - PIL raises many types on malformed headers
         raise ImageError("corrupt", f"the image header is damaged: {error}") from None
 
     width, height = image.size
@@ -237,7 +248,7 @@ def decode_image(
         if "truncated" in str(error):
             raise ImageError("truncated", f"the {source_format} data is truncated: {error}") from None
         raise ImageError("corrupt", f"the {source_format} data cannot be decoded: {error}") from None
-    except Exception as error:
+    except Exception as error:  # noqa: BLE001 - any other failure of the decoder is a damaged image
         raise ImageError("corrupt", f"the {source_format} data cannot be decoded: {error}") from None
     if orientation in (5, 6, 7, 8):  # turned by a quarter: as seen, the sides swap
         width, height = height, width
@@ -248,7 +259,7 @@ def _orientation(image: Image.Image) -> int | None:
     """The EXIF orientation tag; unreadable EXIF is dropped, as if there were none."""
     try:
         return image.getexif().get(ORIENTATION_TAG)
-    except Exception:  # noqa: BLE001
+    except Exception:  # noqa: BLE001 - EXIF that PIL cannot read is as if absent
         return None
 
 

@@ -21,18 +21,18 @@ import re
 import sys
 import time
 from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Iterable, Iterator
 
 from kafka import KafkaProducer
 
 from catdog.config import KafkaSettings
-from catdog.identity import SIGNATURE_HEADER, Keys, Replays, read_keys, signed_header
-from catdog.kafka_io import (
-    LEARNER_HEADER, Sent, assign_every_partition, headers_dict, key_text, make_consumer, make_producer, send_image,
-)
+from catdog.identity import Keys, Replays, read_keys
+from catdog.kafka.clients import assign_every_partition, make_consumer, make_producer
+from catdog.kafka.photos import send_image
+from catdog.kafka.records import LEARNER_HEADER, Sent, headers_dict, key_text, record_sender, signed
 
 LABELS = ("cat", "dog")
 END_WAIT_SECONDS = 30.0  # reading a topic to the end it had when we started: at most this long
@@ -46,8 +46,14 @@ CORROBORATION = 2  # distinct voters it takes to overrule a confident verdict
 DOUBTED_SHARE, DOUBTED_MIN = 0.5, 5
 # A training photo's name in a prepared folder: where on Kafka it came from, so the card can say.
 RECORD_NAME = re.compile(r"kafka-(?P<topic>[A-Za-z0-9._-]+)-p(?P<partition>\d+)-o(?P<offset>\d+)\.\w+$")
-EXTENSIONS = {"image/jpeg": ".jpg", "image/png": ".png", "image/gif": ".gif", "image/webp": ".webp",
-              "image/bmp": ".bmp", "image/tiff": ".tif"}
+EXTENSIONS = {
+    "image/jpeg": ".jpg",
+    "image/png": ".png",
+    "image/gif": ".gif",
+    "image/webp": ".webp",
+    "image/bmp": ".bmp",
+    "image/tiff": ".tif",
+}
 
 
 def label_problem(key: str | None, value: object) -> str | None:
@@ -65,8 +71,14 @@ def label_problem(key: str | None, value: object) -> str | None:
 
 def label_value(label: str, learner: str, via: str, source: dict | None = None, **extra) -> dict:
     """A label's JSON value: the label, who gave it, through what, and where the image is if known."""
-    return {"label": label, "learner": learner, "source": source, "via": via,
-            "at": datetime.now(timezone.utc).isoformat(), **extra}
+    return {
+        "label": label,
+        "learner": learner,
+        "source": source,
+        "via": via,
+        "at": datetime.now(UTC).isoformat(),
+        **extra,
+    }
 
 
 def voter_as_written(value: dict) -> str:
@@ -87,9 +99,7 @@ def send_label(producer: KafkaProducer, kafka: KafkaSettings, key: str, value: d
         raise ValueError(f"label must be cat or dog, not {value.get('label')!r}")
     learner = str(value.get("learner") or "")
     record_key, data = f"{key}/{voter_as_written(value)}".encode(), json.dumps(value).encode()
-    headers = [(LEARNER_HEADER, learner.encode())]
-    if kafka.learner_key:
-        headers.append(signed_header(kafka.learner, kafka.learner_key, learner, record_key, data))
+    headers = [(LEARNER_HEADER, learner.encode()), *signed(kafka, learner, record_key, data)]
     return producer.send(kafka.feedback_topic, key=record_key, value=data, headers=headers).get(timeout=timeout)
 
 
@@ -99,8 +109,13 @@ def label_image(producer: KafkaProducer, kafka: KafkaSettings, sent: Sent, label
     return send_label(producer, kafka, sent.key, label_value(label, kafka.learner, via, source))
 
 
-def send_photos(kafka: KafkaSettings, items: Iterable[tuple[str, Path | None]], topic: str | None = None,
-                label: str | None = None, via: str = "catdog send") -> Iterator[Sent]:
+def send_photos(
+    kafka: KafkaSettings,
+    items: Iterable[tuple[str, Path | None]],
+    topic: str | None = None,
+    label: str | None = None,
+    via: str = "catdog send",
+) -> Iterator[Sent]:
     """Send each photo (``None``: standard input's bytes) and, with ``label``, say what it is: a training
     example for the next retraining. Yields each as the broker stores it; one producer for them all."""
     producer = make_producer(kafka)
@@ -164,12 +179,13 @@ def vote(record, keys: Keys | None, replays: Replays | None = None) -> tuple[str
     if keys is None:
         return image_key_of(key), voter_as_written(value), value
     learner = str(value.get("learner") or "")
-    sender = keys.sender(learner, headers_dict(record.headers).get(SIGNATURE_HEADER), bytes(record.key), bytes(record.value))
+    sender = record_sender(keys, learner, headers_dict(record.headers), record.key, record.value)
     if not sender.verified:
         return f"unsigned: no key of the room signed it as {learner or 'anyone'}"
     voter = f"phone:{value.get('phone') or sender.name}" if sender.phone else f"learner:{sender.name}"
-    replayed = replays and replays.problem(sender, (record.topic, record.partition, record.offset),
-                                           subject=(image_key_of(key), voter))
+    replayed = replays and replays.problem(
+        sender, (record.topic, record.partition, record.offset), subject=(image_key_of(key), voter)
+    )
     if replayed:
         return f"{replayed} (counted as {voter}'s earlier label)"
     return image_key_of(key), voter, value
@@ -189,8 +205,10 @@ class _Ballot:
     where: str = ""
 
 
-def read_labelled(kafka: KafkaSettings, labels_topic: str | None = None,
-                  ) -> tuple[list[LabelledImage], list[tuple[str, str, str, str]]]:
+def read_labelled(
+    kafka: KafkaSettings,
+    labels_topic: str | None = None,
+) -> tuple[list[LabelledImage], list[tuple[str, str, str, str]]]:
     """Each image's votes on ``labels_topic`` (default: the feedback topic): each voter's latest label,
     joined with its bytes on the images topic (by a label's source topic/partition/offset, else by the
     image's key). In a room (CATDOG_LEARNER_KEYS) only signed labels count. Returns the labelled images and
@@ -219,8 +237,14 @@ def read_labelled(kafka: KafkaSettings, labels_topic: str | None = None,
     for key, ballot in ballots.items():
         if key not in found:
             spot = ballot.spot
-            skipped.append((ballot.where, ",".join(sorted(set(ballot.votes.values()))), "no-image",
-                            f"no image {key} on {kafka.images_topic}" + (f" at {spot[0]}[{spot[1]}]@{spot[2]}" if spot else "")))
+            skipped.append(
+                (
+                    ballot.where,
+                    ",".join(sorted(set(ballot.votes.values()))),
+                    "no-image",
+                    f"no image {key} on {kafka.images_topic}" + (f" at {spot[0]}[{spot[1]}]@{spot[2]}" if spot else ""),
+                )
+            )
     return list(found.values()), skipped
 
 
@@ -261,8 +285,9 @@ def _count_once(votes: dict[str, dict[str, str]], served: dict[str, tuple[str, f
             continue
         verdict, confidence = served.get(photo, (None, 0.0))
         if verdict and verdict != label and confidence >= CONFIDENT and count < CORROBORATION:
-            aside[photo] = (f"{count} voter against the serving model's {verdict} ({confidence:.2f}): "
-                            f"a second voter must agree")
+            aside[photo] = (
+                f"{count} voter against the serving model's {verdict} ({confidence:.2f}): a second voter must agree"
+            )
             strikes.update(voter for voter, given in ballot.items() if given == label)
             continue
         accepted[photo] = label
@@ -277,13 +302,21 @@ def count_votes(votes: dict[str, dict[str, str]], served: dict[str, tuple[str, f
     than DOUBTED_SHARE of their labels is set aside whole, and the votes are counted again without them."""
     accepted, aside, strikes = _count_once(votes, served)
     cast = Counter(voter for ballot in votes.values() for voter in ballot)
-    doubted = {voter: f"{strikes[voter]} of their {cast[voter]} labels went alone against confident verdicts"
-               for voter in strikes if strikes[voter] >= DOUBTED_MIN and strikes[voter] > DOUBTED_SHARE * cast[voter]}
+    doubted = {
+        voter: f"{strikes[voter]} of their {cast[voter]} labels went alone against confident verdicts"
+        for voter in strikes
+        if strikes[voter] >= DOUBTED_MIN and strikes[voter] > DOUBTED_SHARE * cast[voter]
+    }
     if doubted:
-        trimmed = {photo: {v: label for v, label in ballot.items() if v not in doubted} for photo, ballot in votes.items()}
+        trimmed = {
+            photo: {v: label for v, label in ballot.items() if v not in doubted} for photo, ballot in votes.items()
+        }
         accepted, again, _ = _count_once({photo: ballot for photo, ballot in trimmed.items() if ballot}, served)
-        aside = {photo: "its only voters are set aside: " + ", ".join(sorted(set(votes[photo]) & set(doubted)))
-                 for photo, ballot in trimmed.items() if not ballot} | again
+        aside = {
+            photo: "its only voters are set aside: " + ", ".join(sorted(set(votes[photo]) & set(doubted)))
+            for photo, ballot in trimmed.items()
+            if not ballot
+        } | again
     return Count(accepted, aside, doubted)
 
 
@@ -307,5 +340,18 @@ def record_ranges(names: list[str]) -> dict[str, dict[str, list[list[int]]]]:
     return dict(ranges)
 
 
-__all__ = ["LABELS", "Count", "LabelledImage", "count_votes", "image_key_of", "label_image", "label_problem",
-           "label_value", "read_labelled", "record_ranges", "send_label", "vote", "voter_as_written"]
+__all__ = [
+    "LABELS",
+    "Count",
+    "LabelledImage",
+    "count_votes",
+    "image_key_of",
+    "label_image",
+    "label_problem",
+    "label_value",
+    "read_labelled",
+    "record_ranges",
+    "send_label",
+    "vote",
+    "voter_as_written",
+]

@@ -28,35 +28,59 @@ class ServiceMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.classified = Counter("catdog_images_classified", "Images classified, by model and label",
-                                  ["model", "label"], registry=r)
-        self.agreements = Counter("catdog_model_agreements", "Images on which both models agree or not",
-                                  ["agree"], registry=r)
-        self.dead_letters = Counter("catdog_dead_letters", "Messages sent to the dead-letter topic, by reason",
-                                    ["reason"], registry=r)
-        self.inference_seconds = Histogram("catdog_inference_seconds", "Time of one batched model call",
-                                           ["model"], buckets=LATENCY_BUCKETS, registry=r)
-        self.end_to_end_seconds = Histogram("catdog_end_to_end_seconds",
-                                            "From the image's Kafka timestamp to its result being acknowledged",
-                                            buckets=LATENCY_BUCKETS, registry=r)
-        self.batch_size = Histogram("catdog_batch_size", "Messages per processed batch", buckets=BATCH_BUCKETS,
-                                    registry=r)
-        self.p_dog = Histogram("catdog_p_dog", "Distribution of p(dog) per model (watch it for drift)",
-                               ["model"], buckets=P_DOG_BUCKETS, registry=r)
-        self.kafka_errors = Counter("catdog_kafka_errors", "Kafka failures that made the service retry",
-                                    registry=r)
+        self.classified = Counter(
+            "catdog_images_classified", "Images classified, by model and label", ["model", "label"], registry=r
+        )
+        self.agreements = Counter(
+            "catdog_model_agreements", "Images on which both models agree or not", ["agree"], registry=r
+        )
+        self.dead_letters = Counter(
+            "catdog_dead_letters", "Messages sent to the dead-letter topic, by reason", ["reason"], registry=r
+        )
+        self.inference_seconds = Histogram(
+            "catdog_inference_seconds", "Time of one batched model call", ["model"], buckets=LATENCY_BUCKETS, registry=r
+        )
+        self.end_to_end_seconds = Histogram(
+            "catdog_end_to_end_seconds",
+            "From the image's Kafka timestamp to its result being acknowledged",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.batch_size = Histogram(
+            "catdog_batch_size", "Messages per processed batch", buckets=BATCH_BUCKETS, registry=r
+        )
+        self.p_dog = Histogram(
+            "catdog_p_dog",
+            "Distribution of p(dog) per model (watch it for drift)",
+            ["model"],
+            buckets=P_DOG_BUCKETS,
+            registry=r,
+        )
+        self.kafka_errors = Counter("catdog_kafka_errors", "Kafka failures that made the service retry", registry=r)
         self.unreadable_batches = Counter(
-            "catdog_unreadable_batches", "Fetches whose record batch could not be read (unknown codec, corrupt "
-            "batch): the partition does not move until it can", registry=r)
+            "catdog_unreadable_batches",
+            "Fetches whose record batch could not be read (unknown codec, corrupt "
+            "batch): the partition does not move until it can",
+            registry=r,
+        )
         self.rebalanced_batches = Counter(
-            "catdog_rebalanced_batches", "Batches published but not committed because the group rebalanced "
-            "meanwhile: their partitions' new owners classify them again (duplicate results)", registry=r)
-        self.model_version = Gauge("catdog_model_version", "1 for each model version being served "
-                                   "(version: the first 12 hex digits of the .keras file's sha256)",
-                                   ["model", "version"], registry=r)
-        self.model_reload_failures = Counter("catdog_model_reload_failures", "New model files that could not "
-                                             "be loaded or checked (the old model kept serving)", ["model"],
-                                             registry=r)
+            "catdog_rebalanced_batches",
+            "Batches published but not committed because the group rebalanced "
+            "meanwhile: their partitions' new owners classify them again (duplicate results)",
+            registry=r,
+        )
+        self.model_version = Gauge(
+            "catdog_model_version",
+            "1 for each model version being served (version: the first 12 hex digits of the .keras file's sha256)",
+            ["model", "version"],
+            registry=r,
+        )
+        self.model_reload_failures = Counter(
+            "catdog_model_reload_failures",
+            "New model files that could not be loaded or checked (the old model kept serving)",
+            ["model"],
+            registry=r,
+        )
         self.ready = Gauge("catdog_ready", "1 while models are loaded and Kafka is connected", registry=r)
         self.last_loop = Gauge("catdog_last_loop_timestamp_seconds", "When the poll loop last turned", registry=r)
         self._last_loop = time.monotonic()

@@ -13,15 +13,17 @@ from pathlib import Path
 
 from catdog.threads import start_tensorflow
 
+# ruff: noqa: E402 - what follows imports TensorFlow, after start_tensorflow() sized its thread pools
 start_tensorflow()  # pools sized to this container's CPUs before TensorFlow starts
 
-import keras  # noqa: E402
+import keras
 from keras import layers
 
 from catdog import CatdogError
 from catdog.config import MOBILENET_WEIGHTS_URL
+
 # A model file's version and card: with the versions they name (catdog.registry, which needs no Keras).
-from catdog.registry import card_path, model_version  # noqa: F401
+from catdog.registry import card_path, model_version  # noqa: F401 - re-exported: callers read a model's card from here
 
 QUICK_IMAGE_SIZE = 128
 ORIGINAL_IMAGE_SIZE = 200
@@ -53,8 +55,14 @@ def build_quick_cnn(image_size: int = QUICK_IMAGE_SIZE, *, batch_norm: bool = Fa
     x = layers.RandomRotation(0.1)(x)
     x = layers.RandomZoom(0.15)(x)
     for index, filters in enumerate((16, 32, 64, 128)):
-        x = layers.Conv2D(filters, 3, strides=2 if index == 0 else 1, padding="same",
-                          activation=None if batch_norm else "relu", use_bias=not batch_norm)(x)
+        x = layers.Conv2D(
+            filters,
+            3,
+            strides=2 if index == 0 else 1,
+            padding="same",
+            activation=None if batch_norm else "relu",
+            use_bias=not batch_norm,
+        )(x)
         if batch_norm:
             # momentum 0.9: the moving statistics settle within a few dozen steps (a 5 s budget is ~50);
             # with Keras' 0.99 a short run predicts one class for every photo (measured: 0.500).
@@ -124,7 +132,7 @@ def fetch_imagenet_weights(alpha: float, include_top: bool, weights_dir: str | P
         origin = MOBILENET_WEIGHTS_URL + name
     try:
         return Path(keras.utils.get_file(name, origin, cache_subdir="models"))
-    except Exception as error:
+    except Exception as error:  # noqa: BLE001 - any failure to fetch says which file and from where
         raise ModelFileError(f"cannot fetch the ImageNet weights {name} from {origin}: {error}") from None
 
 
@@ -214,15 +222,16 @@ def load_model(path: Path) -> keras.Model:
         model = keras.saving.load_model(path, safe_mode=True, compile=False)
     except ValueError as error:
         if "safe_mode" in str(error) or "lambda" in str(error).lower():
-            raise ModelFileError(f"{path} contains code (a Lambda layer) and is refused by safe_mode: {error}") from None
+            raise ModelFileError(
+                f"{path} contains code (a Lambda layer) and is refused by safe_mode: {error}"
+            ) from None
         raise ModelFileError(f"{path} cannot be loaded: {error}") from None
-    except Exception as error:
+    except Exception as error:  # noqa: BLE001 - Keras raises many types on a damaged file
         raise ModelFileError(f"{path} cannot be loaded (damaged or made by an incompatible Keras): {error}") from None
     shape_in, shape_out = tuple(model.input_shape), tuple(model.output_shape)
     if len(shape_in) != 4 or shape_in[1] != shape_in[2] or shape_in[3] != 3 or shape_out[1:] != (1,):
         raise ModelFileError(
-            f"{path} is not a catdog model: it maps {shape_in} to {shape_out}, "
-            "expected square RGB images to one p(dog)"
+            f"{path} is not a catdog model: it maps {shape_in} to {shape_out}, expected square RGB images to one p(dog)"
         )
     return model
 

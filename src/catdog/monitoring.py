@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import time
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 from prometheus_client.parser import text_string_to_metric_families
 
 from catdog.config import KafkaSettings
 from catdog.data import image_files
-from catdog.kafka_io import Sent, collect_predictions, make_producer, send_image
+from catdog.kafka.clients import make_producer
+from catdog.kafka.photos import send_image
+from catdog.kafka.records import Sent
+from catdog.kafka.results import collect_predictions
 
 MODELS = ("quick", "pretrained")
 # A change of mean p(dog) larger than this between two phases of the stream is called drift.
@@ -72,6 +75,7 @@ def window_mean_p_dog(before: Snapshot, after: Snapshot, model: str) -> float | 
 def skewed_stream(folder: Path, photos_per_phase: int) -> dict[str, list[Path]]:
     """A balanced phase (cats and dogs in turn, from the validation split) then an "only cats" phase
     (from the training split): a world that changes half way."""
+
     def of_class(split: str, label: int) -> list[Path]:
         return [path for path, found in image_files(folder, split) if found == label]
 
@@ -83,8 +87,11 @@ def send_stream(kafka: KafkaSettings, stream: dict[str, Sequence[Path]]) -> list
     """Send every photo of every phase, in order; returns (phase, where it was stored) per photo."""
     producer = make_producer(kafka)
     try:
-        return [(phase, send_image(producer, kafka, photo.read_bytes(), photo.name))
-                for phase, photos in stream.items() for photo in photos]
+        return [
+            (phase, send_image(producer, kafka, photo.read_bytes(), photo.name))
+            for phase, photos in stream.items()
+            for photo in photos
+        ]
     finally:
         producer.close()
 
@@ -105,8 +112,7 @@ class Drift:
         return {phase: sum(values) / len(values) for phase, values in means.items()}
 
 
-def measure_drift(kafka: KafkaSettings, sent: Sequence[tuple[str, Sent]], window: int,
-                  timeout: float = 120.0) -> Drift:
+def measure_drift(kafka: KafkaSettings, sent: Sequence[tuple[str, Sent]], window: int, timeout: float = 120.0) -> Drift:
     """Wait for the service's result for each sent photo, then average p(dog) over windows of
     ``window`` photos (a window never spans two phases)."""
     results = collect_predictions(kafka, [record for _, record in sent], timeout=timeout)
@@ -118,8 +124,11 @@ def measure_drift(kafka: KafkaSettings, sent: Sequence[tuple[str, Sent]], window
         end = start
         while end < len(sent) and end - start < window and sent[end][0] == phase:
             end += 1
-        found = [results[record.topic, record.partition, record.offset] for _, record in sent[start:end]
-                 if (record.topic, record.partition, record.offset) in results]
+        found = [
+            results[record.topic, record.partition, record.offset]
+            for _, record in sent[start:end]
+            if (record.topic, record.partition, record.offset) in results
+        ]
         phases.append(phase)
         for model in MODELS:
             values = [result[model]["p_dog"] for result in found]
@@ -139,8 +148,10 @@ def describe_drift(drift: Drift) -> str:
         (first, before), (last, after) = list(means.items())[0], list(means.items())[-1]
         change = after - before
         verdict = "a clear drift signal" if abs(change) > DRIFT_THRESHOLD else "too small a change to alert on"
-        lines.append(f"- **{model}**: mean p(dog) {before:.2f} on the {first} stream, {after:.2f} on "
-                     f"{last} ({change:+.2f}): {verdict}.")
+        lines.append(
+            f"- **{model}**: mean p(dog) {before:.2f} on the {first} stream, {after:.2f} on "
+            f"{last} ({change:+.2f}): {verdict}."
+        )
     if drift.missing:
         lines.append(f"- {drift.missing} photo(s) got no result in time and are left out.")
     return "In this run:\n\n" + "\n".join(lines)

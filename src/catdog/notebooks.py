@@ -33,7 +33,10 @@ def strip_outputs(notebook: dict) -> dict:
         cell["metadata"] = {k: v for k, v in cell.get("metadata", {}).items() if k not in VOLATILE_CELL_METADATA}
     metadata = notebook.get("metadata", {})
     language = metadata.get("language_info", {}).get("name", "python")
-    notebook["metadata"] = {**{k: v for k, v in metadata.items() if k != "widgets"}, "language_info": {"name": language}}
+    notebook["metadata"] = {
+        **{k: v for k, v in metadata.items() if k != "widgets"},
+        "language_info": {"name": language},
+    }
     return notebook
 
 
@@ -45,8 +48,11 @@ def pre_save_hook(model: dict, path: str, **_: Any) -> None:
 
 def exercise_cells(notebook: dict) -> list[tuple[str, dict]]:
     """(exercise number, cell) for each exercise cell, in order."""
-    return [(cell["metadata"][METADATA_KEY]["exercise"], cell) for cell in notebook.get("cells", [])
-            if "exercise" in cell.get("metadata", {}).get(METADATA_KEY, {})]
+    return [
+        (cell["metadata"][METADATA_KEY]["exercise"], cell)
+        for cell in notebook.get("cells", [])
+        if "exercise" in cell.get("metadata", {}).get(METADATA_KEY, {})
+    ]
 
 
 def solved(notebook: dict) -> dict:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import matplotlib.pyplot as plt
-from matplotlib.ticker import MaxNLocator
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 from catdog import CLASS_NAMES
 
@@ -95,8 +95,9 @@ def plot_verdicts(
     return plot_image_grid(images, captions, columns=columns, colors=colors)
 
 
-def plot_results(images: Sequence[np.ndarray], results: Sequence[dict | None], truth: Sequence[str],
-                 columns: int = 5) -> plt.Figure:
+def plot_results(
+    images: Sequence[np.ndarray], results: Sequence[dict | None], truth: Sequence[str], columns: int = 5
+) -> plt.Figure:
     """Photos with the classifier service's verdicts (results from the predictions topic) and what each
     really is: red where the pretrained model got it wrong, the photos the room's labels will teach it."""
     captions, colors = [], []
@@ -105,28 +106,36 @@ def plot_results(images: Sequence[np.ndarray], results: Sequence[dict | None], t
             captions.append(f"no result yet\nreally: {label}")
             colors.append("tab:gray")
             continue
-        said = "\n".join(f"{name}: {result[name]['label']} ({result[name]['p_dog']:.2f})" for name in ("quick", "pretrained"))
+        said = "\n".join(
+            f"{name}: {result[name]['label']} ({result[name]['p_dog']:.2f})" for name in ("quick", "pretrained")
+        )
         captions.append(f"{said}\nreally: {label}")
         colors.append("tab:green" if result["pretrained"]["label"] == label else "tab:red")
     return plot_image_grid(images, captions, columns=columns, colors=colors)
 
 
 def show_received(received: Sequence, loaded: dict, waited: float) -> plt.Figure | None:
-    """Images read from a topic (``kafka_io.fetch_images``) with both models' verdicts, or why one could
+    """Images read from a topic (``photos.fetch_images``) with both models' verdicts, or why one could
     not be classified; says so when nothing arrived instead of showing nothing."""
     from catdog.predict import classify, largest_input
 
     if not received:
-        print(f"No new image arrived within {waited:g} s. Send one (the cell above, or `catdog send PHOTO`) "
-              "and run this cell again.")
+        print(
+            f"No new image arrived within {waited:g} s. Send one (the cell above, or `catdog send PHOTO`) "
+            "and run this cell again."
+        )
         return None
     for item in received:
-        print(f"{item.filename} from {item.topic}[{item.partition}]@{item.offset}"
-              + (f": not classified, {item.error.reason} ({item.error})" if item.error else ""))
+        print(
+            f"{item.filename} from {item.topic}[{item.partition}]@{item.offset}"
+            + (f": not classified, {item.error.reason} ({item.error})" if item.error else "")
+        )
     usable = [item.image for item in received if item.image is not None]
     if not usable:
         return None
-    return plot_verdicts([image.to_array(largest_input(loaded)) for image in usable], classify(loaded, usable), columns=len(usable))
+    return plot_verdicts(
+        [image.to_array(largest_input(loaded)) for image in usable], classify(loaded, usable), columns=len(usable)
+    )
 
 
 def plot_confusions(matrices: dict[str, np.ndarray]) -> plt.Figure:
@@ -144,7 +153,9 @@ def plot_drift(windows: dict[str, Sequence[float | None]], phases: Sequence[str]
     shades = {}
     for index, phase in enumerate(phases):
         color = shades.setdefault(phase, f"C{len(shades) + 2}")
-        axis.axvspan(index + 0.5, index + 1.5, color=color, alpha=0.12, label=phase if index == phases.index(phase) else None)
+        axis.axvspan(
+            index + 0.5, index + 1.5, color=color, alpha=0.12, label=phase if index == phases.index(phase) else None
+        )
     for name, values in windows.items():
         points = [(index + 1, value) for index, value in enumerate(values) if value is not None]
         axis.plot([x for x, _ in points], [y for _, y in points], "o-", label=name)
@@ -170,18 +181,32 @@ def plot_experiments(summary: Sequence[dict]) -> plt.Figure:
     styles = ("-", "--", ":", "-.")
     for size in sizes:
         for style, budget in zip(styles, budgets):
-            points = sorted((r for r in summary if r["image_size"] == size and r["seconds"] == budget),
-                            key=lambda r: r["photos"])
-            left.errorbar([r["photos"] for r in points], [r["accuracy"] for r in points],
-                          yerr=[r["spread"] for r in points], fmt="o" + style, color=colors[size], capsize=3,
-                          label=f"{size} px, {budget:g} s")
+            points = sorted(
+                (r for r in summary if r["image_size"] == size and r["seconds"] == budget), key=lambda r: r["photos"]
+            )
+            left.errorbar(
+                [r["photos"] for r in points],
+                [r["accuracy"] for r in points],
+                yerr=[r["spread"] for r in points],
+                fmt="o" + style,
+                color=colors[size],
+                capsize=3,
+                label=f"{size} px, {budget:g} s",
+            )
         for marker, count in zip("os^Dv", counts):
-            points = sorted((r for r in summary if r["image_size"] == size and r["photos"] == count),
-                            key=lambda r: r["fit_seconds"])
-            right.errorbar([r["fit_seconds"] for r in points], [r["accuracy"] for r in points],
-                           yerr=[r["spread"] for r in points], fmt=marker + "-", color=colors[size], capsize=3,
-                           alpha=0.4 + 0.6 * (counts.index(count) + 1) / len(counts),
-                           label=f"{count} photos, {size} px")
+            points = sorted(
+                (r for r in summary if r["image_size"] == size and r["photos"] == count), key=lambda r: r["fit_seconds"]
+            )
+            right.errorbar(
+                [r["fit_seconds"] for r in points],
+                [r["accuracy"] for r in points],
+                yerr=[r["spread"] for r in points],
+                fmt=marker + "-",
+                color=colors[size],
+                capsize=3,
+                alpha=0.4 + 0.6 * (counts.index(count) + 1) / len(counts),
+                label=f"{count} photos, {size} px",
+            )
     left.set_xscale("log")
     left.set_xticks(counts, [str(c) for c in counts])
     left.minorticks_off()

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import time
 import weakref
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
 
 from catdog.threads import start_tensorflow
 
+# ruff: noqa: E402 - what follows imports TensorFlow, after start_tensorflow() sized its thread pools
 start_tensorflow()  # pools sized to this container's CPUs before TensorFlow starts
 
-import keras  # noqa: E402
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -30,7 +31,7 @@ class Verdict:
     p_dog: float
 
     @classmethod
-    def from_p_dog(cls, p_dog: float) -> "Verdict":
+    def from_p_dog(cls, p_dog: float) -> Verdict:
         return cls(CLASS_NAMES[int(p_dog >= 0.5)], float(p_dog))
 
 
@@ -47,7 +48,7 @@ def largest_input(loaded: dict[str, keras.Model]) -> int:
     return max(models.input_size(model) for model in loaded.values())
 
 
-_GRAPHS: "weakref.WeakKeyDictionary[keras.Model, dict[int, tf.types.experimental.PolymorphicFunction]]" = (
+_GRAPHS: weakref.WeakKeyDictionary[keras.Model, dict[int, tf.types.experimental.PolymorphicFunction]] = (
     weakref.WeakKeyDictionary()
 )
 
@@ -119,7 +120,11 @@ def classify_paths(
         decoded = [item for _, item in pending if isinstance(item, DecodedImage)]
         verdicts = iter(classify(loaded, decoded))
         for path, item in pending:
-            yield PathResult(path, verdicts=next(verdicts)) if isinstance(item, DecodedImage) else PathResult(path, error=item)
+            yield (
+                PathResult(path, verdicts=next(verdicts))
+                if isinstance(item, DecodedImage)
+                else PathResult(path, error=item)
+            )
         pending.clear()
 
     for path in expand_paths(paths):
@@ -165,7 +170,7 @@ def evaluate_folder(
     for name, model in loaded.items():
         run = predict_fn(model, size)
         p_dog[name] = np.concatenate(
-            [run(images[start:start + BATCH_SIZE]).numpy().reshape(-1) for start in range(0, len(images), BATCH_SIZE)]
+            [run(images[start : start + BATCH_SIZE]).numpy().reshape(-1) for start in range(0, len(images), BATCH_SIZE)]
         )
     return Evaluation(paths, np.array([label for _, label in files]), p_dog)
 

@@ -22,7 +22,7 @@ import shutil
 import tempfile
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from catdog import CatdogError
@@ -56,7 +56,7 @@ def card(models_dir: Path, name: str, version: str) -> dict:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+    return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
 def _folder(models_dir: Path, name: str) -> Path:
@@ -83,8 +83,12 @@ def register(models_dir: Path, name: str, model_path: Path, card: dict) -> str:
     version = model_version(model_path)
     _copy_atomically(model_path, folder / f"{version}.keras")
     parent = serving(models_dir, name)
-    record = {**card, "version": version, "parent": parent if parent != version else card.get("parent"),
-              "registered_at": _now()}
+    record = {
+        **card,
+        "version": version,
+        "parent": parent if parent != version else card.get("parent"),
+        "registered_at": _now(),
+    }
     (folder / f"{version}.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
     return version
 
@@ -127,7 +131,9 @@ def promotion_lock(models_dir: Path, name: str, timeout: float = PROMOTION_WAIT_
                 break
             except BlockingIOError:
                 if time.monotonic() > deadline:
-                    raise RegistryError(f"another retraining has held {lock} for {timeout:.0f} s: try again later") from None
+                    raise RegistryError(
+                        f"another retraining has held {lock} for {timeout:.0f} s: try again later"
+                    ) from None
                 time.sleep(1.0)
         try:
             yield
@@ -157,7 +163,9 @@ def rollback(models_dir: Path, name: str, version: str | None = None) -> str:
     """Serve ``version``, or the one served before the current one; returns the version now serving."""
     current = serving(models_dir, name)
     if version is None:
-        served = [entry["version"] for entry in history(models_dir, name) if entry["event"] in ("served", "rolled-back")]
+        served = [
+            entry["version"] for entry in history(models_dir, name) if entry["event"] in ("served", "rolled-back")
+        ]
         earlier = [v for v in reversed(served) if v != current]
         if not earlier:
             raise RegistryError(f"{name}: no earlier version was ever served; `catdog models list` shows them")
@@ -192,8 +200,16 @@ def versions(models_dir: Path, name: str) -> list[Listed]:
             status = f"refused: {event['reason']}"
         else:
             status = "served before" if event else "registered"
-        listed.append(Listed(record["version"], record.get("registered_at", ""), record.get("parent"),
-                             scores.get("check"), scores.get("room"), status))
+        listed.append(
+            Listed(
+                record["version"],
+                record.get("registered_at", ""),
+                record.get("parent"),
+                scores.get("check"),
+                scores.get("room"),
+                status,
+            )
+        )
     return sorted(listed, key=lambda item: item.registered_at)
 
 
@@ -203,8 +219,10 @@ def versions_table(listed: list[Listed]) -> str:
     for item in listed:
         check = "-" if item.check_accuracy is None else f"{item.check_accuracy:.3f}"
         room = "-" if item.room_accuracy is None else f"{item.room_accuracy:.3f}"
-        lines.append(f"{item.version:<13} {item.registered_at[:26]:<26} {item.parent or '-':<13} {check:>6} {room:>6}  "
-                     f"{item.status}")
+        lines.append(
+            f"{item.version:<13} {item.registered_at[:26]:<26} {item.parent or '-':<13} {check:>6} {room:>6}  "
+            f"{item.status}"
+        )
     return "\n".join(lines)
 
 
@@ -223,15 +241,17 @@ def worse_by_chance(candidate: list[bool], serving: list[bool]) -> tuple[int, in
     wins = sum(c and not s for c, s in zip(candidate, serving))
     losses = sum(s and not c for c, s in zip(candidate, serving))
     disagreements = wins + losses
-    p = sum(math.comb(disagreements, k) for k in range(losses, disagreements + 1)) / 2 ** disagreements
+    p = sum(math.comb(disagreements, k) for k in range(losses, disagreements + 1)) / 2**disagreements
     return wins, losses, p
 
 
 def _verdict(where: str, candidate: list[bool], serving: list[bool]) -> tuple[bool, str]:
     wins, losses, p = worse_by_chance(candidate, serving)
     worse = losses > wins and p < GATE_ALPHA
-    said = (f"{where} {sum(candidate) / len(candidate):.3f} vs {sum(serving) / len(serving):.3f} serving: right alone on "
-            f"{wins}, wrong alone on {losses} of {len(candidate)} (p = {p:.2f})")
+    said = (
+        f"{where} {sum(candidate) / len(candidate):.3f} vs {sum(serving) / len(serving):.3f} serving: right alone on "
+        f"{wins}, wrong alone on {losses} of {len(candidate)} (p = {p:.2f})"
+    )
     return worse, said
 
 
@@ -254,5 +274,22 @@ def gate(candidate: dict, current: dict | None) -> tuple[bool, str]:
     return True, said
 
 
-__all__ = ["Listed", "RegistryError", "adopt", "card", "card_path", "gate", "GATE_ALPHA", "worse_by_chance", "model_version", "history", "refuse", "register", "rollback", "serve", "serving", "versions",
-           "versions_table"]
+__all__ = [
+    "Listed",
+    "RegistryError",
+    "adopt",
+    "card",
+    "card_path",
+    "gate",
+    "GATE_ALPHA",
+    "worse_by_chance",
+    "model_version",
+    "history",
+    "refuse",
+    "register",
+    "rollback",
+    "serve",
+    "serving",
+    "versions",
+    "versions_table",
+]

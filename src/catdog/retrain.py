@@ -25,11 +25,19 @@ from pathlib import Path
 from catdog import registry
 from catdog.config import Settings
 from catdog.data import (
-    MANIFEST_FIELDS, MANIFEST_NAME, SPLITS, DataError, Kept, check_photo, prepare_with, read_manifest,
+    MANIFEST_FIELDS,
+    MANIFEST_NAME,
+    SPLITS,
+    DataError,
+    Kept,
+    check_photo,
+    prepare_with,
+    read_manifest,
 )
 from catdog.download import sha256_file
 from catdog.images import ImageError, decode_image
-from catdog.kafka_io import find_prediction, send_image
+from catdog.kafka.photos import send_image
+from catdog.kafka.results import find_prediction
 from catdog.labels import Count, count_votes, read_labelled
 from catdog.registry import card_path
 
@@ -86,7 +94,7 @@ def served_verdicts(model_path: Path, photos: dict[str, Kept], limits: dict) -> 
     size, verdicts = input_size(model), {}
     shas = list(photos)
     for start in range(0, len(shas), VERDICT_BATCH):
-        batch = shas[start:start + VERDICT_BATCH]
+        batch = shas[start : start + VERDICT_BATCH]
         decoded = [decode_image(photos[sha].data, target_size=size, **limits) for sha in batch]
         for sha, verdict in zip(batch, classify({"served": model}, decoded)):
             p_dog = verdict["served"].p_dog
@@ -100,13 +108,29 @@ def _write(folder: Path, split: str, photos: list[Kept]) -> list[dict]:
         target = folder / split / photo.label / Path(photo.name).name
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(photo.data)
-        rows.append({"file": target.relative_to(folder).as_posix(), "split": split, "class": photo.label,
-                     "sha256": photo.sha256, "width": photo.width, "height": photo.height, "source": photo.name})
+        rows.append(
+            {
+                "file": target.relative_to(folder).as_posix(),
+                "split": split,
+                "class": photo.label,
+                "sha256": photo.sha256,
+                "width": photo.width,
+                "height": photo.height,
+                "source": photo.name,
+            }
+        )
     return rows
 
 
-def training_set(settings: Settings, base_source: str, out: Path, per_class: int, room: RoomPhotos,
-                 check_hashes: set[str], seed: int = 1337) -> None:
+def training_set(
+    settings: Settings,
+    base_source: str,
+    out: Path,
+    per_class: int,
+    room: RoomPhotos,
+    check_hashes: set[str],
+    seed: int = 1337,
+) -> None:
     """``per_class`` photos of each class from ``base_source`` (none from the check set or the room) plus
     the room's training photos, in one prepared folder with one manifest."""
     excluded = check_hashes | {photo.sha256 for photo in room.train + room.held}
@@ -118,8 +142,7 @@ def training_set(settings: Settings, base_source: str, out: Path, per_class: int
         writer.writerows(sorted(rows, key=lambda row: str(row["file"])))
 
 
-def ensure_check_set(settings: Settings, check_dir: Path, source: str | None, per_class: int,
-                     seed: int = 7) -> bool:
+def ensure_check_set(settings: Settings, check_dir: Path, source: str | None, per_class: int, seed: int = 7) -> bool:
     """Make the check set once, from ``source``, where there is none yet (a new models volume on the
     cluster); an existing one is never touched, so every retraining is gated on the same photos. Written
     beside and renamed into place: two retrainings starting at once never see half a check set.
@@ -127,8 +150,10 @@ def ensure_check_set(settings: Settings, check_dir: Path, source: str | None, pe
     if (check_dir / MANIFEST_NAME).is_file():
         return False
     if not source:
-        raise DataError(f"no check set at {check_dir} (no {MANIFEST_NAME}): make one with `catdog data prepare "
-                        f"--out {check_dir}` from photos no model trains on, or pass --check-from SRC")
+        raise DataError(
+            f"no check set at {check_dir} (no {MANIFEST_NAME}): make one with `catdog data prepare "
+            f"--out {check_dir}` from photos no model trains on, or pass --check-from SRC"
+        )
     check_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{check_dir.name}-", dir=check_dir.parent))
     try:
@@ -171,8 +196,17 @@ class Outcome:
     votes: dict = field(default_factory=dict)  # photos voted on, accepted, set aside; voters set aside
 
 
-def retrain(settings: Settings, base_source: str, check_dir: Path, per_class: int, *, labels_topic: str | None = None,
-            epochs: int | None = None, fine_tune: bool = False, seed: int = 1337) -> Outcome:
+def retrain(
+    settings: Settings,
+    base_source: str,
+    check_dir: Path,
+    per_class: int,
+    *,
+    labels_topic: str | None = None,
+    epochs: int | None = None,
+    fine_tune: bool = False,
+    seed: int = 1337,
+) -> Outcome:
     """Train a candidate on the base photos and the room's, gate it, and serve it or keep it out. The check
     set is verified against its sealed manifest first (a changed one stops the run before any training) and
     again at the gate; the gate runs under the models volume's promotion lock, against the model serving
@@ -185,44 +219,74 @@ def retrain(settings: Settings, base_source: str, check_dir: Path, per_class: in
     serving_path = models_dir / f"{MODEL}.keras"
     room = room_photos(settings, labels_topic, serving_path if serving_path.is_file() else None)
     # A room photo that is also a check-set photo would be trained on and then scored: it is left out.
-    room.skipped += [(photo.name, photo.label, "in-check-set", "the same bytes as a check-set photo")
-                     for photo in room.train + room.held if photo.sha256 in check_hashes]
+    room.skipped += [
+        (photo.name, photo.label, "in-check-set", "the same bytes as a check-set photo")
+        for photo in room.train + room.held
+        if photo.sha256 in check_hashes
+    ]
     room.train = [photo for photo in room.train if photo.sha256 not in check_hashes]
     room.held = [photo for photo in room.held if photo.sha256 not in check_hashes]
     counts = {"trained_on": len(room.train), "held_out": len(room.held), "skipped": len(room.skipped)}
-    votes = {"photos": room.voted, "accepted": len(room.count.accepted), "set_aside": len(room.count.set_aside),
-             "voters_set_aside": room.count.doubted,
-             "set_aside_examples": [f"{name}: {why}" for name, _, reason, why in room.skipped if reason == "set-aside"][:5]}
+    votes = {
+        "photos": room.voted,
+        "accepted": len(room.count.accepted),
+        "set_aside": len(room.count.set_aside),
+        "voters_set_aside": room.count.doubted,
+        "set_aside_examples": [f"{name}: {why}" for name, _, reason, why in room.skipped if reason == "set-aside"][:5],
+    }
     if room.voted and not room.train + room.held:
         reason = f"none of the {room.voted} photos the room voted on survived the count"
         return Outcome(None, False, reason, {}, counts, registry.serving(models_dir, MODEL), votes)
     with tempfile.TemporaryDirectory(prefix="catdog-retrain-") as work:
         work = Path(work)
-        candidate = _train_candidate(settings, base_source, work, per_class, room, check_hashes, seed, epochs, fine_tune)
+        candidate = _train_candidate(
+            settings, base_source, work, per_class, room, check_hashes, seed, epochs, fine_tune
+        )
         held = work / "room-held-out"
         _write(held, "validation", room.held)
         splits = tuple(split for split in ("training", "validation") if (check_dir / split).is_dir())
 
         def score(path: Path) -> dict:
-            return {"check": correct(path, check_dir, splits),
-                    "room": correct(path, held, ("validation",)) if room.held else None}
+            return {
+                "check": correct(path, check_dir, splits),
+                "room": correct(path, held, ("validation",)) if room.held else None,
+            }
 
         with registry.promotion_lock(models_dir, MODEL):
             verify_check_set(check_dir)
-            version, promoted, reason, scores = _gate(models_dir, candidate, score, check_dir, len(check_rows), room, votes)
+            version, promoted, reason, scores = _gate(
+                models_dir, candidate, score, check_dir, len(check_rows), room, votes
+            )
     return Outcome(version, promoted, reason, scores, counts, registry.serving(models_dir, MODEL), votes)
 
 
-def _train_candidate(settings: Settings, base_source: str, work: Path, per_class: int, room: RoomPhotos,
-                     check_hashes: set[str], seed: int, epochs: int | None, fine_tune: bool) -> Path:
+def _train_candidate(
+    settings: Settings,
+    base_source: str,
+    work: Path,
+    per_class: int,
+    room: RoomPhotos,
+    check_hashes: set[str],
+    seed: int,
+    epochs: int | None,
+    fine_tune: bool,
+) -> Path:
     from catdog import training
 
     data = work / "data"
     training_set(settings, base_source, data, per_class, room, check_hashes, seed)
     candidate = work / f"{MODEL}.keras"
     extra = {"epochs": epochs} if epochs else {}
-    training.train_pretrained(data, candidate, weights_dir=settings.weights_source, seed=seed, progress=False,
-                              verbose=0, fine_tune=fine_tune, **extra)
+    training.train_pretrained(
+        data,
+        candidate,
+        weights_dir=settings.weights_source,
+        seed=seed,
+        progress=False,
+        verbose=0,
+        fine_tune=fine_tune,
+        **extra,
+    )
     return candidate
 
 
@@ -241,9 +305,14 @@ def _gate(models_dir: Path, candidate: Path, score, check_dir: Path, check_photo
     promoted, reason = registry.gate(right["candidate"], right["serving"])
     scores = {who: _accuracies(found) for who, found in right.items()}
     card = json.loads(card_path(candidate).read_text())
-    card["gate"] = {**scores, "promoted": promoted, "reason": reason, "votes": votes,
-                    "check_set": {"photos": check_photos, "manifest_sha256": sha256_file(check_dir / MANIFEST_NAME)},
-                    "room_held_out_sha256": sorted(photo.sha256 for photo in room.held)}
+    card["gate"] = {
+        **scores,
+        "promoted": promoted,
+        "reason": reason,
+        "votes": votes,
+        "check_set": {"photos": check_photos, "manifest_sha256": sha256_file(check_dir / MANIFEST_NAME)},
+        "room_held_out_sha256": sorted(photo.sha256 for photo in room.held),
+    }
     version = registry.register(models_dir, MODEL, candidate, card)
     if promoted:
         registry.serve(models_dir, MODEL, version, reason=reason)
@@ -277,8 +346,10 @@ def verify_check_set(check_dir: Path) -> list[dict]:
     manifest = check_dir / MANIFEST_NAME
     rows = read_manifest(check_dir)
     if sha256_file(manifest) != seal_check_set(check_dir):
-        raise DataError(f"{manifest} has changed since the check set was made (its sha256 is recorded in "
-                        f"{seal_path(check_dir)}): the gate refuses to run")
+        raise DataError(
+            f"{manifest} has changed since the check set was made (its sha256 is recorded in "
+            f"{seal_path(check_dir)}): the gate refuses to run"
+        )
     listed = set()
     for row in rows:
         path = check_dir / row["file"]
@@ -286,10 +357,13 @@ def verify_check_set(check_dir: Path) -> list[dict]:
         if not path.is_file():
             raise DataError(f"check-set photo {path} is missing: the gate refuses to run")
         if sha256_file(path) != row["sha256"]:
-            raise DataError(f"check-set photo {path} is not the photo its manifest names (its sha256 differs): "
-                            "the gate refuses to run")
-    extra = sorted(path for split in SPLITS for path in (check_dir / split).rglob("*")
-                   if path.is_file() and path not in listed)
+            raise DataError(
+                f"check-set photo {path} is not the photo its manifest names (its sha256 differs): "
+                "the gate refuses to run"
+            )
+    extra = sorted(
+        path for split in SPLITS for path in (check_dir / split).rglob("*") if path.is_file() and path not in listed
+    )
     if extra:
         raise DataError(f"{extra[0]} is in the check set but not in its manifest: the gate refuses to run")
     return rows
@@ -299,12 +373,16 @@ def report(outcome: Outcome) -> str:
     """What a retraining did, as `catdog retrain` prints it: how the room's votes counted, both models'
     scores, the gate's decision and the version serving afterwards."""
     room, votes = outcome.room_photos, outcome.votes
-    lines = [f"room's votes: {votes.get('photos', 0)} photos voted on, {votes.get('accepted', 0)} accepted, "
-             f"{votes.get('set_aside', 0)} set aside"]
+    lines = [
+        f"room's votes: {votes.get('photos', 0)} photos voted on, {votes.get('accepted', 0)} accepted, "
+        f"{votes.get('set_aside', 0)} set aside"
+    ]
     lines += [f"  set aside: {why}" for why in votes.get("set_aside_examples", [])]
     lines += [f"  voter set aside: {voter}: {why}" for voter, why in sorted(votes.get("voters_set_aside", {}).items())]
-    lines.append(f"room photos: {room['trained_on']} trained on, {room['held_out']} held out for the gate, "
-                 f"{room['skipped']} skipped")
+    lines.append(
+        f"room photos: {room['trained_on']} trained on, {room['held_out']} held out for the gate, "
+        f"{room['skipped']} skipped"
+    )
     if outcome.version is None:
         lines.append(f"REFUSED: no candidate trained ({outcome.reason}); serving {outcome.serving}")
         return "\n".join(lines)
@@ -333,7 +411,20 @@ def version_in_service(producer, kafka, photo: Path, expected: str | None, timeo
         time.sleep(1.0)
 
 
-__all__ = ["MODEL", "Outcome", "RoomPhotos", "accuracy", "correct", "ensure_check_set", "held_out", "report", "retrain",
-           "room_photos", "served_verdicts",
-           "seal_check_set", "training_set", "verify_check_set",
-           "version_in_service"]
+__all__ = [
+    "MODEL",
+    "Outcome",
+    "RoomPhotos",
+    "accuracy",
+    "correct",
+    "ensure_check_set",
+    "held_out",
+    "report",
+    "retrain",
+    "room_photos",
+    "served_verdicts",
+    "seal_check_set",
+    "training_set",
+    "verify_check_set",
+    "version_in_service",
+]

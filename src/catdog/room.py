@@ -126,27 +126,45 @@ def make_ca(common_name: str = "catdog room cluster CA", days: int = CA_VALID_DA
     from cryptography.x509.oid import NameOID
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=CA_KEY_BITS)
-    subject = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "catdog"),
-                         x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    subject = x509.Name(
+        [x509.NameAttribute(NameOID.ORGANIZATION_NAME, "catdog"), x509.NameAttribute(NameOID.COMMON_NAME, common_name)]
+    )
+    now = datetime.datetime.now(datetime.UTC)
     certificate = (
-        x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=days))
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=days))
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(x509.KeyUsage(digital_signature=False, content_commitment=False, key_encipherment=False,
-                                     data_encipherment=False, key_agreement=False, key_cert_sign=True,
-                                     crl_sign=True, encipher_only=False, decipher_only=False), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=False,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(key, hashes.SHA256())
     )
     p12_password = secrets.token_urlsafe(PASSWORD_BYTES)
-    truststore = pkcs12.serialize_java_truststore([pkcs12.PKCS12Certificate(certificate, b"ca.crt")],
-                                                  serialization.BestAvailableEncryption(p12_password.encode()))
+    truststore = pkcs12.serialize_java_truststore(
+        [pkcs12.PKCS12Certificate(certificate, b"ca.crt")], serialization.BestAvailableEncryption(p12_password.encode())
+    )
     return {
         "crt": certificate.public_bytes(serialization.Encoding.PEM).decode(),
-        "key": key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                 serialization.NoEncryption()).decode(),
+        "key": key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ).decode(),
         "p12": _b64(truststore),
         "p12_password": p12_password,
     }
@@ -173,19 +191,26 @@ def server_certificate(ca: dict[str, str], hosts: list[str], days: int = CA_VALI
         except ValueError:
             return x509.DNSName(host)
 
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     certificate = (
-        x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hosts[0])]))
-        .issuer_name(issuer.subject).public_key(key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=days))
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hosts[0])]))
+        .issuer_name(issuer.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=days))
         .add_extension(x509.SubjectAlternativeName([name(host) for host in hosts]), critical=False)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .sign(ca_key, hashes.SHA256())
     )
-    return (certificate.public_bytes(serialization.Encoding.PEM).decode(),
-            key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                              serialization.NoEncryption()).decode())
+    return (
+        certificate.public_bytes(serialization.Encoding.PEM).decode(),
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ).decode(),
+    )
 
 
 def _b64(data: bytes) -> str:
@@ -194,8 +219,13 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
-def _secret(name: str, string_data: dict[str, str] | None = None, data: dict[str, str] | None = None,
-            labels: dict[str, str] | None = None, annotations: dict[str, str] | None = None) -> dict:
+def _secret(
+    name: str,
+    string_data: dict[str, str] | None = None,
+    data: dict[str, str] | None = None,
+    labels: dict[str, str] | None = None,
+    annotations: dict[str, str] | None = None,
+) -> dict:
     metadata: dict = {"name": name}
     if labels:
         metadata["labels"] = labels
@@ -214,12 +244,22 @@ def cluster_ca_secrets(ca: dict[str, str]) -> list[dict]:
     false``): the certificate (and truststore), and the key, labelled and at generation 0."""
     labels = {"strimzi.io/kind": "Kafka", "strimzi.io/cluster": KAFKA_CLUSTER}
     return [
-        _secret(f"{KAFKA_CLUSTER}-cluster-ca-cert", labels=labels,
-                annotations={"strimzi.io/ca-cert-generation": "0"},
-                data={"ca.crt": _b64(ca["crt"].encode()), "ca.p12": ca["p12"],
-                      "ca.password": _b64(ca["p12_password"].encode())}),
-        _secret(f"{KAFKA_CLUSTER}-cluster-ca", labels=labels, annotations={"strimzi.io/ca-key-generation": "0"},
-                data={"ca.key": _b64(ca["key"].encode())}),
+        _secret(
+            f"{KAFKA_CLUSTER}-cluster-ca-cert",
+            labels=labels,
+            annotations={"strimzi.io/ca-cert-generation": "0"},
+            data={
+                "ca.crt": _b64(ca["crt"].encode()),
+                "ca.p12": ca["p12"],
+                "ca.password": _b64(ca["p12_password"].encode()),
+            },
+        ),
+        _secret(
+            f"{KAFKA_CLUSTER}-cluster-ca",
+            labels=labels,
+            annotations={"strimzi.io/ca-key-generation": "0"},
+            data={"ca.key": _b64(ca["key"].encode())},
+        ),
     ]
 
 
@@ -229,16 +269,28 @@ def kafka_user(learner: Learner) -> dict:
     return {
         "apiVersion": "kafka.strimzi.io/v1",
         "kind": "KafkaUser",
-        "metadata": {"name": learner.kafka_user, "labels": {"strimzi.io/cluster": KAFKA_CLUSTER,
-                                                              LEARNER_LABEL: learner.slug}},
+        "metadata": {
+            "name": learner.kafka_user,
+            "labels": {"strimzi.io/cluster": KAFKA_CLUSTER, LEARNER_LABEL: learner.slug},
+        },
         "spec": {
-            "authentication": {"type": "scram-sha-512", "password": {"valueFrom": {"secretKeyRef": {
-                "name": f"{learner.kafka_user}-password", "key": "password"}}}},
-            "authorization": {"type": "simple", "acls": [
-                {"resource": {"type": kind, "name": name, "patternType": "literal"}, "operations": list(operations)}
-                for kind, name, operations in LEARNER_ACLS]},
-            "quotas": {"producerByteRate": LEARNER_PRODUCE_BYTES_PER_SECOND,
-                       "consumerByteRate": LEARNER_FETCH_BYTES_PER_SECOND},
+            "authentication": {
+                "type": "scram-sha-512",
+                "password": {
+                    "valueFrom": {"secretKeyRef": {"name": f"{learner.kafka_user}-password", "key": "password"}}
+                },
+            },
+            "authorization": {
+                "type": "simple",
+                "acls": [
+                    {"resource": {"type": kind, "name": name, "patternType": "literal"}, "operations": list(operations)}
+                    for kind, name, operations in LEARNER_ACLS
+                ],
+            },
+            "quotas": {
+                "producerByteRate": LEARNER_PRODUCE_BYTES_PER_SECOND,
+                "consumerByteRate": LEARNER_FETCH_BYTES_PER_SECOND,
+            },
         },
     }
 
@@ -250,8 +302,14 @@ def image_pullers(room: list[Learner]) -> dict:
         "kind": "RoleBinding",
         "metadata": {"name": "catdog-image-pullers"},
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "system:image-puller"},
-        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group",
-                      "name": f"system:serviceaccounts:{learner.namespace}"} for learner in room],
+        "subjects": [
+            {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "Group",
+                "name": f"system:serviceaccounts:{learner.namespace}",
+            }
+            for learner in room
+        ],
     }
 
 
@@ -262,18 +320,59 @@ def _notebook_container(manifests: Path) -> dict:
     return container
 
 
+def _workbench_container(base_url: str, image: str, manifests: Path) -> dict:
+    """The workbench's one container: JupyterLab as the dashboard starts it, the room's settings and Secrets."""
+    container = _notebook_container(manifests)
+    probe = {
+        "httpGet": {"path": f"{base_url}/api", "port": "notebook-port", "scheme": "HTTP"},
+        "initialDelaySeconds": 10,
+        "periodSeconds": 5,
+        "timeoutSeconds": 1,
+        "successThreshold": 1,
+        "failureThreshold": 3,
+    }
+    args = [
+        "--ServerApp.port=8888",
+        "--ServerApp.token=''",
+        "--ServerApp.password=''",
+        f"--ServerApp.base_url={base_url}",
+        "--ServerApp.quit_button=False",
+    ]
+    return {
+        "name": WORKBENCH,  # the controller finds the notebook container by the Notebook's name
+        "image": image,
+        "imagePullPolicy": "Always",
+        "workingDir": HOME_DIR,
+        "env": [
+            {"name": "NOTEBOOK_ARGS", "value": "\n".join(args)},
+            {"name": "JUPYTER_IMAGE", "value": image},
+            {
+                "name": "KAFKA_SASL_PASSWORD",
+                "valueFrom": {"secretKeyRef": {"name": "catdog-kafka-user", "key": "password"}},
+            },
+            {
+                "name": "CATDOG_LEARNER_KEY",
+                "valueFrom": {"secretKeyRef": {"name": "catdog-kafka-user", "key": "signing-key"}},
+            },
+        ],
+        "envFrom": [{"configMapRef": {"name": "catdog-settings"}}],
+        "ports": [{"name": "notebook-port", "containerPort": 8888, "protocol": "TCP"}],
+        "resources": container["resources"],
+        "livenessProbe": probe,
+        "readinessProbe": probe,
+        "volumeMounts": [
+            {"name": WORKBENCH, "mountPath": HOME_DIR},
+            {"name": "kafka-ca", "mountPath": "/etc/catdog/kafka-ca", "readOnly": True},
+        ],
+    }
+
+
 def workbench(learner: Learner, dashboard_namespace: str, manifests: Path) -> list[dict]:
     """A learner's workbench as the OpenShift AI dashboard writes one (a kubeflow.org Notebook in the data
     science project, its HOME volume): the dashboard's ImageStream, the dashboard's JupyterLab options
     (base URL /notebook/<project>/<name>, no token: its OAuth proxy guards it), probes on <base URL>/api,
     the room's settings and the learner's Kafka password and CA."""
     base_url = f"/notebook/{learner.namespace}/{WORKBENCH}"
-    container = _notebook_container(manifests)
-    probe = {"httpGet": {"path": f"{base_url}/api", "port": "notebook-port", "scheme": "HTTP"},
-             "initialDelaySeconds": 10, "periodSeconds": 5, "timeoutSeconds": 1, "successThreshold": 1,
-             "failureThreshold": 3}
-    args = ["--ServerApp.port=8888", "--ServerApp.token=''", "--ServerApp.password=''",
-            f"--ServerApp.base_url={base_url}", "--ServerApp.quit_button=False"]
     image = f"image-registry.openshift-image-registry.svc:5000/{dashboard_namespace}/catdog:latest"
     notebook = {
         "apiVersion": "kubeflow.org/v1",
@@ -288,35 +387,29 @@ def workbench(learner: Learner, dashboard_namespace: str, manifests: Path) -> li
                 "openshift.io/display-name": f"catdog lab ({learner.name})",
             },
         },
-        "spec": {"template": {"spec": {
-            "enableServiceLinks": False,
-            "containers": [{
-                "name": WORKBENCH,  # the controller finds the notebook container by the Notebook's name
-                "image": image,
-                "imagePullPolicy": "Always",
-                "workingDir": HOME_DIR,
-                "env": [{"name": "NOTEBOOK_ARGS", "value": "\n".join(args)},
-                        {"name": "JUPYTER_IMAGE", "value": image},
-                        {"name": "KAFKA_SASL_PASSWORD",
-                         "valueFrom": {"secretKeyRef": {"name": "catdog-kafka-user", "key": "password"}}},
-                        {"name": "CATDOG_LEARNER_KEY",
-                         "valueFrom": {"secretKeyRef": {"name": "catdog-kafka-user", "key": "signing-key"}}}],
-                "envFrom": [{"configMapRef": {"name": "catdog-settings"}}],
-                "ports": [{"name": "notebook-port", "containerPort": 8888, "protocol": "TCP"}],
-                "resources": container["resources"],
-                "livenessProbe": probe,
-                "readinessProbe": probe,
-                "volumeMounts": [{"name": WORKBENCH, "mountPath": HOME_DIR},
-                                 {"name": "kafka-ca", "mountPath": "/etc/catdog/kafka-ca", "readOnly": True}],
-            }],
-            "volumes": [{"name": WORKBENCH, "persistentVolumeClaim": {"claimName": WORKBENCH}},
-                        {"name": "kafka-ca", "secret": {"secretName": "catdog-kafka-ca"}}],
-        }}},
+        "spec": {
+            "template": {
+                "spec": {
+                    "enableServiceLinks": False,
+                    "containers": [_workbench_container(base_url, image, manifests)],
+                    "volumes": [
+                        {"name": WORKBENCH, "persistentVolumeClaim": {"claimName": WORKBENCH}},
+                        {"name": "kafka-ca", "secret": {"secretName": "catdog-kafka-ca"}},
+                    ],
+                }
+            }
+        },
     }
-    claim = {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
-             "metadata": {"name": WORKBENCH, "labels": {"opendatahub.io/dashboard": "true"},
-                          "annotations": {"openshift.io/display-name": WORKBENCH}},
-             "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "5Gi"}}}}
+    claim = {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {
+            "name": WORKBENCH,
+            "labels": {"opendatahub.io/dashboard": "true"},
+            "annotations": {"openshift.io/display-name": WORKBENCH},
+        },
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "5Gi"}}},
+    }
     return [claim, notebook]
 
 
@@ -363,9 +456,15 @@ def wall_url(apps_domain: str | None) -> str | None:
     return f"https://catdog-wall-{ROOM_NAMESPACE}.{apps_domain}" if apps_domain else None
 
 
-def write_room(out: Path, room: list[Learner], manifests: Path, openshift_ai: bool = False,
-               dashboard_namespace: str = DASHBOARD_NAMESPACE, apps_domain: str | None = None,
-               kafka_nodes: int | None = None) -> dict:
+def write_room(
+    out: Path,
+    room: list[Learner],
+    manifests: Path,
+    openshift_ai: bool = False,
+    dashboard_namespace: str = DASHBOARD_NAMESPACE,
+    apps_domain: str | None = None,
+    kafka_nodes: int | None = None,
+) -> dict:
     """Write (or add to) the room's folder; returns its secrets (``ca``, ``room_code``, and per learner
     slug its ``name``, ``token`` and ``password``). Learners already in the folder keep their token and
     password, the room its code. With ``openshift_ai``, each learner gets a data science project with a
@@ -374,7 +473,9 @@ def write_room(out: Path, room: list[Learner], manifests: Path, openshift_ai: bo
     ``kafka_nodes`` (1 or 3, kept for later runs; 1 the first time): the room's Kafka nodes."""
     manifests = manifests.resolve()
     if kafka_nodes not in (None, *KAFKA_NODES):
-        raise RoomError(f"--kafka-nodes {kafka_nodes}: a room's Kafka runs on {' or '.join(map(str, KAFKA_NODES))} nodes")
+        raise RoomError(
+            f"--kafka-nodes {kafka_nodes}: a room's Kafka runs on {' or '.join(map(str, KAFKA_NODES))} nodes"
+        )
     for base in ("room/shared", "room/learner", "room/workbench", "openshift-ai", THREE_NODES):
         if not (manifests / base / "kustomization.yaml").is_file():
             raise RoomError(f"{manifests / base} has no kustomization.yaml: give --manifests deploy/openshift")
@@ -389,11 +490,21 @@ def write_room(out: Path, room: list[Learner], manifests: Path, openshift_ai: bo
         _write_dashboard(out / "openshift-ai", everyone, manifests, dashboard_namespace)
     for learner in everyone:
         _write_learner(out / "learners" / learner.slug, learner, state, manifests, openshift_ai, dashboard_namespace)
-    _dump(out / "kustomization.yaml", [{
-        "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
-        "resources": ["room", *(["openshift-ai"] if openshift_ai else []),
-                      *(f"learners/{learner.slug}" for learner in everyone)],
-    }], "The whole room: oc apply -k this folder.")
+    _dump(
+        out / "kustomization.yaml",
+        [
+            {
+                "apiVersion": "kustomize.config.k8s.io/v1beta1",
+                "kind": "Kustomization",
+                "resources": [
+                    "room",
+                    *(["openshift-ai"] if openshift_ai else []),
+                    *(f"learners/{learner.slug}" for learner in everyone),
+                ],
+            }
+        ],
+        "The whole room: oc apply -k this folder.",
+    )
     return state
 
 
@@ -401,8 +512,10 @@ def _room_state(out: Path, room: list[Learner], openshift_ai: bool, apps_domain:
     """The folder's secrets with ``room`` added (new learners get a token and a password), saved."""
     state = _load_state(out)
     if state and state.get("openshift_ai", False) != openshift_ai:
-        raise RoomError(f"{out} holds a room {'with' if state.get('openshift_ai') else 'without'} --openshift-ai: "
-                        "add learners the same way, or write a new folder")
+        raise RoomError(
+            f"{out} holds a room {'with' if state.get('openshift_ai') else 'without'} --openshift-ai: "
+            "add learners the same way, or write a new folder"
+        )
     state["openshift_ai"] = openshift_ai
     state["ca"] = state.get("ca") or make_ca()
     state["room_code"] = state.get("room_code") or make_room_code()
@@ -412,8 +525,9 @@ def _room_state(out: Path, room: list[Learner], openshift_ai: bool, apps_domain:
     state["apps_domain"] = apps_domain or state.get("apps_domain")
     known = state.setdefault("learners", {})
     for learner in room:
-        entry = known.setdefault(learner.slug, {"token": secrets.token_hex(TOKEN_BYTES),
-                                               "password": secrets.token_urlsafe(PASSWORD_BYTES)})
+        entry = known.setdefault(
+            learner.slug, {"token": secrets.token_hex(TOKEN_BYTES), "password": secrets.token_urlsafe(PASSWORD_BYTES)}
+        )
         entry["name"] = learner.name
         entry.setdefault("signing_key", new_key())  # what names them on results and votes (catdog.identity)
     _save_state(out, state)
@@ -423,37 +537,70 @@ def _room_state(out: Path, room: list[Learner], openshift_ai: bool, apps_domain:
 def key_table(state: dict) -> dict:
     """The room's key table (catdog.identity): each learner's key under the name they send as, and the
     wall's, which signs for phones."""
-    return {"learners": {entry["name"]: entry["signing_key"] for entry in state["learners"].values()},
-            "relays": {WALL_SIGNER: state["wall_signing_key"]}}
+    return {
+        "learners": {entry["name"]: entry["signing_key"] for entry in state["learners"].values()},
+        "relays": {WALL_SIGNER: state["wall_signing_key"]},
+    }
 
 
 def _write_shared(room_dir: Path, state: dict, everyone: list[Learner], manifests: Path) -> None:
     """The room's shared part: deploy/openshift/room/shared, the wall's code, the Kafka CA, the KafkaUsers."""
     _private_folder(room_dir)
-    _dump(room_dir / "kustomization.yaml", [{
-        "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
-        "namespace": ROOM_NAMESPACE,
-        "resources": [os.path.relpath(manifests / "room" / "shared", room_dir), "cluster-ca.yaml", "wall-code.yaml",
-                      "learners.yaml", "learner-keys.yaml"],
-        **({"components": [os.path.relpath(manifests / THREE_NODES, room_dir)]} if state["kafka_nodes"] == 3 else {}),
-    }], "The room's shared part (deploy/openshift/room/shared) with what `catdog room` generated"
-        + (", on three Kafka nodes." if state["kafka_nodes"] == 3 else "."))
-    _dump(room_dir / "wall-code.yaml", [_secret("catdog-wall-code", {"code": state["room_code"]}),
-                                        _secret("catdog-wall-secret", {"secret": state["wall_secret"],
-                                                                       "signing-key": state["wall_signing_key"]}),
-                                        _secret("catdog-wall-moderator", {"key": state["moderator_key"]})],
-          "The room's code, generated by `catdog room`: the wall takes uploads only from browsers that give it;\n"
-          "what signs their cookies and the photos and votes it relays for them, which no one outside the wall\n"
-          "ever needs; the instructor's moderator key.")
-    _dump(room_dir / "learner-keys.yaml", [_secret(LEARNER_KEYS_SECRET, {"keys.json": json.dumps(key_table(state), indent=1)})],
-          "Every learner's signing key and the wall's: the classifier and the retraining believe a name on a\n"
-          "photo or a vote only under its own key (catdog.identity). Never mounted in a learner's namespace.")
-    _dump(room_dir / "cluster-ca.yaml", cluster_ca_secrets(state["ca"]),
-          "The room's Kafka cluster CA, generated by `catdog room`: Strimzi signs the brokers' certificates with it.")
+    _dump(
+        room_dir / "kustomization.yaml",
+        [
+            {
+                "apiVersion": "kustomize.config.k8s.io/v1beta1",
+                "kind": "Kustomization",
+                "namespace": ROOM_NAMESPACE,
+                "resources": [
+                    os.path.relpath(manifests / "room" / "shared", room_dir),
+                    "cluster-ca.yaml",
+                    "wall-code.yaml",
+                    "learners.yaml",
+                    "learner-keys.yaml",
+                ],
+                **(
+                    {"components": [os.path.relpath(manifests / THREE_NODES, room_dir)]}
+                    if state["kafka_nodes"] == 3
+                    else {}
+                ),
+            }
+        ],
+        "The room's shared part (deploy/openshift/room/shared) with what `catdog room` generated"
+        + (", on three Kafka nodes." if state["kafka_nodes"] == 3 else "."),
+    )
+    _dump(
+        room_dir / "wall-code.yaml",
+        [
+            _secret("catdog-wall-code", {"code": state["room_code"]}),
+            _secret("catdog-wall-secret", {"secret": state["wall_secret"], "signing-key": state["wall_signing_key"]}),
+            _secret("catdog-wall-moderator", {"key": state["moderator_key"]}),
+        ],
+        "The room's code, generated by `catdog room`: the wall takes uploads only from browsers that give it;\n"
+        "what signs their cookies and the photos and votes it relays for them, which no one outside the wall\n"
+        "ever needs; the instructor's moderator key.",
+    )
+    _dump(
+        room_dir / "learner-keys.yaml",
+        [_secret(LEARNER_KEYS_SECRET, {"keys.json": json.dumps(key_table(state), indent=1)})],
+        "Every learner's signing key and the wall's: the classifier and the retraining believe a name on a\n"
+        "photo or a vote only under its own key (catdog.identity). Never mounted in a learner's namespace.",
+    )
+    _dump(
+        room_dir / "cluster-ca.yaml",
+        cluster_ca_secrets(state["ca"]),
+        "The room's Kafka cluster CA, generated by `catdog room`: Strimzi signs the brokers' certificates with it.",
+    )
     documents: list[dict] = []
     for learner in everyone:
-        documents.append(_secret(f"{learner.kafka_user}-password", {"password": state["learners"][learner.slug]["password"]},
-                                 labels={LEARNER_LABEL: learner.slug}))
+        documents.append(
+            _secret(
+                f"{learner.kafka_user}-password",
+                {"password": state["learners"][learner.slug]["password"]},
+                labels={LEARNER_LABEL: learner.slug},
+            )
+        )
         documents.append(kafka_user(learner))
     documents.append(image_pullers(everyone))
     _dump(room_dir / "learners.yaml", documents, "Each learner's KafkaUser and its password; who may pull the image.")
@@ -462,48 +609,96 @@ def _write_shared(room_dir: Path, state: dict, everyone: list[Learner], manifest
 def _write_dashboard(dashboard: Path, everyone: list[Learner], manifests: Path, dashboard_namespace: str) -> None:
     """With --openshift-ai: the lab image listed in the dashboard's namespace, pullable by every learner."""
     _private_folder(dashboard)
-    _dump(dashboard / "kustomization.yaml", [{
-        "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
-        "namespace": dashboard_namespace,
-        "resources": [os.path.relpath(manifests / "openshift-ai", dashboard), "pullers.yaml"],
-    }], "The lab image in the dashboard's namespace (deploy/openshift/openshift-ai).")
-    _dump(dashboard / "pullers.yaml", [image_pullers(everyone)],
-          "The learners' workbenches pull the image through the dashboard's ImageStream.")
+    _dump(
+        dashboard / "kustomization.yaml",
+        [
+            {
+                "apiVersion": "kustomize.config.k8s.io/v1beta1",
+                "kind": "Kustomization",
+                "namespace": dashboard_namespace,
+                "resources": [os.path.relpath(manifests / "openshift-ai", dashboard), "pullers.yaml"],
+            }
+        ],
+        "The lab image in the dashboard's namespace (deploy/openshift/openshift-ai).",
+    )
+    _dump(
+        dashboard / "pullers.yaml",
+        [image_pullers(everyone)],
+        "The learners' workbenches pull the image through the dashboard's ImageStream.",
+    )
 
 
-def _write_learner(folder: Path, learner: Learner, state: dict, manifests: Path, openshift_ai: bool,
-                   dashboard_namespace: str) -> None:
+def _write_learner(
+    folder: Path, learner: Learner, state: dict, manifests: Path, openshift_ai: bool, dashboard_namespace: str
+) -> None:
     """One learner's namespace: deploy/openshift/room/learner (or a workbench), their settings and secrets."""
     _private_folder(folder.parent)
     _private_folder(folder)
     base, extra = ("workbench", ["workbench.yaml"]) if openshift_ai else ("learner", [])
     if openshift_ai:
-        _dump(folder / "workbench.yaml", workbench(learner, dashboard_namespace, manifests),
-              f"{learner.name}'s workbench, as the OpenShift AI dashboard writes one.")
-    settings = {"CATDOG_LEARNER": learner.name, "KAFKA_SASL_USERNAME": learner.kafka_user,
-                **({"CATDOG_WALL_URL": wall_url(state["apps_domain"])} if state["apps_domain"] else {})}
-    _dump(folder / "kustomization.yaml", [{
-        "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
-        "namespace": learner.namespace,
-        "resources": [os.path.relpath(manifests / "room" / base, folder), "namespace.yaml", "secrets.yaml", *extra],
-        "patches": [{"patch": yaml.safe_dump({
-            "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "catdog-settings"}, "data": settings},
-            sort_keys=False)}],
-    }], f"{learner.name}'s lab: deploy/openshift/room/learner in {learner.namespace}.")
+        _dump(
+            folder / "workbench.yaml",
+            workbench(learner, dashboard_namespace, manifests),
+            f"{learner.name}'s workbench, as the OpenShift AI dashboard writes one.",
+        )
+    settings = {
+        "CATDOG_LEARNER": learner.name,
+        "KAFKA_SASL_USERNAME": learner.kafka_user,
+        **({"CATDOG_WALL_URL": wall_url(state["apps_domain"])} if state["apps_domain"] else {}),
+    }
+    _dump(
+        folder / "kustomization.yaml",
+        [
+            {
+                "apiVersion": "kustomize.config.k8s.io/v1beta1",
+                "kind": "Kustomization",
+                "namespace": learner.namespace,
+                "resources": [
+                    os.path.relpath(manifests / "room" / base, folder),
+                    "namespace.yaml",
+                    "secrets.yaml",
+                    *extra,
+                ],
+                "patches": [
+                    {
+                        "patch": yaml.safe_dump(
+                            {
+                                "apiVersion": "v1",
+                                "kind": "ConfigMap",
+                                "metadata": {"name": "catdog-settings"},
+                                "data": settings,
+                            },
+                            sort_keys=False,
+                        )
+                    }
+                ],
+            }
+        ],
+        f"{learner.name}'s lab: deploy/openshift/room/learner in {learner.namespace}.",
+    )
     _dump(folder / "namespace.yaml", [_namespace(learner, openshift_ai)])
     entry = state["learners"][learner.slug]
-    secrets_ = [_secret("catdog-kafka-user", {"password": entry["password"], "signing-key": entry["signing_key"]}),
-                _secret("catdog-kafka-ca", {"ca.crt": state["ca"]["crt"]})]
+    secrets_ = [
+        _secret("catdog-kafka-user", {"password": entry["password"], "signing-key": entry["signing_key"]}),
+        _secret("catdog-kafka-ca", {"ca.crt": state["ca"]["crt"]}),
+    ]
     if not openshift_ai:  # a workbench has no token: the dashboard's OAuth proxy lets the learner in
         secrets_.insert(0, _secret("catdog-notebook-token", {"token": entry["token"]}))
-    _dump(folder / "secrets.yaml", secrets_,
-          "Generated by `catdog room`: the JupyterLab token, the KafkaUser's password and the learner's signing key,\n"
-          "the room's CA certificate.")
+    _dump(
+        folder / "secrets.yaml",
+        secrets_,
+        "Generated by `catdog room`: the JupyterLab token, the KafkaUser's password and the learner's signing key,\n"
+        "the room's CA certificate.",
+    )
 
 
 def _namespace(learner: Learner, openshift_ai: bool) -> dict:
     labels = {ROOM_LABEL: ROOM_NAMESPACE, LEARNER_LABEL: learner.slug}
-    namespace: dict = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": learner.namespace, "labels": labels}}
+    namespace: dict = {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": learner.namespace, "labels": labels},
+    }
     if openshift_ai:  # a data science project, listed by the dashboard
         labels["opendatahub.io/dashboard"] = "true"
         namespace["metadata"]["annotations"] = {"openshift.io/display-name": f"catdog: {learner.name}"}
@@ -527,5 +722,16 @@ def lab_url(learner: Learner, token: str, apps_domain: str | None) -> str:
     return f"https://catdog-notebook-{learner.namespace}.{apps_domain}/lab?token={token}"
 
 
-__all__ = ["Learner", "RoomError", "LEARNER_ACLS", "lab_url", "learners", "make_ca", "make_room_code", "read_room", "slug",
-           "wall_url", "write_room"]
+__all__ = [
+    "Learner",
+    "RoomError",
+    "LEARNER_ACLS",
+    "lab_url",
+    "learners",
+    "make_ca",
+    "make_room_code",
+    "read_room",
+    "slug",
+    "wall_url",
+    "write_room",
+]

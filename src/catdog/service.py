@@ -15,30 +15,38 @@ import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from catdog.threads import start_tensorflow
 
+# ruff: noqa: E402 - what follows imports TensorFlow, after start_tensorflow() sized its thread pools
 start_tensorflow()  # pools sized to this container's CPUs before TensorFlow starts
 
-import keras  # noqa: E402
+import keras
 import numpy as np
 import tensorflow as tf
 from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer
 from kafka.errors import (
-    CommitFailedError, CorruptRecordError, IllegalGenerationError, KafkaError, MessageSizeTooLargeError,
-    RebalanceInProgressError, RecordListTooLargeError, UnknownMemberIdError, UnsupportedCodecError,
+    CommitFailedError,
+    CorruptRecordError,
+    IllegalGenerationError,
+    KafkaError,
+    MessageSizeTooLargeError,
+    RebalanceInProgressError,
+    RecordListTooLargeError,
+    UnknownMemberIdError,
+    UnsupportedCodecError,
 )
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from catdog import threads
 from catdog.config import MAX_LEARNER_CHARS, KafkaSettings, Settings
-from catdog.images import DecodeBudget
 from catdog.identity import Replays, Sender, read_keys
-from catdog.kafka_io import (
-    LEARNER_HEADER, KafkaUnavailable, ReceivedImage, RecordError, decode_record, make_consumer, make_producer,
-)
+from catdog.images import DecodeBudget
+from catdog.kafka.clients import KafkaUnavailable, make_consumer, make_producer
+from catdog.kafka.photos import ReceivedImage, RecordError, decode_record
+from catdog.kafka.records import LEARNER_HEADER
 from catdog.metrics import ServiceMetrics
 from catdog.models import ModelFileError, input_size, load_model, model_version
 from catdog.predict import Verdict, classify_timed, largest_input, predict_fn
@@ -60,8 +68,14 @@ BACKOFF_FIRST_SECONDS = 1.0
 BACKOFF_MAX_SECONDS = 4.0
 
 
-def result_record(image: ReceivedImage, verdicts: dict[str, Verdict], seconds: dict[str, float], batch: int,
-                  versions: dict[str, str] | None = None, replayed: str | None = None) -> dict:
+def result_record(
+    image: ReceivedImage,
+    verdicts: dict[str, Verdict],
+    seconds: dict[str, float],
+    batch: int,
+    versions: dict[str, str] | None = None,
+    replayed: str | None = None,
+) -> dict:
     """The published result: where the image came from, each model's verdict (and the version of the
     model file that gave it), and whether they agree."""
     record: dict = {
@@ -88,7 +102,7 @@ def result_record(image: ReceivedImage, verdicts: dict[str, Verdict], seconds: d
         if versions and name in versions:
             record[name]["version"] = versions[name]
     record["agree"] = len({verdict.label for verdict in verdicts.values()}) == 1
-    record["classified_at"] = datetime.now(timezone.utc).isoformat()
+    record["classified_at"] = datetime.now(UTC).isoformat()
     record["instance"] = INSTANCE
     return record
 
@@ -99,8 +113,11 @@ def dead_letter_headers(image: ReceivedImage) -> list[tuple[str, bytes]]:
     assert image.error is not None
     kept = [(name, value or b"") for name, value in image.raw_headers]
     extra = {
-        "error": str(image.error), "error-class": image.error.reason,
-        "source-topic": image.topic, "source-partition": str(image.partition), "source-offset": str(image.offset),
+        "error": str(image.error),
+        "error-class": image.error.reason,
+        "source-topic": image.topic,
+        "source-partition": str(image.partition),
+        "source-offset": str(image.offset),
         LEARNER_HEADER: image.sender.name if image.sender else "",  # who sent it, as the signature shows
     }
     return kept + [(name, value.encode()) for name, value in extra.items()]
@@ -123,8 +140,14 @@ class ModelWatcher:
     volume), loads it with safe_mode and checks it on a sample batch, all off the hot path, and offers it
     to the classifier, which swaps it in between batches. A file that fails keeps the old model serving."""
 
-    def __init__(self, folder: Path, versions: dict[str, str], metrics: ServiceMetrics, interval: float,
-                 sizes: dict[str, int] | None = None) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        versions: dict[str, str],
+        metrics: ServiceMetrics,
+        interval: float,
+        sizes: dict[str, int] | None = None,
+    ) -> None:
         self.folder = Path(folder)
         self.versions = dict(versions)  # what is being served (or already offered)
         self.sizes = dict(sizes or {})  # each served model's input side: the batch comes at the largest
@@ -184,7 +207,7 @@ class ModelWatcher:
         while not self.stop_event.wait(self.interval):
             self.check()
 
-    def start(self) -> "ModelWatcher":
+    def start(self) -> ModelWatcher:
         self.thread.start()
         return self
 
@@ -231,16 +254,24 @@ def classify_isolating(models: dict[str, keras.Model], received: list[ReceivedIm
         verdicts, seconds = classify_timed(models, [image.image for image in good])
         return received, verdicts, seconds
     except Exception as error:  # noqa: BLE001 - isolate the record that caused it
-        log.warning("classifying a batch of %d failed (%s: %s); classifying one at a time",
-                    len(good), type(error).__name__, error)
+        log.warning(
+            "classifying a batch of %d failed (%s: %s); classifying one at a time",
+            len(good),
+            type(error).__name__,
+            error,
+        )
     outcome: dict[int, tuple] = {}
     for image in good:
         try:
             outcome[id(image)] = classify_timed(models, [image.image])
-        except Exception as error:  # noqa: BLE001
+        except Exception as error:  # noqa: BLE001 - one image alone fails: its own dead letter, not the batch
             outcome[id(image)] = RecordError(f"classifying failed: {type(error).__name__}: {error}")
-    checked = [replace(image, image=None, error=outcome[id(image)]) if isinstance(outcome.get(id(image)), RecordError)
-               else image for image in received]
+    checked = [
+        replace(image, image=None, error=outcome[id(image)])
+        if isinstance(outcome.get(id(image)), RecordError)
+        else image
+        for image in received
+    ]
     kept = [outcome[id(image)] for image in good if not isinstance(outcome[id(image)], RecordError)]
     seconds = {name: sum(spent[name] for _, spent in kept) for name in models} if kept else {}
     return checked, [verdicts[0] for verdicts, _ in kept], seconds
@@ -273,8 +304,9 @@ class Publisher:
         self.kafka = kafka
         self.replays = Replays()  # the signed photos this instance has attributed (catdog.identity)
 
-    def publish(self, producer: KafkaProducer, received: list[ReceivedImage], verdicts, seconds,
-                versions: dict[str, str]) -> None:
+    def publish(
+        self, producer: KafkaProducer, received: list[ReceivedImage], verdicts, seconds, versions: dict[str, str]
+    ) -> None:
         """Send the batch's results and dead letters; wait (SEND_TIMEOUT_SECONDS in all) for every
         acknowledgement. Raises if one did not come: the batch is then not committed."""
         good = [image for image in received if image.error is None]
@@ -313,10 +345,13 @@ class Publisher:
                 return producer.send(self.kafka.dlq_topic, key=image.raw_key, value=image.data, headers=headers)
             except MessageSizeTooLargeError:
                 pass
-        note = (f"{len(image.data)} bytes, more than the dead-letter topic takes; the original is at "
-                f"{image.topic}[{image.partition}]@{image.offset}")
-        return producer.send(self.kafka.dlq_topic, key=image.raw_key, value=b"",
-                             headers=headers + [("value-omitted", note.encode())])
+        note = (
+            f"{len(image.data)} bytes, more than the dead-letter topic takes; the original is at "
+            f"{image.topic}[{image.partition}]@{image.offset}"
+        )
+        return producer.send(
+            self.kafka.dlq_topic, key=image.raw_key, value=b"", headers=headers + [("value-omitted", note.encode())]
+        )
 
 
 class Committer:
@@ -358,8 +393,10 @@ class Committer:
         if count:
             log.info("batch of %d committed", count)
         if retry:
-            log.info("committed what the rebalance refused: %s",
-                     ", ".join(f"{tp.topic}[{tp.partition}]@{offset.offset}" for tp, offset in retry.items()))
+            log.info(
+                "committed what the rebalance refused: %s",
+                ", ".join(f"{tp.topic}[{tp.partition}]@{offset.offset}" for tp, offset in retry.items()),
+            )
         if owned:  # a settled group: what it gave to others is theirs
             self.refused.clear()
 
@@ -381,11 +418,17 @@ class Committer:
             if tp not in self.refused or self.refused[tp].offset < offset.offset:
                 self.refused[tp] = offset
         if count:
-            log.warning("batch of %d not committed: the group rebalanced while it was classified (%s); its "
-                        "partitions' new owners classify those records again", count, error)
+            log.warning(
+                "batch of %d not committed: the group rebalanced while it was classified (%s); its "
+                "partitions' new owners classify those records again",
+                count,
+                error,
+            )
 
 
-def poll(consumer: KafkaConsumer, kafka: KafkaSettings, metrics: ServiceMetrics, timeout_ms: int = POLL_TIMEOUT_MS) -> dict:
+def poll(
+    consumer: KafkaConsumer, kafka: KafkaSettings, metrics: ServiceMetrics, timeout_ms: int = POLL_TIMEOUT_MS
+) -> dict:
     """One poll. A fetched batch that cannot be read (a codec we lack, a corrupt batch) stops its
     partition: say where, count it, and fail readiness until a retry reads it."""
     try:
@@ -394,11 +437,17 @@ def poll(consumer: KafkaConsumer, kafka: KafkaSettings, metrics: ServiceMetrics,
         metrics.unreadable_batches.inc()
         metrics.set_ready(False)
         try:
-            where = ", ".join(f"{tp.topic}[{tp.partition}]@{consumer.position(tp)}" for tp in sorted(consumer.assignment()))
+            where = ", ".join(
+                f"{tp.topic}[{tp.partition}]@{consumer.position(tp)}" for tp in sorted(consumer.assignment())
+            )
         except KafkaError:
             where = "unknown positions"
-        log.error("cannot read a fetched record batch (%s: %s); the partition stays at its position, one of: "
-                  "%s", type(error).__name__, error, where)
+        log.error(
+            "cannot read a fetched record batch (%s: %s); the partition stays at its position, one of: %s",
+            type(error).__name__,
+            error,
+            where,
+        )
         raise
 
 
@@ -407,8 +456,14 @@ class Pipeline:
     both models (:func:`classify_isolating`, swapped for new versions between batches), and the
     :class:`Publisher`. Knows nothing of consumer groups: :class:`Classifier` runs it as one's member."""
 
-    def __init__(self, kafka: KafkaSettings, models: dict[str, keras.Model], metrics: ServiceMetrics,
-                 versions: dict[str, str] | None = None, watcher: ModelWatcher | None = None) -> None:
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        models: dict[str, keras.Model],
+        metrics: ServiceMetrics,
+        versions: dict[str, str] | None = None,
+        watcher: ModelWatcher | None = None,
+    ) -> None:
         self.kafka = kafka
         self.models = dict(models)
         self.metrics = metrics
@@ -440,9 +495,12 @@ class Pipeline:
         """Start decoding a polled batch in the pool; :meth:`finish` classifies and publishes it."""
         return Batch(
             positions=[(record.topic, record.partition, record.offset, record.timestamp) for record in records],
-            decoding=[self.pool.submit(decode_record, record, self.kafka, self.target_size, self.budget, False, self.keys)
-                      for record in records],
-            models=dict(self.models), versions=dict(self.versions),
+            decoding=[
+                self.pool.submit(decode_record, record, self.kafka, self.target_size, self.budget, False, self.keys)
+                for record in records
+            ],
+            models=dict(self.models),
+            versions=dict(self.versions),
         )
 
     def process(self, records: list, producer: KafkaProducer) -> dict[TopicPartition, OffsetAndMetadata]:
@@ -466,8 +524,14 @@ class Classifier(Pipeline):
     while this one is classified), publish, then commit through the :class:`Committer`; a lost broker is
     retried with backoff."""
 
-    def __init__(self, kafka: KafkaSettings, models: dict[str, keras.Model], metrics: ServiceMetrics,
-                 versions: dict[str, str] | None = None, watcher: ModelWatcher | None = None) -> None:
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        models: dict[str, keras.Model],
+        metrics: ServiceMetrics,
+        versions: dict[str, str] | None = None,
+        watcher: ModelWatcher | None = None,
+    ) -> None:
         super().__init__(kafka, models, metrics, versions, watcher)
         self.stop_event = threading.Event()
         self.committer = Committer(metrics)
@@ -484,8 +548,8 @@ class Classifier(Pipeline):
             producer = make_producer(self.kafka)
             consumer = make_consumer(self.kafka, group_id=self.kafka.group_id, max_poll_records=self.kafka.batch_size)
             consumer.subscribe([self.kafka.images_topic], listener=self.committer.listener())
-            log.info("classifying %s from %s as group %s", self.kafka.images_topic, self.kafka.bootstrap_servers,
-                     self.kafka.group_id)
+            kafka = self.kafka
+            log.info("classifying %s from %s as group %s", kafka.images_topic, kafka.bootstrap_servers, kafka.group_id)
             self._loop(consumer, producer)
         finally:
             self.metrics.set_ready(False)
@@ -524,8 +588,8 @@ class Classifier(Pipeline):
                 self.metrics.kafka_errors.inc()
                 if time.monotonic() - started > 2 * BACKOFF_MAX_SECONDS:
                     delay = BACKOFF_FIRST_SECONDS  # it had been working: start the backoff over
-                log.warning("Kafka problem at %s (%s: %s); retrying in %.0f s",
-                            self.kafka.bootstrap_servers, type(error).__name__, error, delay)
+                why = f"{type(error).__name__}: {error}"
+                log.warning("Kafka problem at %s (%s); retrying in %.0f s", self.kafka.bootstrap_servers, why, delay)
                 self.metrics.loop_turned()
                 self.stop_event.wait(delay)
                 delay = min(delay * 2, BACKOFF_MAX_SECONDS)
@@ -548,13 +612,21 @@ def serve(settings: Settings, folder: Path, metrics_port: int) -> None:
     server = service_metrics.serve(metrics, metrics_port)
     watcher = None
     if settings.model_reload_seconds:  # a retrained model written to the folder is served without a restart
-        watcher = ModelWatcher(folder, versions, metrics, interval=settings.model_reload_seconds,
-                               sizes={name: input_size(model) for name, model in loaded.items()}).start()
+        watcher = ModelWatcher(
+            folder,
+            versions,
+            metrics,
+            interval=settings.model_reload_seconds,
+            sizes={name: input_size(model) for name, model in loaded.items()},
+        ).start()
     classifier = Classifier(settings.kafka, loaded, metrics, versions=versions, watcher=watcher)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: classifier.stop())
-    print(f"Serving metrics on :{server.server_port}/metrics (health: /healthz, /readyz); models "
-          + ", ".join(f"{name} {version}" for name, version in versions.items()), flush=True)
+    print(
+        f"Serving metrics on :{server.server_port}/metrics (health: /healthz, /readyz); models "
+        + ", ".join(f"{name} {version}" for name, version in versions.items()),
+        flush=True,
+    )
     try:
         classifier.run()
     finally:

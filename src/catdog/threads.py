@@ -15,9 +15,9 @@ from __future__ import annotations
 import math
 import os
 import sys
+from collections.abc import MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import MutableMapping
 
 from catdog import CatdogError, quiet_tensorflow
 from catdog.config import ConfigError
@@ -100,8 +100,9 @@ def cgroup_quota(root: Path = CGROUP_ROOT, proc_cgroup: str | None = None) -> tu
     return best
 
 
-def cpu_limit(env: MutableMapping[str, str] | None = None, root: Path = CGROUP_ROOT,
-              proc_cgroup: str | None = None) -> CpuLimit:
+def cpu_limit(
+    env: MutableMapping[str, str] | None = None, root: Path = CGROUP_ROOT, proc_cgroup: str | None = None
+) -> CpuLimit:
     """Threads to use: ``CATDOG_CPU_THREADS`` if set, else the quota rounded up, at most the cores."""
     env = os.environ if env is None else env
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)

@@ -6,16 +6,17 @@ import json
 import math
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable
 
 from catdog.threads import start_tensorflow
 
+# ruff: noqa: E402 - what follows imports TensorFlow, after start_tensorflow() sized its thread pools
 start_tensorflow()  # pools sized to this container's CPUs before TensorFlow starts
 
-import keras  # noqa: E402
+import keras
 import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
@@ -23,8 +24,8 @@ from tqdm import tqdm
 import catdog
 from catdog import models
 from catdog.data import MANIFEST_NAME, SPLITS, image_files, load_split, read_manifest
-from catdog.labels import record_ranges
 from catdog.download import sha256_file
+from catdog.labels import record_ranges
 
 QUICK_EPOCHS = 20
 QUICK_BATCH_SIZE = 16
@@ -224,8 +225,15 @@ def train_cnn(
     x_train, y_train = load_split(data_dir, "training", size)
     validation = load_split(data_dir, "validation", size)
     model, history, fit_seconds = fit_cnn(
-        x_train, y_train, arch=arch, epochs=epochs, seconds=seconds, seed=seed,
-        validation=validation, verbose=verbose, callbacks=callbacks,
+        x_train,
+        y_train,
+        arch=arch,
+        epochs=epochs,
+        seconds=seconds,
+        seed=seed,
+        validation=validation,
+        verbose=verbose,
+        callbacks=callbacks,
     )
     models.save_model(model, out)
     save_history(out, history)
@@ -259,11 +267,14 @@ def _card(
         "images_used": _counts(data_dir) if data_dir else None,
         # Photos that came from Kafka (--source kafka:<topic>): exactly which records, as offset runs.
         "kafka_records": record_ranges([row["source"] for row in read_manifest(data_dir)])
-        if manifest and manifest.exists() else {},
+        if manifest and manifest.exists()
+        else {},
         "validation_accuracy": val_accuracy,
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "versions": {
-            "catdog": catdog.__version__, "keras": keras.__version__, "python": platform.python_version(),
+            "catdog": catdog.__version__,
+            "keras": keras.__version__,
+            "python": platform.python_version(),
         },
     }
 
@@ -289,8 +300,10 @@ def split_backbone(backbone: keras.Model, first_tuned: str) -> tuple[keras.Model
 def _activations(model: keras.Model, images: np.ndarray, progress: bool, dtype=np.float16) -> np.ndarray:
     """``model`` on ``images`` in chunks, kept as float16: the lower blocks' output for every photo fits in
     memory (15x15x384 values a photo), where float32 for 2000 photos would need 2.6 GB."""
-    chunks = [model.predict(images[start:start + 256], batch_size=FEATURE_BATCH_SIZE, verbose=0).astype(dtype)
-              for start in tqdm(range(0, len(images), 256), desc="MobileNet", unit="chunk", disable=not progress)]
+    chunks = [
+        model.predict(images[start : start + 256], batch_size=FEATURE_BATCH_SIZE, verbose=0).astype(dtype)
+        for start in tqdm(range(0, len(images), 256), desc="MobileNet", unit="chunk", disable=not progress)
+    ]
     return np.concatenate(chunks)
 
 
@@ -323,25 +336,32 @@ def train_pretrained(
     if fine_tune:  # the frozen blocks' output, computed once, feeds the tuned blocks in every epoch
         lower, upper = split_backbone(backbone, FINE_TUNE_FROM)
         below = feature_extractor(lower)
-        cached = np.concatenate([_activations(below, x_train, progress),
-                                 _activations(below, x_train[:, :, ::-1], progress)])
+        cached = np.concatenate(
+            [_activations(below, x_train, progress), _activations(below, x_train[:, :, ::-1], progress)]
+        )
         cached_val = _activations(below, x_val, progress)
         features_train = upper.predict(cached, batch_size=FEATURE_BATCH_SIZE, verbose=0)
         features_val = upper.predict(cached_val, batch_size=FEATURE_BATCH_SIZE, verbose=0)
     else:
         extract = feature_extractor(backbone)
         predict_verbose = 1 if progress else 0
-        features_train = np.concatenate([
-            extract.predict(x_train, batch_size=FEATURE_BATCH_SIZE, verbose=predict_verbose),
-            extract.predict(x_train[:, :, ::-1], batch_size=FEATURE_BATCH_SIZE, verbose=predict_verbose),
-        ])
+        features_train = np.concatenate(
+            [
+                extract.predict(x_train, batch_size=FEATURE_BATCH_SIZE, verbose=predict_verbose),
+                extract.predict(x_train[:, :, ::-1], batch_size=FEATURE_BATCH_SIZE, verbose=predict_verbose),
+            ]
+        )
         features_val = extract.predict(x_val, batch_size=FEATURE_BATCH_SIZE, verbose=predict_verbose)
     labels_train = np.concatenate([y_train, y_train])
     head = models.build_head(features_train.shape[1])
     fitted = head.fit(
-        features_train, labels_train,
-        batch_size=HEAD_BATCH_SIZE, epochs=epochs,
-        validation_data=(features_val, y_val), shuffle=True, verbose=verbose,
+        features_train,
+        labels_train,
+        batch_size=HEAD_BATCH_SIZE,
+        epochs=epochs,
+        validation_data=(features_val, y_val),
+        shuffle=True,
+        verbose=verbose,
     )
     history = fitted.history
     if fine_tune:
@@ -360,8 +380,15 @@ def train_pretrained(
 
 
 def fine_tune_blocks(
-    upper: keras.Model, head: keras.Model, cached: np.ndarray, labels: np.ndarray,
-    cached_val: np.ndarray, labels_val: np.ndarray, *, seed: int, verbose: int = 0,
+    upper: keras.Model,
+    head: keras.Model,
+    cached: np.ndarray,
+    labels: np.ndarray,
+    cached_val: np.ndarray,
+    labels_val: np.ndarray,
+    *,
+    seed: int,
+    verbose: int = 0,
 ) -> dict[str, list[float]]:
     """Train MobileNet's upper blocks with the head, from cached activations; keeps the best epoch."""
     for layer in upper.layers:
@@ -370,8 +397,9 @@ def fine_tune_blocks(
         layer.trainable = not isinstance(layer, keras.layers.BatchNormalization)
     inputs = keras.Input(shape=cached.shape[1:], name="activations")
     model = keras.Model(inputs, head(upper(inputs, training=False)), name="fine_tune")
-    model.compile(optimizer=keras.optimizers.Adam(FINE_TUNE_LEARNING_RATE), loss="binary_crossentropy",
-                  metrics=["accuracy"])
+    model.compile(
+        optimizer=keras.optimizers.Adam(FINE_TUNE_LEARNING_RATE), loss="binary_crossentropy", metrics=["accuracy"]
+    )
     training_set = (
         tf.data.Dataset.from_tensor_slices((cached, labels))
         .shuffle(len(cached), seed=seed)
@@ -380,7 +408,9 @@ def fine_tune_blocks(
         .prefetch(tf.data.AUTOTUNE)
     )
     fitted = model.fit(
-        training_set, epochs=FINE_TUNE_EPOCHS, validation_data=(cached_val.astype(np.float32), labels_val),
+        training_set,
+        epochs=FINE_TUNE_EPOCHS,
+        validation_data=(cached_val.astype(np.float32), labels_val),
         verbose=verbose,
         callbacks=[keras.callbacks.EarlyStopping("val_loss", patience=FINE_TUNE_PATIENCE, restore_best_weights=True)],
     )

@@ -9,20 +9,52 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from kafka.errors import KafkaError
 
 from catdog import CatdogError
 from catdog.cli import (
-    broker, challenge, classify, cpus, data, doctor, experiment, models, predict, results, retrain, room, send,
-    solutions, submit, train, wall,
+    broker,
+    challenge,
+    classify,
+    cpus,
+    data,
+    doctor,
+    experiment,
+    models,
+    predict,
+    results,
+    retrain,
+    room,
+    send,
+    solutions,
+    submit,
+    train,
+    wall,
 )
 from catdog.config import Settings, load_settings
 
 # In the order `catdog --help` lists them.
-VERBS = (data, train, experiment, predict, broker, send, classify, retrain, models, wall, results, cpus, room, doctor,
-         solutions, challenge, submit)
+VERBS = (
+    data,
+    train,
+    experiment,
+    predict,
+    broker,
+    send,
+    classify,
+    retrain,
+    models,
+    wall,
+    results,
+    cpus,
+    room,
+    doctor,
+    solutions,
+    challenge,
+    submit,
+)
 # Verbs that start TensorFlow: its thread pools are sized, and its start-up chatter muted, first.
 TENSORFLOW_VERBS = ("train", "experiment", "predict", "classify", "retrain", "challenge", "submit")
 

@@ -17,14 +17,16 @@ SECRET_NAME = "catdog-challenge"  # the wall mounts it (optional: without it the
 
 def register(verbs) -> None:
     challenge = verbs.add_parser(
-        "challenge", help="make the room's challenge and publish its photos (instructor)",
+        "challenge",
+        help="make the room's challenge and publish its photos (instructor)",
         description="The room's challenge: photos the room has never seen, published without labels; each "
         "learner submits their model's verdicts (`catdog submit`) and the wall scores them against answers "
         "only it holds, on a live leaderboard.",
     )
     steps = challenge.add_subparsers(dest="step", required=True, metavar="STEP")
     make = steps.add_parser(
-        "make", help="sample the photos and write them (neutral names) and, apart, the answers",
+        "make",
+        help="sample the photos and write them (neutral names) and, apart, the answers",
         description="Sample --per-class photos of each class from --source, leaving out every photo the lab's "
         "models trained on, and write OUT/photos/ (named by their sha256: a name gives nothing away), "
         "OUT/answers.json (private: the labels and the lab's models' scores, the line to beat) and "
@@ -38,7 +40,8 @@ def register(verbs) -> None:
     add_exclude(make)
     make.set_defaults(run=run_make)
     publish = steps.add_parser(
-        "publish", help="put the challenge's photos, without labels, on the challenge topic",
+        "publish",
+        help="put the challenge's photos, without labels, on the challenge topic",
         description="Send every photo of a challenge folder to $CATDOG_CHALLENGE_TOPIC (challenge), keyed by its "
         "neutral name and marked with the challenge's name. The answers are never sent. Publishing another "
         "challenge later replaces it: learners fetch the latest.",
@@ -53,22 +56,32 @@ def run_make(args: argparse.Namespace, settings: Settings) -> int:
     from catdog.predict import load_models
 
     source = args.source or settings.eval_source
-    seen = manifest_hashes([folder for folder in (settings.data_dir, settings.data_dir / "pretrained")
-                            if (folder / "manifest.csv").is_file()] + list(args.exclude_from or []))
+    seen = manifest_hashes(
+        [
+            folder
+            for folder in (settings.data_dir, settings.data_dir / "pretrained")
+            if (folder / "manifest.csv").is_file()
+        ]
+        + list(args.exclude_from or [])
+    )
     with tempfile.TemporaryDirectory() as sample:  # labelled folders: never left beside the photos
-        report = prepare_with(settings, source, Path(sample), args.per_class, seed=args.seed, exclude=seen,
-                              progress=False)
+        report = prepare_with(
+            settings, source, Path(sample), args.per_class, seed=args.seed, exclude=seen, progress=False
+        )
         print(report.summary())
         loaded = None if args.no_baseline else load_models(settings.models_dir)
         if args.out.exists():
             shutil.rmtree(args.out / challenge.PHOTOS_FOLDER, ignore_errors=True)
-        answers = challenge.make(Path(sample), args.out, loaded, max_bytes=settings.max_image_bytes,
-                                 max_pixels=settings.max_image_pixels)
+        answers = challenge.make(
+            Path(sample), args.out, loaded, max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels
+        )
     write_secret(args.out / challenge.ANSWERS_FILE, args.out / "secret.yaml")
     line = ", ".join(f"{name} {value:.3f}" for name, value in answers.baseline.items()) or "not measured"
-    print(f"challenge {answers.challenge}: {len(answers.labels)} photos in {args.out / challenge.PHOTOS_FOLDER}\n"
-          f"answers (the room's alone) in {args.out / challenge.ANSWERS_FILE}; the lab's models on it: {line}\n"
-          f"next: catdog challenge publish {args.out}; on OpenShift also oc apply -f {args.out / 'secret.yaml'}")
+    print(
+        f"challenge {answers.challenge}: {len(answers.labels)} photos in {args.out / challenge.PHOTOS_FOLDER}\n"
+        f"answers (the room's alone) in {args.out / challenge.ANSWERS_FILE}; the lab's models on it: {line}\n"
+        f"next: catdog challenge publish {args.out}; on OpenShift also oc apply -f {args.out / 'secret.yaml'}"
+    )
     return 0
 
 
@@ -80,8 +93,9 @@ def write_secret(answers: Path, out: Path) -> None:
 
     from catdog.room import ROOM_NAMESPACE, _secret
 
-    secret = _secret(SECRET_NAME, string_data={"answers.json": answers.read_text()},
-                     labels={"app.kubernetes.io/part-of": "catdog"})
+    secret = _secret(
+        SECRET_NAME, string_data={"answers.json": answers.read_text()}, labels={"app.kubernetes.io/part-of": "catdog"}
+    )
     secret["metadata"]["namespace"] = ROOM_NAMESPACE  # the wall's: never a learner's namespace
     text = yaml.safe_dump(secret, sort_keys=False)
     descriptor = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -91,7 +105,7 @@ def write_secret(answers: Path, out: Path) -> None:
 
 def run_publish(args: argparse.Namespace, settings: Settings) -> int:
     from catdog import challenge
-    from catdog.kafka_io import make_producer
+    from catdog.kafka.clients import make_producer
 
     answers = challenge.read_answers(args.folder / challenge.ANSWERS_FILE)
     photos = args.folder / challenge.PHOTOS_FOLDER

@@ -11,15 +11,19 @@ from catdog.config import Settings
 
 def register(verbs) -> None:
     classify = verbs.add_parser(
-        "classify", help="run the classifier service (both models, Kafka in and out)",
+        "classify",
+        help="run the classifier service (both models, Kafka in and out)",
         description="Consume the images topic as a consumer group, classify each image with both models, "
         "publish one JSON result per image to the predictions topic, and send anything that is not a usable "
         "image to the dead-letter topic with the reason. Serves Prometheus metrics and health probes. "
         "Stops cleanly on SIGTERM or Ctrl-C.",
     )
     classify.add_argument("--models", type=Path, metavar="DIR", help="folder with quick.keras and pretrained.keras")
-    classify.add_argument("--metrics-port", type=int, help="HTTP port for /metrics, /healthz, /readyz "
-                          "(default: $CATDOG_METRICS_PORT or 8000; 0 picks a free one)")
+    classify.add_argument(
+        "--metrics-port",
+        type=int,
+        help="HTTP port for /metrics, /healthz, /readyz (default: $CATDOG_METRICS_PORT or 8000; 0 picks a free one)",
+    )
     classify.set_defaults(run=run_classify)
 
 

@@ -21,12 +21,26 @@ def register(verbs) -> None:
         "data/training/{cat,dog}/, data/validation/{cat,dog}/ and manifest.csv. Unusable and duplicate "
         "files are skipped and listed in skipped.csv.",
     )
-    prep.add_argument("--source", metavar="SRC", help="folder (cat/ dog/, Cat/ Dog/ or cat.1.jpg names), "
-                      "zip/tar archive, or http(s) URL to one (default: $CATDOG_DATA_SOURCE, else Microsoft's PetImages)")
-    prep.add_argument("--per-class", type=int, default=DEFAULT_LAB_PER_CLASS, metavar="N",
-                      help=f"photos of each class (default {DEFAULT_LAB_PER_CLASS}, the original lab's size)")
-    prep.add_argument("--validation-fraction", type=float, default=0.2, metavar="F",
-                      help="share of each class kept for validation (default 0.2)")
+    prep.add_argument(
+        "--source",
+        metavar="SRC",
+        help="folder (cat/ dog/, Cat/ Dog/ or cat.1.jpg names), "
+        "zip/tar archive, or http(s) URL to one (default: $CATDOG_DATA_SOURCE, else Microsoft's PetImages)",
+    )
+    prep.add_argument(
+        "--per-class",
+        type=int,
+        default=DEFAULT_LAB_PER_CLASS,
+        metavar="N",
+        help=f"photos of each class (default {DEFAULT_LAB_PER_CLASS}, the original lab's size)",
+    )
+    prep.add_argument(
+        "--validation-fraction",
+        type=float,
+        default=0.2,
+        metavar="F",
+        help="share of each class kept for validation (default 0.2)",
+    )
     prep.add_argument("--out", type=Path, help="output folder (default: $CATDOG_DATA_DIR or data)")
     add_exclude(prep)
     add_seed_and_progress(prep)
@@ -36,8 +50,15 @@ def register(verbs) -> None:
 def prepare(args: argparse.Namespace, settings: Settings) -> int:
     from catdog.data import prepare_with
 
-    report = prepare_with(settings, args.source or settings.data_source, args.out or settings.data_dir,
-                          args.per_class, validation_fraction=args.validation_fraction, seed=args.seed,
-                          progress=not args.no_progress, exclude=manifest_hashes(args.exclude_from))
+    report = prepare_with(
+        settings,
+        args.source or settings.data_source,
+        args.out or settings.data_dir,
+        args.per_class,
+        validation_fraction=args.validation_fraction,
+        seed=args.seed,
+        progress=not args.no_progress,
+        exclude=manifest_hashes(args.exclude_from),
+    )
     print(report.summary())
     return 0

@@ -11,7 +11,8 @@ from catdog.config import Settings
 
 def register(verbs) -> None:
     doctor = verbs.add_parser(
-        "doctor", help="the pre-flight check of a cluster before the workshop (after oc apply)",
+        "doctor",
+        help="the pre-flight check of a cluster before the workshop (after oc apply)",
         description="Check, one line each, what the learners' first minutes need: AMQ Streams installed, "
         "the Kafka cluster Ready, the topics with their partitions and size limits, the classifier ready, a "
         "photo classified end to end and a non-image on the dead-letter topic (with the lab's KAFKA_* "
@@ -20,20 +21,47 @@ def register(verbs) -> None:
         "and the published set agree), the image pulled on every node. Reads the "
         "cluster with `oc get -o json` as the logged-in user. Exit status 1 if any check failed.",
     )
-    doctor.add_argument("--room", type=Path, metavar="DIR", help="the folder `catdog room` wrote: check the room "
-                        "(namespace catdog-room, every learner's notebook and token, their ACLs)")
-    doctor.add_argument("--namespace", "-n", metavar="NS", help="the lab's namespace (default: the room's with "
-                        "--room, else oc's current project)")
-    doctor.add_argument("--operator-namespace", default="openshift-operators", metavar="NS",
-                        help="where the AMQ Streams Subscription is (default: openshift-operators)")
-    doctor.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the classifier's result "
-                        "and the dead letter (default 60)")
-    doctor.add_argument("--ca-file", type=Path, metavar="PEM", help="trust this CA for the Routes (a cluster whose "
-                        "router certificate is self-signed: oc extract -n openshift-ingress-operator "
-                        "secret/router-ca --keys=tls.crt)")
-    doctor.add_argument("--connect-to", action="append", default=[], metavar="HOST1:PORT1:HOST2:PORT2",
-                        help="as curl's: reach the Routes at another address (HOST1/PORT1 empty: any), e.g. "
-                        "::10.0.0.5:443 before the apps domain's DNS answers; repeatable")
+    doctor.add_argument(
+        "--room",
+        type=Path,
+        metavar="DIR",
+        help="the folder `catdog room` wrote: check the room "
+        "(namespace catdog-room, every learner's notebook and token, their ACLs)",
+    )
+    doctor.add_argument(
+        "--namespace",
+        "-n",
+        metavar="NS",
+        help="the lab's namespace (default: the room's with --room, else oc's current project)",
+    )
+    doctor.add_argument(
+        "--operator-namespace",
+        default="openshift-operators",
+        metavar="NS",
+        help="where the AMQ Streams Subscription is (default: openshift-operators)",
+    )
+    doctor.add_argument(
+        "--timeout",
+        type=float,
+        default=60.0,
+        help="seconds to wait for the classifier's result and the dead letter (default 60)",
+    )
+    doctor.add_argument(
+        "--ca-file",
+        type=Path,
+        metavar="PEM",
+        help="trust this CA for the Routes (a cluster whose "
+        "router certificate is self-signed: oc extract -n openshift-ingress-operator "
+        "secret/router-ca --keys=tls.crt)",
+    )
+    doctor.add_argument(
+        "--connect-to",
+        action="append",
+        default=[],
+        metavar="HOST1:PORT1:HOST2:PORT2",
+        help="as curl's: reach the Routes at another address (HOST1/PORT1 empty: any), e.g. "
+        "::10.0.0.5:443 before the apps domain's DNS answers; repeatable",
+    )
     doctor.add_argument("--oc", metavar="PATH", help="the oc (or kubectl) to run (default: oc, else kubectl)")
     doctor.add_argument("--json", action="store_true", help="print the checks and verdict as JSON")
     doctor.set_defaults(run=run_doctor)
@@ -51,7 +79,7 @@ def run_doctor(args: argparse.Namespace, settings: Settings) -> int:
     cluster = doctor.Cluster(doctor.find_oc(args.oc), doctor.room_namespace(room_state, args.namespace))
     http = doctor.Http(args.ca_file, connect_to)
 
-    def report(check: "doctor.Check") -> None:
+    def report(check: doctor.Check) -> None:
         if not args.json:
             print(doctor.format_check(check), flush=True)
 

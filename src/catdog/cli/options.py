@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from catdog.config import Settings
 
@@ -12,8 +12,13 @@ from catdog.config import Settings
 def add_sample(parser: argparse.ArgumentParser, source_help: str, per_class: int, folder: str) -> None:
     """--source, --per-class, --data-out and --exclude-from: a training verb that samples its own photos."""
     parser.add_argument("--source", metavar="SRC", help=source_help)
-    parser.add_argument("--per-class", type=int, default=per_class, metavar="N",
-                        help=f"photos of each class to sample (default {per_class})")
+    parser.add_argument(
+        "--per-class",
+        type=int,
+        default=per_class,
+        metavar="N",
+        help=f"photos of each class to sample (default {per_class})",
+    )
     parser.add_argument("--data-out", type=Path, help=f"where the sample goes (default: data/{folder})")
     add_exclude(parser)
 
@@ -22,14 +27,26 @@ def sample(args: argparse.Namespace, settings: Settings, source: str, data_dir: 
     """Prepare ``args.per_class`` photos of each class from ``source`` into ``data_dir`` and say what was kept."""
     from catdog.data import prepare_with
 
-    report = prepare_with(settings, source, data_dir, args.per_class, seed=args.seed, progress=not args.no_progress,
-                          exclude=manifest_hashes(args.exclude_from))
+    report = prepare_with(
+        settings,
+        source,
+        data_dir,
+        args.per_class,
+        seed=args.seed,
+        progress=not args.no_progress,
+        exclude=manifest_hashes(args.exclude_from),
+    )
     print(report.summary())
 
 
 def add_exclude(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--exclude-from", type=Path, action="append", metavar="DIR",
-                        help="never pick photos listed in DIR/manifest.csv (e.g. another split's photos); repeatable")
+    parser.add_argument(
+        "--exclude-from",
+        type=Path,
+        action="append",
+        metavar="DIR",
+        help="never pick photos listed in DIR/manifest.csv (e.g. another split's photos); repeatable",
+    )
 
 
 def manifest_hashes(folders: list[Path] | None) -> set[str]:
@@ -47,6 +64,7 @@ def add_seed_and_progress(parser: argparse.ArgumentParser, progress: bool = True
 
 def numbers(kind: Callable[[str], int | float]) -> Callable[[str], list]:
     """A comma-separated list of numbers, as argparse's ``type``."""
+
     def parse(text: str) -> list:
         try:
             values = [kind(part) for part in text.split(",") if part.strip()]
@@ -55,12 +73,13 @@ def numbers(kind: Callable[[str], int | float]) -> Callable[[str], list]:
         if not values or min(values) <= 0:
             raise argparse.ArgumentTypeError(f"{text!r}: give one or more positive numbers")
         return values
+
     return parse
 
 
 def shorten(text: str, width: int) -> str:
     """The end of ``text`` in ``width`` characters (a path's file name is at its end)."""
-    return text if len(text) <= width else "…" + text[-(width - 1):]
+    return text if len(text) <= width else "…" + text[-(width - 1) :]
 
 
 def log_to_stderr() -> None:

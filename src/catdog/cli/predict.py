@@ -21,8 +21,12 @@ def register(verbs) -> None:
     )
     predict.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="image files or folders")
     predict.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")
-    predict.add_argument("--models", type=Path, metavar="DIR",
-                         help="folder with quick.keras and pretrained.keras (default: $CATDOG_MODELS_DIR or models)")
+    predict.add_argument(
+        "--models",
+        type=Path,
+        metavar="DIR",
+        help="folder with quick.keras and pretrained.keras (default: $CATDOG_MODELS_DIR or models)",
+    )
     predict.set_defaults(run=run_predict)
 
 

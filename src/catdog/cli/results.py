@@ -6,7 +6,7 @@ import argparse
 import itertools
 import json
 import sys
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 from catdog.cli.options import shorten
 from catdog.config import Settings
@@ -17,26 +17,44 @@ DEAD_LETTER_HEADER = f"{'message':<32} {'reason':<20} detail"
 
 def register(verbs) -> None:
     results = verbs.add_parser(
-        "results", help="show the classifier's results",
+        "results",
+        help="show the classifier's results",
         description="Read the predictions topic from the beginning and print a table (or JSON lines, one per "
         "result as published). Stops after --count results or --timeout seconds without a new one. "
         "--dead-letters shows the refused messages instead.",
     )
-    results.add_argument("--last", type=int, metavar="N", help=f"the newest N, once the topic is read to the end "
-                         f"(the default for the table: {DEFAULT_LAST}; --json alone gives every one)")
-    results.add_argument("--count", type=int, metavar="N", help="the first N from the beginning, shown as they are "
-                         "read (for scripts; overrides --last)")
+    results.add_argument(
+        "--last",
+        type=int,
+        metavar="N",
+        help=f"the newest N, once the topic is read to the end "
+        f"(the default for the table: {DEFAULT_LAST}; --json alone gives every one)",
+    )
+    results.add_argument(
+        "--count",
+        type=int,
+        metavar="N",
+        help="the first N from the beginning, shown as they are read (for scripts; overrides --last)",
+    )
     results.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the next result (default 10)")
     results.add_argument("--json", action="store_true", help="JSON lines instead of a table")
-    results.add_argument("--learner", metavar="NAME", help="only the results of photos NAME sent (the learner "
-                         "header, from CATDOG_LEARNER; `--learner \"$CATDOG_LEARNER\"` for your own)")
-    results.add_argument("--dead-letters", action="store_true",
-                         help="show the dead-letter topic instead: messages refused, with the reason")
+    results.add_argument(
+        "--learner",
+        metavar="NAME",
+        help="only the results of photos NAME sent (the learner "
+        'header, from CATDOG_LEARNER; `--learner "$CATDOG_LEARNER"` for your own)',
+    )
+    results.add_argument(
+        "--dead-letters",
+        action="store_true",
+        help="show the dead-letter topic instead: messages refused, with the reason",
+    )
     results.set_defaults(run=run_results)
 
 
 def run_results(args: argparse.Namespace, settings: Settings) -> int:
-    from catdog.kafka_io import PREDICTION_HEADER, make_consumer
+    from catdog.kafka.clients import make_consumer
+    from catdog.kafka.results import PREDICTION_HEADER
 
     kafka = settings.kafka
     topic = kafka.dlq_topic if args.dead_letters else kafka.predictions_topic
@@ -57,7 +75,7 @@ def run_results(args: argparse.Namespace, settings: Settings) -> int:
 
 def read(args: argparse.Namespace, consumer) -> Iterator[dict]:
     """The topic's records as dicts. A learner's filter applies before --count: the first N of *theirs*."""
-    from catdog.kafka_io import iter_dead_letters, iter_predictions, once_each
+    from catdog.kafka.results import iter_dead_letters, iter_predictions, once_each
 
     count = None if args.learner else args.count
     if args.dead_letters:
@@ -88,7 +106,7 @@ def newest(records: Iterable[dict], count: int, dead_letters: bool) -> list[dict
 
 
 def as_row(record: dict, dead_letter: bool) -> str:
-    from catdog.kafka_io import format_prediction
+    from catdog.kafka.results import format_prediction
 
     if dead_letter:
         return f"{shorten(record['filename'], 32):<32} {record['error-class']:<20} {record['error']}"

@@ -11,7 +11,8 @@ from catdog.config import Settings
 
 def register(verbs) -> None:
     room = verbs.add_parser(
-        "room", help="write a workshop room: one Kafka and classifier, a lab per learner (oc apply -k)",
+        "room",
+        help="write a workshop room: one Kafka and classifier, a lab per learner (oc apply -k)",
         description="Write a folder that `oc apply -k` installs: the room's shared part (Kafka with SCRAM and "
         "ACLs, topics, the classifier, the image build and pre-puller; deploy/openshift/room/shared) and, for "
         "each learner, a namespace with a notebook (deploy/openshift/room/learner), its token, its KafkaUser and "
@@ -23,21 +24,47 @@ def register(verbs) -> None:
     who.add_argument("--learners-file", type=Path, metavar="FILE", help="a file with one learner's name a line")
     who.add_argument("--count", type=int, metavar="N", help="N learners named PREFIX-01 … PREFIX-N")
     room.add_argument("--prefix", default="learner", help="names for --count (default: learner)")
-    room.add_argument("--out", type=Path, default=Path("room"), metavar="DIR",
-                      help="the folder to write (default: ./room; git ignores it)")
-    room.add_argument("--apps-domain", metavar="DOMAIN", help="the cluster's apps domain, for the printed URLs "
-                      "(oc get ingresses.config cluster -o jsonpath='{.spec.domain}')")
-    room.add_argument("--openshift-ai", action="store_true", help="a data science project with a workbench per "
-                      "learner (OpenShift AI / Open Data Hub dashboard), instead of a plain notebook and token")
-    room.add_argument("--dashboard-namespace", default="redhat-ods-applications", metavar="NS",
-                      help="where the dashboard lists workbench images (default: redhat-ods-applications; "
-                      "Open Data Hub: opendatahub)")
-    room.add_argument("--kafka-nodes", type=int, choices=(1, 3), metavar="N",
-                      help="the room's Kafka nodes: 1 (the first time's default; its data on a volume, kept across a "
-                      "restart of its pod) or 3 (replicated, a node's loss kept too, three times the cost); kept for "
-                      "later runs")
-    room.add_argument("--manifests", type=Path, metavar="DIR",
-                      help="deploy/openshift of this kit (default: the one in the lab folder)")
+    room.add_argument(
+        "--out",
+        type=Path,
+        default=Path("room"),
+        metavar="DIR",
+        help="the folder to write (default: ./room; git ignores it)",
+    )
+    room.add_argument(
+        "--apps-domain",
+        metavar="DOMAIN",
+        help="the cluster's apps domain, for the printed URLs "
+        "(oc get ingresses.config cluster -o jsonpath='{.spec.domain}')",
+    )
+    room.add_argument(
+        "--openshift-ai",
+        action="store_true",
+        help="a data science project with a workbench per "
+        "learner (OpenShift AI / Open Data Hub dashboard), instead of a plain notebook and token",
+    )
+    room.add_argument(
+        "--dashboard-namespace",
+        default="redhat-ods-applications",
+        metavar="NS",
+        help="where the dashboard lists workbench images (default: redhat-ods-applications; "
+        "Open Data Hub: opendatahub)",
+    )
+    room.add_argument(
+        "--kafka-nodes",
+        type=int,
+        choices=(1, 3),
+        metavar="N",
+        help="the room's Kafka nodes: 1 (the first time's default; its data on a volume, kept across a "
+        "restart of its pod) or 3 (replicated, a node's loss kept too, three times the cost); kept for "
+        "later runs",
+    )
+    room.add_argument(
+        "--manifests",
+        type=Path,
+        metavar="DIR",
+        help="deploy/openshift of this kit (default: the one in the lab folder)",
+    )
     room.set_defaults(run=run_room)
 
 
@@ -51,18 +78,29 @@ def run_room(args: argparse.Namespace, settings: Settings) -> int:
         names = (names or []) + args.learners_file.read_text().splitlines()
     learners = room.learners(names, args.count, prefix=args.prefix)
     manifests = args.manifests or settings.lab_dir / "deploy" / "openshift"
-    state = room.write_room(args.out, learners, manifests, openshift_ai=args.openshift_ai,
-                            dashboard_namespace=args.dashboard_namespace, apps_domain=args.apps_domain,
-                            kafka_nodes=args.kafka_nodes)
+    state = room.write_room(
+        args.out,
+        learners,
+        manifests,
+        openshift_ai=args.openshift_ai,
+        dashboard_namespace=args.dashboard_namespace,
+        apps_domain=args.apps_domain,
+        kafka_nodes=args.kafka_nodes,
+    )
     print_learners(args, learners, state)
     wall = room.wall_url(state["apps_domain"]) or f"(oc get route catdog-wall -n {room.ROOM_NAMESPACE})"
-    print(f"\nThe wall, for the projector (its QR code takes phones to the upload page): {wall}/#code={state['room_code']}")
-    print(f"The moderator's page, for you alone (hide a photo, pause uploads, change the code, block a phone): "
-          f"{wall}/moderate#key={state['moderator_key']}")
+    projector = f"{wall}/#code={state['room_code']}"
+    print(f"\nThe wall, for the projector (its QR code takes phones to the upload page): {projector}")
+    print(
+        f"The moderator's page, for you alone (hide a photo, pause uploads, change the code, block a phone): "
+        f"{wall}/moderate#key={state['moderator_key']}"
+    )
     total = len(state["learners"])
-    print(f"\n{args.out}: the room and {total} learner(s). Install: oc apply -k {args.out}  "
-          f"(tokens, passwords and the CA key are in {args.out}/{room.SECRETS_FILE}: keep the folder out of git)",
-          file=sys.stderr)
+    print(
+        f"\n{args.out}: the room and {total} learner(s). Install: oc apply -k {args.out}  "
+        f"(tokens, passwords and the CA key are in {args.out}/{room.SECRETS_FILE}: keep the folder out of git)",
+        file=sys.stderr,
+    )
     return 0
 
 

@@ -11,15 +11,20 @@ from catdog.config import Settings
 
 def register(verbs) -> None:
     send = verbs.add_parser(
-        "send", help="send photos to the images topic",
+        "send",
+        help="send photos to the images topic",
         description="Send image files (folders are walked; - reads one image from standard input) to Kafka, "
         "as raw bytes keyed by their sha256, with filename, content-type and sent-at headers. Files over "
         "CATDOG_MAX_IMAGE_BYTES are refused before sending. Prints topic[partition]@offset per image.",
     )
     send.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="image files, folders, or -")
     send.add_argument("--topic", help="topic (default: $CATDOG_IMAGES_TOPIC or images)")
-    send.add_argument("--label", choices=("cat", "dog"), help="also say what the photos are: a label for each on "
-                      "the feedback topic ($CATDOG_FEEDBACK_TOPIC), which `--source kafka:feedback` trains on")
+    send.add_argument(
+        "--label",
+        choices=("cat", "dog"),
+        help="also say what the photos are: a label for each on "
+        "the feedback topic ($CATDOG_FEEDBACK_TOPIC), which `--source kafka:feedback` trains on",
+    )
     send.set_defaults(run=run_send)
 
 
@@ -27,7 +32,7 @@ def run_send(args: argparse.Namespace, settings: Settings) -> int:
     from tqdm import tqdm
 
     from catdog.data import expand_paths
-    from catdog.kafka_io import sendable
+    from catdog.kafka.photos import sendable
     from catdog.labels import send_photos
 
     kafka = settings.kafka

@@ -13,7 +13,8 @@ from catdog.notebooks import exercise_cells, write_solutions
 
 def register(verbs) -> None:
     solutions = verbs.add_parser(
-        "solutions", help="write the notebooks with every exercise solved (the instructor's copy)",
+        "solutions",
+        help="write the notebooks with every exercise solved (the instructor's copy)",
         description="Write a copy of the lab's notebooks in which every exercise cell holds its solution (kept "
         "in the cell's metadata). The learner's notebooks are untouched; open the copy in JupyterLab to show "
         "a solution, or run it to see every check say Done.",

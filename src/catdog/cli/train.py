@@ -27,16 +27,36 @@ def register_quick(models) -> None:
         "save the model, its per-epoch history (JSON) and its training curves (PNG).",
     )
     quick.add_argument("--data", type=Path, help="prepared data folder (default: $CATDOG_DATA_DIR or data)")
-    add_sample(quick, "sample photos from SRC (as for `data prepare`), prepare them and train in one go, "
-               "within --seconds", DEFAULT_QUICK_PER_CLASS, "quick")
-    quick.add_argument("--seconds", type=float, help="training time budget (default with --source: "
-                       "the budget that keeps any N up to 1000 under a minute on 2 cores; else none)")
-    quick.add_argument("--epochs", type=int, help="passes over the training photos (default: the architecture's "
-                       "own; with --seconds, at most this many)")
-    quick.add_argument("--image-size", type=int, metavar="PX", help="input size in pixels (default: the "
-                       "architecture's own, 128 for quick; within a time budget 40, which measured best)")
-    quick.add_argument("--arch", choices=("quick", "original"), default="quick",
-                       help="quick: ours; original: the 2019 lab's network, for comparison (slow)")
+    add_sample(
+        quick,
+        "sample photos from SRC (as for `data prepare`), prepare them and train in one go, within --seconds",
+        DEFAULT_QUICK_PER_CLASS,
+        "quick",
+    )
+    quick.add_argument(
+        "--seconds",
+        type=float,
+        help="training time budget (default with --source: "
+        "the budget that keeps any N up to 1000 under a minute on 2 cores; else none)",
+    )
+    quick.add_argument(
+        "--epochs",
+        type=int,
+        help="passes over the training photos (default: the architecture's own; with --seconds, at most this many)",
+    )
+    quick.add_argument(
+        "--image-size",
+        type=int,
+        metavar="PX",
+        help="input size in pixels (default: the "
+        "architecture's own, 128 for quick; within a time budget 40, which measured best)",
+    )
+    quick.add_argument(
+        "--arch",
+        choices=("quick", "original"),
+        default="quick",
+        help="quick: ours; original: the 2019 lab's network, for comparison (slow)",
+    )
     quick.add_argument("--out", type=Path, help="model file (default: models/quick.keras, or models/original.keras)")
     add_seed_and_progress(quick)
     quick.set_defaults(run=train_quick)
@@ -50,13 +70,25 @@ def register_pretrained(models) -> None:
         "save ONE .keras file plus a JSON card. --head imagenet instead reads the untouched ImageNet "
         "classifier as dog breeds vs domestic cats: no training data needed.",
     )
-    add_sample(pre, "photos to sample from, as for `data prepare`, or an already prepared folder "
-               "(default: $CATDOG_DATA_SOURCE)", DEFAULT_PRETRAINED_PER_CLASS, "pretrained")
-    pre.add_argument("--head", choices=("trained", "imagenet"), default="trained",
-                     help="trained: learn a head on the photos; imagenet: zero-shot ImageNet classes")
+    add_sample(
+        pre,
+        "photos to sample from, as for `data prepare`, or an already prepared folder (default: $CATDOG_DATA_SOURCE)",
+        DEFAULT_PRETRAINED_PER_CLASS,
+        "pretrained",
+    )
+    pre.add_argument(
+        "--head",
+        choices=("trained", "imagenet"),
+        default="trained",
+        help="trained: learn a head on the photos; imagenet: zero-shot ImageNet classes",
+    )
     pre.add_argument("--epochs", type=int, default=30, help="head training epochs (default 30)")
-    pre.add_argument("--fine-tune", action="store_true", help="also train MobileNet's last two blocks, at a small "
-                     "learning rate, after the head (a few minutes more on 2 cores; see benchmarks/RESULTS.md)")
+    pre.add_argument(
+        "--fine-tune",
+        action="store_true",
+        help="also train MobileNet's last two blocks, at a small "
+        "learning rate, after the head (a few minutes more on 2 cores; see benchmarks/RESULTS.md)",
+    )
     pre.add_argument("--out", type=Path, help="model file (default: models/pretrained.keras)")
     add_seed_and_progress(pre)
     pre.set_defaults(run=train_pretrained)
@@ -71,11 +103,14 @@ def train_quick(args: argparse.Namespace, settings: Settings) -> int:
         data_dir = args.data_out or settings.data_dir / "quick"
         sample(args, settings, args.source, data_dir)
         seconds = training.QUICK_BUDGET_SECONDS if seconds is None else seconds
-    result = training.train_cnn(data_dir, out, arch=args.arch, epochs=args.epochs, seed=args.seed, seconds=seconds,
-                                image_size=args.image_size)
+    result = training.train_cnn(
+        data_dir, out, arch=args.arch, epochs=args.epochs, seed=args.seed, seconds=seconds, image_size=args.image_size
+    )
     figure = plots.plot_history(result.history, f"{args.arch} CNN on {data_dir}")
     chart = plots.save_figure(figure, out.with_suffix(".history.png"))
-    print(f"Trained the {args.arch} CNN in {result.seconds:.1f} s: validation accuracy {result.validation_accuracy:.2f}")
+    print(
+        f"Trained the {args.arch} CNN in {result.seconds:.1f} s: validation accuracy {result.validation_accuracy:.2f}"
+    )
     print(f"  model   {out}\n  curves  {chart}")
     return 0
 
@@ -96,8 +131,13 @@ def train_pretrained(args: argparse.Namespace, settings: Settings) -> int:
         print(f"Saved the zero-shot ImageNet head: {score}\n  model   {out}")
         return 0
     result = training.train_pretrained(
-        data_dir, out, weights_dir=settings.weights_source, epochs=args.epochs, seed=args.seed,
-        progress=not args.no_progress, fine_tune=args.fine_tune,
+        data_dir,
+        out,
+        weights_dir=settings.weights_source,
+        epochs=args.epochs,
+        seed=args.seed,
+        progress=not args.no_progress,
+        fine_tune=args.fine_tune,
     )
     what = "MobileNet head and its last two blocks" if args.fine_tune else "MobileNet head"
     chart = plots.save_figure(plots.plot_history(result.history, what), out.with_suffix(".history.png"))

@@ -10,15 +10,18 @@ from catdog.config import ConfigError, Settings
 # A room's code comes with the room's secret (both from `catdog room`'s Secrets). A wall given the code
 # alone would sign the phones' joins with a key of its own: a phone that joined on one replica, or before
 # a restart, would be refused (401) by the next. Given neither (a laptop), both are made here.
-WALL_SECRET_MISSING = ("CATDOG_WALL_SECRET is not set, but CATDOG_ROOM_CODE is: the wall refuses to start, or each "
-                       "replica (and each restart) would refuse the phones another one let in. In a room it comes "
-                       "from the Secret catdog-wall-secret (key `secret`, written by `catdog room`); elsewhere set "
-                       "32 or more random characters, the same for every replica")
+WALL_SECRET_MISSING = (
+    "CATDOG_WALL_SECRET is not set, but CATDOG_ROOM_CODE is: the wall refuses to start, or each "
+    "replica (and each restart) would refuse the phones another one let in. In a room it comes "
+    "from the Secret catdog-wall-secret (key `secret`, written by `catdog room`); elsewhere set "
+    "32 or more random characters, the same for every replica"
+)
 
 
 def register(verbs) -> None:
     wall = verbs.add_parser(
-        "wall", help="run the room's wall: phones send photos, the projector shows every verdict live",
+        "wall",
+        help="run the room's wall: phones send photos, the projector shows every verdict live",
         description="Serve the wall page (for the projector: each photo's thumbnail with both verdicts as it is "
         "classified, the room's counts, a QR code of the upload page) and the upload page (for phones: take or "
         "pick a photo, see its verdicts, say right or wrong, which goes to the feedback topic). Both need the "
@@ -26,8 +29,10 @@ def register(verbs) -> None:
         "the room's $CATDOG_WALL_SECRET too (it signs the phones' joins on every replica). Stops on SIGTERM or "
         "Ctrl-C.",
     )
-    wall.add_argument("--host", help="address to listen on (default: $CATDOG_WALL_HOST or 127.0.0.1; "
-                      "0.0.0.0 for phones on the same network)")
+    wall.add_argument(
+        "--host",
+        help="address to listen on (default: $CATDOG_WALL_HOST or 127.0.0.1; 0.0.0.0 for phones on the same network)",
+    )
     wall.add_argument("--port", type=int, help="port (default: $CATDOG_WALL_PORT or 8001; 0 picks a free one)")
     wall.set_defaults(run=run_wall)
 

@@ -24,5 +24,16 @@ from catdog.wall.cards import MAX_VERSION_CHARS, MODELS, VERSIONS_SHOWN, card, c
 from catdog.wall.links import qr_svg, upload_url, wall_link
 from catdog.wall.state import WallState
 
-__all__ = ["MAX_VERSION_CHARS", "MODELS", "VERSIONS_SHOWN", "WallState", "card", "clean_text", "create_app", "qr_svg",
-           "serve", "upload_url", "wall_link"]
+__all__ = [
+    "MAX_VERSION_CHARS",
+    "MODELS",
+    "VERSIONS_SHOWN",
+    "WallState",
+    "card",
+    "clean_text",
+    "create_app",
+    "qr_svg",
+    "serve",
+    "upload_url",
+    "wall_link",
+]

@@ -12,6 +12,7 @@ import time
 from importlib import resources
 from pathlib import Path
 
+from kafka.errors import KafkaError
 from sse_starlette import EventSourceResponse
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -25,13 +26,22 @@ from catdog.challenge import Scoreboard, read_answers
 from catdog.config import MAX_LEARNER_CHARS, Settings
 from catdog.identity import read_keys
 from catdog.images import DecodeBudget, ImageError, decode_image
-from catdog.kafka_io import KafkaError, make_producer, send_image
+from catdog.kafka.clients import make_producer
+from catdog.kafka.photos import send_image
 from catdog.labels import LABELS, send_label
 from catdog.wall import moderator
 from catdog.wall.cards import MAX_FILENAME_CHARS, card, clean_text, feedback_value
 from catdog.wall.feed import DECODE_MEMORY_BYTES, THUMBNAIL_SIDE, Feed, read_thumbnail
 from catdog.wall.guard import (
-    COOKIE, Capacity, SecurityHeaders, Uploads, error, from_our_pages, joined, read_body, too_many,
+    COOKIE,
+    Capacity,
+    SecurityHeaders,
+    Uploads,
+    error,
+    from_our_pages,
+    joined,
+    read_body,
+    too_many,
 )
 from catdog.wall.hub import Hub
 from catdog.wall.links import public_base, qr_svg, upload_url
@@ -62,8 +72,14 @@ async def join(request: Request):
     if not moderator_joins and not uploads.right_code(code):
         return error(403, "that is not this room's code")
     response = Response(status_code=204)
-    response.set_cookie(COOKIE, uploads.cookie(moderator=moderator_joins), httponly=True, samesite="strict",
-                        secure=uploads.through_tls(request), max_age=COOKIE_SECONDS)
+    response.set_cookie(
+        COOKIE,
+        uploads.cookie(moderator=moderator_joins),
+        httponly=True,
+        samesite="strict",
+        secure=uploads.through_tls(request),
+        max_age=COOKIE_SECONDS,
+    )
     return response
 
 
@@ -111,7 +127,8 @@ async def thumbnail(request: Request):
     if jpeg is None and state.result(partition, offset) and state.thumbnails.was_read(partition, offset):
         async with request.app.state.rereading:  # one at a time: a few cards after a backlog, never a flood
             jpeg = state.thumbnails.get(partition, offset) or await run_in_threadpool(
-                read_thumbnail, request.app.state.settings.kafka, partition, offset, request.app.state.budget)
+                read_thumbnail, request.app.state.settings.kafka, partition, offset, request.app.state.budget
+            )
         if jpeg is not None:
             state.thumbnails.keep(partition, offset, jpeg)
     if jpeg is None:
@@ -135,8 +152,10 @@ async def upload(request: Request):
     uploads, capacity = request.app.state.uploads, request.app.state.capacity
     refused = refused_sender(request)
     where = uploads.client(request)
-    if refused is None and not (uploads.limiter.hit(uploads.per_address, "upload", where)
-                                and uploads.limiter.hit(uploads.per_phone, "upload", request.state.phone)):
+    if refused is None and not (
+        uploads.limiter.hit(uploads.per_address, "upload", where)
+        and uploads.limiter.hit(uploads.per_phone, "upload", request.state.phone)
+    ):
         refused = too_many("too many photos at once: wait a minute")
     if refused is None and not await capacity.upload_slot():  # bounded before a byte of the body is read
         refused = error(503, "the wall is busy with other photos: try again in a moment", **{"Retry-After": "2"})
@@ -159,8 +178,14 @@ async def checked_and_sent(request: Request, where: str):
     filename = clean_text(request.query_params.get("filename", ""), MAX_FILENAME_CHARS) or "photo.jpg"
     learner = clean_text(request.query_params.get("learner", ""), MAX_LEARNER_CHARS)
     try:
-        await run_in_threadpool(decode_image, data, max_bytes=kafka.max_image_bytes, max_pixels=kafka.max_image_pixels,
-                                target_size=THUMBNAIL_SIDE, budget=request.app.state.budget)
+        await run_in_threadpool(
+            decode_image,
+            data,
+            max_bytes=kafka.max_image_bytes,
+            max_pixels=kafka.max_image_pixels,
+            target_size=THUMBNAIL_SIDE,
+            budget=request.app.state.budget,
+        )
     except ImageError as refused:
         return error(422, f"{refused} — nothing was sent")
     try:
@@ -169,10 +194,12 @@ async def checked_and_sent(request: Request, where: str):
         log.warning("photo %s not sent: %s", filename, failed)
         return error(503, "Kafka did not take the photo: try again in a moment", **{"Retry-After": "5"})
     request.app.state.moderation.sent_by(f"{sent.partition}-{sent.offset}", request.state.phone)
-    log.info("photo %s from %s (%s) -> %s[%d]@%d", filename, learner or "-", where, sent.topic, sent.partition,
-             sent.offset)
-    return JSONResponse({"topic": sent.topic, "partition": sent.partition, "offset": sent.offset,
-                         "key": sent.key}, status_code=201)
+    log.info(
+        "photo %s from %s (%s) -> %s[%d]@%d", filename, learner or "-", where, sent.topic, sent.partition, sent.offset
+    )
+    return JSONResponse(
+        {"topic": sent.topic, "partition": sent.partition, "offset": sent.offset, "key": sent.key}, status_code=201
+    )
 
 
 @joined
@@ -217,7 +244,13 @@ async def feedback(request: Request):
     learner = clean_text(str(given.get("learner") or ""), MAX_LEARNER_CHARS)
     key = str(found["key"])
     try:
-        await run_in_threadpool(send_label, request.app.state.producer, kafka, key, feedback_value(found, label, learner, request.state.phone))
+        await run_in_threadpool(
+            send_label,
+            request.app.state.producer,
+            kafka,
+            key,
+            feedback_value(found, label, learner, request.state.phone),
+        )
     except KafkaError as failed:
         log.warning("feedback for %s not written: %s", key, failed)
         return error(503, "Kafka did not take the answer: try again in a moment", **{"Retry-After": "5"})
@@ -239,8 +272,7 @@ async def healthz(request: Request):
 async def readyz(request: Request):
     feed = getattr(request.app.state, "feed", None)
     ready = feed is None or feed.ready.is_set()
-    return Response("ready\n" if ready else "catching up\n", status_code=200 if ready else 503,
-                    media_type="text/plain")
+    return Response("ready\n" if ready else "catching up\n", status_code=200 if ready else 503, media_type="text/plain")
 
 
 async def no_icon(request: Request):
@@ -248,10 +280,16 @@ async def no_icon(request: Request):
 
 
 ROUTES = [
-    Route("/", page), Route("/upload", page), Route("/moderate", page), Route("/favicon.ico", no_icon),
-    Route("/healthz", healthz), Route("/readyz", readyz),
+    Route("/", page),
+    Route("/upload", page),
+    Route("/moderate", page),
+    Route("/favicon.ico", no_icon),
+    Route("/healthz", healthz),
+    Route("/readyz", readyz),
     Route("/api/join", join, methods=["POST"]),
-    Route("/api/room", room), Route("/api/qr.svg", qr), Route("/api/events", events),
+    Route("/api/room", room),
+    Route("/api/qr.svg", qr),
+    Route("/api/events", events),
     Route("/api/thumbs/{partition:int}/{offset:int}", thumbnail),
     Route("/api/photos", upload, methods=["POST"]),
     Route("/api/photos/{partition:int}/{offset:int}", result),
@@ -268,9 +306,13 @@ async def lifespan(app: Starlette):
     parts.hub = hub = Hub(parts.state, parts.moderation)
     parts.producer = await run_in_threadpool(make_producer, parts.settings.kafka)
     if parts.read_topics:
-        parts.feed = Feed(parts.settings.kafka, parts.state, parts.moderation,
-                          lambda events: events and asyncio.run_coroutine_threadsafe(hub.publish(events), loop),
-                          parts.budget)
+        parts.feed = Feed(
+            parts.settings.kafka,
+            parts.state,
+            parts.moderation,
+            lambda events: events and asyncio.run_coroutine_threadsafe(hub.publish(events), loop),
+            parts.budget,
+        )
         parts.feed.start()
     try:
         yield
@@ -294,8 +336,9 @@ def create_app(settings: Settings, code: str, feed: bool = True) -> Starlette:
     """The wall's web application. ``feed=False`` (tests of the HTTP rules alone) reads no topic."""
     app = Starlette(routes=ROUTES, middleware=[Middleware(SecurityHeaders)], lifespan=lifespan)
     app.state.settings, app.state.read_topics = settings, feed
-    app.state.state = WallState(settings.kafka.images_topic, cards_kept=settings.wall.cards,
-                                leaderboard=challenge_leaderboard(settings))
+    app.state.state = WallState(
+        settings.kafka.images_topic, cards_kept=settings.wall.cards, leaderboard=challenge_leaderboard(settings)
+    )
     app.state.moderation = Moderation(code)
     app.state.uploads = Uploads(settings.wall, app.state.moderation)
     app.state.capacity = Capacity(settings.wall)
@@ -313,5 +356,12 @@ def serve(settings: Settings, code: str) -> None:
     # (CATDOG_WALL_FORWARDED_HOPS), never from what a client wrote: uvicorn's own reading takes the first.
     # No access log: a line per request is the wall's biggest cost under a flood of requests (measured:
     # /healthz answered later by a third with it), and the wall logs what matters (photos, moderation).
-    uvicorn.run(create_app(settings, code), host=wall.host, port=wall.port, proxy_headers=False, access_log=False,
-                log_level="info", timeout_graceful_shutdown=5)
+    uvicorn.run(
+        create_app(settings, code),
+        host=wall.host,
+        port=wall.port,
+        proxy_headers=False,
+        access_log=False,
+        log_level="info",
+        timeout_graceful_shutdown=5,
+    )

@@ -30,21 +30,35 @@ def card(result: dict, thumb: str | None) -> dict:
     """What a wall card shows, taken field by field from a result (nothing else a sender wrote passes)."""
     topic, partition, offset = source_of(result)
     shown = {
-        "id": f"{partition}-{offset}", "partition": partition, "offset": offset, "key": str(result.get("key") or ""),
+        "id": f"{partition}-{offset}",
+        "partition": partition,
+        "offset": offset,
+        "key": str(result.get("key") or ""),
         "filename": clean_text(str(result.get("filename") or ""), MAX_FILENAME_CHARS),
         "learner": clean_text(str(result.get("learner") or ""), MAX_LEARNER_CHARS),
-        "agree": bool(result.get("agree")), "classified_at": str(result.get("classified_at") or ""), "thumb": thumb,
+        "agree": bool(result.get("agree")),
+        "classified_at": str(result.get("classified_at") or ""),
+        "thumb": thumb,
     }
     for model in MODELS:
         verdict = result[model]
-        shown[model] = {"label": verdict["label"], "p_dog": float(verdict["p_dog"]),
-                        "version": str(verdict.get("version") or "")}
+        shown[model] = {
+            "label": verdict["label"],
+            "p_dog": float(verdict["p_dog"]),
+            "version": str(verdict.get("version") or ""),
+        }
     return shown
 
 
 def feedback_value(result: dict, label: str, learner: str, phone: str) -> dict:
     """The label a right/wrong button writes: the phone that pressed it (the wall issued its cookie: one vote
     per phone), with the verdicts it judged and the models that gave them."""
-    return label_value(label, learner, "wall", result["source"], phone=phone,
-                       verdicts={model: result[model]["label"] for model in MODELS},
-                       versions={model: result[model].get("version") for model in MODELS})
+    return label_value(
+        label,
+        learner,
+        "wall",
+        result["source"],
+        phone=phone,
+        verdicts={model: result[model]["label"] for model in MODELS},
+        versions={model: result[model].get("version") for model in MODELS},
+    )

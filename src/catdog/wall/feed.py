@@ -8,15 +8,17 @@ import json
 import logging
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from kafka import TopicPartition
+from kafka.errors import KafkaError
 
 from catdog.config import KafkaSettings
 from catdog.images import DecodeBudget
-from catdog.kafka_io import (
-    KafkaError, assign_every_partition, decode_record, key_text, make_consumer, prediction_problem, seek_last,
-)
+from catdog.kafka.clients import assign_every_partition, make_consumer, seek_last
+from catdog.kafka.photos import decode_record
+from catdog.kafka.records import key_text
+from catdog.kafka.results import prediction_problem
 from catdog.labels import image_key_of, label_problem
 from catdog.wall.moderation import Moderation, parse
 from catdog.wall.state import THUMBNAILS_KEPT, WallState
@@ -46,13 +48,18 @@ class Feed(threading.Thread):
     (thumbnails for the first cards), every result and every label (the room's counts), every moderation
     decision. Reconnects after a broker error."""
 
-    def __init__(self, kafka: KafkaSettings, state: WallState, moderation: Moderation,
-                 emit: Callable[[list], None], budget: DecodeBudget) -> None:
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        state: WallState,
+        moderation: Moderation,
+        emit: Callable[[list], None],
+        budget: DecodeBudget,
+    ) -> None:
         super().__init__(name="wall-feed", daemon=True)
         self.kafka, self.state, self.moderation, self.emit = kafka, state, moderation, emit
         self.budget = budget  # the wall's one budget: the uploads' checks and the thumbnails share it
-        self.ready = threading.Event()
-        self.stopping = threading.Event()
+        self.ready, self.stopping = threading.Event(), threading.Event()
         self.skipped = 0
 
     def run(self) -> None:
@@ -69,25 +76,23 @@ class Feed(threading.Thread):
     def _assign(self, consumer) -> dict:
         """Every partition of the three topics (waiting for any not made yet): the images' last
         THUMBNAILS_KEPT records, the others from the beginning. Their end offsets at the start."""
-        topics = (self.kafka.images_topic, self.kafka.predictions_topic, self.kafka.feedback_topic,
-                  self.kafka.moderation_topic)
+        kafka = self.kafka
+        topics = (kafka.images_topic, kafka.predictions_topic, kafka.feedback_topic, kafka.moderation_topic)
         if self.state.leaderboard is not None:  # the room's challenge is on: its submissions too
             topics += (self.kafka.submissions_topic,)
         while not self.stopping.is_set():
             assigned = assign_every_partition(consumer, *topics)
             if assigned:
                 break
-            log.warning("wall feed: waiting for topics %s",
-                        ", ".join(t for t in topics if not consumer.partitions_for_topic(t)))
+            missing = [topic for topic in topics if not consumer.partitions_for_topic(topic)]
+            log.warning("wall feed: waiting for topics %s", ", ".join(missing))
             self.stopping.wait(RETRY_SECONDS)
         else:
             return {}
         ends = consumer.end_offsets(assigned)
         images = [partition for partition in assigned if partition.topic == self.kafka.images_topic]
         seek_last(consumer, images, THUMBNAILS_KEPT)  # thumbnails only for what may still be shown
-        for partition in assigned:
-            if partition not in images:
-                consumer.seek_to_beginning(partition)
+        consumer.seek_to_beginning(*(partition for partition in assigned if partition not in images))
         return ends
 
     def _read(self) -> None:
@@ -95,7 +100,7 @@ class Feed(threading.Thread):
         try:
             ends = self._assign(consumer)
             while not self.stopping.is_set():
-                for partition, records in consumer.poll(timeout_ms=500, max_records=100).items():
+                for records in consumer.poll(timeout_ms=500, max_records=100).values():
                     for record in records:
                         self._handle(record)
                 if not self.ready.is_set() and all(consumer.position(p) >= end for p, end in ends.items()):
@@ -114,10 +119,9 @@ class Feed(threading.Thread):
             events, problem = record_events(record, self.kafka, self.state, self.budget)
         if problem is None or events:
             self.emit(events)
-        if problem is None:
-            return
-        self.skipped += 1
-        log.warning("wall feed: skipped %s[%d]@%d: %s", record.topic, record.partition, record.offset, problem)
+        if problem is not None:
+            self.skipped += 1
+            log.warning("wall feed: skipped %s[%d]@%d: %s", record.topic, record.partition, record.offset, problem)
 
 
 def record_events(record, kafka: KafkaSettings, state: WallState, budget: DecodeBudget) -> tuple[list, str | None]:
@@ -139,8 +143,9 @@ def record_events(record, kafka: KafkaSettings, state: WallState, budget: Decode
         return [], f"{type(error).__name__}: {error}"
 
 
-def read_thumbnail(kafka: KafkaSettings, partition: int, offset: int, budget: DecodeBudget,
-                   timeout: float = 5.0) -> bytes | None:
+def read_thumbnail(
+    kafka: KafkaSettings, partition: int, offset: int, budget: DecodeBudget, timeout: float = 5.0
+) -> bytes | None:
     """A photo's thumbnail read again from the images topic (its own was dropped from the cache while a
     backlog passed): one record fetched, decoded and shrunk; None if it is gone or does not decode."""
     consumer = make_consumer(kafka)

@@ -27,7 +27,7 @@ UPLOAD_WAIT_SECONDS = 5.0  # a photo waits this long for a free upload slot befo
 # Our scripts and styles only, no inline code, pictures from us or the page's own preview (blob:).
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob:; "
-                               "connect-src 'self'; form-action 'none'; base-uri 'none'; frame-ancestors 'none'",
+    "connect-src 'self'; form-action 'none'; base-uri 'none'; frame-ancestors 'none'",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
@@ -106,7 +106,7 @@ class Capacity:
             self.slots = asyncio.Semaphore(self.uploads_in_flight)
         try:
             await asyncio.wait_for(self.slots.acquire(), wait)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return False
         return True
 
@@ -150,32 +150,38 @@ def same_origin(request: Request, public_url: str | None, tls: bool) -> bool:
 
 def from_our_pages(handler):
     """A POST only from the wall's own pages (or a client that is no browser): 403 otherwise."""
+
     async def checked(request: Request):
         uploads: Uploads = request.app.state.uploads
         if not same_origin(request, request.app.state.settings.wall.url, uploads.through_tls(request)):
             return error(403, "this page may not post to the wall")
         return await handler(request)
+
     return checked
 
 
 def joined(handler):
     """Only for a browser that joined the room (its cookie is signed): 401 otherwise. A blocked phone is
     told so on what it may no longer do (it still sees the wall)."""
+
     async def checked(request: Request):
         phone = request.app.state.uploads.phone(request)
         if phone is None:
             return error(401, "join the room first: open the link from the room's QR code")
         request.state.phone = phone
         return await handler(request)
+
     return checked
 
 
 def moderator_only(handler):
     """Only for the instructor's browser (joined with the moderator's key): 403 for any phone."""
+
     async def checked(request: Request):
         if request.state.phone != MODERATOR:
             return error(403, "only the room's moderator may do that")
         return await handler(request)
+
     return joined(checked)
 
 

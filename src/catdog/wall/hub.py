@@ -37,8 +37,9 @@ class Hub:
         self.viewers.discard(queue)
 
     async def publish(self, events: list[tuple[str, dict]]) -> None:
-        events = [(name, data) for name, data in events
-                  if not (name == "card" and self.moderation.is_hidden(data["id"]))]  # hidden before it was read
+        events = [
+            (name, data) for name, data in events if not (name == "card" and self.moderation.is_hidden(data["id"]))
+        ]  # hidden before it was read
         for queue in list(self.viewers):
             for event in events:
                 if queue.full():
@@ -55,5 +56,5 @@ class Hub:
         async with self.changed:
             try:
                 await asyncio.wait_for(self.changed.wait(), seconds)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass

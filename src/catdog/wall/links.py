@@ -41,6 +41,8 @@ def wall_link(settings: Settings | None = None):
         return Markdown("*No wall in this lab (CATDOG_WALL_URL is not set): `make lab` starts one.*")
     # `make lab` gives its kernels the code of its own wall; a room's learners read it off the projector.
     link = f"{wall.url}/#code={wall.room_code}" if wall.room_code else f"{wall.url}/"
-    return Markdown(f"Your photos appear on **[the room's wall]({link})**, beside everyone else's, with both "
-                    "verdicts, and phones can send theirs from its QR code."
-                    + ("" if wall.room_code else " It asks for the room's code once: it is on the projector."))
+    return Markdown(
+        f"Your photos appear on **[the room's wall]({link})**, beside everyone else's, with both "
+        "verdicts, and phones can send theirs from its QR code."
+        + ("" if wall.room_code else " It asks for the room's code once: it is on the projector.")
+    )

@@ -19,7 +19,9 @@ PHONES_KEPT = 2048  # which phone sent each recent photo (for "block the phone t
 ACTIONS = ("hide", "show", "pause", "resume", "rotate", "block", "unblock")
 
 
-def record(action: str, *, photo: str | None = None, phone: str | None = None, code: str | None = None) -> tuple[str, dict]:
+def record(
+    action: str, *, photo: str | None = None, phone: str | None = None, code: str | None = None
+) -> tuple[str, dict]:
     """The moderation topic's (key, value) for one of the instructor's actions."""
     if action in ("hide", "show"):
         return f"hide:{photo}", {"hidden": action == "hide"}
@@ -84,8 +86,12 @@ class Moderation:
     def summary(self) -> dict:
         """For the moderator's page: what stands now (never the code: it is the page's own answer)."""
         with self.lock:
-            return {"paused": self.paused, "hidden": list(self.hidden)[-100:], "blocked": len(self.blocked),
-                    "phones": dict(self.phones)}
+            return {
+                "paused": self.paused,
+                "hidden": list(self.hidden)[-100:],
+                "blocked": len(self.blocked),
+                "phones": dict(self.phones),
+            }
 
 
 def parse(value: bytes | None) -> dict:

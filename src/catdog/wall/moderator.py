@@ -8,13 +8,13 @@ from __future__ import annotations
 import json
 import logging
 
+from kafka.errors import KafkaError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from catdog.config import make_room_code
-from catdog.kafka_io import KafkaError
 from catdog.wall.guard import error, from_our_pages, moderator_only, read_body
 from catdog.wall.links import public_base, upload_url
 from catdog.wall.moderation import ACTIONS, Moderation, record
@@ -57,8 +57,9 @@ async def moderate(request: Request):
 
 def write(request: Request, key: str, value: dict) -> None:
     kafka = request.app.state.settings.kafka
-    request.app.state.producer.send(kafka.moderation_topic, key=key.encode(), value=json.dumps(value).encode()) \
-        .get(timeout=MODERATION_WAIT_SECONDS)
+    request.app.state.producer.send(kafka.moderation_topic, key=key.encode(), value=json.dumps(value).encode()).get(
+        timeout=MODERATION_WAIT_SECONDS
+    )
 
 
 @moderator_only

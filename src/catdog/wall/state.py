@@ -34,8 +34,10 @@ def room_stats(photos: int, agreed: int, verdicts: dict, labels: dict, versions:
     """The room's counts. ``by_version``: each model's accuracy on the room's judged photos, version by
     version in the order they started serving, so a retrained model's effect shows over the workshop."""
     judged = {key: label for key, label in labels.items() if key in verdicts}
-    accuracy = {m: (sum(verdicts[key][m][0] == label for key, label in judged.items()) / len(judged)
-                    if judged else None) for m in MODELS}
+    accuracy = {
+        m: (sum(verdicts[key][m][0] == label for key, label in judged.items()) / len(judged) if judged else None)
+        for m in MODELS
+    }
     by_version = {}
     for model in MODELS:
         tally = {version: [0, 0] for version in served.get(model, ())}
@@ -44,11 +46,18 @@ def room_stats(photos: int, agreed: int, verdicts: dict, labels: dict, versions:
             if version in tally:
                 tally[version][0] += said == label
                 tally[version][1] += 1
-        by_version[model] = [{"version": version, "labelled": judged_count,
-                              "accuracy": right / judged_count if judged_count else None}
-                             for version, (right, judged_count) in tally.items()]
-    return {"photos": photos, "agreement": agreed / photos if photos else None, "labelled": len(judged),
-            "accuracy": accuracy, "versions": versions, "by_version": by_version}
+        by_version[model] = [
+            {"version": version, "labelled": judged_count, "accuracy": right / judged_count if judged_count else None}
+            for version, (right, judged_count) in tally.items()
+        ]
+    return {
+        "photos": photos,
+        "agreement": agreed / photos if photos else None,
+        "labelled": len(judged),
+        "accuracy": accuracy,
+        "versions": versions,
+        "by_version": by_version,
+    }
 
 
 @dataclass
@@ -95,7 +104,7 @@ class WallState:
     labels: OrderedDict = field(default_factory=OrderedDict)  # image key -> the room's latest label
     versions: dict = field(default_factory=dict)  # model -> the version of the latest result
     served: dict = field(default_factory=dict)  # model -> its versions in the order they first classified
-    leaderboard: "Leaderboard | None" = None  # the room's challenge, where its answers are here
+    leaderboard: Leaderboard | None = None  # the room's challenge, where its answers are here
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
@@ -122,8 +131,8 @@ class WallState:
             self.agreed += bool(result.get("agree"))
             put_bounded(self.results, (partition, offset), result, RESULTS_KEPT)
             self._count_versions(result)
-            # Its photo was read (its thumbnail kept, or dropped from a backlog larger than the cache): show it
-            # now. Not read yet: when it is. One card per photo, however far behind the results are.
+            # Its photo read (thumbnail kept, or dropped from a backlog larger than the cache): shown now, else
+            # when it is: one card per photo, however far behind the results are.
             if self.thumbnails.was_read(partition, offset):
                 return self._show(result)
             put_bounded(self.pending, (partition, offset), result, RESULTS_KEPT)
@@ -137,8 +146,8 @@ class WallState:
             if version not in order:
                 put_bounded(order, version, True, VERSIONS_SHOWN)
         if result.get("key"):
-            put_bounded(self.verdicts, str(result["key"]),
-                        {m: (result[m]["label"], self.versions[m]) for m in MODELS}, LABELS_KEPT)
+            verdicts = {m: (result[m]["label"], self.versions[m]) for m in MODELS}
+            put_bounded(self.verdicts, str(result["key"]), verdicts, LABELS_KEPT)
 
     def add_label(self, key: str, label: str) -> Events:
         with self.lock:
@@ -146,8 +155,7 @@ class WallState:
             return [("stats", self._stats())]
 
     def _show(self, result: dict) -> Events:
-        shown = card(result, "/api/thumbs/{1}/{2}".format(*source_of(result)))
-        self.cards.append(shown)
+        self.cards.append(shown := card(result, "/api/thumbs/{1}/{2}".format(*source_of(result))))
         return [("card", shown), ("stats", self._stats())]
 
     def _stats(self) -> dict:
@@ -155,7 +163,8 @@ class WallState:
 
     def snapshot(self) -> dict:
         with self.lock:  # the challenge's board has its own lock, never taken the other way round
-            return {"cards": list(self.cards), "stats": self._stats(), "leaderboard": self.leaderboard and self.leaderboard.board()}
+            board = self.leaderboard and self.leaderboard.board()
+            return {"cards": list(self.cards), "stats": self._stats(), "leaderboard": board}
 
     def result(self, partition: int, offset: int) -> dict | None:
         with self.lock:
@@ -174,9 +183,14 @@ class Leaderboard:
     def add(self, record) -> tuple[Events, str | None]:
         """A record of the submissions topic, scored: the new board, and why it was refused if it was."""
         with self.lock:
-            scored, said = self.scoreboard.add(record.key, record.value, record.headers, record.timestamp,
-                                               where=(record.topic, record.partition, record.offset),
-                                               timestamp_type=record.timestamp_type)
+            scored, said = self.scoreboard.add(
+                record.key,
+                record.value,
+                record.headers,
+                record.timestamp,
+                where=(record.topic, record.partition, record.offset),
+                timestamp_type=record.timestamp_type,
+            )
             if not scored:
                 self.refusals.appendleft(clean_text(said, 2 * MAX_LEARNER_CHARS + 80))
             return [("leaderboard", self._board())], None if scored else said
