@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from catdog import acls
-from catdog.room import read_room, server_certificate
+from catdog.room.certificates import server_certificate
+from catdog.room.folder import read_room
 
 SHARED = Path(os.environ.get("CATDOG_SHARED") or Path(__file__).resolve().parents[2] / "shared").resolve()
 KFAKE = SHARED / "tools" / "kfake" / "kfake-broker"

@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from catdog.data import DataError, label_for, prepare, read_manifest
+from catdog.data import prepare, read_manifest
 from catdog.download import DownloadError, download
+from catdog.sources import DataError, label_for
 
 PER_CLASS = 6
 

@@ -15,8 +15,17 @@ import sys
 
 import pytest
 
-from catdog import doctor
 from catdog.config import load_settings
+from catdog.doctor.cluster import CHALLENGE_SECRET, CLASSIFIER, OPERATOR_NAMESPACE, TOKEN_SECRET, WALL, Cluster, Http
+from catdog.doctor.services import (
+    check_challenge,
+    check_classifier,
+    check_notebooks,
+    check_prepull,
+    check_wall,
+    wall_secret_problem,
+)
+from catdog.doctor.streams import check_kafka, check_operator, check_storage, check_topics
 from conftest import kafka_env
 from kubeplay import OC_FIXTURES, cluster_as_oc_sees_it
 from test_deploy import DEPLOY, render, schema_problem, write_room
@@ -26,7 +35,7 @@ TOKEN = "0123456789abcdef" * 4
 
 
 def token_secret(namespace: str | None = None) -> dict:
-    metadata = {"name": doctor.TOKEN_SECRET, **({"namespace": namespace} if namespace else {})}
+    metadata = {"name": TOKEN_SECRET, **({"namespace": namespace} if namespace else {})}
     return {
         "apiVersion": "v1",
         "kind": "Secret",
@@ -50,14 +59,14 @@ def room_cluster(tmp_path_factory) -> list[dict]:
     return cluster_as_oc_sees_it(render(out), "catdog-room")
 
 
-def oc_for(cluster: list[dict], tmp_path, namespace: str = NAMESPACE) -> doctor.Cluster:
+def oc_for(cluster: list[dict], tmp_path, namespace: str = NAMESPACE) -> Cluster:
     (tmp_path / "cluster.json").write_text(json.dumps(cluster))
     os.environ["CATDOG_TEST_CLUSTER"] = str(tmp_path / "cluster.json")
     os.environ["CATDOG_TEST_NAMESPACE"] = namespace
-    return doctor.Cluster(str(OC_FIXTURES / "oc"))
+    return Cluster(str(OC_FIXTURES / "oc"))
 
 
-def oc_json(cluster: doctor.Cluster, *args: str) -> dict:
+def oc_json(cluster: Cluster, *args: str) -> dict:
     result = cluster.run(*args)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
@@ -82,7 +91,7 @@ def test_the_recorded_cluster_is_what_oc_prints_for_these_manifests(which, lab_c
         "secret",
     ):
         namespace = (
-            doctor.OPERATOR_NAMESPACE
+            OPERATOR_NAMESPACE
             if kind.startswith("subscriptions")
             else cluster.namespace or (NAMESPACE if which == "lab" else "catdog-room")
         )
@@ -111,20 +120,20 @@ def test_a_reconciled_lab_passes_every_check_that_reads_the_cluster(lab_cluster,
         for t in lab_cluster
         if t["kind"] == "KafkaTopic"
     }
-    assert doctor.check_operator(cluster).status == "ok"
-    assert doctor.check_kafka(cluster).detail.startswith("catdog Ready, Kafka 4.1.0")
-    assert doctor.check_topics(cluster, settings, partitions.get).status == "ok"
-    assert doctor.check_classifier(cluster).detail == "1/1 replicas ready"
-    assert doctor.check_prepull(cluster).status == "skip"  # a room's
+    assert check_operator(cluster).status == "ok"
+    assert check_kafka(cluster).detail.startswith("catdog Ready, Kafka 4.1.0")
+    assert check_topics(cluster, settings, partitions.get).status == "ok"
+    assert check_classifier(cluster).detail == "1/1 replicas ready"
+    assert check_prepull(cluster).status == "skip"  # a room's
     room = oc_for(room_cluster, tmp_path, "catdog-room")
-    assert doctor.check_prepull(room).detail == "the image is on 3/3 nodes"
+    assert check_prepull(room).detail == "the image is on 3/3 nodes"
 
 
 def test_each_check_of_the_cluster_says_what_is_wrong_and_what_to_do(lab_cluster, tmp_path):
     settings = load_settings({})
     partitions = {"images": 3, "predictions": 1, "images-dlq": 1, "feedback": 1}
 
-    def broken(change) -> doctor.Cluster:
+    def broken(change) -> Cluster:
         cluster = copy.deepcopy(lab_cluster)
         change(cluster)
         return oc_for(cluster, tmp_path)
@@ -137,7 +146,7 @@ def test_each_check_of_the_cluster_says_what_is_wrong_and_what_to_do(lab_cluster
         del status["installedCSV"]
         status["state"] = "UpgradePending"
 
-    check = doctor.check_operator(broken(unapproved))
+    check = check_operator(broken(unapproved))
     assert check.status == "FAIL" and "approve install-7x2kq" in check.detail and "oc patch installplan" in check.detail
 
     def not_ready(cluster):
@@ -146,33 +155,33 @@ def test_each_check_of_the_cluster_says_what_is_wrong_and_what_to_do(lab_cluster
         ]
 
     assert (
-        doctor.check_kafka(broken(not_ready)).detail
+        check_kafka(broken(not_ready)).detail
         == "catdog not Ready: no Ready condition yet (the operator has not reconciled it)"
     )
 
     def topic_gone(cluster):
         cluster.remove(find(cluster, "KafkaTopic", "feedback"))
 
-    assert doctor.check_topics(broken(topic_gone), settings, partitions.get).detail == "feedback: no KafkaTopic"
+    assert check_topics(broken(topic_gone), settings, partitions.get).detail == "feedback: no KafkaTopic"
     ok = broken(lambda cluster: None)
-    check = doctor.check_topics(ok, settings, {**partitions, "images": 1}.get)
+    check = check_topics(ok, settings, {**partitions, "images": 1}.get)
     assert check.status == "FAIL" and check.detail == "images: 1 partition(s) on the broker, the KafkaTopic says 3"
 
     def small(cluster):
         find(cluster, "KafkaTopic", "images")["spec"]["config"]["max.message.bytes"] = 1048588
 
-    check = doctor.check_topics(broken(small), settings, partitions.get)
+    check = check_topics(broken(small), settings, partitions.get)
     assert check.status == "FAIL" and check.detail.startswith("images: max.message.bytes 1,048,588 is under")
 
     def scaled_down(cluster):
-        find(cluster, "Deployment", doctor.CLASSIFIER)["status"]["readyReplicas"] = 0
+        find(cluster, "Deployment", CLASSIFIER)["status"]["readyReplicas"] = 0
 
-    assert doctor.check_classifier(broken(scaled_down)).status == "FAIL"
+    assert check_classifier(broken(scaled_down)).status == "FAIL"
 
     def no_token(cluster):
-        cluster.remove(find(cluster, "Secret", doctor.TOKEN_SECRET))
+        cluster.remove(find(cluster, "Secret", TOKEN_SECRET))
 
-    check = doctor.check_notebooks(broken(no_token), doctor.Http(), {NAMESPACE: None})
+    check = check_notebooks(broken(no_token), Http(), {NAMESPACE: None})
     assert check.status == "FAIL" and "its Job has not run" in check.detail
 
 
@@ -223,7 +232,7 @@ def test_the_challenge_check_is_skipped_when_off_and_compares_the_walls_answers_
 
     ensure_topics(kafka)
     settings = load_settings({**os.environ, **kafka_env(kafka)})
-    assert doctor.check_challenge(oc_for([], tmp_path), settings).status == "skip"
+    assert check_challenge(oc_for([], tmp_path), settings).status == "skip"
     photos = tmp_path / "photos"
     photos.mkdir()
     for number in range(3):
@@ -231,12 +240,12 @@ def test_the_challenge_check_is_skipped_when_off_and_compares_the_walls_answers_
         (photos / f"{challenge.photo_id(data)}.jpg").write_bytes(data)
     labels = {path.stem: "cat" for path in photos.iterdir()}
 
-    def with_answers(name: str) -> doctor.Cluster:
+    def with_answers(name: str) -> Cluster:
         answers = json.dumps({"challenge": name, "labels": labels, "baseline": {}})
         secret = {
             "apiVersion": "v1",
             "kind": "Secret",
-            "metadata": {"name": doctor.CHALLENGE_SECRET, "namespace": NAMESPACE},
+            "metadata": {"name": CHALLENGE_SECRET, "namespace": NAMESPACE},
             "data": {"answers.json": base64.b64encode(answers.encode()).decode()},
         }
         return oc_for([secret], tmp_path)
@@ -246,9 +255,9 @@ def test_the_challenge_check_is_skipped_when_off_and_compares_the_walls_answers_
         challenge.publish(producer, kafka, photos, "aaaaaaaaaaaa")
     finally:
         producer.close()
-    published = doctor.check_challenge(with_answers("aaaaaaaaaaaa"), settings)
+    published = check_challenge(with_answers("aaaaaaaaaaaa"), settings)
     assert published.status == "ok" and published.detail.startswith("challenge aaaaaaaaaaaa: 3 photos on"), published
-    stale = doctor.check_challenge(with_answers("bbbbbbbbbbbb"), settings)
+    stale = check_challenge(with_answers("bbbbbbbbbbbb"), settings)
     assert stale.status == "FAIL" and "holds aaaaaaaaaaaa: run `catdog challenge publish`" in stale.detail, stale
 
 
@@ -257,31 +266,31 @@ def test_the_wall_check_fails_when_its_replicas_would_not_share_the_secret_that_
     key of its own): the doctor names the missing setting or Secret before the room starts."""
 
     def wall(cluster):
-        return next(o for o in cluster if o["kind"] == "Deployment" and o["metadata"]["name"] == doctor.WALL)
+        return next(o for o in cluster if o["kind"] == "Deployment" and o["metadata"]["name"] == WALL)
 
-    assert doctor.wall_secret_problem(oc_for(room_cluster, tmp_path, "catdog-room")) is None
+    assert wall_secret_problem(oc_for(room_cluster, tmp_path, "catdog-room")) is None
     unset = copy.deepcopy(room_cluster)
     container = wall(unset)["spec"]["template"]["spec"]["containers"][0]
     container["env"] = [entry for entry in container["env"] if entry["name"] != "CATDOG_WALL_SECRET"]
-    assert "sets no CATDOG_WALL_SECRET" in doctor.wall_secret_problem(oc_for(unset, tmp_path, "catdog-room"))
+    assert "sets no CATDOG_WALL_SECRET" in wall_secret_problem(oc_for(unset, tmp_path, "catdog-room"))
     gone = [o for o in room_cluster if not (o["kind"] == "Secret" and o["metadata"]["name"] == "catdog-wall-secret")]
-    assert doctor.wall_secret_problem(oc_for(gone, tmp_path, "catdog-room")).startswith(
+    assert wall_secret_problem(oc_for(gone, tmp_path, "catdog-room")).startswith(
         "no Secret catdog-wall-secret with key secret"
     )
-    check = doctor.check_wall(oc_for(gone, tmp_path, "catdog-room"), doctor.Http())
+    check = check_wall(oc_for(gone, tmp_path, "catdog-room"), Http())
     assert check.status == "FAIL" and "catdog-wall-secret" in check.detail
 
 
 def test_the_storage_check_says_which_kafka_the_room_runs_and_what_a_failure_loses(lab_cluster, tmp_path):
     three = tmp_path / "three"
     write_room(three, "--count", "2", "--kafka-nodes", "3")
-    check = doctor.check_storage(oc_for(cluster_as_oc_sees_it(render(three), "catdog-room"), tmp_path, "catdog-room"))
+    check = check_storage(oc_for(cluster_as_oc_sees_it(render(three), "catdog-room"), tmp_path, "catdog-room"))
     assert check.status == "ok" and check.detail.startswith("3 Kafka nodes on 10Gi claims (kept with the cluster)")
-    check = doctor.check_storage(oc_for(lab_cluster, tmp_path))
+    check = check_storage(oc_for(lab_cluster, tmp_path))
     assert check.status == "ok" and check.detail.startswith("1 Kafka node on a 10Gi claim (kept with the cluster)")
     assert "losing its node stops the room" in check.detail
     ephemeral = copy.deepcopy(lab_cluster)
     for pool in (o for o in ephemeral if o["kind"] == "KafkaNodePool"):
         pool["spec"]["storage"] = {"type": "ephemeral"}
-    check = doctor.check_storage(oc_for(ephemeral, tmp_path))
+    check = check_storage(oc_for(ephemeral, tmp_path))
     assert check.status == "FAIL" and "empties the room" in check.detail

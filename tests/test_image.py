@@ -1525,8 +1525,8 @@ def test_a_room_of_two_runs_as_pods_each_learner_alone_and_the_wall_showing_thei
     enforcing broker: TLS from the room's CA, SCRAM, the KafkaUsers' ACLs), so every pod runs its rendered
     SASL_SSL settings as they are, and `catdog doctor --room` passes every check, the learner-ACL one
     included (tests/test_secured_kafka.py shows it failing on a broker that enforces nothing)."""
-    from catdog.doctor import Http
-    from catdog.room import Learner
+    from catdog.doctor.cluster import Http
+    from catdog.room.learners import Learner
     from kubeplay import UNHONOURED, cluster_as_oc_sees_it, http_probes
 
     room_dir, state, objects = room_as_written(tmp_path)

@@ -22,6 +22,7 @@ LAYERS = [
     {"threads", "images", "download", "metrics", "notebooks", "identity", "acls"},
     {"registry", "broker", "kafka"},
     {"labels", "models"},
+    {"sources"},
     {"data"},
     {"predict", "monitoring"},
     {"plots", "exercises", "challenge"},

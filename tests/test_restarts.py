@@ -71,7 +71,7 @@ def test_the_room_comes_back_whole_after_a_restart_of_its_kafka_mid_stream(
     room = tmp_path / "room"
     write_room(room, "--learners", "Ada", "--apps-domain", "apps.example.com")
     objects = render(room)
-    from catdog.room import read_room
+    from catdog.room.folder import read_room
 
     ca, passwords, port = read_room(room)["ca"], scram_passwords(objects), free_port()
     data = tmp_path / "kafka-data"

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from catdog import room as room_module
 from catdog.config import load_settings
+from catdog.room import learners as room_module
 from test_deploy import DEPLOY, by_kind, mebibytes, render, schema_problem, write_room
 
 LEARNERS = 30

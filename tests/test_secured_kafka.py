@@ -22,7 +22,7 @@ from kafka.errors import (
 
 from catdog.config import load_settings
 from catdog.kafka.clients import client_config, make_producer
-from catdog.room import make_ca
+from catdog.room.certificates import make_ca
 from processes import Service, catdog, catdog_ok
 from secured import rendered_env, start_secured_kafka
 from test_deploy import render, write_room
@@ -408,8 +408,9 @@ def test_the_doctors_learner_acl_check_passes_against_a_broker_that_enforces_the
     import subprocess
     import sys
 
-    from catdog.doctor import learner_acl_probe, learner_acl_verdict, probe_photo
-    from catdog.room import learners
+    from catdog.doctor.services import probe_photo
+    from catdog.doctor.streams import learner_acl_probe, learner_acl_verdict
+    from catdog.room.learners import learners_named
 
     env, _ = learner_settings(secured)
     [probe, *args] = learner_acl_probe("predictions")
@@ -420,7 +421,7 @@ def test_the_doctors_learner_acl_check_passes_against_a_broker_that_enforces_the
         env={**os.environ, **env},
         timeout=120,
     )
-    [ada] = learners(["Ada"])
+    [ada] = learners_named(["Ada"])
     verdict = learner_acl_verdict(
         ada, "predictions", ran.returncode, (ran.stdout + ran.stderr).decode(errors="replace")
     )

@@ -28,7 +28,6 @@ from catdog.data import (
     MANIFEST_FIELDS,
     MANIFEST_NAME,
     SPLITS,
-    DataError,
     Kept,
     check_photo,
     prepare_with,
@@ -40,6 +39,7 @@ from catdog.kafka.photos import send_image
 from catdog.kafka.results import find_prediction
 from catdog.labels import Count, count_votes, read_labelled
 from catdog.registry import card_path
+from catdog.sources import DataError
 
 ROOM_HOLDOUT = 4  # one room photo in this many is kept out of training, for the gate
 VERDICT_BATCH = 32  # photos a batch when the serving model judges the room's photos

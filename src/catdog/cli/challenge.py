@@ -91,9 +91,10 @@ def write_secret(answers: Path, out: Path) -> None:
 
     import yaml
 
-    from catdog.room import ROOM_NAMESPACE, _secret
+    from catdog.room.learners import ROOM_NAMESPACE
+    from catdog.room.manifests import opaque_secret
 
-    secret = _secret(
+    secret = opaque_secret(
         SECRET_NAME, string_data={"answers.json": answers.read_text()}, labels={"app.kubernetes.io/part-of": "catdog"}
     )
     secret["metadata"]["namespace"] = ROOM_NAMESPACE  # the wall's: never a learner's namespace

@@ -68,21 +68,22 @@ def register(verbs) -> None:
 
 
 def run_doctor(args: argparse.Namespace, settings: Settings) -> int:
-    from catdog import doctor
-    from catdog.room import read_room
+    from catdog.doctor.cluster import Check, Cluster, Http, find_oc, parse_connect_to
+    from catdog.doctor.report import as_json, format_check, room_namespace, run_checks, verdict
+    from catdog.room.folder import read_room
 
     room_state = read_room(args.room) if args.room else None
     try:
-        connect_to = dict(doctor.parse_connect_to(text) for text in args.connect_to)
+        connect_to = dict(parse_connect_to(text) for text in args.connect_to)
     except ValueError as error:
         raise CatdogError(str(error)) from None
-    cluster = doctor.Cluster(doctor.find_oc(args.oc), doctor.room_namespace(room_state, args.namespace))
-    http = doctor.Http(args.ca_file, connect_to)
+    cluster = Cluster(find_oc(args.oc), room_namespace(room_state, args.namespace))
+    http = Http(args.ca_file, connect_to)
 
-    def report(check: doctor.Check) -> None:
+    def report(check: Check) -> None:
         if not args.json:
-            print(doctor.format_check(check), flush=True)
+            print(format_check(check), flush=True)
 
-    checks = doctor.run_checks(settings, cluster, http, room_state, args.operator_namespace, args.timeout, report)
-    print(doctor.as_json(checks) if args.json else doctor.verdict(checks))
+    checks = run_checks(settings, cluster, http, room_state, args.operator_namespace, args.timeout, report)
+    print(as_json(checks) if args.json else verdict(checks))
     return 1 if any(check.status == "FAIL" for check in checks) else 0

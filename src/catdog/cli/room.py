@@ -69,16 +69,17 @@ def register(verbs) -> None:
 
 
 def run_room(args: argparse.Namespace, settings: Settings) -> int:
-    from catdog import room
+    from catdog.room.folder import SECRETS_FILE, write_room
+    from catdog.room.learners import ROOM_NAMESPACE, learners_named, wall_url
 
     names = None
     if args.learners:
         names = [name for item in args.learners for name in item.split(",")]
     if args.learners_file:
         names = (names or []) + args.learners_file.read_text().splitlines()
-    learners = room.learners(names, args.count, prefix=args.prefix)
+    learners = learners_named(names, args.count, prefix=args.prefix)
     manifests = args.manifests or settings.lab_dir / "deploy" / "openshift"
-    state = room.write_room(
+    state = write_room(
         args.out,
         learners,
         manifests,
@@ -88,7 +89,7 @@ def run_room(args: argparse.Namespace, settings: Settings) -> int:
         kafka_nodes=args.kafka_nodes,
     )
     print_learners(args, learners, state)
-    wall = room.wall_url(state["apps_domain"]) or f"(oc get route catdog-wall -n {room.ROOM_NAMESPACE})"
+    wall = wall_url(state["apps_domain"]) or f"(oc get route catdog-wall -n {ROOM_NAMESPACE})"
     projector = f"{wall}/#code={state['room_code']}"
     print(f"\nThe wall, for the projector (its QR code takes phones to the upload page): {projector}")
     print(
@@ -98,7 +99,7 @@ def run_room(args: argparse.Namespace, settings: Settings) -> int:
     total = len(state["learners"])
     print(
         f"\n{args.out}: the room and {total} learner(s). Install: oc apply -k {args.out}  "
-        f"(tokens, passwords and the CA key are in {args.out}/{room.SECRETS_FILE}: keep the folder out of git)",
+        f"(tokens, passwords and the CA key are in {args.out}/{SECRETS_FILE}: keep the folder out of git)",
         file=sys.stderr,
     )
     return 0
@@ -106,7 +107,7 @@ def run_room(args: argparse.Namespace, settings: Settings) -> int:
 
 def print_learners(args: argparse.Namespace, learners: list, state: dict) -> None:
     """The table the instructor hands out: each learner's namespace and where their lab opens."""
-    from catdog import room
+    from catdog.room.learners import lab_url, workbench_url
 
     width = max(7, *(len(learner.name) for learner in learners))
     if args.openshift_ai:
@@ -115,7 +116,7 @@ def print_learners(args: argparse.Namespace, learners: list, state: dict) -> Non
         print(f"{'learner':<{width}}  {'namespace':<24} JupyterLab (the token is the password: hand each its own line)")
     for learner in learners:
         if args.openshift_ai:
-            where = room.workbench_url(learner, args.apps_domain, args.dashboard_namespace)
+            where = workbench_url(learner, args.apps_domain, args.dashboard_namespace)
         else:
-            where = room.lab_url(learner, state["learners"][learner.slug]["token"], args.apps_domain)
+            where = lab_url(learner, state["learners"][learner.slug]["token"], args.apps_domain)
         print(f"{learner.name:<{width}}  {learner.namespace:<24} {where}")
