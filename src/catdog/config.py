@@ -57,6 +57,20 @@ def make_room_code() -> str:
     return "".join(secrets.choice(alphabet) for _ in range(10))
 
 
+WALL_SECRET_BYTES = 32  # signs the phones' cookies (CATDOG_WALL_SECRET)
+MODERATOR_KEY_BYTES = 18  # the instructor's key to the wall's moderator page (24 characters)
+
+
+def new_wall_secret() -> str:
+    """The wall's secret, for a room (``catdog room``) or a laptop's wall that was given none."""
+    return secrets.token_hex(WALL_SECRET_BYTES)
+
+
+def new_moderator_key() -> str:
+    """The instructor's key to the moderator's page: made here only, for a room or a laptop's wall."""
+    return secrets.token_urlsafe(MODERATOR_KEY_BYTES)
+
+
 @dataclass(frozen=True)
 class Settings:
     lab_dir: Path  # every relative path below was resolved against it

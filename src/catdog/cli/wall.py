@@ -39,11 +39,10 @@ def register(verbs) -> None:
 
 def run_wall(args: argparse.Namespace, settings: Settings) -> int:
     import logging
-    import secrets
     from dataclasses import replace
 
     from catdog import wall
-    from catdog.config import make_room_code
+    from catdog.config import make_room_code, new_moderator_key, new_wall_secret
 
     log_to_stderr()
     logging.getLogger("kafka").setLevel(logging.WARNING)  # its connection chatter, not the wall's news
@@ -53,14 +52,14 @@ def run_wall(args: argparse.Namespace, settings: Settings) -> int:
     if config.room_code and not config.secret:  # a room's wall: every replica must sign joins alike
         raise ConfigError(WALL_SECRET_MISSING)
     if config.room_code:  # given (a pod's Secret): a log is no place for it
-        code = config.room_code
         print(f"Wall (projector): {base}/ (the room's code: CATDOG_ROOM_CODE)", flush=True)
-    else:  # made here: the instructor's two links (the code rides in the fragment, which no browser sends)
-        code = make_room_code()
-        print(f"Wall (projector): {base}/#code={code}", flush=True)
-        print(f"Upload (phones):  {wall.upload_url(base, code)}", flush=True)
+    else:  # made here, with the secret that signs joins: the instructor's two links (the code rides in the
+        # fragment, which no browser sends)
+        config = replace(config, room_code=make_room_code(), secret=config.secret or new_wall_secret())
+        print(f"Wall (projector): {base}/#code={config.room_code}", flush=True)
+        print(f"Upload (phones):  {wall.upload_url(base, config.room_code)}", flush=True)
     if not config.moderator_key:  # made here: the instructor's alone (given: CATDOG_WALL_MODERATOR_KEY)
-        config = replace(config, moderator_key=secrets.token_urlsafe(18))
+        config = replace(config, moderator_key=new_moderator_key())
         print(f"Moderator (you):  {base}/moderate#key={config.moderator_key}", flush=True)
-    wall.serve(replace(settings, wall=config), code)
+    wall.serve(replace(settings, wall=config))
     return 0

@@ -7,7 +7,7 @@ import json
 import secrets
 from pathlib import Path
 
-from catdog.config import make_room_code
+from catdog.config import make_room_code, new_moderator_key, new_wall_secret
 from catdog.identity import new_key
 from catdog.room.certificates import PASSWORD_BYTES, make_ca
 from catdog.room.learners import DASHBOARD_NAMESPACE, KAFKA_NODES, THREE_NODES, Learner, RoomError
@@ -21,8 +21,6 @@ from catdog.room.manifests import (
 )
 
 TOKEN_BYTES = 32
-WALL_SECRET_BYTES = 32  # signs the phones' cookies (CATDOG_WALL_SECRET)
-MODERATOR_KEY_BYTES = 18  # the instructor's key to the wall's moderator page (24 characters)
 SECRETS_FILE = "secrets.json"
 
 
@@ -105,8 +103,8 @@ def _room_state(out: Path, room: list[Learner], openshift_ai: bool, apps_domain:
     state["openshift_ai"] = openshift_ai
     state["ca"] = state.get("ca") or make_ca()
     state["room_code"] = state.get("room_code") or make_room_code()
-    state["wall_secret"] = state.get("wall_secret") or secrets.token_hex(WALL_SECRET_BYTES)
-    state["moderator_key"] = state.get("moderator_key") or secrets.token_urlsafe(MODERATOR_KEY_BYTES)
+    state["wall_secret"] = state.get("wall_secret") or new_wall_secret()
+    state["moderator_key"] = state.get("moderator_key") or new_moderator_key()
     state["wall_signing_key"] = state.get("wall_signing_key") or new_key()
     state["apps_domain"] = apps_domain or state.get("apps_domain")
     known = state.setdefault("learners", {})

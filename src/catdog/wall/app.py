@@ -1,6 +1,5 @@
-"""The wall's routes: module-level handlers that find the wall's parts on ``request.app.state``
-(``settings``, ``state``, ``moderation``, ``uploads``, ``capacity``, ``budget``, and once started ``hub``,
-``producer``, ``feed``). The moderator's own routes are in :mod:`catdog.wall.moderator`."""
+"""The wall's routes: module-level handlers that find the wall's parts (:class:`catdog.wall.parts.Wall`)
+with ``wall_of(request)``. The moderator's own routes are in :mod:`catdog.wall.moderation`."""
 
 from __future__ import annotations
 
@@ -29,14 +28,15 @@ from catdog.images import DecodeBudget, ImageError, decode_image
 from catdog.kafka.clients import make_producer
 from catdog.kafka.photos import send_image
 from catdog.labels import LABELS, send_label
-from catdog.wall import moderator
 from catdog.wall.cards import MAX_FILENAME_CHARS, card, clean_text, feedback_value
 from catdog.wall.feed import DECODE_MEMORY_BYTES, THUMBNAIL_SIDE, Feed, read_thumbnail
 from catdog.wall.guard import (
     COOKIE,
     Capacity,
+    Passes,
+    RateLimits,
+    Router,
     SecurityHeaders,
-    Uploads,
     error,
     from_our_pages,
     joined,
@@ -45,7 +45,9 @@ from catdog.wall.guard import (
 )
 from catdog.wall.hub import Hub
 from catdog.wall.links import public_base, qr_svg, upload_url
+from catdog.wall.moderation import ROUTES as MODERATOR_ROUTES
 from catdog.wall.moderation import Moderation
+from catdog.wall.parts import Wall, wall_of
 from catdog.wall.state import Leaderboard, WallState
 
 log = logging.getLogger("catdog.wall")
@@ -59,8 +61,8 @@ COOKIE_SECONDS = 7 * 24 * 3600
 @from_our_pages
 async def join(request: Request):
     """A phone joins with the room's code; the instructor's browser with the moderator's key."""
-    uploads: Uploads = request.app.state.uploads
-    if not uploads.limiter.hit(uploads.joins, "join", uploads.client(request)):
+    wall = wall_of(request)
+    if not wall.limits.join(wall.router.client(request)):
         return too_many("too many attempts: wait a minute")
     body = await read_body(request, 1024)
     try:
@@ -68,16 +70,16 @@ async def join(request: Request):
         code, key = str(given.get("code", "")), str(given.get("key", ""))
     except (ValueError, AttributeError):
         code = key = ""
-    moderator_joins = bool(key) and uploads.right_key(key)
-    if not moderator_joins and not uploads.right_code(code):
+    moderator_joins = bool(key) and wall.passes.right_key(key)
+    if not moderator_joins and not wall.passes.right_code(code):
         return error(403, "that is not this room's code")
     response = Response(status_code=204)
     response.set_cookie(
         COOKIE,
-        uploads.cookie(moderator=moderator_joins),
+        wall.passes.cookie(moderator=moderator_joins),
         httponly=True,
         samesite="strict",
-        secure=uploads.through_tls(request),
+        secure=wall.router.through_tls(request),
         max_age=COOKIE_SECONDS,
     )
     return response
@@ -86,19 +88,18 @@ async def join(request: Request):
 @joined
 async def qr(request: Request):
     """The upload page's QR code for the room's current code (it follows when the moderator changes it)."""
-    code = request.app.state.moderation.code
+    code = wall_of(request).moderation.code
     return Response(qr_svg(upload_url(public_base(request), code)), media_type="image/svg+xml")
 
 
 @joined
 async def room(request: Request):
-    return JSONResponse({"upload": f"{public_base(request)}/upload", "cards": request.app.state.settings.wall.cards})
+    return JSONResponse({"upload": f"{public_base(request)}/upload", "cards": wall_of(request).settings.wall.cards})
 
 
 @joined
 async def events(request: Request):
-    hub: Hub = request.app.state.hub
-    capacity: Capacity = request.app.state.capacity
+    hub, capacity = wall_of(request).hub, wall_of(request).capacity
     refused = capacity.open_stream(request.state.phone)
     if refused:
         return error(503, refused, **{"Retry-After": "60"})
@@ -119,15 +120,16 @@ async def events(request: Request):
 @joined
 async def thumbnail(request: Request):
     partition, offset = request.path_params["partition"], request.path_params["offset"]
-    state: WallState = request.app.state.state
-    if request.app.state.moderation.is_hidden(f"{partition}-{offset}"):
+    wall = wall_of(request)
+    state = wall.state
+    if wall.moderation.is_hidden(f"{partition}-{offset}"):
         return error(404, "no such photo on the wall")
     jpeg = state.thumbnails.get(partition, offset)
     # A card's photo dropped from the cache by a backlog (its result is kept, its photo was read): read again.
     if jpeg is None and state.result(partition, offset) and state.thumbnails.was_read(partition, offset):
-        async with request.app.state.rereading:  # one at a time: a few cards after a backlog, never a flood
+        async with wall.rereading:  # one at a time: a few cards after a backlog, never a flood
             jpeg = state.thumbnails.get(partition, offset) or await run_in_threadpool(
-                read_thumbnail, request.app.state.settings.kafka, partition, offset, request.app.state.budget
+                read_thumbnail, wall.settings.kafka, partition, offset, wall.budget
             )
         if jpeg is not None:
             state.thumbnails.keep(partition, offset, jpeg)
@@ -138,7 +140,7 @@ async def thumbnail(request: Request):
 
 def refused_sender(request: Request) -> JSONResponse | None:
     """Why this phone may not send now (the instructor paused uploads, or blocked it), if it may not."""
-    moderation: Moderation = request.app.state.moderation
+    moderation = wall_of(request).moderation
     if moderation.is_blocked(request.state.phone):
         return error(403, "the room's moderator has stopped this phone from sending")
     if moderation.paused:
@@ -149,13 +151,11 @@ def refused_sender(request: Request) -> JSONResponse | None:
 @from_our_pages
 @joined
 async def upload(request: Request):
-    uploads, capacity = request.app.state.uploads, request.app.state.capacity
+    wall = wall_of(request)
+    capacity = wall.capacity
     refused = refused_sender(request)
-    where = uploads.client(request)
-    if refused is None and not (
-        uploads.limiter.hit(uploads.per_address, "upload", where)
-        and uploads.limiter.hit(uploads.per_phone, "upload", request.state.phone)
-    ):
+    where = wall.router.client(request)
+    if refused is None and not wall.limits.upload(where, request.state.phone):
         refused = too_many("too many photos at once: wait a minute")
     if refused is None and not await capacity.upload_slot():  # bounded before a byte of the body is read
         refused = error(503, "the wall is busy with other photos: try again in a moment", **{"Retry-After": "2"})
@@ -171,7 +171,8 @@ async def upload(request: Request):
 
 async def checked_and_sent(request: Request, where: str):
     """The photo's bytes (up to the size limit), through the one decoder, then to Kafka."""
-    kafka = request.app.state.settings.kafka
+    wall = wall_of(request)
+    kafka = wall.settings.kafka
     data = await read_body(request, kafka.max_image_bytes)
     if data is None:
         return error(413, f"the photo is larger than {kafka.max_image_bytes:,} bytes; nothing was sent")
@@ -184,16 +185,16 @@ async def checked_and_sent(request: Request, where: str):
             max_bytes=kafka.max_image_bytes,
             max_pixels=kafka.max_image_pixels,
             target_size=THUMBNAIL_SIDE,
-            budget=request.app.state.budget,
+            budget=wall.budget,
         )
     except ImageError as refused:
         return error(422, f"{refused} — nothing was sent")
     try:
-        sent = await run_in_threadpool(send_image, request.app.state.producer, kafka, data, filename, learner=learner)
+        sent = await run_in_threadpool(send_image, wall.producer, kafka, data, filename, learner=learner)
     except KafkaError as failed:
         log.warning("photo %s not sent: %s", filename, failed)
         return error(503, "Kafka did not take the photo: try again in a moment", **{"Retry-After": "5"})
-    request.app.state.moderation.sent_by(f"{sent.partition}-{sent.offset}", request.state.phone)
+    wall.moderation.sent_by(f"{sent.partition}-{sent.offset}", request.state.phone)
     log.info(
         "photo %s from %s (%s) -> %s[%d]@%d", filename, learner or "-", where, sent.topic, sent.partition, sent.offset
     )
@@ -212,12 +213,13 @@ async def result(request: Request):
     except ValueError:
         return error(400, "wait must be a number of seconds")
     deadline = time.monotonic() + wait
-    while (found := request.app.state.state.result(partition, offset)) is None:
+    wall = wall_of(request)
+    while (found := wall.state.result(partition, offset)) is None:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             return Response(status_code=204)
-        await request.app.state.hub.wait(remaining)
-    if request.app.state.moderation.is_hidden(f"{partition}-{offset}"):
+        await wall.hub.wait(remaining)
+    if wall.moderation.is_hidden(f"{partition}-{offset}"):
         return error(404, "no such photo on the wall")
     return JSONResponse(card(found, None))
 
@@ -225,10 +227,11 @@ async def result(request: Request):
 @from_our_pages
 @joined
 async def feedback(request: Request):
-    kafka, uploads = request.app.state.settings.kafka, request.app.state.uploads
-    if request.app.state.moderation.is_blocked(request.state.phone):
+    wall = wall_of(request)
+    kafka = wall.settings.kafka
+    if wall.moderation.is_blocked(request.state.phone):
         return error(403, "the room's moderator has stopped this phone from sending")
-    if not uploads.limiter.hit(uploads.feedback, "feedback", request.state.phone):
+    if not wall.limits.label(request.state.phone):
         return too_many("too many answers at once: wait a minute")
     body = await read_body(request, MAX_FEEDBACK_BYTES)
     try:
@@ -238,7 +241,7 @@ async def feedback(request: Request):
         return error(400, "expected JSON with partition, offset and label")
     if label not in LABELS or type(partition) is not int or type(offset) is not int:
         return error(400, "label must be cat or dog, partition and offset whole numbers")
-    found = request.app.state.state.result(partition, offset)
+    found = wall.state.result(partition, offset)
     if found is None:
         return error(404, "no result for that photo on this wall")
     learner = clean_text(str(given.get("learner") or ""), MAX_LEARNER_CHARS)
@@ -246,7 +249,7 @@ async def feedback(request: Request):
     try:
         await run_in_threadpool(
             send_label,
-            request.app.state.producer,
+            wall.producer,
             kafka,
             key,
             feedback_value(found, label, learner, request.state.phone),
@@ -270,7 +273,7 @@ async def healthz(request: Request):
 
 
 async def readyz(request: Request):
-    feed = getattr(request.app.state, "feed", None)
+    feed = wall_of(request).feed
     ready = feed is None or feed.ready.is_set()
     return Response("ready\n" if ready else "catching up\n", status_code=200 if ready else 503, media_type="text/plain")
 
@@ -294,7 +297,7 @@ ROUTES = [
     Route("/api/photos", upload, methods=["POST"]),
     Route("/api/photos/{partition:int}/{offset:int}", result),
     Route("/api/feedback", feedback, methods=["POST"]),
-    *moderator.ROUTES,
+    *MODERATOR_ROUTES,
     Mount("/static", StaticFiles(directory=STATIC)),
 ]
 
@@ -302,24 +305,19 @@ ROUTES = [
 @contextlib.asynccontextmanager
 async def lifespan(app: Starlette):
     """The hub and the producer for the handlers; the feed's thread, which hands events to this loop."""
-    loop, parts = asyncio.get_running_loop(), app.state
-    parts.hub = hub = Hub(parts.state, parts.moderation)
-    parts.producer = await run_in_threadpool(make_producer, parts.settings.kafka)
-    if parts.read_topics:
-        parts.feed = Feed(
-            parts.settings.kafka,
-            parts.state,
-            parts.moderation,
-            lambda events: events and asyncio.run_coroutine_threadsafe(hub.publish(events), loop),
-            parts.budget,
-        )
-        parts.feed.start()
+    loop, wall = asyncio.get_running_loop(), app.state.wall
+    wall.hub = hub = Hub(wall.state, wall.moderation)
+    wall.producer = await run_in_threadpool(make_producer, wall.settings.kafka)
+    if wall.read_topics:
+        emit = lambda events: events and asyncio.run_coroutine_threadsafe(hub.publish(events), loop)  # noqa: E731 - one line
+        wall.feed = Feed(wall.settings.kafka, wall.state, wall.moderation, emit, wall.budget)
+        wall.feed.start()
     try:
         yield
     finally:
-        if parts.read_topics:
-            parts.feed.stopping.set()
-        await run_in_threadpool(parts.producer.close, 5)
+        if wall.feed is not None:
+            wall.feed.stopping.set()
+        await run_in_threadpool(wall.producer.close, 5)
 
 
 def challenge_leaderboard(settings: Settings) -> Leaderboard | None:
@@ -332,22 +330,30 @@ def challenge_leaderboard(settings: Settings) -> Leaderboard | None:
     return Leaderboard(Scoreboard(answers, read_keys(settings.kafka.learner_keys)))
 
 
-def create_app(settings: Settings, code: str, feed: bool = True) -> Starlette:
-    """The wall's web application. ``feed=False`` (tests of the HTTP rules alone) reads no topic."""
+def create_app(settings: Settings, feed: bool = True) -> Starlette:
+    """The wall's web application, for the room's code, secret and moderator's key in ``settings.wall``
+    (``catdog wall`` makes those a laptop's wall lacks). ``feed=False`` (the HTTP rules alone) reads no topic."""
+    config = settings.wall
+    if not config.room_code:
+        raise ValueError("the wall needs the room's code (CATDOG_ROOM_CODE; catdog wall makes one on a laptop)")
     app = Starlette(routes=ROUTES, middleware=[Middleware(SecurityHeaders)], lifespan=lifespan)
-    app.state.settings, app.state.read_topics = settings, feed
-    app.state.state = WallState(
-        settings.kafka.images_topic, cards_kept=settings.wall.cards, leaderboard=challenge_leaderboard(settings)
+    moderation = Moderation(config.room_code)
+    leaderboard = challenge_leaderboard(settings)
+    app.state.wall = Wall(
+        settings=settings,
+        state=WallState(settings.kafka.images_topic, cards_kept=config.cards, leaderboard=leaderboard),
+        moderation=moderation,
+        passes=Passes(config, moderation),
+        router=Router(config),
+        limits=RateLimits(config),
+        capacity=Capacity(config),
+        budget=DecodeBudget(DECODE_MEMORY_BYTES, refuse_larger=True),
+        read_topics=feed,
     )
-    app.state.moderation = Moderation(code)
-    app.state.uploads = Uploads(settings.wall, app.state.moderation)
-    app.state.capacity = Capacity(settings.wall)
-    app.state.budget = DecodeBudget(DECODE_MEMORY_BYTES, refuse_larger=True)
-    app.state.rereading = asyncio.Lock()
     return app
 
 
-def serve(settings: Settings, code: str) -> None:
+def serve(settings: Settings) -> None:
     """Run the wall under uvicorn until SIGTERM/SIGINT (uvicorn's own handlers; open streams are closed)."""
     import uvicorn
 
@@ -357,7 +363,7 @@ def serve(settings: Settings, code: str) -> None:
     # No access log: a line per request is the wall's biggest cost under a flood of requests (measured:
     # /healthz answered later by a third with it), and the wall logs what matters (photos, moderation).
     uvicorn.run(
-        create_app(settings, code),
+        create_app(settings),
         host=wall.host,
         port=wall.port,
         proxy_headers=False,

@@ -1,5 +1,6 @@
-"""Who may do what on a public Route: the room's code (exchanged once for a signed cookie), the rate
-limits, bodies read only up to their limit, and the security headers on every response."""
+"""Who may do what on a public Route: the room's code, exchanged once for a signed cookie (``Passes``); the
+client as the router saw it (``Router``); the rate limits (``RateLimits``); how much the wall takes on at
+once (``Capacity``); bodies read only up to their limit, and the security headers on every response."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import asyncio
 import hashlib
 import hmac
 import secrets
+from typing import TYPE_CHECKING
 
 from limits import RateLimitItemPerMinute
 from limits.storage import MemoryStorage
@@ -15,7 +17,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from catdog.config import WallSettings
-from catdog.wall.moderation import Moderation
+from catdog.wall.parts import wall_of
+
+if TYPE_CHECKING:
+    from catdog.wall.moderation import Moderation
 
 COOKIE = "catdog_room"
 MODERATOR = "moderator"  # the instructor's browser, in place of a phone's id
@@ -34,21 +39,15 @@ SECURITY_HEADERS = {
 }
 
 
-class Uploads:
-    """Who may send what: phones the server issued (a cookie signed with the wall's secret and the room's
-    code: made nowhere else, void once the code changes), the moderator (the instructor's key), and the
-    rate limits (per phone, and per address as the router saw it)."""
+class Passes:
+    """Who the browser is: a phone the server issued a pass to (a cookie signed with the wall's secret and the
+    room's code: made nowhere else, void once the code changes), or the moderator (the instructor's key)."""
 
     def __init__(self, wall: WallSettings, moderation: Moderation) -> None:
+        if not (wall.secret and wall.moderator_key):
+            raise ValueError("the wall needs its secret and the moderator's key (catdog wall makes both on a laptop)")
         self.moderation = moderation  # holds the room's code: the instructor may change it
-        self.secret = (wall.secret or secrets.token_hex(32)).encode()
-        self.moderator_key = wall.moderator_key or secrets.token_urlsafe(18)
-        self.hops = max(0, wall.forwarded_hops)
-        self.limiter = MovingWindowRateLimiter(MemoryStorage())
-        self.per_phone = RateLimitItemPerMinute(wall.uploads_per_minute)
-        self.per_address = RateLimitItemPerMinute(wall.uploads_per_address_per_minute)
-        self.joins = RateLimitItemPerMinute(JOINS_PER_ADDRESS_PER_MINUTE)
-        self.feedback = RateLimitItemPerMinute(FEEDBACK_PER_MINUTE)
+        self.secret, self.moderator_key = wall.secret.encode(), wall.moderator_key
 
     def _sign(self, phone: str) -> str:
         """A phone's cookie is good for the code it joined with; the moderator's for the key, whatever the code."""
@@ -71,6 +70,14 @@ class Uploads:
     def right_key(self, given: str) -> bool:
         return hmac.compare_digest(given.encode(), self.moderator_key.encode())
 
+
+class Router:
+    """What the OpenShift router saw, read from the entries the nearest ``hops`` proxies added (never from
+    what a client wrote): the client's address and whether the browser spoke HTTPS."""
+
+    def __init__(self, wall: WallSettings) -> None:
+        self.hops = max(0, wall.forwarded_hops)
+
     def client(self, request: Request) -> str:
         """The client's address as the router saw it: the X-Forwarded-For entry the nearest of ``hops``
         proxies added, counted from the right over every header line (a client's own entries stand to the
@@ -86,6 +93,30 @@ class Uploads:
             protos = forwarded(request, "x-forwarded-proto")
             return bool(protos) and protos[-1].lower() == "https"
         return request.url.scheme == "https"
+
+
+class RateLimits:
+    """How often each may act, per minute in a moving window: uploads per phone and per address, room-code
+    attempts per address, labels per phone."""
+
+    def __init__(self, wall: WallSettings) -> None:
+        self.limiter = MovingWindowRateLimiter(MemoryStorage())
+        self.per_phone = RateLimitItemPerMinute(wall.uploads_per_minute)
+        self.per_address = RateLimitItemPerMinute(wall.uploads_per_address_per_minute)
+        self.joins = RateLimitItemPerMinute(JOINS_PER_ADDRESS_PER_MINUTE)
+        self.feedback = RateLimitItemPerMinute(FEEDBACK_PER_MINUTE)
+
+    def upload(self, address: str, phone: str) -> bool:
+        """One more upload from ``phone`` at ``address``: False when either is over its limit."""
+        return self.limiter.hit(self.per_address, "upload", address) and self.limiter.hit(
+            self.per_phone, "upload", phone
+        )
+
+    def join(self, address: str) -> bool:
+        return self.limiter.hit(self.joins, "join", address)
+
+    def label(self, phone: str) -> bool:
+        return self.limiter.hit(self.feedback, "feedback", phone)
 
 
 class Capacity:
@@ -152,8 +183,8 @@ def from_our_pages(handler):
     """A POST only from the wall's own pages (or a client that is no browser): 403 otherwise."""
 
     async def checked(request: Request):
-        uploads: Uploads = request.app.state.uploads
-        if not same_origin(request, request.app.state.settings.wall.url, uploads.through_tls(request)):
+        wall = wall_of(request)
+        if not same_origin(request, wall.settings.wall.url, wall.router.through_tls(request)):
             return error(403, "this page may not post to the wall")
         return await handler(request)
 
@@ -165,7 +196,7 @@ def joined(handler):
     told so on what it may no longer do (it still sees the wall)."""
 
     async def checked(request: Request):
-        phone = request.app.state.uploads.phone(request)
+        phone = wall_of(request).passes.phone(request)
         if phone is None:
             return error(401, "join the room first: open the link from the room's QR code")
         request.state.phone = phone

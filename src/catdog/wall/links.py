@@ -5,15 +5,18 @@ from __future__ import annotations
 import io
 
 import segno
+from starlette.requests import Request
 
 from catdog.config import Settings
+from catdog.wall.parts import wall_of
 
 
-def public_base(request) -> str:
+def public_base(request: Request) -> str:
     """The wall's address as phones reach it: CATDOG_WALL_URL, else as asked (HTTPS if the router was)."""
-    if request.app.state.settings.wall.url:
-        return request.app.state.settings.wall.url
-    scheme = "https" if request.app.state.uploads.through_tls(request) else request.url.scheme
+    wall = wall_of(request)
+    if wall.settings.wall.url:
+        return wall.settings.wall.url
+    scheme = "https" if wall.router.through_tls(request) else request.url.scheme
     return f"{scheme}://{request.headers.get('host') or request.url.netloc}"
 
 

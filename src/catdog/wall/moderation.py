@@ -2,16 +2,36 @@
 changed, a phone blocked. Each decision is a record on the compacted moderation topic, keyed by what it
 decides (``hide:<partition>-<offset>``, ``paused``, ``code``, ``block:<phone>``), so it outlives a wall
 restart, reaches every replica, and the latest decision on each thing is the one that stands. Only the
-wall's KafkaUser may read or write the topic: the room's code on it is no one else's to read."""
+wall's KafkaUser may read or write the topic: the room's code on it is no one else's to read.
+
+The moderator's routes (below): the instructor (joined with the moderator's key, never the room's code) hides a
+photo from every projector, pauses and resumes uploads, changes the room's code, blocks a phone. Each
+decision is written to the moderation topic before it is answered, then applied here at once; every other
+replica (and this one after a restart) applies it as its feed reads it back.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
+from kafka.errors import KafkaError
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from catdog.config import make_room_code
+from catdog.wall.guard import error, from_our_pages, moderator_only, read_body
+from catdog.wall.links import public_base, upload_url
+from catdog.wall.parts import Wall, wall_of
 from catdog.wall.state import put_bounded
+
+log = logging.getLogger("catdog.wall")
+MODERATION_WAIT_SECONDS = 10.0
 
 HIDDEN_KEPT = 10_000  # photos hidden (a key each): far more than a workshop hides, bounded all the same
 BLOCKED_KEPT = 10_000
@@ -99,3 +119,50 @@ def parse(value: bytes | None) -> dict:
     if not isinstance(decoded, dict):
         raise ValueError("not a JSON object")
     return decoded
+
+
+@from_our_pages
+@moderator_only
+async def moderate(request: Request):
+    """One action: ``{"action": "hide"|"show", "id": "<partition>-<offset>"}``, ``"pause"|"resume"``,
+    ``"rotate"`` (answers the new code and links), ``"block"|"unblock"`` with the ``id`` of a photo the
+    phone sent."""
+    wall = wall_of(request)
+    moderation = wall.moderation
+    try:
+        given = json.loads(await read_body(request, 1024) or b"")
+        action, photo = given["action"], str(given.get("id", ""))
+    except (ValueError, TypeError, KeyError):
+        return error(400, "expected JSON with an action")
+    if action not in ACTIONS:
+        return error(400, f"action must be one of {', '.join(ACTIONS)}")
+    phone = moderation.phones.get(photo) if action in ("block", "unblock") else None
+    if action in ("block", "unblock") and phone is None:
+        return error(404, "no phone on record for that photo (only photos sent through this wall have one)")
+    code = make_room_code() if action == "rotate" else None
+    key, value = record(action, photo=photo, phone=phone, code=code)
+    try:
+        await run_in_threadpool(write, wall, key, value)
+    except KafkaError as failed:
+        log.warning("moderation %s not written: %s", action, failed)
+        return error(503, "Kafka did not take the decision: try again", **{"Retry-After": "5"})
+    await wall.hub.publish(moderation.apply(key, value))
+    log.info("moderator: %s %s", action, photo or "")  # never the new code: the log is not the instructor's alone
+    if code:
+        base = public_base(request)
+        return JSONResponse({"code": code, "wall": f"{base}/#code={code}", "upload": upload_url(base, code)})
+    return JSONResponse(moderation.summary())
+
+
+def write(wall: Wall, key: str, value: dict) -> None:
+    """One decision onto the moderation topic, acknowledged before the moderator is answered."""
+    topic = wall.settings.kafka.moderation_topic
+    wall.producer.send(topic, key=key.encode(), value=json.dumps(value).encode()).get(timeout=MODERATION_WAIT_SECONDS)
+
+
+@moderator_only
+async def summary(request: Request):
+    return JSONResponse(wall_of(request).moderation.summary())
+
+
+ROUTES = [Route("/api/moderate", moderate, methods=["POST"]), Route("/api/moderation", summary)]
