@@ -32,8 +32,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
-from browser import NOTEBOOKS, browser_session, run_notebook, wait_for  # noqa: E402 - after the path is set just above
+from browser import NOTEBOOKS, browser_session, run_notebook  # noqa: E402 - after the path is set just above
 from catdog.broker import CLIENT_ENV  # noqa: E402 - after the path is set just above
+from waiting import wait_until  # noqa: E402 - the same
 
 IMAGE = "localhost/catdog:bench-memory"
 BAKE_SIZES = {"LAB_PER_CLASS": "50", "EVAL_PER_CLASS": "900", "PRETRAINED_PER_CLASS": "40"}
@@ -153,7 +154,7 @@ def main() -> None:
             except OSError:
                 return False
 
-        assert wait_for(answering, 120, 0.5), "the lab did not start"
+        wait_until(answering, 120, "the lab to start", interval=0.5)
         sampler.phase = "JupyterLab idle"
         seconds = {}
         with browser_session() as driver, tempfile.TemporaryDirectory() as shots:

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from waiting import wait_until
+
 NOTEBOOKS = (
     "notebooks/01-cat-dog-lab.ipynb",
     "notebooks/02-evaluate-and-monitor.ipynb",
@@ -112,16 +114,6 @@ def browser(phone: bool = False):
     return webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
 
 
-def wait_for(predicate, timeout: float, interval: float = 1.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    return None
-
-
 def lab_link(lab_url: str, path: str) -> str:
     """The address that opens ``path`` in the JupyterLab at ``lab_url`` (``…/lab``, maybe ``?token=…``)."""
     base, _, query = lab_url.partition("?")
@@ -147,7 +139,7 @@ def run_notebook(driver, lab_url: str, path: str, shots: Path) -> dict:
         state = driver.execute_script(NOTEBOOK_STATE_JS)
         return state if state and state["path"] == path and state["ready"] and state["status"] == "idle" else None
 
-    assert wait_for(opened, 180), f"{path} did not open with an idle kernel"
+    wait_until(opened, 180, f"{path} to open with an idle kernel", interval=1)
     click_menu(driver, "Run", "Run All Cells")
     started = time.monotonic()
 
@@ -160,13 +152,15 @@ def run_notebook(driver, lab_url: str, path: str, shots: Path) -> dict:
             return state
         return None
 
-    state = wait_for(finished, NOTEBOOK_SECONDS, interval=2) or driver.execute_script(NOTEBOOK_STATE_JS)
+    # A time out is a finding the caller reports with the notebook as it stands (which cells ran, which not).
+    state = wait_until(finished, NOTEBOOK_SECONDS, "", interval=2, fail=False) or driver.execute_script(
+        NOTEBOOK_STATE_JS
+    )
     state["seconds"] = time.monotonic() - started
     save_screenshots(driver, state, shots)
     click_menu(driver, "File", "Save Notebook")  # as autosave or Ctrl+S would: outputs go to the file
-    assert wait_for(
-        lambda: not driver.execute_script("return window.jupyterapp.shell.currentWidget.context.model.dirty"), 30
-    ), f"{path} was not saved"
+    saved = "return !window.jupyterapp.shell.currentWidget.context.model.dirty"
+    wait_until(lambda: driver.execute_script(saved), 30, f"{path} to be saved", interval=1)
     return state
 
 
@@ -174,6 +168,7 @@ def save_screenshots(driver, state: dict, shots: Path) -> None:
     """Each figure (scrolled into view, as a learner sees it), then the notebook's end."""
     shots.mkdir(parents=True, exist_ok=True)
     rendered = {}
+    loaded = "return arguments[0].complete && arguments[0].naturalWidth > 0"
     for cell in state["cells"]:
         if not cell["pngs"]:
             continue
@@ -185,14 +180,8 @@ def save_screenshots(driver, state: dict, shots: Path) -> None:
         )
         rendered[cell["index"]] = 0
         for number, image in enumerate(images):
-            wait_for(
-                lambda image=image: driver.execute_script(
-                    "return arguments[0].complete && arguments[0].naturalWidth > 0", image
-                ),
-                10,
-                0.2,
-            )
-            if driver.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", image):
+            # A figure that never loads is counted as not rendered (the caller's finding), not a failure here.
+            if wait_until(lambda image=image: driver.execute_script(loaded, image), 10, "", fail=False):
                 rendered[cell["index"]] += 1
                 image.screenshot(str(shots / f"cell-{cell['index']:02d}-figure-{number + 1}.png"))
     state["rendered"] = rendered
@@ -228,7 +217,7 @@ def walk_lab(driver, lab_url: str, artifacts: Path) -> dict:
     Saves each notebook's cells.json and screenshots under ``artifacts``; returns the timings.
     """
     driver.get(lab_link(lab_url, NOTEBOOKS[0]))
-    assert wait_for(lambda: driver.execute_script("return !!window.jupyterapp"), 120), "JupyterLab did not load"
+    wait_until(lambda: driver.execute_script("return !!window.jupyterapp"), 120, "JupyterLab to load", interval=1)
     timings = {}
     for path in NOTEBOOKS:
         name = Path(path).stem
@@ -272,7 +261,12 @@ def open_wall(driver, wall_url: str, code: str) -> None:
 
     driver.set_window_size(1920, 1080)
     driver.get(f"{wall_url}/#code={code}")
-    assert wait_for(lambda: driver.find_element(By.ID, "board").is_displayed(), 30), driver.page_source[-2000:]
+    wait_until(
+        lambda: driver.find_element(By.ID, "board").is_displayed(),
+        30,
+        lambda: "the wall's board:\n" + driver.page_source[-2000:],
+        interval=1,
+    )
 
 
 def wall_card(driver, learner: str, timeout: float = 60) -> dict | None:
@@ -287,10 +281,13 @@ def wall_card(driver, learner: str, timeout: float = 60) -> dict | None:
             agreement: text('agreement'), versions: text('versions'),
             loaded: thumb.complete && thumb.naturalWidth > 0, html: card.innerHTML};
     """
-    return wait_for(
+    # None when none comes: a hidden photo's card must not (the caller's finding).
+    return wait_until(
         lambda: (lambda c: c if c and c["loaded"] else None)(driver.execute_script(script, learner)),
         timeout,
+        "",
         interval=0.3,
+        fail=False,
     )
 
 
@@ -299,7 +296,7 @@ def send_from_phone(phone, wall_url: str, code: str, learner: str, photo: Path, 
     from selenium.webdriver.common.by import By
 
     phone.get(f"{wall_url}/upload#code={code}")
-    assert wait_for(lambda: phone.find_element(By.ID, "send").is_displayed(), 30)
+    wait_until(lambda: phone.find_element(By.ID, "send").is_displayed(), 30, "the phone's page", interval=1)
     name = phone.find_element(By.ID, "learner")
     name.clear()
     name.send_keys(learner)
@@ -316,4 +313,4 @@ def send_from_phone(phone, wall_url: str, code: str, learner: str, photo: Path, 
             }
         return None
 
-    return wait_for(settled, timeout, interval=0.3) or {"error": "nothing shown in time"}
+    return wait_until(settled, timeout, "", interval=0.3, fail=False) or {"error": "nothing shown in time"}

@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 
 from catdog.broker import free_port
+from waiting import wait_until
 
 CATDOG = Path(sys.prefix) / "bin" / "catdog"  # the console script the venv (or the image) installs
 SERVICE_START_SECONDS = 120
@@ -105,13 +106,25 @@ class Service:
             return 0, repr(error)
 
     def wait_ready(self, timeout: float = SERVICE_START_SECONDS) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, self.output()
-            if self.get("/readyz")[0] == 200:
-                return
-            time.sleep(0.3)
-        raise AssertionError(f"service not ready in time:\n{self.output()}")
+        wait_until(
+            lambda: self.running() and self.get("/readyz")[0] == 200,
+            timeout,
+            lambda: f"the service to be ready:\n{self.output()[-5000:]}",
+            interval=0.3,
+        )
+
+    def running(self) -> bool:
+        """True while the process runs; once it stopped, a failed assertion with its log."""
+        assert self.process.poll() is None, f"it stopped (status {self.process.returncode}):\n{self.output()[-3000:]}"
+        return True
+
+    def wait_logged(self, text: str, timeout: float, times: int = 1) -> None:
+        """Until ``text`` is in the log (``times`` times), the process running all along."""
+        wait_until(
+            lambda: self.running() and self.output().count(text) >= times,
+            timeout,
+            lambda: f"{text!r} in the log ({times}x):\n{self.output()[-3000:]}",
+        )
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
@@ -151,14 +164,17 @@ def start_wall(
         [CATDOG, "wall"], stdout=open(log, "wb"), stderr=subprocess.STDOUT, env={**os.environ, **env}
     )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/readyz").status_code == 200:
-                return process, base
-        except httpx.TransportError:
-            pass
+
+    def ready() -> bool:
         assert process.poll() is None, log.read_text()
-        time.sleep(0.2)
-    process.kill()
-    raise AssertionError(f"the wall did not become ready:\n{log.read_text()}")
+        try:
+            return httpx.get(f"{base}/readyz").status_code == 200
+        except httpx.TransportError:
+            return False
+
+    try:
+        wait_until(ready, timeout, lambda: f"the wall to be ready:\n{log.read_text()}")
+    except BaseException:
+        process.kill()
+        raise
+    return process, base

@@ -25,6 +25,7 @@ from catdog.kafka.records import LEARNER_HEADER
 from conftest import REPO
 from processes import catdog, catdog_ok, kafka_env, start_wall
 from test_kafka import collect
+from waiting import wait_until
 
 CODE = "challenge-room-code"
 ARTIFACTS = (
@@ -126,19 +127,20 @@ def test_making_a_challenge_leaves_no_label_beside_the_photos_and_keeps_the_answ
 
 
 def leaderboard(base: str, timeout: float = 30, until=lambda board: True) -> dict | None:
-    """The board in the wall's snapshot, as a projector's event stream first receives it."""
-    deadline = time.monotonic() + timeout
+    """The board in the wall's snapshot, as a projector's event stream first receives it, once ``until`` holds
+    (the last one seen after ``timeout`` s, for the caller's assertion to show; None: no challenge on)."""
+    last: list = []
     with httpx.Client(base_url=base, timeout=30) as client:
         assert client.post("/api/join", json={"code": CODE}).status_code == 204
-        while True:
+
+        def board_as_wanted() -> bool:
             with client.stream("GET", "/api/events") as stream:
-                for line in stream.iter_lines():
-                    if line.startswith("data:"):
-                        board = json.loads(line.split(":", 1)[1])["leaderboard"]
-                        break
-            if board is None or until(board) or time.monotonic() > deadline:
-                return board
-            time.sleep(0.5)
+                line = next(line for line in stream.iter_lines() if line.startswith("data:"))
+            last[:] = [json.loads(line.split(":", 1)[1])["leaderboard"]]
+            return last[0] is None or until(last[0])
+
+        wait_until(board_as_wanted, timeout, "", interval=0.5, fail=False)
+    return last[0]
 
 
 @pytest.mark.timeout(600)
@@ -251,12 +253,15 @@ def show_on_the_projector(base: str, board: dict, answers) -> None:
     """The wall in Chromium at 1080p: the board's rows in order, the line to beat, the refusals."""
     from selenium.webdriver.common.by import By
 
-    from browser import browser_session, open_wall, wait_for, wall_problems
+    from browser import browser_session, open_wall, wall_problems
 
     with browser_session() as driver:
         open_wall(driver, base, CODE)
-        shown = wait_for(
-            lambda: [item.text for item in driver.find_elements(By.CSS_SELECTOR, "#leaders li")] or None, 30
+        shown = wait_until(
+            lambda: [item.text for item in driver.find_elements(By.CSS_SELECTOR, "#leaders li")],
+            30,
+            "the leaderboard on the wall",
+            interval=1,
         )
         names = [text.split()[0] for text in shown if not text.startswith("pretrained model")]
         assert names == [row["learner"] for row in board["rows"]], shown

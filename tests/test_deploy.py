@@ -23,6 +23,7 @@ import yaml
 from browser import NOTEBOOKS
 from catdog.config import DEFAULT_MAX_IMAGE_BYTES, load_settings
 from conftest import SHARED, free_port
+from waiting import wait_until
 
 REPO = Path(__file__).resolve().parent.parent
 DEPLOY = REPO / "deploy" / "openshift"
@@ -579,10 +580,12 @@ def test_start_script_serves_jupyterlab_only_with_the_token(given_token, tmp_pat
         process = subprocess.Popen(command, env=env, stdout=stream, stderr=subprocess.STDOUT)
     try:
         base = f"http://127.0.0.1:{port}{prefix}"
-        deadline = time.monotonic() + 90
-        while get_status(base + "api/status") == 0 and time.monotonic() < deadline:
-            assert process.poll() is None, log.read_text()
-            time.sleep(0.3)
+        wait_until(
+            lambda: (process.poll() is None or pytest.fail(log.read_text())) and get_status(base + "api/status") != 0,
+            90,
+            lambda: f"JupyterLab to answer:\n{log.read_text()}",
+            interval=0.3,
+        )
         token = "s3cret-token"
         if not given_token:
             line = next(line for line in log.read_text().splitlines() if "JupyterLab token (generated" in line)
@@ -650,10 +653,12 @@ def test_start_script_as_a_workbench_seeds_an_empty_home_and_takes_the_dashboard
         process = subprocess.Popen(command, env=env, stdout=stream, stderr=subprocess.STDOUT)
     try:
         url = f"http://127.0.0.1:{port}{prefix}/api/contents/notebooks"
-        deadline = time.monotonic() + 90
-        while get_status(url) == 0 and time.monotonic() < deadline:
-            assert process.poll() is None, log.read_text()
-            time.sleep(0.3)
+        wait_until(
+            lambda: (process.poll() is None or pytest.fail(log.read_text())) and get_status(url) != 0,
+            90,
+            lambda: f"JupyterLab to answer:\n{log.read_text()}",
+            interval=0.3,
+        )
         assert get_status(url) == 200, log.read_text()  # the dashboard's OAuth proxy guards it, not a token
         assert (home / "notebooks" / "01-cat-dog-lab.ipynb").is_file() and (home / "data" / "manifest.csv").is_file()
         assert (home / "models" / "quick.keras").read_text() == "the learner's own"

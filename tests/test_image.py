@@ -39,8 +39,9 @@ import pytest
 import yaml
 
 import samples
-from browser import LAB_SIZES, NOTEBOOKS, browser_session, problems, run_notebook, wait_for, walk_lab
+from browser import LAB_SIZES, NOTEBOOKS, browser_session, problems, run_notebook, walk_lab
 from conftest import REPO, SHARED, free_port
+from waiting import wait_until
 
 # Longer than the suite's default timeout: the first test builds the image (BUILD_SECONDS).
 pytestmark = pytest.mark.timeout(3600)
@@ -183,7 +184,7 @@ def wait_answering(url: str, name: str, expect: int = 200) -> None:
         assert running == "true", f"container {name} stopped:\n{logs(name)[-4000:]}"
         return status(url) == expect
 
-    assert wait_for(answered, START_SECONDS, 0.5), f"{url} did not answer {expect}:\n{logs(name)[-4000:]}"
+    wait_until(answered, START_SECONDS, lambda: f"{url} to answer {expect}:\n{logs(name)[-4000:]}", interval=0.5)
 
 
 def test_image_runs_as_the_random_uid_openshift_gives_it(image):
@@ -314,10 +315,12 @@ def test_lab_starts_from_the_images_cmd_and_answers_only_with_its_token(image, c
     args = ("--user", RANDOM_UID, "--env", f"JUPYTER_PORT={port}", "--volume", f"{home}:/opt/app-root/src", image)
     name = containers(*args)
     base = f"http://127.0.0.1:{port}"
-    token = wait_for(
-        lambda: (re.findall(r"JupyterLab token \(generated[^)]*\): (\S+)", logs(name)) or [None])[0], START_SECONDS, 0.5
+    token = wait_until(
+        lambda: (re.findall(r"JupyterLab token \(generated[^)]*\): (\S+)", logs(name)) or [None])[0],
+        START_SECONDS,
+        lambda: f"a generated token in the log:\n{logs(name)[-3000:]}",
+        interval=0.5,
     )
-    assert token, f"no generated token in the log:\n{logs(name)[-3000:]}"
     wait_answering(f"{base}/api/status?token={token}", name)
     for path in ("/api/status", "/api/contents", "/api/kernels"):
         assert status(base + path) == 403, f"{path} answered without the token"
@@ -468,8 +471,8 @@ def test_a_batch_of_giant_images_from_a_foreign_client_never_gets_the_classifier
     wanted = set(delivered.values())
     kafka = load_settings({"KAFKA_BOOTSTRAP_SERVERS": services["bootstrap"]}).kafka
     ended: dict[tuple[int, int], str] = {}
-    deadline = time.monotonic() + 300
-    while not wanted <= ended.keys() and time.monotonic() < deadline:
+
+    def all_ended() -> bool:
         for topic, read, outcome in (
             (kafka.predictions_topic, iter_predictions, "result"),
             (kafka.dlq_topic, iter_dead_letters, "dead letter"),
@@ -486,8 +489,13 @@ def test_a_batch_of_giant_images_from_a_foreign_client_never_gets_the_classifier
         assert state["Running"] and not state["OOMKilled"], (
             f"the classifier died: {state}\n{logs(services['classifier'])[-3000:]}"
         )
-    assert wanted <= ended.keys(), (
-        f"{len(wanted - ended.keys())} of {len(wanted)} never ended:\n{logs(services['classifier'])[-3000:]}"
+        return wanted <= ended.keys()
+
+    wait_until(
+        all_ended,
+        300,
+        lambda: f"{len(wanted - ended.keys())} of {len(wanted)} to end:\n{logs(services['classifier'])[-3000:]}",
+        interval=0,
     )
     assert set(ended[where] for where in wanted) == {"result"}, ended
     peak, limit = peak_memory(services["classifier"]), int(memory_limit(CLASSIFIER))
@@ -1378,14 +1386,15 @@ def test_the_default_overlay_runs_as_pods_exactly_as_its_manifests_say(image, tm
         assert ended == 0 and "PROMOTED" in job_log, job_log[-3000:]
         retrained = model_version(pods.volume(models_claim) / "pretrained.keras")
         assert retrained != versions["pretrained"]
-        deadline = time.monotonic() + 120
-        while (result := classified_from_librdkafka(producer, kafka, cat_photos[3], served))["pretrained"][
-            "version"
-        ] != retrained and time.monotonic() < deadline:
-            time.sleep(2)
-        assert result["pretrained"]["version"] == retrained and result["quick"]["version"] == versions["quick"], logs(
-            served
-        )[-3000:]
+        result = wait_until(
+            lambda: (lambda r: r if r["pretrained"]["version"] == retrained else None)(
+                classified_from_librdkafka(producer, kafka, cat_photos[3], served)
+            ),
+            120,
+            lambda: f"a result from the retrained {retrained}:\n{logs(served)[-3000:]}",
+            interval=2,
+        )
+        assert result["quick"]["version"] == versions["quick"], logs(served)[-3000:]
 
 
 def room_as_written(tmp_path: Path) -> tuple[Path, dict, list[dict]]:

@@ -25,7 +25,8 @@ from catdog import broker as embedded
 from catdog.kafka.clients import ensure_topics, make_consumer, make_producer
 from catdog.kafka.photos import ImageTooLarge, fetch_images, image_key, send_image
 from conftest import free_port, kafka_env
-from processes import SERVICE_START_SECONDS, Service, catdog, catdog_ok, start_service
+from processes import SERVICE_START_SECONDS, catdog, catdog_ok, start_service
+from waiting import wait_until
 
 CLASSIFIER = Path(__file__).resolve().parent.parent / "deploy" / "openshift" / "base" / "classifier" / "deployment.yaml"
 
@@ -88,9 +89,8 @@ def test_broker_stop_keeps_the_record_until_the_process_is_gone(tmp_path, monkey
     stubborn = subprocess.Popen(
         ["bash", "-c", "trap '' TERM; while :; do sleep 0.1; done", "tansu", f"127.0.0.1:{port}"]
     )
-    deadline = time.monotonic() + 10
-    while not embedded._is_our_broker(stubborn.pid, port) and time.monotonic() < deadline:
-        time.sleep(0.05)  # until the child has exec'd its command line
+    # Until the child has exec'd its command line.
+    wait_until(lambda: embedded._is_our_broker(stubborn.pid, port), 10, "the stand-in broker to start", interval=0.05)
     record = {"pid": stubborn.pid, "port": port, "log": str(state / "broker.log")}
     (state / "broker.json").write_text(json.dumps(record))
     monkeypatch.setattr(embedded, "STOP_TIMEOUT_SECONDS", 1.0)
@@ -336,13 +336,8 @@ def wait_committed(kafka, sent: list, timeout: float = 60) -> bool:
     expected = {}
     for record in sent:
         expected[record.partition] = max(expected.get(record.partition, 0), record.offset + 1)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        committed = committed_offsets(kafka)
-        if all(committed.get(p) == offset for p, offset in expected.items()):
-            return True
-        time.sleep(0.2)
-    return False
+    done = lambda: all(committed_offsets(kafka).get(p) == offset for p, offset in expected.items())  # noqa: E731 - one line
+    return bool(wait_until(done, timeout, "", fail=False))
 
 
 def results_for(kafka, sent: list, timeout: float = 90, settle: float = 0.0) -> dict[tuple[int, int], list[dict]]:
@@ -351,10 +346,8 @@ def results_for(kafka, sent: list, timeout: float = 90, settle: float = 0.0) -> 
     wanted = {(s.partition, s.offset) for s in sent}
     consumer = make_consumer(kafka, kafka.predictions_topic)
     results: dict[tuple[int, int], list[dict]] = {}
-    deadline = time.monotonic() + timeout
-    try:
-        while not wanted <= set(results) and time.monotonic() < deadline:
-            read(consumer, results)
+    try:  # a photo with no result in time: the caller's assertion says which
+        wait_until(lambda: read(consumer, results) >= 0 and wanted <= set(results), timeout, "", interval=0, fail=False)
         quiet_until = time.monotonic() + settle
         while time.monotonic() < quiet_until:
             if read(consumer, results):
@@ -438,10 +431,7 @@ def test_sigterm_mid_batch_with_a_broker_that_stopped_answering_ends_within_the_
         send_image(producer, kafka, photo.read_bytes(), photo.name)
     producer.close()
     service = start_service(services, kafka, models_dir, tmp_path, ready=False)
-    deadline = time.monotonic() + SERVICE_START_SECONDS
-    while "dead letter" not in service.output() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert "dead letter" in service.output(), service.output()[-3000:]
+    service.wait_logged("dead letter", SERVICE_START_SECONDS)
     with frozen(broker):  # mid-batch: its sends will not be acknowledged
         started = time.monotonic()
         service.process.send_signal(signal.SIGTERM)
@@ -562,11 +552,11 @@ def test_a_member_paused_past_its_session_timeout_loses_nothing_and_keeps_its_co
     sent = [send_image(producer, kafka, p.read_bytes(), p.name) for p in cat_photos[400:445] + dog_photos[400:445]]
     producer.close()
     one = start_service(services, kafka, models_dir, tmp_path, "one")
-    assert wait_for_text(one, "committed", 60), one.output()[-3000:]
+    one.wait_logged("committed", 60)
     one.process.send_signal(signal.SIGSTOP)  # mid-stream: it holds a batch it has not committed
     try:
         two = start_service(services, kafka, models_dir, tmp_path, "two")
-        assert wait_for_text(two, "committed", kafka.session_timeout_ms / 1000 * 4), two.output()[-3000:]
+        two.wait_logged("committed", kafka.session_timeout_ms / 1000 * 4)
     finally:
         one.process.send_signal(signal.SIGCONT)
     assert wait_committed(kafka, sent, timeout=120), (
@@ -576,7 +566,7 @@ def test_a_member_paused_past_its_session_timeout_loses_nothing_and_keeps_its_co
     assert set(results) == {(s.partition, s.offset) for s in sent}, "an image has no result"
     repeated = [where for where, copies in results.items() if len(copies) > 1]
     assert len(repeated) <= 4 * kafka.batch_size, f"{len(repeated)} results repeated"
-    assert wait_for_text(one, "group rebalanced", 60), one.output()[-3000:]
+    one.wait_logged("group rebalanced", 60)
     assert "retrying in" not in one.output(), one.output()[-3000:]
     # The group settled in a few joins (8-9 in all, a member-id round each time included), not a member
     # joining again every few seconds: kafka-python drops a join that completes outside poll(), as one did
@@ -588,23 +578,11 @@ def test_a_member_paused_past_its_session_timeout_loses_nothing_and_keeps_its_co
     two.stop()
 
 
-def wait_for_text(service: Service, text: str, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while text not in service.output():
-        if time.monotonic() > deadline or service.process.poll() is not None:
-            return False
-        time.sleep(0.1)
-    return True
-
-
 def test_no_broker_at_start_is_retried_then_connects(models_dir, services, tmp_path, kafka):
     port = free_port()
     kafka = replace(kafka, bootstrap_servers=f"127.0.0.1:{port}")
     service = start_service(services, kafka, models_dir, tmp_path, ready=False)
-    deadline = time.monotonic() + SERVICE_START_SECONDS
-    while "retrying in" not in service.output() and time.monotonic() < deadline:
-        assert service.process.poll() is None, service.output()
-        time.sleep(0.3)
+    service.wait_logged("retrying in", SERVICE_START_SECONDS)
     assert f"Kafka problem at 127.0.0.1:{port}" in service.output()
     assert service.get("/readyz")[0] == 503 and service.get("/healthz")[0] == 200
     state = tmp_path / "late-broker"
@@ -649,22 +627,15 @@ def test_a_new_model_file_is_served_without_a_restart_and_a_broken_one_is_not(
         (folder / ".pretrained.partial.keras").write_bytes(data)
         (folder / ".pretrained.partial.keras").replace(folder / "pretrained.keras")
 
-    def wait_for_log(text: str) -> None:
-        deadline = time.monotonic() + 60
-        while text not in service.output() and time.monotonic() < deadline:
-            assert service.process.poll() is None, service.output()[-3000:]
-            time.sleep(0.2)
-        assert text in service.output(), service.output()[-3000:]
-
     assert {result["pretrained"]["version"] for _, result in classify_four()} == {first}
     replace_model((models_dir / "quick.keras").read_bytes())  # another valid catdog model
     second = model_version(folder / "pretrained.keras")
-    wait_for_log(f"now serving pretrained model {second} (was {first})")
+    service.wait_logged(f"now serving pretrained model {second} (was {first})", 60)
     assert {result["pretrained"]["version"] for _, result in classify_four()} == {second}
     assert {result["quick"]["version"] for _, result in classify_four()} == {model_version(folder / "quick.keras")}
 
     replace_model(b"PK\x03\x04 not a model at all")
-    wait_for_log("new pretrained model not loaded, still serving version " + second)
+    service.wait_logged("new pretrained model not loaded, still serving version " + second, 60)
     assert {result["pretrained"]["version"] for _, result in classify_four()} == {second}
     producer.close()
     status, text = service.get("/metrics")
@@ -748,12 +719,7 @@ def test_promotions_and_rollbacks_while_photos_stream_give_each_photo_one_result
                 catdog_ok("models", "rollback", env={**kafka_env(kafka), **env})
                 serving = first
             swapped = f"now serving pretrained model {serving} (was {before})"
-            wait_until(
-                lambda swap=swap: service.output().count("now serving pretrained model") == swap + 1,
-                60,
-                f"swap {swap + 1}: {swapped}",
-                service,
-            )
+            service.wait_logged("now serving pretrained model", 60, times=swap + 1)
             assert service.output().rstrip().rsplit("now serving", 1)[-1].startswith(swapped[len("now serving") :])
             time.sleep(1.0)  # photos classified by this version
     finally:
@@ -778,18 +744,6 @@ def test_promotions_and_rollbacks_while_photos_stream_give_each_photo_one_result
         assert result["pretrained"]["p_dog"] == pytest.approx(expected[version, photo], abs=0.01), (photo, version)
     assert min(named.values()) > 0, named
     assert service.stop() == 0
-
-
-def wait_until(condition, timeout: float, what: str, service: Service | None = None) -> None:
-    """Wait for ``condition()``; on time out, fail naming what was awaited (and the service's log)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if service is not None:
-            assert service.process.poll() is None, service.output()[-3000:]
-        assert time.monotonic() < deadline, f"waited {timeout:.0f} s for: {what}\n" + (
-            service.output()[-3000:] if service else ""
-        )
-        time.sleep(0.2)
 
 
 def test_a_copy_of_a_learners_signed_photo_is_classified_but_shown_as_no_ones(

@@ -23,6 +23,7 @@ from catdog.kafka.records import header_text
 from conftest import kafka_env
 from processes import start_service
 from test_kafka import MESSAGES, collect, frozen
+from waiting import wait_until
 
 SEED = 20261121  # a failure reproduces with the same records
 RECORDS_PER_CODEC = 30
@@ -235,10 +236,11 @@ def test_a_batch_that_cannot_be_read_is_logged_counted_and_fails_readiness(
     thread = threading.Thread(target=classifier.run, daemon=True)
     thread.start()
     try:
-        deadline = time.monotonic() + 60
-        while not metrics.registry.get_sample_value("catdog_unreadable_batches_total") and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert metrics.registry.get_sample_value("catdog_unreadable_batches_total") >= 1
+        wait_until(
+            lambda: metrics.registry.get_sample_value("catdog_unreadable_batches_total"),
+            60,
+            lambda: f"an unreadable batch counted:\n{caplog.text[-3000:]}",
+        )
         assert not metrics.is_ready() and metrics.is_live()
         assert f"{kafka.images_topic}[0]@0" in caplog.text and "UnsupportedCodecError" in caplog.text
         monkeypatch.undo()  # the codec is back (e.g. after an image upgrade): the records are read

@@ -31,12 +31,12 @@ from browser import (
     problems,
     run_notebook,
     send_from_phone,
-    wait_for,
     walk_lab,
     wall_card,
     wall_problems,
 )
 from conftest import REPO, SHARED, free_port
+from waiting import wait_until
 
 # Longer than the suite's default timeout: every notebook run in the browser.
 pytestmark = pytest.mark.timeout(2400)
@@ -123,8 +123,8 @@ def lab(tmp_path_factory):
             return None
         return found.group(1)
 
-    url = wait_for(answering, START_SECONDS)
-    if url is None:
+    url = wait_until(answering, START_SECONDS, "", interval=1, fail=False)
+    if url is None:  # stopped, then reported with make lab's log
         os.killpg(process.pid, signal.SIGTERM)
         pytest.fail(f"make lab did not start JupyterLab:\n{log.read_text(errors='replace')[-5000:]}")
     # The wall's link, printed with JupyterLab's (the room code in its fragment).
@@ -215,9 +215,12 @@ def test_learners_at_once_each_get_their_own_result_first(lab, tmp_path):
             started.append((name, f"http://127.0.0.1:{port}/lab?token={token}", process, home))
         for name, url, process, _ in started:
             status = url.replace("/lab?", "/api/status?")
-            assert wait_for(lambda process=process, status=status: process.poll() is None and _answers(status), 120), (
-                tmp_path / f"{name}.log"
-            ).read_text()[-3000:]
+            wait_until(
+                lambda process=process, status=status: process.poll() is None and _answers(status),
+                120,
+                lambda name=name: f"{name}'s lab to answer:\n" + (tmp_path / f"{name}.log").read_text()[-3000:],
+                interval=1,
+            )
 
         states: dict[str, dict] = {}
 
@@ -244,15 +247,17 @@ def test_learners_at_once_each_get_their_own_result_first(lab, tmp_path):
         # `make lab` runs a challenge: both learners' submissions from the notebook are on the projector's board.
         with browser_session() as projector:
             open_wall(projector, lab["wall"], lab["room_code"])
-            board = wait_for(
+            board = wait_until(
                 lambda: (lambda rows: rows if set(ROOM) <= {r.split()[0] for r in rows} else None)(
                     projector.execute_script(
                         "return [...document.querySelectorAll('#leaders li')].map(li => li.textContent)"
                     )
                 ),
                 60,
+                "every learner on the projector's leaderboard",
+                interval=1,
             )
-            assert board and any(row.startswith("pretrained model") for row in board), board
+            assert any(row.startswith("pretrained model") for row in board), board
             projector.save_screenshot(str(ARTIFACTS / "room" / "wall-leaderboard.png"))
     finally:
         for _, _, process, _ in started:
@@ -309,7 +314,7 @@ def test_phones_and_the_projector_meet_on_the_wall(lab, tmp_path, cat_photos):
 
         feedback_before = end(kafka.feedback_topic)
         phone.find_element(By.ID, "wrong").click()
-        assert wait_for(lambda: "recorded" in phone.find_element(By.ID, "thanks").text, 20)
+        wait_until(lambda: "recorded" in phone.find_element(By.ID, "thanks").text, 20, "the phone's thanks", interval=1)
         assert not phone.find_element(By.ID, "right").is_enabled()  # one answer per photo
         wrong_label = phone.find_element(By.ID, "wrong").get_attribute("data-label")
         consumer.assign([TopicPartition(kafka.feedback_topic, 0)])
@@ -331,7 +336,7 @@ def test_phones_and_the_projector_meet_on_the_wall(lab, tmp_path, cat_photos):
         assert json.loads(written[0].value)["label"] == wrong_label != shown["pretrained"].split()[2].lower()
         # The projector scores the serving version on the photos the room judged (this one among them).
         history = projector.find_element(By.ID, "history")
-        assert wait_for(lambda: "right of" in history.text, 20), history.text
+        wait_until(lambda: "right of" in history.text, 20, lambda: f"the room's score on the projector: {history.text}")
         assert "pretrained, version by version:" in history.text and card["versions"].split()[-1] in history.text
 
         images_before = end(kafka.images_topic)
@@ -393,13 +398,18 @@ def test_the_moderator_takes_a_photo_off_the_projector_within_a_second(lab, cat_
             "return [...document.querySelectorAll('#cards .card')]"
             ".find(c => c.querySelector('.learner').textContent === 'Prankster')"
         )
-        card = wait_for(lambda: desk.execute_script(hide), 30, interval=0.3)
-        assert card, desk.page_source[-2000:]
+        card = wait_until(
+            lambda: desk.execute_script(hide),
+            30,
+            lambda: "the card on the moderator's page:\n" + desk.page_source[-2000:],
+        )
         assert "key=" not in desk.current_url
         card.find_element(By.CSS_SELECTOR, "button.hide").click()
         clicked = time.monotonic()
         on_wall = "return [...document.querySelectorAll('#cards .learner')].some(n => n.textContent === 'Prankster')"
-        assert wait_for(lambda: not projector.execute_script(on_wall), 5, interval=0.05)
+        wait_until(
+            lambda: not projector.execute_script(on_wall), 5, "the hidden card gone from the wall", interval=0.05
+        )
         taken_off = time.monotonic() - clicked
         projector.save_screenshot(str(ARTIFACTS / "wall" / "moderated-projector.png"))
         desk.save_screenshot(str(ARTIFACTS / "wall" / "moderator.png"))

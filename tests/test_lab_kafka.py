@@ -18,6 +18,7 @@ from catdog.kafka.photos import fetch_images, send_image
 from catdog.kafka.results import collect_predictions, find_prediction, latest_predictions
 from conftest import kafka_env
 from processes import start_service
+from waiting import wait_until
 
 
 @pytest.fixture
@@ -112,10 +113,11 @@ def test_drift_is_measured_from_every_replicas_results(kafka, lab_data, models_d
     # Send once the group has settled (the first replica reassigned, the second assigned): a photo sent
     # during the rebalance may be classified twice (at-least-once), and this test counts classifications.
     assigned = "Setting newly assigned partitions"
-    deadline = time.monotonic() + 60
-    while first.output().count(assigned) < 2 or second.output().count(assigned) < 1:
-        assert time.monotonic() < deadline, first.output()[-2000:] + second.output()[-2000:]
-        time.sleep(0.2)
+    wait_until(
+        lambda: first.output().count(assigned) >= 2 and second.output().count(assigned) >= 1,
+        60,
+        lambda: "both members assigned their partitions:\n" + first.output()[-2000:] + second.output()[-2000:],
+    )
     stream = monitoring.skewed_stream(lab_data, 6)
     assert [len(photos) for photos in stream.values()] == [6, 6]
     sent = monitoring.send_stream(kafka, stream)

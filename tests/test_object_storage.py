@@ -9,7 +9,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import boto3
@@ -17,6 +16,7 @@ import pytest
 
 import samples
 from conftest import free_port
+from waiting import wait_until
 
 BIN = Path(sys.prefix) / "bin"
 ACCESS_KEY, SECRET_KEY = "catdog-test", "catdog-test-secret-key"
@@ -66,15 +66,16 @@ def s3(tmp_path_factory):
         aws_secret_access_key=SECRET_KEY,
         region_name="us-east-1",
     )
-    deadline = time.monotonic() + 60
-    while True:
+
+    def bucket_made() -> bool:
+        assert process.poll() is None, f"weed server stopped:\n{log.read_text()[-3000:]}"
         try:
             client.create_bucket(Bucket=BUCKET)
-            break
+            return True
         except Exception:  # noqa: BLE001 - not up yet
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"weed server did not start:\n{log.read_text()[-3000:]}")
-            time.sleep(0.5)
+            return False
+
+    wait_until(bucket_made, 60, lambda: f"weed server to start:\n{log.read_text()[-3000:]}", interval=0.5)
     yield {"endpoint": endpoint, "client": client, "port": ports["s3"]}
     process.terminate()
     try:

@@ -27,6 +27,7 @@ from catdog.kafka.results import collect_predictions
 from conftest import kafka_env
 from processes import catdog, catdog_ok, start_service, start_wall
 from test_wall import CODE, collect
+from waiting import wait_until
 
 PER_CLASS = 15  # each training run: seconds, not minutes (MobileNet features on 30-40 photos)
 EPOCHS = "10"
@@ -161,14 +162,14 @@ def assert_promoted_with_its_card(env: dict, kafka, models: Path, kaggle_dev: Pa
 
 def results_once_served(env: dict, kafka, folder: Path, version: str, service) -> dict[str, dict]:
     """The classifier's results for ``folder`` once they carry ``version`` (it reloads within a second or so)."""
-    deadline = time.monotonic() + 120
-    while True:
-        after = classified(env, kafka, folder)
-        if all(r["pretrained"].get("version") == version for r in after.values()) or time.monotonic() > deadline:
-            break
-        time.sleep(1)
-    assert all(r["pretrained"]["version"] == version for r in after.values()), service.output()[-3000:]
-    return after
+    last: list = []
+
+    def all_from_version() -> bool:
+        last[:] = [classified(env, kafka, folder)]
+        return all(r["pretrained"].get("version") == version for r in last[0].values())
+
+    wait_until(all_from_version, 120, lambda: f"results from {version}:\n{service.output()[-3000:]}", interval=1)
+    return last[0]
 
 
 def test_the_rooms_corrections_retrain_a_model_that_serves_only_through_the_gate(

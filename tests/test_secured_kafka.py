@@ -26,6 +26,7 @@ from catdog.room.certificates import make_ca
 from processes import Service, catdog, catdog_ok
 from secured import rendered_env, start_secured_kafka
 from test_deploy import render, write_room
+from waiting import wait_until
 
 
 @pytest.fixture(scope="module")
@@ -334,10 +335,7 @@ def consume_as_group(topic: str, group: str):
 
         consumer = make_consumer(kafka, topic, group_id=group)
         try:
-            deadline = time.monotonic() + 20
-            while not consumer.assignment() and time.monotonic() < deadline:
-                consumer.poll(500)
-            assert consumer.assignment(), "no partitions assigned"
+            wait_until(lambda: consumer.poll(500) is not None and consumer.assignment(), 20, "partitions assigned")
             for partition in consumer.assignment():
                 consumer.position(partition)
             consumer.commit()
@@ -477,22 +475,30 @@ def test_make_lab_secure_runs_the_lab_as_one_learner_of_a_room_on_the_enforcing_
             start_new_session=True,
         )
     try:
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline and process.poll() is None and "Moderator: http" not in log.read_text():
-            time.sleep(1)  # the last line before JupyterLab starts: the broker, the classifier and the wall are up
+        # The last line before JupyterLab starts: the broker, the classifier and the wall are up.
+        wait_until(
+            lambda: process.poll() is None and "Moderator: http" in log.read_text(errors="replace"),
+            240,
+            lambda: "make lab-secure's links:\n" + log.read_text(errors="replace")[-4000:],
+            interval=1,
+        )
         printed = log.read_text(errors="replace")
-        assert "Moderator: http" in printed and "secured Kafka at" in printed, printed[-4000:]
+        assert "secured Kafka at" in printed, printed[-4000:]
         assert (room / "secrets.json").exists()
         env_dir = Path(re.search(r"env files in (\S+)", printed).group(1))
-        jupyter = []
-        while time.monotonic() < deadline and not jupyter:
-            jupyter = subprocess.run(
+        jupyter = wait_until(
+            lambda: subprocess.run(
                 ["pgrep", "-g", str(process.pid), "-f", "bin/jupyter-lab"], capture_output=True, text=True
-            ).stdout.split()
-            time.sleep(0.5)
-        assert jupyter, subprocess.run(
-            ["ps", "-o", "pid,args", "-g", str(process.pid)], capture_output=True, text=True
-        ).stdout
+            ).stdout.split(),
+            60,
+            lambda: (
+                "JupyterLab among make lab-secure's processes:\n"
+                + subprocess.run(
+                    ["ps", "-o", "pid,args", "-g", str(process.pid)], capture_output=True, text=True
+                ).stdout
+            ),
+            interval=0.5,
+        )
         seen = dict(
             line.split("=", 1) for line in Path(f"/proc/{jupyter[0]}/environ").read_text().split("\0") if "=" in line
         )

@@ -24,6 +24,7 @@ from catdog.kafka.photos import image_key
 from conftest import kafka_env
 from processes import start_wall
 from test_kafka import collect
+from waiting import wait_until
 
 CODE = "test-room-code"
 
@@ -253,12 +254,8 @@ def test_photos_become_cards_with_server_made_thumbnails_and_feedback_counts(wal
     assert phone.post("/api/feedback", json={"partition": 0, "offset": 0, "label": "horse"}).status_code == 400
     assert phone.post("/api/feedback", content=b"{" * 10_000).status_code == 400
 
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        stats = [data for event, data in seen if event == "stats"]
-        if stats and stats[-1]["labelled"] == 1:
-            break
-        time.sleep(0.2)
+    labelled = lambda: [data["labelled"] for event, data in seen if event == "stats"][-1:] == [1]  # noqa: E731 - one line
+    wait_until(labelled, 30, "the label counted in the wall's stats", fail=False)  # the assertions below say what
     stop.set()
     cards = [data for event, data in seen if event == "card"]
     assert [card["id"] for card in cards] == [
@@ -389,9 +386,8 @@ def test_a_backlog_larger_than_the_thumbnail_cache_still_gets_one_card_per_photo
             assert producer.flush(30) == 0
             time.sleep(0.2)
     assert producer.flush(30) == 0
-    deadline = time.monotonic() + 60
-    while len([1 for event, _ in seen if event == "card"]) < photos and time.monotonic() < deadline:
-        time.sleep(0.2)
+    # One card per photo: the assertion below says which are missing.
+    wait_until(lambda: len([1 for event, _ in seen if event == "card"]) >= photos, 60, "", fail=False)
     stop.set()
     cards = [data["id"] for event, data in seen if event == "card"]
     assert sorted(cards) == sorted(f"0-{message.offset()}" for message in delivered)  # one each, none missing

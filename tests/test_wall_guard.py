@@ -26,6 +26,7 @@ from catdog.broker import wait_for_port
 from catdog.kafka.clients import ensure_topics
 from conftest import REPO, free_port, kafka_env
 from processes import start_wall
+from waiting import wait_until
 
 CODE = "guarded-room-code"
 SECRET = "s" * 16 + secrets.token_hex(16)
@@ -200,10 +201,7 @@ def test_event_streams_are_capped_per_phone_and_in_all_and_a_closed_one_frees_it
         held.append(open_stream(base, two))
         assert held[-1][0] == 200 and open_stream(base, two)[0] == 503  # the wall's total
         held.pop(0)[1].close()
-        deadline = time.monotonic() + 10
-        while (status := open_stream(base, two))[0] != 200 and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert status[0] == 200
+        wait_until(lambda: open_stream(base, two)[0] == 200, 10, "a stream once one was closed")
         for _, sock in held:
             sock.close()
 

@@ -18,6 +18,7 @@ from catdog.kafka.clients import ensure_topics, make_producer
 from conftest import free_port, kafka_env
 from processes import start_wall
 from test_wall import classifier_result, sse_events
+from waiting import wait_until
 
 CODE = "moderated-room-code"
 KEY = "the-instructors-own-key"
@@ -51,15 +52,6 @@ def card_ids(client: httpx.Client) -> list[str]:
     return [card["id"] for card in json.loads(line[5:])["cards"]]
 
 
-def wait_until(check, seconds: float = 15.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while not check():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.1)
-    return True
-
-
 def classified_photo(kafka, phone: httpx.Client, photo: Path) -> str:
     """A photo a phone sent through the wall, and the classifier's result for it: its card's id."""
     sent = phone.post("/api/photos", params={"filename": photo.name, "learner": "Eve"}, content=photo.read_bytes())
@@ -78,11 +70,11 @@ def test_a_hidden_photo_leaves_every_projector_at_once_and_stays_hidden_after_a_
         first, second = (walls.enter_context(a_wall(kafka, tmp_path, name)) for name in ("first", "second"))
         prankster, viewer = joined(first), joined(second)
         photo = classified_photo(kafka, prankster, cat_photos[0])
-        assert wait_until(lambda: photo in card_ids(viewer)), card_ids(viewer)
+        wait_until(lambda: photo in card_ids(viewer), 15, lambda: f"{photo} on the wall: {card_ids(viewer)}")
         seen: list = []
         stop = threading.Event()
         threading.Thread(target=sse_events, args=(second, viewer.cookies, seen, stop), daemon=True).start()
-        assert wait_until(lambda: any(name == "snapshot" for name, _ in seen))
+        wait_until(lambda: any(name == "snapshot" for name, _ in seen), 15, "the projector's first snapshot")
 
         assert prankster.post("/api/moderate", json={"action": "hide", "id": photo}).status_code == 403  # a phone
         assert httpx.post(f"{first}/api/join", json={"key": "not-the-key"}).status_code == 403
@@ -91,7 +83,9 @@ def test_a_hidden_photo_leaves_every_projector_at_once_and_stays_hidden_after_a_
         hidden_at = time.monotonic()
         assert moderator.post("/api/moderate", json={"action": "hide", "id": photo}).status_code == 200
         # The other replica's projector is told within a second; neither replica shows or serves it again.
-        assert wait_until(lambda: ("hide", {"id": photo}) in seen, 1.0), seen
+        wait_until(
+            lambda: ("hide", {"id": photo}) in seen, 1.0, lambda: f"the hide event within 1 s: {seen}", interval=0.05
+        )
         assert time.monotonic() - hidden_at < 1.0
         stop.set()
         for client in (viewer, prankster):
@@ -159,7 +153,7 @@ def test_a_restarted_wall_comes_back_with_the_rooms_state_and_every_phone_keeps_
             friend.post("/api/feedback", json={"partition": partition, "offset": offset, "label": "cat"}).status_code
             == 201
         )
-        assert wait_until(lambda: snapshot(friend)["stats"]["labelled"] == 1)
+        wait_until(lambda: snapshot(friend)["stats"]["labelled"] == 1, 15, "the label counted on the wall")
         before = snapshot(friend)
     with a_wall(kafka, tmp_path, "after", port) as again:
         assert again == base
@@ -181,7 +175,7 @@ def test_a_photo_sent_while_the_wall_restarts_is_sent_again_by_the_phones_page(k
     the wall is back the photo goes, and its verdicts come, with the join made before the restart."""
     from selenium.webdriver.common.by import By
 
-    from browser import browser_session, wait_for, wall_problems
+    from browser import browser_session, wall_problems
     from catdog.kafka.clients import make_consumer
 
     ensure_topics(kafka)
@@ -189,25 +183,30 @@ def test_a_photo_sent_while_the_wall_restarts_is_sent_again_by_the_phones_page(k
     with browser_session(phone=True) as phone:
         with a_wall(kafka, tmp_path, "before", port) as base:
             phone.get(f"{base}/upload#code={CODE}")
-            assert wait_for(lambda: phone.find_element(By.ID, "send").is_displayed(), 30)
+            wait_until(lambda: phone.find_element(By.ID, "send").is_displayed(), 30, "the phone's page", interval=1)
         phone.find_element(By.ID, "photo").send_keys(str(cat_photos[5]))  # the wall is down
-        assert wait_for(lambda: "sending again" in phone.find_element(By.ID, "status").text, 10), phone.find_element(
-            By.ID, "status"
-        ).text
+        status = lambda: phone.find_element(By.ID, "status").text  # noqa: E731 - read again at each try
+        wait_until(lambda: "sending again" in status(), 10, lambda: f"'sending again' on the phone: {status()}")
         with a_wall(kafka, tmp_path, "after", port):
             reader = make_consumer(kafka, kafka.images_topic)
-            records = wait_for(lambda: [r for batch in reader.poll(timeout_ms=500).values() for r in batch], 30, 0.1)
+            records = wait_until(
+                lambda: [r for batch in reader.poll(timeout_ms=500).values() for r in batch],
+                30,
+                "the page to send the photo again",
+                interval=0.1,
+            )
             reader.close()
-            assert records, "the page never sent the photo again"
             [record] = records
             sent = {"partition": record.partition, "offset": record.offset, "key": record.key.decode()}
             producer = make_producer(kafka)
             result = classifier_result(kafka, sent, cat_photos[5].name, "", "cat", "dog")
             producer.send(kafka.predictions_topic, json.dumps(result).encode(), key=result["key"].encode()).get(10)
             producer.close()
-            assert wait_for(lambda: phone.find_element(By.ID, "result").is_displayed(), 30), phone.find_element(
-                By.ID, "error"
-            ).text
+            wait_until(
+                lambda: phone.find_element(By.ID, "result").is_displayed(),
+                30,
+                lambda: "the verdicts on the phone; it says: " + phone.find_element(By.ID, "error").text,
+            )
             assert not phone.find_element(By.ID, "error").text
             # The browser logs the tries the restart refused, and nothing else.
             assert all("ERR_CONNECTION_REFUSED" in problem for problem in wall_problems(phone)), wall_problems(phone)
