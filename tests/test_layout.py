@@ -111,27 +111,63 @@ def slug(heading: str) -> str:
     return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
 
 
-def test_the_readme_opens_with_its_contents_and_every_link_there_reaches_a_section():
-    """An instructor's first screen: what the kit is, the room's picture, and where everything is."""
+DOCS = [
+    REPO / "README.md",
+    REPO / "DEVELOPERS.md",
+    *sorted((REPO / "docs").glob("*.md")),
+    REPO / "benchmarks" / "RESULTS.md",
+]
+
+
+def prose(text: str) -> str:
+    """Markdown without its code blocks (a `# comment` in a bash block is no heading, a link there no link)."""
+    return re.sub(r"^```.*?^```", "", text, flags=re.MULTILINE | re.DOTALL)
+
+
+def anchors(path: Path) -> set[str]:
+    return {slug(line.lstrip("#")) for line in prose(path.read_text()).splitlines() if re.match(r"#+ ", line)}
+
+
+def test_every_link_in_the_docs_reaches_a_file_and_every_anchor_a_heading():
+    """A reader who follows a link lands where it says, across README, the guides, DEVELOPERS and RESULTS."""
+    broken = []
+    for doc in DOCS:
+        for target in re.findall(r"\]\(([^)\s]+)\)", prose(doc.read_text())):
+            if re.match(r"[a-z]+:", target):
+                continue  # a web address: not ours to check offline
+            page, _, anchor = target.partition("#")
+            path = (doc.parent / page).resolve() if page else doc
+            if not path.exists():
+                broken.append(f"{doc.relative_to(REPO)}: {target} (no such file)")
+            elif anchor and (path.suffix != ".md" or anchor not in anchors(path)):
+                broken.append(f"{doc.relative_to(REPO)}: {target} (no such heading)")
+    assert not broken, "\n".join(broken)
+
+
+def test_the_readme_is_short_and_sends_each_reader_to_their_guide():
+    """What the kit is, the picture, the two commands, the three ways in, and where everything is."""
     readme = (REPO / "README.md").read_text()
-    developers = (REPO / "DEVELOPERS.md").read_text()
-    anchors = {
-        name: {slug(line.lstrip("#")) for line in text.splitlines() if line.startswith("#") and " " in line}
-        for name, text in (("", readme), ("DEVELOPERS.md", developers))
-    }
-    contents = readme.split("## Contents", 1)[1].split("\n## ", 1)[0]
-    assert readme.index("```mermaid") < readme.index("\n## ") + 1 == readme.index("## Contents")  # the first section
-    assert (
-        readme.index("## Run a room (instructors)")
-        < readme.index("## The lab (learners)")
-        < readme.index("## One learner on a laptop")
-        < readme.index("## Developing")
-    )
-    links = re.findall(r"\]\((DEVELOPERS\.md)?#([^)]+)\)", readme)
-    assert len(re.findall(r"\]\(#", contents)) >= 15
-    missing = [f"{page}#{anchor}" for page, anchor in links if anchor not in anchors[page]]
-    assert not missing, missing
-    assert max(len(line) for line in readme.splitlines()) <= 200
+    assert len(readme.splitlines()) < 200 and max(len(line) for line in readme.splitlines()) <= 200
+    assert readme.index("```mermaid") < readme.index("## Start here") < readme.index("## Three ways in")
+    assert "make demo" in readme and "make test" in readme
+    for guide in ("docs/instructors.md", "docs/learners.md", "docs/platform-engineers.md", "docs/reference.md"):
+        assert f"]({guide})" in readme, guide
+
+
+def test_the_maps_of_the_package_name_every_module_the_layers_know():
+    """docs/how-it-works.md's table, DEVELOPERS.md's layering and the wall's own list cannot drift from the code."""
+    placed = {name for layer in LAYERS for name in layer} - {"catdog"}
+    table = set(re.findall(r"^\| `catdog\.(\w+)`", (REPO / "docs" / "how-it-works.md").read_text(), re.MULTILINE))
+    assert table == placed, f"how-it-works.md's table: missing {placed - table}, stale {table - placed}"
+    layering = (REPO / "DEVELOPERS.md").read_text().split("## Layout", 1)[1].split("\n## ", 1)[0]
+    named = set(re.findall(r"`(\w+)`", layering))
+    assert placed <= named, f"DEVELOPERS.md's layout misses {placed - named}"
+    for package in ("wall", "kafka", "room", "doctor", "cli"):
+        modules = {path.stem for path in (PACKAGE / package).glob("*.py") if path.stem != "__init__"}
+        listed = set(re.findall(rf"catdog\.{package}\.(\w+)", (PACKAGE / package / "__init__.py").read_text()))
+        listed |= set(re.findall(r"``(\w+)``", (PACKAGE / package / "__init__.py").read_text()))
+        if package != "cli":
+            assert modules <= listed, f"catdog/{package}/__init__.py's docstring misses {modules - listed}"
 
 
 def test_no_tracked_file_is_empty():

@@ -436,11 +436,11 @@ def room_sizing(objects: list[dict]) -> dict[str, dict[str, float]]:
 
 
 def test_the_readmes_sizing_table_is_what_the_manifests_ask_for(room):
-    """The README's table for 20, 30 and 50 learners: the shared part plus N learners' namespaces (each
+    """The instructors' guide's table for 20, 30 and 50 learners: the shared part plus N learners' namespaces (each
     exactly one notebook, its quota), from the rendered room, so it cannot drift from the manifests."""
     sizing = room_sizing(room["objects"])
-    readme = (DEPLOY.parent.parent / "README.md").read_text()
-    table = readme.split("#### Sizing a room")[1].split("\n\n")[1]
+    guide = (DEPLOY.parent.parent / "docs" / "instructors.md").read_text()
+    table = guide.split("### Sizing a room")[1].split("\n\n")[1]
     rows = {
         line.split("|")[1].strip(): [cell.strip() for cell in line.split("|")[2:-1]] for line in table.splitlines()[2:]
     }
