@@ -49,14 +49,14 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def train_models(work: Path, smoke: bool) -> Path:
-    from catdog import training
+    from catdog import training, transfer
     from catdog.data import prepare
 
     models = work / "models"
     prepare(str(LAB_SOURCE), work / "lab", 50, cache_dir=work / "cache", progress=False)
     training.train_cnn(work / "lab", models / "quick.keras", epochs=1 if smoke else None, verbose=0)
     prepare(str(KAGGLE_SOURCE), work / "head", 20 if smoke else 200, seed=5, cache_dir=work / "cache", progress=False)
-    training.train_pretrained(
+    transfer.train_pretrained(
         work / "head", models / "pretrained.keras", weights_dir=WEIGHTS, verbose=0, progress=False
     )
     return models

@@ -64,7 +64,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from catdog.broker import CLIENT_ENV
-    from catdog.retrain import accuracy
+    from catdog.checkset import accuracy
 
     work = Path(tempfile.mkdtemp(prefix="retrain-bench-"))
     models, data = work / "models", work / "data"

@@ -91,13 +91,13 @@ def run_worker(arch: str, seed: int, epochs: int | None, lab: Path, unseen: Path
 
 
 def pretrained_figures(data: Path, unseen: Path, work: Path) -> dict:
-    from catdog import models, training
+    from catdog import models, training, transfer
     from catdog.data import load_split, read_manifest
 
-    trained = training.train_pretrained(
+    trained = transfer.train_pretrained(
         data, work / "pretrained.keras", weights_dir=WEIGHTS_DIR, verbose=0, progress=False
     )
-    zero_shot, _ = training.build_zero_shot_model(work / "zero.keras", weights_dir=WEIGHTS_DIR)
+    zero_shot, _ = transfer.build_zero_shot_model(work / "zero.keras", weights_dir=WEIGHTS_DIR)
     images, labels = load_split(unseen, "validation", models.PRETRAINED_IMAGE_SIZE)
     return {
         "head_training_images": sum(row["split"] == "training" for row in read_manifest(data)),

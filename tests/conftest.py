@@ -115,11 +115,11 @@ def unseen_kaggle(kaggle_data: Path, kaggle_dev: Path, tmp_path_factory: pytest.
 @pytest.fixture(scope="session")
 def models_dir(lab_data: Path, kaggle_data: Path, weights_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Both models, trained for real but briefly: the quick CNN on the lab photos, the head on Kaggle ones."""
-    from catdog import training
+    from catdog import training, transfer
 
     out = tmp_path_factory.mktemp("models")
     training.train_cnn(lab_data, out / "quick.keras", epochs=3, verbose=0)
-    training.train_pretrained(kaggle_data, out / "pretrained.keras", weights_dir=weights_dir, verbose=0, progress=False)
+    transfer.train_pretrained(kaggle_data, out / "pretrained.keras", weights_dir=weights_dir, verbose=0, progress=False)
     return out
 
 

@@ -445,9 +445,10 @@ def test_a_dead_letter_the_broker_does_not_acknowledge_leaves_its_offset_uncommi
     kafka, models_dir, broker, monkeypatch
 ):
     """Offsets are committed only after every dead letter of the batch is acknowledged."""
-    from catdog import service as service_module
     from catdog.metrics import ServiceMetrics
     from catdog.predict import load_models
+    from catdog.service import classifier as service_module
+    from catdog.service import pipeline
 
     ensure_topics(kafka)
     raw = KafkaProducer(bootstrap_servers=kafka.bootstrap_servers)
@@ -461,7 +462,7 @@ def test_a_dead_letter_the_broker_does_not_acknowledge_leaves_its_offset_uncommi
         records += [r for batch in consumer.poll(timeout_ms=500).values() for r in batch]
     producer = make_producer(kafka)
     producer.send(kafka.dlq_topic, b"warm-up").get(10)  # connected, the topic known: only the ack fails
-    monkeypatch.setattr(service_module, "SEND_TIMEOUT_SECONDS", 2.0)
+    monkeypatch.setattr(pipeline, "SEND_TIMEOUT_SECONDS", 2.0)
     with frozen(broker), pytest.raises(KafkaError):
         classifier.process(records, producer)  # what run_session commits comes only from its return
     producer.close(timeout=5)
@@ -476,9 +477,10 @@ def test_the_next_batch_decodes_in_the_pool_while_the_current_one_is_classified(
     import threading
     from types import SimpleNamespace
 
-    from catdog import service as service_module
     from catdog.metrics import ServiceMetrics
     from catdog.predict import load_models
+    from catdog.service import classifier as service_module
+    from catdog.service import pipeline
 
     ensure_topics(kafka)
     classifier = service_module.Classifier(replace(kafka, decode_threads=2), load_models(models_dir), ServiceMetrics())
@@ -496,13 +498,13 @@ def test_the_next_batch_decodes_in_the_pool_while_the_current_one_is_classified(
         for offset in range(6)
     ]
     names: set[str] = set()
-    original = service_module.decode_record
+    original = pipeline.decode_record
 
     def decode(*args, **kwargs):
         names.add(threading.current_thread().name)
         return original(*args, **kwargs)
 
-    service_module.decode_record = decode
+    pipeline.decode_record = decode
     try:
         batch = classifier.start(records)
         # Handed over, not decoded: four giant PNGs (~0.5 s each) are still decoding when start returns.
@@ -512,7 +514,7 @@ def test_the_next_batch_decodes_in_the_pool_while_the_current_one_is_classified(
         offsets = classifier.finish(batch, producer)
         producer.close()
     finally:
-        service_module.decode_record = original
+        pipeline.decode_record = original
         classifier.pool.shutdown()
     assert offsets[TopicPartition(kafka.images_topic, 0)].offset == 6
     assert names and all(name.startswith("decode") for name in names) and len(names) == 2

@@ -224,7 +224,7 @@ def test_a_batch_that_cannot_be_read_is_logged_counted_and_fails_readiness(
 
     from catdog.metrics import ServiceMetrics
     from catdog.predict import load_models
-    from catdog.service import Classifier
+    from catdog.service.classifier import Classifier
 
     ensure_topics(kafka)
     photo = dog_photos[400].read_bytes()

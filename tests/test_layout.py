@@ -27,6 +27,7 @@ LAYERS = [
     {"predict", "monitoring"},
     {"plots", "exercises", "challenge"},
     {"training", "service"},
+    {"transfer", "checkset"},
     {"experiments", "retrain", "wall", "room"},
     {"doctor"},
     {"cli"},

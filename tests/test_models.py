@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from catdog import models, training
+from catdog import models, training, transfer
 from catdog.data import load_split
 from catdog.download import sha256_file
 from catdog.models import ModelFileError
@@ -137,7 +137,7 @@ def test_pretrained_head_is_accurate_on_photos_it_never_saw(models_dir, unseen_k
 
 
 def test_zero_shot_imagenet_head_needs_no_training(unseen_kaggle, weights_dir, tmp_path):
-    out, _ = training.build_zero_shot_model(tmp_path / "zero.keras", weights_dir=weights_dir)
+    out, _ = transfer.build_zero_shot_model(tmp_path / "zero.keras", weights_dir=weights_dir)
     reloaded = models.load_model(out)  # the custom layer is registered, so safe_mode loads it
     assert json.loads(models.card_path(out).read_text())["head"] == "imagenet"
     assert accuracy_on(reloaded, unseen_kaggle) >= 0.8
@@ -197,13 +197,13 @@ def test_fine_tuning_trains_the_last_two_blocks_only_and_keeps_imagenet_statisti
     kaggle_data, unseen_kaggle, weights_dir, tmp_path
 ):
     out = tmp_path / "tuned.keras"
-    result = training.train_pretrained(
+    result = transfer.train_pretrained(
         kaggle_data, out, weights_dir=weights_dir, epochs=5, verbose=0, progress=False, fine_tune=True
     )
     tuned = models.load_model(out)  # one safe file, as the frozen one
     imagenet = models.build_backbone(models.MOBILENET_ALPHA, weights_dir)
     [backbone] = [layer for layer in tuned.layers if layer.name == imagenet.name]
-    first_tuned = [layer.name for layer in imagenet.layers].index(training.FINE_TUNE_FROM)
+    first_tuned = [layer.name for layer in imagenet.layers].index(transfer.FINE_TUNE_FROM)
     changed = set()
     for index, (before, after) in enumerate(zip(imagenet.layers, backbone.layers, strict=True)):
         for old, new in zip(before.get_weights(), after.get_weights(), strict=True):
@@ -244,7 +244,7 @@ def test_hot_reload_checks_and_traces_a_new_model_at_the_size_it_will_serve(mode
     from catdog.metrics import ServiceMetrics
     from catdog.models import input_size, load_model, model_version, save_model
     from catdog.predict import load_models, predict_fn
-    from catdog.service import ModelWatcher
+    from catdog.service.watcher import ModelWatcher
 
     for name in ("quick", "pretrained"):
         shutil.copy(models_dir / f"{name}.keras", tmp_path / f"{name}.keras")

@@ -411,7 +411,7 @@ def test_a_check_set_that_changed_stops_the_gate_before_any_training_and_names_t
     """The check set is sealed when first used (its manifest's sha256 beside it, its photos read-only); a
     photo swapped for another, a photo slipped in, a manifest rewritten: `catdog retrain` refuses to run,
     in seconds (no training, no Kafka), and says which file."""
-    from catdog.retrain import seal_check_set, seal_path
+    from catdog.checkset import seal_check_set, seal_path
 
     models = tmp_path / "models"
     check = models / "check"

@@ -8,26 +8,23 @@ if it passes the gate.
    the rest of the room's.
 3. The gate (catdog.registry.gate): the candidate and the serving model on the fixed check set (a
    prepared folder held out from every training source, recorded by sha256) and on the held-out room
-   photos. Promoted, it replaces the file the classifier hot-reloads; refused, it is kept with the reason.
-"""
+   photos. Promoted, it replaces the file the classifier hot-reloads; refused, it is kept with the reason."""
 
 from __future__ import annotations
 
 import csv
 import json
-import os
-import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from catdog import registry
+from catdog.checkset import correct, verify_check_set
 from catdog.config import Settings
 from catdog.data import (
     MANIFEST_FIELDS,
     MANIFEST_NAME,
-    SPLITS,
     Kept,
     check_photo,
     prepare_with,
@@ -39,7 +36,6 @@ from catdog.kafka.photos import send_image
 from catdog.kafka.results import find_prediction
 from catdog.labels import Count, count_votes, read_labelled
 from catdog.registry import card_path
-from catdog.sources import DataError
 
 ROOM_HOLDOUT = 4  # one room photo in this many is kept out of training, for the gate
 VERDICT_BATCH = 32  # photos a batch when the serving model judges the room's photos
@@ -142,49 +138,6 @@ def training_set(
         writer.writerows(sorted(rows, key=lambda row: str(row["file"])))
 
 
-def ensure_check_set(settings: Settings, check_dir: Path, source: str | None, per_class: int, seed: int = 7) -> bool:
-    """Make the check set once, from ``source``, where there is none yet (a new models volume on the
-    cluster); an existing one is never touched, so every retraining is gated on the same photos. Written
-    beside and renamed into place: two retrainings starting at once never see half a check set.
-    Returns whether it was made now."""
-    if (check_dir / MANIFEST_NAME).is_file():
-        return False
-    if not source:
-        raise DataError(
-            f"no check set at {check_dir} (no {MANIFEST_NAME}): make one with `catdog data prepare "
-            f"--out {check_dir}` from photos no model trains on, or pass --check-from SRC"
-        )
-    check_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{check_dir.name}-", dir=check_dir.parent))
-    try:
-        prepare_with(settings, source, staging, per_class, seed=seed, progress=False)
-        try:
-            os.rename(staging, check_dir)
-        except OSError:  # another retraining made it first (or an empty folder is in the way): theirs stays
-            if not (check_dir / MANIFEST_NAME).is_file():
-                raise
-            return False
-        seal_check_set(check_dir)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return True
-
-
-def correct(model_path: Path, folder: Path, splits: tuple[str, ...]) -> list[bool]:
-    """Whether the model gets each photo of ``splits`` right, in the folder's order: the gate compares two
-    models photo by photo."""
-    from catdog.models import load_model
-    from catdog.predict import evaluate_folder
-
-    evaluation = evaluate_folder({"model": load_model(model_path)}, folder, splits)
-    return [bool(right) for right in evaluation.predicted("model") == evaluation.labels]
-
-
-def accuracy(model_path: Path, folder: Path, splits: tuple[str, ...]) -> float:
-    right = correct(model_path, folder, splits)
-    return sum(right) / len(right) if right else 0.0
-
-
 @dataclass(frozen=True)
 class Outcome:
     version: str | None  # None: no candidate was trained
@@ -271,13 +224,13 @@ def _train_candidate(
     epochs: int | None,
     fine_tune: bool,
 ) -> Path:
-    from catdog import training
+    from catdog import transfer
 
     data = work / "data"
     training_set(settings, base_source, data, per_class, room, check_hashes, seed)
     candidate = work / f"{MODEL}.keras"
     extra = {"epochs": epochs} if epochs else {}
-    training.train_pretrained(
+    transfer.train_pretrained(
         data,
         candidate,
         weights_dir=settings.weights_source,
@@ -321,54 +274,6 @@ def _gate(models_dir: Path, candidate: Path, score, check_dir: Path, check_photo
     return version, promoted, reason, scores
 
 
-def seal_path(check_dir: Path) -> Path:
-    """Beside the check set: its manifest's sha256 as it was when the set was made (or first used)."""
-    return check_dir.parent / f".{check_dir.name}.manifest.sha256"
-
-
-def seal_check_set(check_dir: Path) -> str:
-    """Record the manifest's sha256 beside the check set if nothing is recorded yet (a set made by
-    `ensure_check_set`, or prepared by hand and used for the first time), and make its photos read-only;
-    returns the recorded sha256."""
-    seal = seal_path(check_dir)
-    if not seal.is_file():
-        seal.write_text(sha256_file(check_dir / MANIFEST_NAME) + "\n")
-        for path in check_dir.rglob("*"):
-            if path.is_file():
-                path.chmod(0o444)
-    return seal.read_text().strip()
-
-
-def verify_check_set(check_dir: Path) -> list[dict]:
-    """The check set's rows, if the set is exactly what it was made as: its manifest as sealed, each photo
-    there with the sha256 the manifest names, no photo the manifest does not name. Otherwise DataError
-    naming the file: the gate refuses to run on photos nobody can vouch for."""
-    manifest = check_dir / MANIFEST_NAME
-    rows = read_manifest(check_dir)
-    if sha256_file(manifest) != seal_check_set(check_dir):
-        raise DataError(
-            f"{manifest} has changed since the check set was made (its sha256 is recorded in "
-            f"{seal_path(check_dir)}): the gate refuses to run"
-        )
-    listed = set()
-    for row in rows:
-        path = check_dir / row["file"]
-        listed.add(path)
-        if not path.is_file():
-            raise DataError(f"check-set photo {path} is missing: the gate refuses to run")
-        if sha256_file(path) != row["sha256"]:
-            raise DataError(
-                f"check-set photo {path} is not the photo its manifest names (its sha256 differs): "
-                "the gate refuses to run"
-            )
-    extra = sorted(
-        path for split in SPLITS for path in (check_dir / split).rglob("*") if path.is_file() and path not in listed
-    )
-    if extra:
-        raise DataError(f"{extra[0]} is in the check set but not in its manifest: the gate refuses to run")
-    return rows
-
-
 def report(outcome: Outcome) -> str:
     """What a retraining did, as `catdog retrain` prints it: how the room's votes counted, both models'
     scores, the gate's decision and the version serving afterwards."""
@@ -409,22 +314,3 @@ def version_in_service(producer, kafka, photo: Path, expected: str | None, timeo
         if seen == expected or time.monotonic() >= deadline:
             return seen
         time.sleep(1.0)
-
-
-__all__ = [
-    "MODEL",
-    "Outcome",
-    "RoomPhotos",
-    "accuracy",
-    "correct",
-    "ensure_check_set",
-    "held_out",
-    "report",
-    "retrain",
-    "room_photos",
-    "served_verdicts",
-    "seal_check_set",
-    "training_set",
-    "verify_check_set",
-    "version_in_service",
-]

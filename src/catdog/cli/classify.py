@@ -28,9 +28,9 @@ def register(verbs) -> None:
 
 
 def run_classify(args: argparse.Namespace, settings: Settings) -> int:
-    from catdog import service
+    from catdog.service.classifier import serve
 
     log_to_stderr()
     port = settings.kafka.metrics_port if args.metrics_port is None else args.metrics_port
-    service.serve(settings, args.models or settings.models_dir, port)
+    serve(settings, args.models or settings.models_dir, port)
     return 0

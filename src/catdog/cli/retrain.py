@@ -60,10 +60,10 @@ def register(verbs) -> None:
 
 
 def run_retrain(args: argparse.Namespace, settings: Settings) -> int:
-    from catdog import retrain
+    from catdog import checkset, retrain
 
     check = args.check or settings.data_dir / "check"
-    if retrain.ensure_check_set(settings, check, args.check_from, args.check_per_class):
+    if checkset.ensure_check_set(settings, check, args.check_from, args.check_per_class):
         print(
             f"check set made from {args.check_from}: {2 * args.check_per_class} photos in {check}, "
             "kept for every later retraining"

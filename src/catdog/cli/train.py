@@ -116,7 +116,7 @@ def train_quick(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def train_pretrained(args: argparse.Namespace, settings: Settings) -> int:
-    from catdog import plots, training
+    from catdog import plots, transfer
     from catdog.data import MANIFEST_NAME
 
     out = args.out or settings.models_dir / "pretrained.keras"
@@ -126,11 +126,11 @@ def train_pretrained(args: argparse.Namespace, settings: Settings) -> int:
         data_dir = args.data_out or settings.data_dir / "pretrained"
         sample(args, settings, source, data_dir)
     if args.head == "imagenet":
-        _, val_accuracy = training.build_zero_shot_model(out, data_dir=data_dir, weights_dir=settings.weights_source)
+        _, val_accuracy = transfer.build_zero_shot_model(out, data_dir=data_dir, weights_dir=settings.weights_source)
         score = f"validation accuracy {val_accuracy:.3f}" if val_accuracy is not None else "not scored (no --source)"
         print(f"Saved the zero-shot ImageNet head: {score}\n  model   {out}")
         return 0
-    result = training.train_pretrained(
+    result = transfer.train_pretrained(
         data_dir,
         out,
         weights_dir=settings.weights_source,
