@@ -155,6 +155,17 @@ def test_the_readme_is_short_and_sends_each_reader_to_their_guide():
         assert f"]({guide})" in readme, guide
 
 
+def test_the_readmes_picture_shows_every_topic_of_the_room():
+    """The first picture a reader sees names each of the room's topics, as the settings name them."""
+    from catdog.config import load_settings
+
+    kafka = load_settings({}).kafka
+    topics = {getattr(kafka, name) for name in dir(kafka) if name.endswith("_topic")}
+    picture = (REPO / "README.md").read_text().split("```mermaid", 1)[1].split("```", 1)[0]
+    missing = {topic for topic in topics if not re.search(rf"(?<![\w-]){re.escape(topic)}(?![\w-])", picture)}
+    assert len(topics) >= 7 and not missing, f"README's picture misses {missing}"
+
+
 def test_the_maps_of_the_package_name_every_module_the_layers_know():
     """docs/how-it-works.md's table, DEVELOPERS.md's layering and the wall's own list cannot drift from the code."""
     placed = {name for layer in LAYERS for name in layer} - {"catdog"}
