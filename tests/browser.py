@@ -229,7 +229,7 @@ def walk_lab(driver, lab_url: str, artifacts: Path) -> dict:
             trained = re.search(r"trained in ([\d.]+) s", "".join(cell["text"] for cell in state["cells"]))
             assert trained, "the quick CNN cell did not report its training time"
             timings["01 quick CNN cell (fit seconds)"] = float(trained.group(1))
-            mine = next(cell for cell in state["cells"] if "find_prediction" in cell["source"])
+            mine = next(cell for cell in state["cells"] if "find_prediction(" in cell["source"])
             assert "(no result" not in mine["text"] and "your photo:" in mine["text"], mine["text"]
         if name.startswith("04"):  # a `!` cell's failure is text, not an error: the gate must have decided
             retrained = next(cell for cell in state["cells"] if "!catdog retrain" in cell["source"])

@@ -236,7 +236,7 @@ def test_learners_at_once_each_get_their_own_result_first(lab, tmp_path):
         for name, _, _, home in started:
             state = states.get(name)
             assert state is not None and not problems(state), f"{name}: {problems(state) if state else 'no run'}"
-            [cell] = [cell for cell in state["cells"] if "find_prediction" in cell["source"]]
+            [cell] = [cell for cell in state["cells"] if "find_prediction(" in cell["source"]]
             mine, _, recent = cell["text"].partition("most recent on the topic")
             assert "(no result" not in mine and mine.rstrip().endswith(name), cell["text"]  # my photo, my name
             rows = [line for line in recent.splitlines()[1:] if line.strip()]

@@ -6,8 +6,6 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-import pytest
-
 T = TypeVar("T")
 
 
@@ -20,7 +18,7 @@ def wait_until(
     fail: bool = True,
 ) -> T | None:
     """Call ``condition`` every ``interval`` s until it returns something true, and return that. After
-    ``timeout`` s the test fails with ``waited N s for: <what>`` (``what`` a text, or a function giving one,
+    ``timeout`` s it raises AssertionError ``waited N s for: <what>`` (``what`` a text, or a function giving one,
     such as a log's tail, called only then); with ``fail=False`` it returns None instead, for a caller that
     reports the time out itself. An assertion inside ``condition`` (a process that died) fails at once."""
     deadline = time.monotonic() + timeout
@@ -31,5 +29,6 @@ def wait_until(
         if time.monotonic() > deadline:
             if not fail:
                 return None
-            pytest.fail(f"waited {timeout:.0f} s for: {what() if callable(what) else what}", pytrace=False)
+            # An AssertionError, as a failed `assert` is: code that expects a wait to fail (a refused ACL) catches it.
+            raise AssertionError(f"waited {timeout:.0f} s for: {what() if callable(what) else what}")
         time.sleep(interval)
