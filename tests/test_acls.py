@@ -60,7 +60,7 @@ def test_no_simple_authorization_means_no_bindings_and_a_rule_with_both_forms_is
 
 
 def test_the_rendered_rooms_users_become_their_bindings(tmp_path):
-    """Every KafkaUser of a rendered room of two: the learners' exactly their five topics, the services'
+    """Every KafkaUser of a rendered room of two: the learners' exactly their six topics, the services'
     as their YAML says, nothing on the cluster, no group for anyone but the classifier."""
     out = tmp_path / "room"
     write_room(out, "--learners", "Ada,Bob", "--apps-domain", "apps.example.com")
@@ -74,6 +74,7 @@ def test_the_rendered_rooms_users_become_their_bindings(tmp_path):
         ("feedback", "WRITE"),
         ("challenge", "READ"),
         ("challenge-submissions", "WRITE"),
+        ("room-progress", "WRITE"),
     }
     assert not [b for made in users.values() for b in made if b.operation == "DESCRIBE"]  # implied by Read, Write
     assert {b.principal for b in users["learner-bob"]} == {"User:learner-bob"}

@@ -1508,14 +1508,16 @@ def assert_a_phone_gets_both_verdicts_through_the_router(
     )
     assert answered == 201, body
     uploaded = json.loads(body)
-    deadline, card = time.monotonic() + 120, None
-    while card is None and time.monotonic() < deadline:
+
+    def card_of_the_photo() -> dict | None:
         answered, _, body = phone.request(
             "GET", f"{wall}/api/photos/{uploaded['partition']}/{uploaded['offset']}?wait=10", None, cookie
         )
-        card = json.loads(body) if answered == 200 else None
+        return json.loads(body) if answered == 200 else None
+
+    card = wait_until(card_of_the_photo, 120, lambda: f"the photo's card:\n{logs(wall_container)[-3000:]}", interval=0)
     # The wall relays for phones and signs as itself: the classifier names the sender as a phone, not a learner.
-    assert card and card["learner"] == "Bob (phone)", logs(wall_container)[-3000:]
+    assert card["learner"] == "Bob (phone)", logs(wall_container)[-3000:]
     assert {card["quick"]["label"], card["pretrained"]["label"]} <= {"cat", "dog"}
     answered, headers, thumb = phone.request(
         "GET", f"{wall}/api/thumbs/{card['partition']}/{card['offset']}", None, cookie

@@ -26,25 +26,27 @@ from catdog.labels import label_image, read_labelled
 from processes import Service, catdog, start_wall
 from secured import KFAKE, rendered_env, scram_passwords, secure, start_kfake
 from test_deploy import render, write_room
+from waiting import wait_until
 
 OUTAGE_SECONDS = 15
 STREAM_PER_SECOND = 10
 
 
-def read_results(settings: dict, deadline: float, wanted: set) -> list[dict]:
+def read_results(settings: dict, timeout: float, wanted: set) -> list[dict]:
     """Every result on the predictions topic, read as the learner reads them (no group), until each of
-    ``wanted`` has one."""
+    ``wanted`` has one and nothing more comes (those missing after ``timeout`` s: the caller's assertion)."""
     consumer = Consumer({**settings, "group.id": "unused", "enable.auto.commit": False})
     consumer.assign([TopicPartition("predictions", 0, OFFSET_BEGINNING)])
-    results = []
+    results: list[dict] = []
+
+    def all_read() -> bool:
+        message = consumer.poll(0.5)
+        if message is not None and message.error() is None:
+            results.append(json.loads(message.value()))
+        return message is None and wanted <= {(r["source"]["partition"], r["source"]["offset"]) for r in results}
+
     try:
-        while time.monotonic() < deadline:
-            message = consumer.poll(0.5)
-            if message is not None and message.error() is None:
-                results.append(json.loads(message.value()))
-            have = {(r["source"]["partition"], r["source"]["offset"]) for r in results}
-            if wanted <= have and message is None:
-                break
+        wait_until(all_read, timeout, "", interval=0, fail=False)
     finally:
         consumer.close()
     return results
@@ -57,12 +59,10 @@ def wall_stats(client: httpx.Client) -> dict:
 
 
 def first_after(at: float, deadline: float, works) -> float | None:
-    """Seconds from ``at`` until ``works()`` is first true (tried every half second), None by ``deadline``."""
-    while time.time() < deadline:
-        if works():
-            return time.time() - at
-        time.sleep(0.5)
-    return None
+    """Seconds from ``at`` until ``works()`` is first true (tried every half second), None by ``deadline``:
+    a component that never came back is the caller's finding, reported with the others'."""
+    found = wait_until(works, max(0.0, deadline - time.time()), "", interval=0.5, fail=False)
+    return None if found is None else time.time() - at
 
 
 def test_the_room_comes_back_whole_after_a_restart_of_its_kafka_mid_stream(
@@ -199,7 +199,7 @@ def test_the_room_comes_back_whole_after_a_restart_of_its_kafka_mid_stream(
         assert answer and answer[0] and answer[0]["learner"] == "Ada", answer  # the cell got its result, signed
 
         wanted = set(acknowledged)
-        results = read_results(as_ada, time.monotonic() + 120, wanted)
+        results = read_results(as_ada, 120, wanted)
         by_photo: dict = {}
         for result in results:
             by_photo.setdefault((result["source"]["partition"], result["source"]["offset"]), []).append(result)

@@ -31,6 +31,8 @@ ALLOWED = {
     # the challenge: its photos to read, one's own verdicts to write, never the others' verdicts
     ("topic", "challenge", "literal"): {"Read"},
     ("topic", "challenge-submissions", "literal"): {"Write"},
+    # the instructor's board: one's own lab reports there, and no one reads another's progress
+    ("topic", "room-progress", "literal"): {"Write"},
 }
 
 
@@ -642,6 +644,7 @@ def test_the_wall_is_reached_by_https_from_the_router_only_with_a_generated_code
         ("topic", "feedback", "literal"): {"Read", "Write"},
         ("topic", "wall-moderation", "literal"): {"Read", "Write"},
         ("topic", "challenge-submissions", "literal"): {"Read"},
+        ("topic", "room-progress", "literal"): {"Read"},
     }
     # The challenge's submissions (every learner's verdicts) are read by the wall alone.
     assert [

@@ -134,6 +134,8 @@ def test_a_learner_may_do_what_the_notebooks_do_and_is_refused_everything_else(s
         "write challenge-submissions": write("challenge-submissions"),
         "write challenge": write("challenge"),
         "read challenge-submissions": fetch("challenge-submissions"),
+        "write room-progress": write("room-progress"),
+        "read room-progress": fetch("room-progress"),
         "write predictions": write("predictions"),
         "write images-dlq": write("images-dlq"),
         "write wall-moderation": write("wall-moderation"),
@@ -158,6 +160,9 @@ def test_a_learner_may_do_what_the_notebooks_do_and_is_refused_everything_else(s
         # the challenge's photos are the instructor's to publish; the others' verdicts are not to be copied
         "write challenge": "TopicAuthorizationFailedError",
         "read challenge-submissions": "TopicAuthorizationFailedError",
+        # one's own lab reports to the board; nobody reads another's progress
+        "write room-progress": "allowed",
+        "read room-progress": "TopicAuthorizationFailedError",
         "write predictions": "TopicAuthorizationFailedError",
         "write images-dlq": "TopicAuthorizationFailedError",
         "write wall-moderation": "TopicAuthorizationFailedError",
@@ -236,16 +241,17 @@ def test_the_rooms_components_work_with_their_rendered_settings(
         env, learner = learner_settings(secured)
         printed = catdog_ok("send", cat_photos[1], env=env)
         name, topic, partition, offset = re.search(r"^(.+) -> (\S+)\[(\d+)\]@(\d+)", printed, re.M).groups()
-        deadline, results = time.monotonic() + 60, []
-        while time.monotonic() < deadline and not results:
-            results = [
-                json.loads(line)
+        results = wait_until(
+            lambda: [
+                result
                 for line in catdog_ok("results", "--learner", learner.learner, "--json", env=env).splitlines()
-                if line.strip()
-            ]
-            results = [r for r in results if r.get("filename") == cat_photos[1].name]
-            time.sleep(1)
-        assert results and results[0]["learner"] == "Ada" and results[0]["learner_verified"], service.output()[-3000:]
+                if line.strip() and (result := json.loads(line)).get("filename") == cat_photos[1].name
+            ],
+            60,
+            lambda: f"the photo's result in `catdog results`:\n{service.output()[-3000:]}",
+            interval=1,
+        )
+        assert results[0]["learner"] == "Ada" and results[0]["learner_verified"], service.output()[-3000:]
         producer = make_producer(learner)
         label_image(producer, learner, Sent(name, topic, int(partition), int(offset), results[0]["key"], 0), "cat")
         producer.close()
@@ -317,10 +323,7 @@ def read(topic: str):
         try:
             consumer.assign([TopicPartition(topic, 0)])
             consumer.seek_to_beginning()
-            deadline, records = time.monotonic() + 10, {}
-            while not records and time.monotonic() < deadline:
-                records = consumer.poll(500)
-            assert records, f"nothing fetched from {topic}"
+            wait_until(lambda: consumer.poll(500), 10, f"a record fetched from {topic}", interval=0)
         finally:
             consumer.close()
 
@@ -361,6 +364,7 @@ SERVICE_PATHS = {
         "write a moderation": produce("wall-moderation"),
         "read moderation": read("wall-moderation"),
         "read the challenge's submissions": read("challenge-submissions"),
+        "read the labs' progress": read("room-progress"),
     },
     ("CronJob", "catdog-retrain"): {"read the votes": read("feedback"), "read the voted photos": read("images")},
 }
@@ -375,7 +379,15 @@ def test_every_acl_each_service_holds_is_one_it_needs(secured):
 
     kafka = secured["kafka"]
     seed = Producer(kafka.confluent())
-    for topic in ("images", "predictions", "images-dlq", "feedback", "wall-moderation", "challenge-submissions"):
+    for topic in (
+        "images",
+        "predictions",
+        "images-dlq",
+        "feedback",
+        "wall-moderation",
+        "challenge-submissions",
+        "room-progress",
+    ):
         seed.produce(topic, b"one record to fetch", key=b"seed", partition=0)
     assert seed.flush(15) == 0
     for (kind, name), paths in SERVICE_PATHS.items():
@@ -511,18 +523,17 @@ def test_make_lab_secure_runs_the_lab_as_one_learner_of_a_room_on_the_enforcing_
         learner = {k: v for k, v in seen.items() if k.startswith(("KAFKA_", "CATDOG_"))}
         assert learner["KAFKA_SSL_CAFILE"].startswith(str(env_dir))
         catdog_ok("send", cat_photos[3], env=learner)
-        deadline, mine = time.monotonic() + 90, []
-        while time.monotonic() < deadline and not mine:
-            mine = [
-                json.loads(line)
+        mine = wait_until(
+            lambda: [
+                result
                 for line in catdog_ok("results", "--learner", "Ada", "--json", env=learner).splitlines()
-                if line.strip()
-            ]
-            mine = [r for r in mine if r.get("filename") == cat_photos[3].name]
-            time.sleep(1)
-        assert mine and mine[0]["learner"] == "Ada" and mine[0]["learner_verified"], log.read_text(errors="replace")[
-            -3000:
-        ]
+                if line.strip() and (result := json.loads(line)).get("filename") == cat_photos[3].name
+            ],
+            90,
+            lambda: "Ada's result:\n" + log.read_text(errors="replace")[-3000:],
+            interval=1,
+        )
+        assert mine[0]["learner"] == "Ada" and mine[0]["learner_verified"], log.read_text(errors="replace")[-3000:]
         forged = catdog("send", "--topic", "predictions", cat_photos[3], env=learner)
         assert forged.returncode != 0 and "TopicAuthorizationFailed" in forged.stderr, forged.stderr
     finally:

@@ -195,6 +195,9 @@ class KafkaSettings:
     # (they write, only the wall reads).
     challenge_topic: str = "challenge"
     submissions_topic: str = "challenge-submissions"
+    # Each learner's lab reports here (heartbeats, exercise checks, a raised hand), signed: learners may write
+    # it, never read it; the wall reads it for the instructor's board.
+    progress_topic: str = "room-progress"
 
     @property
     def max_message_bytes(self) -> int:
@@ -307,6 +310,7 @@ def _kafka_settings(
         moderation_topic=_topic(env, "CATDOG_MODERATION_TOPIC", "wall-moderation"),
         challenge_topic=_topic(env, "CATDOG_CHALLENGE_TOPIC", "challenge"),
         submissions_topic=_topic(env, "CATDOG_SUBMISSIONS_TOPIC", "challenge-submissions"),
+        progress_topic=_topic(env, "CATDOG_PROGRESS_TOPIC", "room-progress"),
         group_id=env.get("CATDOG_GROUP_ID", "").strip() or "catdog-classifier",
         max_image_bytes=max_image_bytes,
         max_image_pixels=max_image_pixels,

@@ -162,8 +162,8 @@ def make_consumer(kafka: KafkaSettings, *topics: str, group_id: str | None = Non
 
 
 def ensure_topics(kafka: KafkaSettings, partitions: int = 1) -> list[str]:
-    """Create the images, predictions, dead-letter, feedback, moderation and challenge topics if missing;
-    returns those created."""
+    """Create the images, predictions, dead-letter, feedback, moderation, challenge and progress topics if
+    missing; returns those created."""
     try:
         admin = KafkaAdminClient(**client_config(kafka))
     except KafkaTimeoutError as error:
@@ -179,6 +179,7 @@ def ensure_topics(kafka: KafkaSettings, partitions: int = 1) -> list[str]:
         kafka.moderation_topic: {"cleanup.policy": "compact"},
         kafka.challenge_topic: sized,
         kafka.submissions_topic: {},
+        kafka.progress_topic: {},
     }
     try:
         existing = set(admin.list_topics())
@@ -189,7 +190,8 @@ def ensure_topics(kafka: KafkaSettings, partitions: int = 1) -> list[str]:
                 # the challenge's in one too (a set is read whole, submissions scored in the order sent)
                 count = (
                     1
-                    if topic in (kafka.moderation_topic, kafka.challenge_topic, kafka.submissions_topic)
+                    if topic
+                    in (kafka.moderation_topic, kafka.challenge_topic, kafka.submissions_topic, kafka.progress_topic)
                     else partitions
                 )
                 admin.create_topics([NewTopic(topic, count, 1, topic_configs=configs)])

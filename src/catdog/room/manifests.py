@@ -41,6 +41,7 @@ LEARNER_ACLS = (
     ("topic", "feedback", ("Read", "Write")),
     ("topic", "challenge", ("Read",)),  # the room's challenge photos; never the submissions (others' verdicts)
     ("topic", "challenge-submissions", ("Write",)),
+    ("topic", "room-progress", ("Write",)),  # the lab reports to the instructor's board; never reads others'
 )
 
 
