@@ -16,7 +16,8 @@ notebook=notebooks/01-cat-dog-lab.ipynb
 # notebooks/ are saved without their outputs, so running them changes no file that git tracks.
 args=(--no-browser --ip=127.0.0.1 "--port=$port" "--ServerApp.root_dir=$CATDOG_LAB_DIR"
       "--LabApp.default_url=/lab/tree/$notebook" "--LabApp.app_settings_dir=$(cd "$(dirname "$0")" && pwd)/jupyterlab"
-      --FileContentsManager.pre_save_hook=catdog.notebooks.pre_save_hook)
+      --FileContentsManager.pre_save_hook=catdog.notebooks.pre_save_hook
+      --ServerApp.jpserver_extensions=catdog.labwatch=True)  # the board's heartbeat, when in a room
 if [ "$(id -u)" = 0 ]; then
   args+=(--allow-root)  # Jupyter refuses root without it
 fi

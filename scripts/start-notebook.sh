@@ -53,7 +53,9 @@ if [ -z "${JUPYTER_TOKEN:-}" ] && ! sets token; then
 fi
 export JUPYTER_TOKEN  # read by Jupyter Server itself, so it never shows in the process list
 
-args=(--no-browser --LabApp.default_url=/lab/tree/notebooks/01-cat-dog-lab.ipynb)
+# catdog.labwatch: in a room (CATDOG_LEARNER_KEY set), the lab's heartbeat for the instructor's board.
+args=(--no-browser --LabApp.default_url=/lab/tree/notebooks/01-cat-dog-lab.ipynb
+      --ServerApp.jpserver_extensions=catdog.labwatch=True)
 sets ip || args+=(--ip=0.0.0.0)
 sets port || args+=("--port=${JUPYTER_PORT:-8888}")
 sets root_dir || args+=("--ServerApp.root_dir=${HOME}")

@@ -153,6 +153,7 @@ def kafka(broker, request):
         moderation_topic=f"{name}-moderation",
         challenge_topic=f"{name}-challenge",
         submissions_topic=f"{name}-submissions",
+        progress_topic=f"{name}-progress",
         group_id=f"{name}-group",
         batch_size=8,
     )

@@ -58,6 +58,7 @@ def kafka_env(kafka) -> dict[str, str]:
         "CATDOG_MODERATION_TOPIC": kafka.moderation_topic,
         "CATDOG_CHALLENGE_TOPIC": kafka.challenge_topic,
         "CATDOG_SUBMISSIONS_TOPIC": kafka.submissions_topic,
+        "CATDOG_PROGRESS_TOPIC": kafka.progress_topic,
         "CATDOG_GROUP_ID": kafka.group_id,
         "CATDOG_BATCH_SIZE": str(kafka.batch_size),
         "CATDOG_FETCH_WAIT_MS": str(kafka.fetch_wait_ms),

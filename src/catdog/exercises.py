@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from catdog import CLASS_NAMES, CatdogError
+from catdog import CLASS_NAMES, CatdogError, progress
 from catdog.labels import CONFIDENT, count_votes
 
 EXPECT_VARIABLE = "CATDOG_EXERCISES_EXPECT"
+NUMBERS: list[str] = []  # every exercise, in the notebooks' order (the board has a column each)
 EXPECTATIONS = ("done", "not-yet")
 
 
@@ -65,12 +66,14 @@ def exercise(number: str) -> Callable[[Callable[..., tuple[bool, str]]], Callabl
             except Exception as error:  # noqa: BLE001 - a learner's half-finished answer must not break Run All
                 done, message = False, f"This answer could not be checked ({type(error).__name__}: {error})."
             result = Check(number, done, message)
+            progress.reporter().check(number, result.done)  # the instructor's board, in a room; returns at once
             wanted = expectation()
             if wanted is not None and result.done != (wanted == "done"):
                 raise ExpectationError(f"{EXPECT_VARIABLE}={wanted}, but {result}")
             return result
 
         check.exercise = number  # type: ignore[attr-defined]
+        NUMBERS.append(number)
         return check
 
     return wrap

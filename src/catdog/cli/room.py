@@ -19,7 +19,7 @@ def register(verbs) -> None:
         "password. Prints each learner's JupyterLab URL with its token. Run again with more names to add "
         "learners: those already in the folder keep their tokens and passwords.",
     )
-    who = room.add_mutually_exclusive_group(required=True)
+    who = room.add_mutually_exclusive_group()  # one of them, unless `catdog room status`
     who.add_argument("--learners", action="append", metavar="NAMES", help="learners' names, comma-separated")
     who.add_argument("--learners-file", type=Path, metavar="FILE", help="a file with one learner's name a line")
     who.add_argument("--count", type=int, metavar="N", help="N learners named PREFIX-01 … PREFIX-N")
@@ -66,11 +66,57 @@ def register(verbs) -> None:
         help="deploy/openshift of this kit (default: the one in the lab folder)",
     )
     room.set_defaults(run=run_room)
+    actions = room.add_subparsers(dest="action", metavar="status")
+    status = actions.add_parser(
+        "status",
+        help="the instructor's board in the terminal: every learner's progress and lab, hands first",
+        description="Print the board the moderator's page shows: one row per learner of the room (hands "
+        "first, then silent labs, then by progress), a column per exercise (✓ done, … tried, · untouched), "
+        "photos, votes and the challenge's best. Reads the wall with the moderator's key from the room folder.",
+    )
+    status.add_argument(
+        "--room", type=Path, default=Path("room"), metavar="DIR", help="the room folder (default: ./room)"
+    )
+    status.add_argument("--wall", metavar="URL", help="the wall's address (default: its Route, from the folder)")
+    status.add_argument("--watch", action="store_true", help="refresh every --every seconds until Ctrl+C")
+    status.add_argument("--every", type=float, default=5.0, metavar="S", help="seconds between refreshes (5)")
+    status.set_defaults(run=run_status)
+
+
+def run_status(args: argparse.Namespace, settings: Settings) -> int:
+    import time
+
+    from catdog.room.folder import read_room
+    from catdog.room.learners import wall_url
+    from catdog.wall.board import board_table, read_board
+
+    state = read_room(args.room)
+    url = args.wall or wall_url(state.get("apps_domain"))
+    if not url:
+        print(f"{args.room} names no apps domain: pass --wall URL (oc get route catdog-wall)", file=sys.stderr)
+        return 2
+    while True:
+        try:
+            table = board_table(read_board(url, state["moderator_key"]))
+        except (OSError, ValueError) as error:
+            print(f"cannot read the board from the wall at {url}: {error}", file=sys.stderr)
+            if not args.watch:
+                return 1
+            table = None
+        if table is not None:
+            print(("\033[2J\033[H" if args.watch else "") + table, flush=True)
+        if not args.watch:
+            return 0
+        time.sleep(args.every)
 
 
 def run_room(args: argparse.Namespace, settings: Settings) -> int:
     from catdog.room.folder import SECRETS_FILE, write_room
     from catdog.room.learners import ROOM_NAMESPACE, learners_named, wall_url
+
+    if not (args.learners or args.learners_file or args.count):
+        print("catdog room: give --learners, --learners-file or --count (or `catdog room status`)", file=sys.stderr)
+        return 2
 
     names = None
     if args.learners:

@@ -23,12 +23,15 @@ from starlette.staticfiles import StaticFiles
 
 from catdog.challenge import Scoreboard, read_answers
 from catdog.config import MAX_LEARNER_CHARS, Settings
+from catdog.exercises import NUMBERS
 from catdog.identity import read_keys
 from catdog.images import DecodeBudget, ImageError, decode_image
 from catdog.kafka.clients import make_producer
 from catdog.kafka.photos import send_image
 from catdog.labels import LABELS, send_label
+from catdog.wall.board import Board
 from catdog.wall.cards import MAX_FILENAME_CHARS, card, clean_text, feedback_value
+from catdog.wall.desk import ROUTES as DESK_ROUTES
 from catdog.wall.feed import DECODE_MEMORY_BYTES, THUMBNAIL_SIDE, Feed, read_thumbnail
 from catdog.wall.guard import (
     COOKIE,
@@ -298,6 +301,7 @@ ROUTES = [
     Route("/api/photos/{partition:int}/{offset:int}", result),
     Route("/api/feedback", feedback, methods=["POST"]),
     *MODERATOR_ROUTES,
+    *DESK_ROUTES,
     Mount("/static", StaticFiles(directory=STATIC)),
 ]
 
@@ -338,10 +342,11 @@ def create_app(settings: Settings, feed: bool = True) -> Starlette:
         raise ValueError("the wall needs the room's code (CATDOG_ROOM_CODE; catdog wall makes one on a laptop)")
     app = Starlette(routes=ROUTES, middleware=[Middleware(SecurityHeaders)], lifespan=lifespan)
     moderation = Moderation(config.room_code)
-    leaderboard = challenge_leaderboard(settings)
+    keys = read_keys(settings.kafka.learner_keys)  # the room's learners: the board's roster
+    leaderboard, board = challenge_leaderboard(settings), Board(sorted(keys.learners) if keys else [], NUMBERS, keys)
     app.state.wall = Wall(
         settings=settings,
-        state=WallState(settings.kafka.images_topic, cards_kept=config.cards, leaderboard=leaderboard),
+        state=WallState(settings.kafka.images_topic, cards_kept=config.cards, leaderboard=leaderboard, board=board),
         moderation=moderation,
         passes=Passes(config, moderation),
         router=Router(config),

@@ -19,7 +19,8 @@ from catdog.kafka.clients import assign_every_partition, make_consumer, seek_las
 from catdog.kafka.photos import decode_record
 from catdog.kafka.records import key_text
 from catdog.kafka.results import prediction_problem
-from catdog.labels import image_key_of, label_problem
+from catdog.labels import image_key_of, label_problem, vote
+from catdog.wall.board import Board
 from catdog.wall.moderation import Moderation, parse
 from catdog.wall.state import THUMBNAILS_KEPT, WallState
 
@@ -76,10 +77,7 @@ class Feed(threading.Thread):
     def _assign(self, consumer) -> dict:
         """Every partition of the three topics (waiting for any not made yet): the images' last
         THUMBNAILS_KEPT records, the others from the beginning. Their end offsets at the start."""
-        kafka = self.kafka
-        topics = (kafka.images_topic, kafka.predictions_topic, kafka.feedback_topic, kafka.moderation_topic)
-        if self.state.leaderboard is not None:  # the room's challenge is on: its submissions too
-            topics += (self.kafka.submissions_topic,)
+        topics = wall_topics(self.kafka, self.state, consumer)
         while not self.stopping.is_set():
             assigned = assign_every_partition(consumer, *topics)
             if assigned:
@@ -112,7 +110,9 @@ class Feed(threading.Thread):
     def _handle(self, record) -> None:
         """One record of any of the three topics: whatever a client wrote, a skip with a reason at worst."""
         if record.topic == self.kafka.moderation_topic:
-            events, problem = moderation_events(record, self.moderation)
+            events, problem = moderation_events(record, self.moderation, self.state.board)
+        elif record.topic == self.kafka.progress_topic:  # the instructor's board polls; no viewer's event
+            events, problem = [], self.state.board.add_progress(record)
         elif record.topic == self.kafka.submissions_topic:  # a refusal is news too: shown under the board
             events, problem = self.state.leaderboard.add(record)
         else:
@@ -122,6 +122,17 @@ class Feed(threading.Thread):
         if problem is not None:
             self.skipped += 1
             log.warning("wall feed: skipped %s[%d]@%d: %s", record.topic, record.partition, record.offset, problem)
+
+
+def wall_topics(kafka: KafkaSettings, state: WallState, consumer) -> tuple[str, ...]:
+    """The topics the wall reads: the challenge's submissions when it runs, the board's progress topic
+    where the room has one (a cluster set up before the board has not)."""
+    topics = (kafka.images_topic, kafka.predictions_topic, kafka.feedback_topic, kafka.moderation_topic)
+    if state.leaderboard is not None:
+        topics += (kafka.submissions_topic,)
+    if state.board is not None and consumer.partitions_for_topic(kafka.progress_topic):
+        topics += (kafka.progress_topic,)
+    return topics
 
 
 def record_events(record, kafka: KafkaSettings, state: WallState, budget: DecodeBudget) -> tuple[list, str | None]:
@@ -138,6 +149,10 @@ def record_events(record, kafka: KafkaSettings, state: WallState, budget: Decode
             return (state.add_result(value), None) if problem is None else ([], problem)
         key = key_text(record.key)
         problem = label_problem(key, value)
+        if problem is None and state.board is not None:  # who voted, as the signature shows: the board's count
+            counted = vote(record, state.board.keys)
+            if isinstance(counted, tuple):
+                state.board.add_vote(counted[1], counted[0], int(time.time() * 1000))
         return (state.add_label(image_key_of(key), value["label"]), None) if problem is None else ([], problem)
     except (ValueError, TypeError, KeyError) as error:
         return [], f"{type(error).__name__}: {error}"
@@ -165,9 +180,13 @@ def read_thumbnail(
     return None
 
 
-def moderation_events(record, moderation: Moderation) -> tuple[list, str | None]:
-    """A record of the moderation topic applied: the viewers' events, or why it was skipped."""
+def moderation_events(record, moderation: Moderation, board: Board | None = None) -> tuple[list, str | None]:
+    """A record of the moderation topic applied (the board's own to the board): the viewers' events, or why
+    it was skipped."""
     try:
-        return moderation.apply(key_text(record.key) or "", parse(record.value)), None
+        key, value = key_text(record.key) or "", parse(record.value)
+        if board is not None and board.apply(key, value):
+            return [], None
+        return moderation.apply(key, value), None
     except (ValueError, TypeError) as error:
         return [], f"{type(error).__name__}: {error}"

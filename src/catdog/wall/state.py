@@ -4,11 +4,13 @@ on show, and what the room's counts are made of (every result once, each photo's
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
 from catdog.challenge import Scoreboard
 from catdog.config import MAX_LEARNER_CHARS
+from catdog.wall.board import Board
 from catdog.wall.cards import MAX_VERSION_CHARS, MODELS, VERSIONS_SHOWN, card, clean_text, source_of
 
 # Photos of the images topic kept as thumbnails (per partition: a wall that restarts re-reads each partition's
@@ -105,6 +107,7 @@ class WallState:
     versions: dict = field(default_factory=dict)  # model -> the version of the latest result
     served: dict = field(default_factory=dict)  # model -> its versions in the order they first classified
     leaderboard: Leaderboard | None = None  # the room's challenge, where its answers are here
+    board: Board | None = None  # the instructor's board: every learner's progress
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
@@ -125,14 +128,13 @@ class WallState:
             return []
         with self.lock:
             _, partition, offset = source
-            if (partition, offset) in self.seen:
+            if (partition, offset) in self.seen or self.seen.add((partition, offset)):
                 return []
-            self.seen.add((partition, offset))
+            self.board and self.board.add_photo(result, int(time.time() * 1000))
             self.agreed += bool(result.get("agree"))
             put_bounded(self.results, (partition, offset), result, RESULTS_KEPT)
             self._count_versions(result)
-            # Its photo read (thumbnail kept, or dropped from a backlog larger than the cache): shown now, else
-            # when it is: one card per photo, however far behind the results are.
+            # Photo read (kept, or dropped by a backlog): shown now, else once read; one card per photo.
             if self.thumbnails.was_read(partition, offset):
                 return self._show(result)
             put_bounded(self.pending, (partition, offset), result, RESULTS_KEPT)

@@ -110,6 +110,21 @@ function showLeaderboard(board) {
   $("refusals").textContent = board.refusals.length ? `not scored: ${board.refusals.join("; ")}` : "";
 }
 
+// The room's progress without a name, while the instructor shows it: "1.1: 31 of 50" with a bar each.
+async function showProgress() {
+  const answer = await fetch("/api/progress").then((r) => r.json()).catch(() => ({shown: false}));
+  $("room-progress").hidden = !answer.shown;
+  if (!answer.shown) return;
+  $("progress-bars").replaceChildren(...answer.exercises.map((exercise) => {
+    const item = document.createElement("li");
+    const bar = document.createElement("progress");
+    bar.max = answer.learners || 1;
+    bar.value = answer.done[exercise];
+    item.append(`${exercise}: ${answer.done[exercise]} of ${answer.learners} `, bar);
+    return item;
+  }));
+}
+
 function showPaused(isPaused) {
   $("paused").hidden = !isPaused;
 }
@@ -144,7 +159,12 @@ async function start() {
   events.addEventListener("code", () => { $("qr-image").src = `/api/qr.svg?at=${Date.now()}`; });
   events.addEventListener("show", () => { events.close(); start(); });
   events.onerror = () => { $("connection").textContent = "reconnecting…"; };
+  if (!progressTimer) progressTimer = setInterval(showProgress, PROGRESS_SECONDS * 1000);
+  showProgress();
 }
+
+const PROGRESS_SECONDS = 5;
+let progressTimer = null;
 
 await joinRoom($("join"), $("join-error"));
 await start();
