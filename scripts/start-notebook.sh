@@ -53,7 +53,7 @@ if [ -z "${JUPYTER_TOKEN:-}" ] && ! sets token; then
 fi
 export JUPYTER_TOKEN  # read by Jupyter Server itself, so it never shows in the process list
 
-# catdog.labwatch: in a room (CATDOG_LEARNER_KEY set), the lab's heartbeat for the instructor's board.
+# catdog.labwatch: for a learner's lab (CATDOG_LEARNER set, as a room's are), its heartbeat for the board.
 args=(--no-browser --LabApp.default_url=/lab/tree/notebooks/01-cat-dog-lab.ipynb
       --ServerApp.jpserver_extensions=catdog.labwatch=True)
 sets ip || args+=(--ip=0.0.0.0)

@@ -259,6 +259,27 @@ def test_learners_at_once_each_get_their_own_result_first(lab, tmp_path):
             )
             assert any(row.startswith("pretrained model") for row in board), board
             projector.save_screenshot(str(ARTIFACTS / "room" / "wall-leaderboard.png"))
+        # The instructor's board: each learner's lab heard from (its heartbeat, from its Jupyter server), both
+        # exercise checks of notebook 01 tried (the learner's copy answers Not yet), the challenge's best.
+        with browser_session() as desk:
+            desk.set_window_size(1920, 1080)
+            desk.get(lab["moderator"])
+            script = (
+                "return [...document.querySelectorAll('#board-rows tr')].map(tr => ({learner: tr.dataset.learner,"
+                " text: tr.innerText, cells: [...tr.children].map(td => td.className)}))"
+            )
+            rows = wait_until(
+                lambda: (lambda found: found if set(ROOM) <= {r["learner"] for r in found} else None)(
+                    desk.execute_script(script)
+                ),
+                60,
+                lambda: "both learners on the moderator's board:\n" + desk.page_source[-2000:],
+                interval=1,
+            )
+            desk.save_screenshot(str(ARTIFACTS / "room" / "board.png"))
+            for row in (r for r in rows if r["learner"] in ROOM):
+                assert row["cells"][2:4] == ["cell tried", "cell tried"], row  # 1.1 and 1.2: tried, not yet done
+                assert "not started" not in row["text"] and "%" in row["text"], row  # heard from; a challenge score
     finally:
         for _, _, process, _ in started:
             if process.poll() is None:

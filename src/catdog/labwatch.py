@@ -4,7 +4,7 @@ Every HEARTBEAT_SECONDS it reads Jupyter's own state (the open notebooks' sessio
 execution state: starting, idle, busy, restarting, dead) and sends it as this learner's signed
 ``heartbeat`` (catdog.progress); a kernel that died and was restarted (killed at its memory limit, say)
 is counted and reported at once. Enabled by the lab's start scripts
-(``--ServerApp.jpserver_extensions=catdog.labwatch=True``); a lab with no room (no learner key) sends
+(``--ServerApp.jpserver_extensions=catdog.labwatch=True``); a lab with no learner's name (a laptop's) sends
 nothing. A stopped JupyterLab sends nothing either: the board shows the silence.
 """
 
@@ -89,7 +89,7 @@ def _load_jupyter_server_extension(serverapp) -> None:
         log.warning("catdog heartbeat off: %s", error)
         return
     if not reports_here(kafka):
-        log.info("catdog heartbeat off: no room here (no CATDOG_LEARNER_KEY)")
+        log.info("catdog heartbeat off: no learner here (CATDOG_LEARNER is not set)")
         return
     watch = LabWatch(serverapp, Reporter(kafka))
     serverapp.io_loop.add_callback(lambda: asyncio.ensure_future(watch.run()))

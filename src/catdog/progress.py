@@ -5,7 +5,7 @@ a ``heartbeat`` from the notebook's pod every HEARTBEAT_SECONDS (which notebooks
 kernels' states, read from Jupyter itself: catdog.labwatch), a ``check`` for each exercise answered
 (done or not yet, and how many tries), and a ``hand`` raised or lowered with a few words. Nothing else:
 no notebook contents, no code. Photos, votes and the challenge's best the wall counts from their own
-topics. A lab on a laptop (no learner key) reports nothing, and a report never fails its caller: Kafka
+topics. A lab on a laptop (no learner's name) reports nothing, and a report never fails its caller: Kafka
 away, it is dropped with one warning.
 """
 
@@ -39,8 +39,9 @@ def progress_value(kind: str, **fields) -> bytes:
 
 
 def reports_here(kafka: KafkaSettings) -> bool:
-    """Whether this lab is in a room: a learner's name and key (a laptop's lab has neither)."""
-    return bool(kafka.learner and kafka.learner_key)
+    """Whether this lab reports: it has a learner's name (a room's lab, signed there with their key; a
+    laptop's own lab has no name, and reports nothing)."""
+    return bool(kafka.learner)
 
 
 class Reporter:
