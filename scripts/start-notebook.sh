@@ -53,7 +53,7 @@ if [ -z "${JUPYTER_TOKEN:-}" ] && ! sets token; then
 fi
 export JUPYTER_TOKEN  # read by Jupyter Server itself, so it never shows in the process list
 
-# catdog.labwatch: for a learner's lab (CATDOG_LEARNER set, as a room's are), its heartbeat for the board.
+# catdog.labwatch: in a room (or beside make lab's wall), the lab's heartbeat for the instructor's board.
 args=(--no-browser --LabApp.default_url=/lab/tree/notebooks/01-cat-dog-lab.ipynb
       --ServerApp.jpserver_extensions=catdog.labwatch=True)
 sets ip || args+=(--ip=0.0.0.0)

@@ -179,7 +179,7 @@ def test_a_check_never_waits_on_a_kafka_that_is_away_and_a_laptop_reports_nothin
     answer = exercises.gate_decision("promoted", "serving")  # a learner's check, with its report to the board
     assert answer.done and time.monotonic() - started < 0.5  # the report is queued, never awaited
     assert progress.reporter().wait(timeout=15) is False  # and dropped with a warning once Kafka does not answer
-    laptop = Reporter(replace(kafka, learner=None, learner_key=None))  # a laptop's own lab: no learner's name
+    laptop = Reporter(replace(kafka, learner="Ada", learner_key=None))  # a laptop's own lab: no room's key
     assert laptop.send("heartbeat", notebooks=[], restarts=0) is False and laptop.worker is None
     monkeypatch.setattr(progress, "_reporter", laptop)
     assert progress.raise_hand("stuck").startswith("No room's board here")  # said, not raised: nothing fails

@@ -188,6 +188,7 @@ def test_learners_at_once_each_get_their_own_result_first(lab, tmp_path):
                 "CATDOG_LEARNER": name,
                 "KAFKA_BOOTSTRAP_SERVERS": lab["bootstrap"],
                 "CATDOG_METRICS_URL": lab["metrics_url"],
+                "CATDOG_WALL_URL": lab["wall"],  # as a room's settings give each learner: the wall, and its board
                 "PATH": f"{Path(sys.prefix) / 'bin'}{os.pathsep}{os.environ['PATH']}",
                 # what the image sets to its baked photos and weights (the Makefile's, from ../shared)
                 "CATDOG_DATA_SOURCE": str(SHARED / "datasets" / "ocp-lab"),

@@ -4,8 +4,8 @@ Every HEARTBEAT_SECONDS it reads Jupyter's own state (the open notebooks' sessio
 execution state: starting, idle, busy, restarting, dead) and sends it as this learner's signed
 ``heartbeat`` (catdog.progress); a kernel that died and was restarted (killed at its memory limit, say)
 is counted and reported at once. Enabled by the lab's start scripts
-(``--ServerApp.jpserver_extensions=catdog.labwatch=True``); a lab with no learner's name (a laptop's) sends
-nothing. A stopped JupyterLab sends nothing either: the board shows the silence.
+(``--ServerApp.jpserver_extensions=catdog.labwatch=True``); a laptop's bare lab (no room's key, no wall
+beside it) sends nothing. A stopped JupyterLab sends nothing either: the board shows the silence.
 """
 
 from __future__ import annotations
@@ -84,13 +84,14 @@ def _jupyter_server_extension_points() -> list[dict]:
 def _load_jupyter_server_extension(serverapp) -> None:
     """Start the heartbeat in the server's event loop, if this lab is in a room."""
     try:
-        kafka = load_settings().kafka
+        settings = load_settings()
     except ConfigError as error:
         log.warning("catdog heartbeat off: %s", error)
         return
-    if not reports_here(kafka):
-        log.info("catdog heartbeat off: no learner here (CATDOG_LEARNER is not set)")
+    kafka = settings.kafka
+    if not reports_here(settings):
+        log.info("catdog heartbeat off: no room's key and no wall here (a laptop's own lab)")
         return
-    watch = LabWatch(serverapp, Reporter(kafka))
+    watch = LabWatch(serverapp, Reporter(kafka, enabled=True))
     serverapp.io_loop.add_callback(lambda: asyncio.ensure_future(watch.run()))
     log.info("catdog heartbeat on: every %d s to %s as %s", HEARTBEAT_SECONDS, kafka.progress_topic, kafka.learner)

@@ -5,8 +5,8 @@ a ``heartbeat`` from the notebook's pod every HEARTBEAT_SECONDS (which notebooks
 kernels' states, read from Jupyter itself: catdog.labwatch), a ``check`` for each exercise answered
 (done or not yet, and how many tries), and a ``hand`` raised or lowered with a few words. Nothing else:
 no notebook contents, no code. Photos, votes and the challenge's best the wall counts from their own
-topics. A lab on a laptop (no learner's name) reports nothing, and a report never fails its caller: Kafka
-away, it is dropped with one warning.
+topics. A laptop's bare lab (no room's key, no wall beside it) reports nothing, and a report never fails
+its caller: Kafka away, it is dropped with one warning.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import queue
 import threading
 import time
 
-from catdog.config import MAX_LEARNER_CHARS, KafkaSettings, load_settings
+from catdog.config import MAX_LEARNER_CHARS, KafkaSettings, Settings, load_settings
 from catdog.kafka.records import LEARNER_HEADER, signed
 
 log = logging.getLogger(__name__)
@@ -38,18 +38,20 @@ def progress_value(kind: str, **fields) -> bytes:
     return json.dumps({"kind": kind, **fields}, sort_keys=True).encode()
 
 
-def reports_here(kafka: KafkaSettings) -> bool:
-    """Whether this lab reports: it has a learner's name (a room's lab, signed there with their key; a
-    laptop's own lab has no name, and reports nothing)."""
-    return bool(kafka.learner)
+def reports_here(settings: Settings) -> bool:
+    """Whether this lab reports to a board: a room's (the learner's key), or one beside a wall (`make lab`,
+    CATDOG_WALL_URL); a laptop's bare lab, with neither, reports nothing."""
+    return bool(settings.kafka.learner and (settings.kafka.learner_key or settings.wall.url))
 
 
 class Reporter:
     """Sends this learner's progress records, signed, from a thread of its own: a report returns at once, so
     a check's cell never waits on Kafka, and a Kafka away costs one warning, never an error."""
 
-    def __init__(self, kafka: KafkaSettings) -> None:
+    def __init__(self, kafka: KafkaSettings, enabled: bool | None = None) -> None:
         self.kafka = kafka
+        # Reporting: as ``enabled`` says (reports_here), else where a learner's key signs (a room's lab).
+        self.enabled = bool(kafka.learner and kafka.learner_key) if enabled is None else enabled
         self.queue: queue.Queue = queue.Queue(maxsize=QUEUE_SIZE)
         self.tries: dict[str, int] = {}  # exercise -> checks so far, in this process
         self.delivered = 0  # records the broker acknowledged
@@ -59,7 +61,7 @@ class Reporter:
 
     def send(self, kind: str, **fields) -> bool:
         """Queue one record of ``kind``; False on a laptop (nothing to report to) or when the queue is full."""
-        if not reports_here(self.kafka):
+        if not self.enabled:
             return False
         learner = self.kafka.learner[:MAX_LEARNER_CHARS]
         key, value = learner.encode(), progress_value(kind, **fields)
@@ -114,7 +116,8 @@ def reporter() -> Reporter:
     """This process's reporter, from the environment's settings (made once)."""
     global _reporter
     if _reporter is None:
-        _reporter = Reporter(load_settings().kafka)
+        settings = load_settings()
+        _reporter = Reporter(settings.kafka, reports_here(settings))
     return _reporter
 
 
