@@ -539,6 +539,20 @@ def test_make_lab_secure_runs_the_lab_as_one_learner_of_a_room_on_the_enforcing_
         assert mine[0]["learner"] == "Ada" and mine[0]["learner_verified"], log.read_text(errors="replace")[-3000:]
         forged = catdog("send", "--topic", "predictions", cat_photos[3], env=learner)
         assert forged.returncode != 0 and "TopicAuthorizationFailed" in forged.stderr, forged.stderr
+        # The instructor's board, through the enforcing broker: Ada's lab (its Jupyter server's heartbeat, signed
+        # with her key, written as her KafkaUser) on the wall's board (read as the wall's), no one refused.
+        from catdog.wall.board import read_board
+
+        wall, key = re.search(r"Moderator: (http://\S+)/moderate#key=(\S+)", printed).groups()
+        board = wait_until(
+            lambda: (lambda b: b if b["rows"] and b["rows"][0]["heard_s_ago"] is not None else None)(
+                read_board(wall, key)
+            ),
+            60,
+            lambda: "Ada's heartbeat on the board:\n" + log.read_text(errors="replace")[-3000:],
+            interval=1,
+        )
+        assert [row["learner"] for row in board["rows"]] == ["Ada"] and board["refused"] == 0, board
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(60)
