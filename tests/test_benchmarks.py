@@ -79,3 +79,9 @@ def test_accuracy_benchmark_scores_every_command_on_the_same_unseen_photos(weigh
     assert report["quick"]["as_served"]["mean"] == pytest.approx(sum(served) / 2, abs=1e-4)
     assert report["quick"]["fit_seconds_max"] == max(run["fit_seconds"] for run in runs)
     assert "--fine-tune" in report["fine-tune"]["command"] and "| MobileNet, last two blocks fine-tuned |" in stdout
+
+
+def test_board_benchmark_runs_and_prints_its_table(weights_dir, tmp_path):
+    printed, figures = run_smoke("board.py", weights_dir, tmp_path)
+    assert figures["learners"] == 5 and figures["records"] > 5 * 18 and "report_to_board_p95_s" in printed
+    assert figures["wall_rss_mib"] < figures["wall_limit_mib"] and figures["report_to_board_p95_s"] < 5
