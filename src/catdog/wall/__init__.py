@@ -15,11 +15,12 @@ text by the browser scripts, never as HTML, under a Content-Security-Policy that
 
 One module per part: :mod:`~catdog.wall.cards` (what a card shows), :mod:`~catdog.wall.state` (what the
 wall knows, bounded), :mod:`~catdog.wall.feed` (the topics in), :mod:`~catdog.wall.hub` (the viewers'
-streams), :mod:`~catdog.wall.guard` (the room's code, cookies, limits, headers), :mod:`~catdog.wall.moderation`
-(the instructor's decisions and the moderator's routes), :mod:`~catdog.wall.board` (every learner's progress),
-:mod:`~catdog.wall.desk` (the board's routes), :mod:`~catdog.wall.parts` (the parts as one typed
-object), :mod:`~catdog.wall.app` (the routes), :mod:`~catdog.wall.links` (the upload link, its QR code, a
-notebook's link).
+streams), :mod:`~catdog.wall.guard` (the room's code, cookies, limits, headers),
+:mod:`~catdog.wall.moderation` (the instructor's decisions and the moderator's routes),
+:mod:`~catdog.wall.board` (every learner's progress), :mod:`~catdog.wall.desk` (the board's routes),
+:mod:`~catdog.wall.parts` (the parts as one typed object), :mod:`~catdog.wall.app` (the routes, the app),
+:mod:`~catdog.wall.phones` (the phones' uploads, results and labels), :mod:`~catdog.wall.links` (the
+upload link, its QR code, a notebook's link).
 """
 
 from catdog.wall.app import create_app, serve
