@@ -91,7 +91,37 @@ def table(report: dict) -> str:
                 f"| {label} | `{run_['command'].strip()}` | {run_['fit_seconds']:.1f} "
                 f"(command {run_['command_seconds']:.0f}) | **{run_['as_served']:.3f}** |"
             )
+    for backbone, found in report.get("backbones", {}).items():
+        served = found["as_served"]
+        every = ", ".join(f"{r['as_served']:.3f}" for r in found["runs"])
+        lines.append(
+            f"| {backbone}, frozen + head, {len(found['runs'])} seeds "
+            f"| `catdog train pretrained --backbone {backbone}` "
+            f"| ≤ {max(r['fit_seconds'] for r in found['runs']):.1f} | **{served['mean']:.3f}** ± {served['sd']:.3f} "
+            f"({every}) |"
+        )
     return "\n".join(lines)
+
+
+def compare_backbones(args, kaggle: Path, work: Path, test_dir: Path, exclude: list[str], env: dict) -> dict:
+    """Each backbone's frozen features with a trained head, over --backbone-seeds seeds (each its own
+    sample of training photos), on the same unseen photos: the mean, the spread, every seed (issue 43)."""
+    found = {}
+    for backbone in ("mobilenet", "mobilenet_v2"):
+        runs = []
+        for seed in range(1, args.backbone_seeds + 1):
+            out = work / f"{backbone}-{seed}.keras"
+            output, wall = run(
+                "train", "pretrained", "--source", str(kaggle), "--per-class", str(args.per_class),
+                "--seed", str(seed), "--backbone", backbone, "--out", str(out),
+                "--data-out", str(work / f"{backbone}-{seed}"),
+                *(["--epochs", "2"] if args.smoke else []), *exclude, env=env,
+            )  # fmt: skip
+            runs.append({"seed": seed, "fit_seconds": fit_seconds(output), "command_seconds": round(wall, 1),
+                         **scores(out, test_dir)})  # fmt: skip
+            print(f"{backbone} (seed {seed}):", runs[-1], flush=True)
+        found[backbone] = {"runs": runs, "as_served": spread([r["as_served"] for r in runs])}
+    return found
 
 
 def main() -> None:
@@ -105,12 +135,15 @@ def main() -> None:
     )
     parser.add_argument("--test-per-class", type=int, default=250)
     parser.add_argument("--seeds", type=int, default=5, help="quick runs, each its own seed and photos")
-    parser.add_argument("--skip", nargs="*", default=[], choices=("lab", "quick", "pretrained", "fine-tune"))
+    parser.add_argument("--backbone-seeds", type=int, default=3, help="pretrained runs of each backbone")
+    parser.add_argument(
+        "--skip", nargs="*", default=[], choices=("lab", "quick", "pretrained", "fine-tune", "backbones")
+    )
     parser.add_argument("--smoke", action="store_true", help="tiny sizes: checks the script, not the figures")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     if args.smoke:
-        args.per_class, args.test_per_class, args.seeds = 12, 6, 2
+        args.per_class, args.test_per_class, args.seeds, args.backbone_seeds = 12, 6, 2, 1
     kaggle, lab = SHARED / "datasets" / "kaggle-dev", SHARED / "datasets" / "ocp-lab"
     work = Path(tempfile.mkdtemp(prefix="catdog-accuracy-"))
     env = {
@@ -220,6 +253,9 @@ def main() -> None:
             **scores(out, test_dir),
         }
         print(f"{name}:", report[name], flush=True)
+
+    if "backbones" not in args.skip:
+        report["backbones"] = compare_backbones(args, kaggle, work, test_dir, exclude, env)
 
     if args.json:
         args.json.write_text(json.dumps(report, indent=1) + "\n")

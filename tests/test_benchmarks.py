@@ -78,6 +78,10 @@ def test_accuracy_benchmark_scores_every_command_on_the_same_unseen_photos(weigh
     served = [run["as_served"] for run in runs]
     assert report["quick"]["as_served"]["mean"] == pytest.approx(sum(served) / 2, abs=1e-4)
     assert report["quick"]["fit_seconds_max"] == max(run["fit_seconds"] for run in runs)
+    # Each backbone (MobileNet v1 0.75, MobileNetV2 1.0) trained by the same command on the same unseen photos.
+    assert set(report["backbones"]) == {"mobilenet", "mobilenet_v2"}
+    assert all(found["runs"][0]["as_served"] * 12 == pytest.approx(round(found["runs"][0]["as_served"] * 12), abs=0.01)
+               for found in report["backbones"].values())  # fmt: skip
     assert "--fine-tune" in report["fine-tune"]["command"] and "| MobileNet, last two blocks fine-tuned |" in stdout
 
 

@@ -203,7 +203,7 @@ def test_fine_tuning_trains_the_last_two_blocks_only_and_keeps_imagenet_statisti
     tuned = models.load_model(out)  # one safe file, as the frozen one
     imagenet = models.build_backbone(models.MOBILENET_ALPHA, weights_dir)
     [backbone] = [layer for layer in tuned.layers if layer.name == imagenet.name]
-    first_tuned = [layer.name for layer in imagenet.layers].index(transfer.FINE_TUNE_FROM)
+    first_tuned = [layer.name for layer in imagenet.layers].index(models.BACKBONES["mobilenet"].fine_tune_from)
     changed = set()
     for index, (before, after) in enumerate(zip(imagenet.layers, backbone.layers, strict=True)):
         for old, new in zip(before.get_weights(), after.get_weights(), strict=True):

@@ -23,6 +23,7 @@ PETIMAGES_URL = (
 )
 # Keras' own download location for MobileNet's ImageNet weights; a mirror can stand in for it.
 MOBILENET_WEIGHTS_URL = "https://storage.googleapis.com/tensorflow/keras-applications/mobilenet/"
+MOBILENET_V2_WEIGHTS_URL = "https://storage.googleapis.com/tensorflow/keras-applications/mobilenet_v2/"
 MIB = 1024 * 1024
 DEFAULT_MAX_IMAGE_BYTES = 10 * MIB
 # 40 megapixels is more than any phone camera; an RGB decode of it takes ~120 MB.

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from catdog.threads import start_tensorflow
@@ -20,7 +21,7 @@ import keras
 from keras import layers
 
 from catdog import CatdogError
-from catdog.config import MOBILENET_WEIGHTS_URL
+from catdog.config import MOBILENET_V2_WEIGHTS_URL, MOBILENET_WEIGHTS_URL
 
 # A model file's version and card: with the versions they name (catdog.registry, which needs no Keras).
 from catdog.registry import card_path, model_version  # noqa: F401 - re-exported: callers read a model's card from here
@@ -104,23 +105,62 @@ def build_original_cnn(image_size: int = ORIGINAL_IMAGE_SIZE) -> keras.Model:
     return model
 
 
-def _alpha_text(alpha: float) -> str:
-    return {0.25: "2_5", 0.5: "5_0", 0.75: "7_5", 1.0: "1_0"}[alpha]
+@dataclass(frozen=True)
+class Backbone:
+    """An ImageNet network the pretrained model stands on: Keras' constructor for it, the file names and the
+    official URL of its weights (Keras' own, so a copy in ``$KERAS_HOME/models/`` loads with no download),
+    and the first layer of its last blocks (fine-tuning trains those)."""
+
+    name: str
+    application: str  # the keras.applications constructor
+    alpha: float  # width multiplier
+    url: str
+    fine_tune_from: str
+
+    def weights_file(self, include_top: bool) -> str:
+        """The file name Keras uses for these ImageNet weights at 224 px."""
+        top = "" if include_top else "_no_top"
+        if self.application == "MobileNetV2":
+            return f"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_{self.alpha:.1f}_{PRETRAINED_IMAGE_SIZE}{top}.h5"
+        alpha = {0.25: "2_5", 0.5: "5_0", 0.75: "7_5", 1.0: "1_0"}[self.alpha]
+        return f"mobilenet_{alpha}_{PRETRAINED_IMAGE_SIZE}_tf{top}.h5"
+
+    def describe(self) -> str:
+        return f"keras.applications.{self.application}(alpha={self.alpha}, input {PRETRAINED_IMAGE_SIZE}px)"
+
+
+def mobilenet(alpha: float = MOBILENET_ALPHA) -> Backbone:
+    """MobileNet v1 at width ``alpha`` (the lab's backbone since 2019's; 0.25 for quick tests)."""
+    return Backbone("mobilenet", "MobileNet", alpha, MOBILENET_WEIGHTS_URL, "conv_pad_12")
+
+
+BACKBONES = {
+    "mobilenet": mobilenet(),
+    # MobileNetV2 1.0: about v1 0.75's cost per photo (~300 M multiply-adds), a better ImageNet feature
+    # (issue 43's measurements in benchmarks/RESULTS.md). Its last blocks are not one chain (residual adds):
+    # fine-tuning is for v1 only.
+    "mobilenet_v2": Backbone("mobilenet_v2", "MobileNetV2", 1.0, MOBILENET_V2_WEIGHTS_URL, ""),
+}
+DEFAULT_BACKBONE = "mobilenet"
 
 
 def imagenet_weights_file(alpha: float, include_top: bool) -> str:
-    """The file name Keras uses for MobileNet's ImageNet weights at 224 px."""
-    return f"mobilenet_{_alpha_text(alpha)}_{PRETRAINED_IMAGE_SIZE}_tf{'' if include_top else '_no_top'}.h5"
+    """The file name Keras uses for MobileNet v1's ImageNet weights at 224 px."""
+    return mobilenet(alpha).weights_file(include_top)
 
 
-def fetch_imagenet_weights(alpha: float, include_top: bool, weights_dir: str | Path | None = None) -> Path:
-    """Put MobileNet's weights in Keras' cache (``$KERAS_HOME/models/``) and return the cached path.
+def fetch_imagenet_weights(
+    backbone: Backbone | float, include_top: bool, weights_dir: str | Path | None = None
+) -> Path:
+    """Put a backbone's ImageNet weights in Keras' cache (``$KERAS_HOME/models/``); the cached path. A bare
+    number is MobileNet v1 at that width.
 
     Goes through ``keras.utils.get_file`` — Keras' own download and cache — from the public URL, or
     from ``weights_dir`` when one is given: a local folder (e.g. for CI) or the base URL of an internal
     mirror (for disconnected clusters).
     """
-    name = imagenet_weights_file(alpha, include_top)
+    backbone = backbone if isinstance(backbone, Backbone) else mobilenet(backbone)
+    name = backbone.weights_file(include_top)
     if weights_dir is not None and re.match(r"^(https?|file)://", str(weights_dir)):
         origin = str(weights_dir).rstrip("/") + "/" + name
     elif weights_dir is not None:
@@ -129,18 +169,21 @@ def fetch_imagenet_weights(alpha: float, include_top: bool, weights_dir: str | P
             raise ModelFileError(f"{local} does not exist: CATDOG_WEIGHTS_DIR must hold {name}")
         origin = local.as_uri()
     else:
-        origin = MOBILENET_WEIGHTS_URL + name
+        origin = backbone.url + name
     try:
         return Path(keras.utils.get_file(name, origin, cache_subdir="models"))
     except Exception as error:  # noqa: BLE001 - any failure to fetch says which file and from where
         raise ModelFileError(f"cannot fetch the ImageNet weights {name} from {origin}: {error}") from None
 
 
-def build_backbone(alpha: float, weights_dir: str | Path | None, include_top: bool = False) -> keras.Model:
-    fetch_imagenet_weights(alpha, include_top, weights_dir)
-    return keras.applications.MobileNet(
+def build_backbone(
+    backbone: Backbone | float, weights_dir: str | Path | None, include_top: bool = False
+) -> keras.Model:
+    backbone = backbone if isinstance(backbone, Backbone) else mobilenet(backbone)
+    fetch_imagenet_weights(backbone, include_top, weights_dir)
+    return getattr(keras.applications, backbone.application)(
         input_shape=(PRETRAINED_IMAGE_SIZE, PRETRAINED_IMAGE_SIZE, 3),
-        alpha=alpha,
+        alpha=backbone.alpha,
         include_top=include_top,
         pooling=None if include_top else "avg",
         weights="imagenet",

@@ -30,7 +30,6 @@ HEAD_BATCH_SIZE = 32
 FEATURE_BATCH_SIZE = 32
 # `train pretrained --fine-tune`: MobileNet's last two depthwise blocks (from the padding before block 12,
 # at 7x7) are trained with the head, at a learning rate small enough not to undo what ImageNet taught them.
-FINE_TUNE_FROM = "conv_pad_12"
 FINE_TUNE_EPOCHS = 10
 FINE_TUNE_LEARNING_RATE = 1e-4
 FINE_TUNE_BATCH_SIZE = 32
@@ -51,12 +50,17 @@ def _counts(data_dir: Path) -> dict[str, dict[str, int]]:
 
 
 def _card(
-    model_path: Path, data_dir: Path | None, head: str, alpha: float, weights: Path, val_accuracy: float | None
+    model_path: Path,
+    data_dir: Path | None,
+    head: str,
+    backbone: models.Backbone,
+    weights: Path,
+    val_accuracy: float | None,
 ) -> dict:
     manifest = data_dir / MANIFEST_NAME if data_dir else None
     return {
         "model": model_path.name,
-        "backbone": f"keras.applications.MobileNet(alpha={alpha}, input {models.PRETRAINED_IMAGE_SIZE}px)",
+        "backbone": backbone.describe(),
         "head": head,
         "weights_file": weights.name,
         "weights_sha256": sha256_file(weights),
@@ -108,7 +112,7 @@ def train_pretrained(
     data_dir: Path,
     out: Path,
     *,
-    alpha: float = models.MOBILENET_ALPHA,
+    backbone: str = models.DEFAULT_BACKBONE,
     weights_dir: str | Path | None = None,
     epochs: int = HEAD_EPOCHS,
     seed: int = 1337,
@@ -124,14 +128,17 @@ def train_pretrained(
     normalisation keeps its ImageNet statistics, and the epoch with the lowest validation loss is kept.
     """
     keras.utils.set_random_seed(seed)
-    weights = models.fetch_imagenet_weights(alpha, False, weights_dir)
-    backbone = models.build_backbone(alpha, weights_dir)
+    kind = models.BACKBONES[backbone]
+    if fine_tune and not kind.fine_tune_from:
+        raise ValueError(f"fine-tuning is for a backbone that is one chain of layers, not {backbone}")
+    weights = models.fetch_imagenet_weights(kind, False, weights_dir)
+    backbone = models.build_backbone(kind, weights_dir)
     size = models.PRETRAINED_IMAGE_SIZE
     x_train, y_train = load_split(data_dir, "training", size, progress=progress)
     x_val, y_val = load_split(data_dir, "validation", size, progress=progress)
     started = time.perf_counter()
     if fine_tune:  # the frozen blocks' output, computed once, feeds the tuned blocks in every epoch
-        lower, upper = split_backbone(backbone, FINE_TUNE_FROM)
+        lower, upper = split_backbone(backbone, kind.fine_tune_from)
         below = feature_extractor(lower)
         cached = np.concatenate(
             [_activations(below, x_train, progress), _activations(below, x_train[:, :, ::-1], progress)]
@@ -172,7 +179,7 @@ def train_pretrained(
     models.save_model(model, out)
     save_history(out, history)
     head_kind = "trained, last two MobileNet blocks fine-tuned" if fine_tune else "trained"
-    models.write_card(out, _card(out, data_dir, head_kind, alpha, weights, val_accuracy))
+    models.write_card(out, _card(out, data_dir, head_kind, kind, weights, val_accuracy))
     return TrainResult(out, history, seconds, val_accuracy)
 
 
@@ -231,5 +238,5 @@ def build_zero_shot_model(
         x_val, y_val = load_split(data_dir, "validation", models.PRETRAINED_IMAGE_SIZE)
         val_accuracy = accuracy(model, x_val, y_val)
     models.save_model(model, out)
-    models.write_card(out, _card(out, data_dir, "imagenet", alpha, weights, val_accuracy))
+    models.write_card(out, _card(out, data_dir, "imagenet", models.mobilenet(alpha), weights, val_accuracy))
     return out, val_accuracy

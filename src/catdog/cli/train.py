@@ -82,6 +82,13 @@ def register_pretrained(models) -> None:
         default="trained",
         help="trained: learn a head on the photos; imagenet: zero-shot ImageNet classes",
     )
+    pre.add_argument(
+        "--backbone",
+        choices=("mobilenet", "mobilenet_v2"),
+        default="mobilenet",
+        help="the ImageNet network under the head: MobileNet v1 0.75 (default) or MobileNetV2 1.0 (its weights "
+        "file in CATDOG_WEIGHTS_DIR, or downloaded; no --fine-tune)",
+    )
     pre.add_argument("--epochs", type=int, default=30, help="head training epochs (default 30)")
     pre.add_argument(
         "--fine-tune",
@@ -138,6 +145,7 @@ def train_pretrained(args: argparse.Namespace, settings: Settings) -> int:
         seed=args.seed,
         progress=not args.no_progress,
         fine_tune=args.fine_tune,
+        backbone=args.backbone,
     )
     what = "MobileNet head and its last two blocks" if args.fine_tune else "MobileNet head"
     chart = plots.save_figure(plots.plot_history(result.history, what), out.with_suffix(".history.png"))
