@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from catdog.data import prepare, read_manifest
+from catdog import CLASS_NAMES
+from catdog.data import RESERVED_PER_CLASS, prepare, read_manifest, reserved_photos
 from catdog.download import DownloadError, download
 from catdog.sources import DataError, label_for
 
@@ -26,7 +27,12 @@ PER_CLASS = 6
 
 @pytest.fixture(scope="module")
 def few(cat_photos, dog_photos) -> dict[str, list[Path]]:
-    return {"cat": cat_photos[:10], "dog": dog_photos[:10]}
+    """Ten photos of each class that prepare may pick (none of the reserved ones)."""
+    reserved = set(reserved_photos().values())
+    return {
+        label: [p for p in photos if f"{label}/{p.name}" not in reserved][:10]
+        for label, photos in (("cat", cat_photos), ("dog", dog_photos))
+    }
 
 
 def layout(root: Path, few: dict[str, list[Path]], style: str) -> Path:
@@ -143,6 +149,46 @@ def test_excluded_photos_are_never_picked(kaggle_dev, tmp_path):
     report = prepare(str(kaggle_dev), tmp_path / "eval", 8, cache_dir=tmp_path / "cache", progress=False, exclude=used)
     assert not used & {row["sha256"] for row in read_manifest(tmp_path / "eval")}
     assert report.skipped["seen"] == 16  # the same seed walks the same photos first
+
+
+def test_the_reserved_photos_are_fixed_by_name_and_match_the_kaggle_set(kaggle_dev):
+    """Each class's first 250 file names in the order of their sha256: a rule anyone can recompute, so
+    no one can move a hard photo out of the scored set."""
+    reserved = reserved_photos()
+    assert len(reserved) == RESERVED_PER_CLASS * len(CLASS_NAMES)
+    for label in CLASS_NAMES:
+        names = sorted(
+            (p.name for p in (kaggle_dev / label).glob("*.jpg")), key=lambda n: hashlib.sha256(n.encode()).hexdigest()
+        )
+        assert sorted(f for f in reserved.values() if f.startswith(f"{label}/")) == sorted(
+            f"{label}/{name}" for name in names[:RESERVED_PER_CLASS]
+        )
+    assert {
+        hashlib.sha256((kaggle_dev / file).read_bytes()).hexdigest(): file for file in reserved.values()
+    } == reserved
+
+
+def test_no_sample_to_train_on_holds_a_reserved_photo_even_renamed(kaggle_dev, tmp_path):
+    """Training photos come only through prepare; a reserved photo under Microsoft's numbering is still
+    known by its bytes, and --reserved gives exactly the reserved photos, to score on."""
+    reserved = reserved_photos()
+    source = tmp_path / "PetImages"
+    for label in CLASS_NAMES:
+        photos = sorted((kaggle_dev / label).glob("*.jpg"))
+        mine = [p for p in photos if f"{label}/{p.name}" in reserved.values()][:6]
+        others = [p for p in photos if f"{label}/{p.name}" not in reserved.values()][:6]
+        for number, photo in enumerate(mine + others, 1):
+            (source / label.capitalize()).mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(photo, source / label.capitalize() / f"{number}.jpg")
+    report = prepare(str(source), tmp_path / "train", 12, cache_dir=tmp_path / "cache", progress=False)
+    assert not {row["sha256"] for row in read_manifest(tmp_path / "train")} & set(reserved)
+    assert report.skipped["reserved"] == 12 and report.short_classes == {"cat": 6, "dog": 6}
+
+    unseen = prepare(
+        str(kaggle_dev), tmp_path / "unseen", 1000, cache_dir=tmp_path / "cache", progress=False, reserved=True
+    )
+    assert {row["sha256"] for row in read_manifest(tmp_path / "unseen")} == set(reserved)
+    assert sum(unseen.counts.values()) == len(reserved)
 
 
 def test_a_class_with_too_few_images_is_reported(few, tmp_path):

@@ -238,7 +238,10 @@ def test_the_baked_lab_trains_on_photos_it_never_evaluates_on(image):
     assert len(data) == len(baked["data"]) and data < pool  # the rest of the pool: notebook 02's evaluation photos
     assert pretrained and not pool & pretrained
     assert baked["models"] == ["pretrained.keras", "quick.keras"]
-    assert {"mobilenet_7_5_224_tf.h5", "mobilenet_7_5_224_tf_no_top.h5"} <= set(baked["weights"])
+    # The zero-shot model's MobileNet v1 with ImageNet's classes; the pretrained model's MobileNetV2.
+    assert {"mobilenet_7_5_224_tf.h5", "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"} <= set(
+        baked["weights"]
+    )
     assert baked["cache"] is False
     assert baked["unseen"] == 2 * BAKED_UNSEEN_PER_CLASS
     assert baked["accuracy"]["quick"] >= QUICK_UNSEEN_FLOOR and baked["accuracy"]["pretrained"] >= 0.9, baked[

@@ -123,7 +123,9 @@ def test_pretrained_model_is_one_safe_file_with_a_card(models_dir, kaggle_data, 
     model = models.load_model(path)
     assert models.input_size(model) == models.PRETRAINED_IMAGE_SIZE
     card = json.loads(models.card_path(path).read_text())
-    assert card["weights_file"] == "mobilenet_7_5_224_tf_no_top.h5"
+    assert card["weights_file"] == "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"
+    assert card["backbone"] == "keras.applications.MobileNetV2(alpha=1.0, input 288px)"
+    assert "0.989" in card["why_this_backbone"] and "MobileNet v1" in card["why_this_backbone"]
     assert card["weights_sha256"] == sha256_file(weights_dir / card["weights_file"])
     assert card["data_manifest_sha256"] == sha256_file(kaggle_data / "manifest.csv")
     assert card["images_used"] == {"training": {"cat": 60, "dog": 60}, "validation": {"cat": 60, "dog": 60}}
@@ -193,7 +195,7 @@ def test_a_photo_gets_the_same_verdict_in_the_notebook_the_cli_and_the_service(m
     assert len(image_files(kaggle_data, "validation")) == len(evaluation.paths)
 
 
-def test_fine_tuning_trains_the_last_two_blocks_only_and_keeps_imagenet_statistics(
+def test_fine_tuning_trains_the_last_block_only_and_keeps_imagenet_statistics(
     kaggle_data, unseen_kaggle, weights_dir, tmp_path
 ):
     out = tmp_path / "tuned.keras"
@@ -201,9 +203,10 @@ def test_fine_tuning_trains_the_last_two_blocks_only_and_keeps_imagenet_statisti
         kaggle_data, out, weights_dir=weights_dir, epochs=5, verbose=0, progress=False, fine_tune=True
     )
     tuned = models.load_model(out)  # one safe file, as the frozen one
-    imagenet = models.build_backbone(models.MOBILENET_ALPHA, weights_dir)
+    kind = models.BACKBONES[models.DEFAULT_BACKBONE]
+    imagenet = models.build_backbone(kind, weights_dir)
     [backbone] = [layer for layer in tuned.layers if layer.name == imagenet.name]
-    first_tuned = [layer.name for layer in imagenet.layers].index(models.BACKBONES["mobilenet"].fine_tune_from)
+    first_tuned = [layer.name for layer in imagenet.layers].index(kind.fine_tune_from)
     changed = set()
     for index, (before, after) in enumerate(zip(imagenet.layers, backbone.layers, strict=True)):
         for old, new in zip(before.get_weights(), after.get_weights(), strict=True):
@@ -211,9 +214,10 @@ def test_fine_tuning_trains_the_last_two_blocks_only_and_keeps_imagenet_statisti
                 np.testing.assert_array_equal(old, new, err_msg=after.name)  # frozen, statistics kept
             elif not np.array_equal(old, new):
                 changed.add(after.name)
-    assert {"conv_dw_12", "conv_pw_12", "conv_dw_13", "conv_pw_13"} <= changed
+    assert {"block_16_expand", "block_16_depthwise", "block_16_project", "Conv_1"} <= changed
     assert {"fine_tune_loss", "fine_tune_val_loss"} <= set(result.history)
-    assert json.loads(models.card_path(out).read_text())["head"].startswith("trained, last two MobileNet blocks")
+    card = json.loads(models.card_path(out).read_text())
+    assert card["head"] == "trained, MobileNetV2's last blocks fine-tuned from block_16_expand"
     assert result.validation_accuracy >= 0.9 and accuracy_on(tuned, unseen_kaggle) >= 0.95
 
 
@@ -237,8 +241,9 @@ def test_quick_cnn_within_a_budget_gives_the_service_the_verdicts_it_trained_for
 
 
 def test_hot_reload_checks_and_traces_a_new_model_at_the_size_it_will_serve(models_dir, tmp_path):
-    """The service resizes a batch once, to the largest model's input (224 px), and every model shrinks it
-    inside its graph: a new quick model (128 px) is checked through that very graph, off the hot path."""
+    """The service resizes a batch once, to the largest model's input (the pretrained model's 288 px), and
+    every model shrinks it inside its graph: a new quick model (128 px) is checked through that very graph,
+    off the hot path."""
     import shutil
 
     from catdog.metrics import ServiceMetrics
@@ -262,8 +267,9 @@ def test_hot_reload_checks_and_traces_a_new_model_at_the_size_it_will_serve(mode
     save_model(retrained, tmp_path / "quick.keras")
     watcher.check()
     [(model, version)] = watcher.take().values()
-    assert version != versions["quick"] and input_size(model) < 224
-    serving = predict_fn(model, 224)
+    largest = input_size(loaded["pretrained"])
+    assert version != versions["quick"] and input_size(model) < largest == models.PRETRAINED_IMAGE_SIZE
+    serving = predict_fn(model, largest)
     assert serving.experimental_get_tracing_count() == 1  # traced by the check, before any batch
-    serving(np.zeros((3, 224, 224, 3), np.uint8))
+    serving(np.zeros((3, largest, largest, 3), np.uint8))
     assert serving.experimental_get_tracing_count() == 1  # the first batch reuses it

@@ -8,7 +8,10 @@ with the reason). Sampling is deterministic for a seed, and every kept image has
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
+import importlib.resources
+import io
 import os
 import random
 import shutil
@@ -39,6 +42,13 @@ MANIFEST_FIELDS = ("file", "split", "class", "sha256", "width", "height", "sourc
 # Thumbnails this small carry no signal at model resolution (Kaggle has a few).
 MIN_SIDE = 32
 EXCLUDED = "a photo the caller excluded (e.g. one a model trained on)"
+# The photos every figure of accuracy is scored on, which no training step reads: 250 cats and 250 dogs of
+# ../shared's kaggle-dev, fixed by name (each class's first 250 in the order of their file names' sha256),
+# listed with their bytes' sha256 so that the same photo under another name (Microsoft's PetImages numbers
+# them differently) stays out too. ``prepare`` skips them as "reserved" unless asked for them alone.
+RESERVED_NAME = "reserved.csv"
+RESERVED_PER_CLASS = 250
+RESERVED = "one of catdog's reserved photos (catdog/reserved.csv): scored on, never trained on"
 
 
 @dataclass(frozen=True)
@@ -73,6 +83,13 @@ class PrepareReport:
         for label, found in self.short_classes.items():
             lines.append(f"  warning: only {found} usable {label} images in the source")
         return "\n".join(lines)
+
+
+@functools.cache
+def reserved_photos() -> dict[str, str]:
+    """sha256 -> ``class/file`` of every reserved photo."""
+    text = importlib.resources.files("catdog").joinpath(RESERVED_NAME).read_text()
+    return {row["sha256"]: row["file"] for row in csv.DictReader(io.StringIO(text))}
 
 
 def check_photo(name: str, label: str, data: bytes, limits: dict[str, int]) -> Kept:
@@ -115,7 +132,7 @@ def _sample_class(
                 if isinstance(outcome, ImageError):
                     skipped.append((name, label, outcome.reason, str(outcome)))
                 elif outcome.sha256 in seen:
-                    reason = "seen" if seen[outcome.sha256] == EXCLUDED else "duplicate"
+                    reason = {EXCLUDED: "seen", RESERVED: "reserved"}.get(seen[outcome.sha256], "duplicate")
                     skipped.append((name, label, reason, f"same bytes as {seen[outcome.sha256]}"))
                 else:
                     seen[outcome.sha256] = name
@@ -147,11 +164,13 @@ def prepare(
     max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
     progress: bool = True,
     exclude: Iterable[str] = (),
+    reserved: bool = False,
 ) -> PrepareReport:
     """Sample ``per_class`` usable images of each class from ``source`` and write them under ``out``.
 
     ``exclude`` holds sha256s of photos that must not be picked (e.g. every photo a model trained on,
-    to build an evaluation set of photos it never saw); they are skipped as "seen".
+    to build an evaluation set of photos it never saw); they are skipped as "seen". The reserved photos
+    are never picked ("reserved"), unless ``reserved``: then only they are, by name (to score on).
 
     The previous ``training/``, ``validation/`` and manifests in ``out`` are replaced only once the new
     set is complete, so a failure leaves the old data as it was.
@@ -163,7 +182,8 @@ def prepare(
     limits = {"max_bytes": max_bytes, "max_pixels": max_pixels}
     report = PrepareReport(out=out, source=source)
     skipped: list[tuple[str, str, str, str]] = []
-    seen: dict[str, str] = dict.fromkeys(exclude, EXCLUDED)
+    seen: dict[str, str] = {} if reserved else dict.fromkeys(reserved_photos(), RESERVED)
+    seen.update(dict.fromkeys(exclude, EXCLUDED))
     rows: list[dict[str, object]] = []
     out.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".prepare-", dir=out))
@@ -171,6 +191,10 @@ def prepare(
         with open_source(source, cache_dir, sha256) as images:
             skipped += getattr(images, "skipped", [])  # records a Kafka source could not use, and why
             by_class = _names_by_class(images, report)
+            if reserved:
+                wanted = set(reserved_photos().values())
+                by_class = {label: [n for n in names if f"{label}/{PurePosixPath(n).name}" in wanted]
+                            for label, names in by_class.items()}  # fmt: skip
             rng = random.Random(seed)
             with tqdm(total=per_class * len(CLASS_NAMES), desc="images", unit="img", disable=not progress) as bar:
                 for label in CLASS_NAMES:

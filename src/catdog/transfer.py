@@ -28,8 +28,9 @@ from catdog.training import TrainResult, accuracy, save_history
 HEAD_EPOCHS = 30
 HEAD_BATCH_SIZE = 32
 FEATURE_BATCH_SIZE = 32
-# `train pretrained --fine-tune`: MobileNet's last two depthwise blocks (from the padding before block 12,
-# at 7x7) are trained with the head, at a learning rate small enough not to undo what ImageNet taught them.
+# `train pretrained --fine-tune`: the backbone's last blocks (from Backbone.fine_tune_from: MobileNetV2's
+# block 16 and its last 1x1 convolution, MobileNet v1's blocks 12 and 13) are trained with the head, at a
+# learning rate small enough not to undo what ImageNet taught them.
 FINE_TUNE_EPOCHS = 10
 FINE_TUNE_LEARNING_RATE = 1e-4
 FINE_TUNE_BATCH_SIZE = 32
@@ -37,7 +38,7 @@ FINE_TUNE_PATIENCE = 3
 
 
 def feature_extractor(backbone: keras.Model) -> keras.Model:
-    inputs, x = models.mobilenet_inputs()
+    inputs, x = models.mobilenet_inputs(backbone.input_shape[1])
     return keras.Model(inputs, backbone(x, training=False), name="features")
 
 
@@ -61,6 +62,7 @@ def _card(
     return {
         "model": model_path.name,
         "backbone": backbone.describe(),
+        "why_this_backbone": backbone.why,
         "head": head,
         "weights_file": weights.name,
         "weights_sha256": sha256_file(weights),
@@ -83,7 +85,8 @@ def _card(
 def split_backbone(backbone: keras.Model, first_tuned: str) -> tuple[keras.Model, keras.Model]:
     """MobileNet as two models sharing its layers: below ``first_tuned`` (frozen) and from it on (tuned).
 
-    MobileNet is one chain of layers, so the upper part is its own layers applied in order to a new input.
+    From ``first_tuned`` on, MobileNet is one chain of layers (v1 everywhere; V2 after its last residual
+    add), so the upper part is its own layers applied in order to a new input.
     Training the upper part trains ``backbone``'s own layers: the assembled model carries the tuned weights.
     """
     names = [layer.name for layer in backbone.layers]
@@ -100,7 +103,7 @@ def split_backbone(backbone: keras.Model, first_tuned: str) -> tuple[keras.Model
 
 def _activations(model: keras.Model, images: np.ndarray, progress: bool, dtype=np.float16) -> np.ndarray:
     """``model`` on ``images`` in chunks, kept as float16: the lower blocks' output for every photo fits in
-    memory (15x15x384 values a photo), where float32 for 2000 photos would need 2.6 GB."""
+    memory (MobileNetV2 at 288 px: 9x9x160 values a photo; v1: 15x15x384)."""
     chunks = [
         model.predict(images[start : start + 256], batch_size=FEATURE_BATCH_SIZE, verbose=0).astype(dtype)
         for start in tqdm(range(0, len(images), 256), desc="MobileNet", unit="chunk", disable=not progress)
@@ -123,17 +126,15 @@ def train_pretrained(
     """MobileNet features computed once (frozen backbone), then a one-layer head trained on them.
 
     Training photos are also seen mirrored: twice the examples for one more pass of the backbone.
-    ``fine_tune``: then MobileNet's last two blocks are trained too, at a small learning rate, on the
-    frozen blocks' output computed once (so each epoch costs two blocks, not the whole network); batch
+    ``fine_tune``: then the backbone's last blocks are trained too, at a small learning rate, on the
+    frozen blocks' output computed once (so each epoch costs those blocks, not the whole network); batch
     normalisation keeps its ImageNet statistics, and the epoch with the lowest validation loss is kept.
     """
     keras.utils.set_random_seed(seed)
     kind = models.BACKBONES[backbone]
-    if fine_tune and not kind.fine_tune_from:
-        raise ValueError(f"fine-tuning is for a backbone that is one chain of layers, not {backbone}")
     weights = models.fetch_imagenet_weights(kind, False, weights_dir)
     backbone = models.build_backbone(kind, weights_dir)
-    size = models.PRETRAINED_IMAGE_SIZE
+    size = kind.image_size
     x_train, y_train = load_split(data_dir, "training", size, progress=progress)
     x_val, y_val = load_split(data_dir, "validation", size, progress=progress)
     started = time.perf_counter()
@@ -178,7 +179,9 @@ def train_pretrained(
     val_accuracy = accuracy(model, x_val, y_val) if fine_tune else accuracy(head, features_val, y_val)
     models.save_model(model, out)
     save_history(out, history)
-    head_kind = "trained, last two MobileNet blocks fine-tuned" if fine_tune else "trained"
+    head_kind = "trained"
+    if fine_tune:
+        head_kind = f"trained, {kind.application}'s last blocks fine-tuned from {kind.fine_tune_from}"
     models.write_card(out, _card(out, data_dir, head_kind, kind, weights, val_accuracy))
     return TrainResult(out, history, seconds, val_accuracy)
 
@@ -235,7 +238,7 @@ def build_zero_shot_model(
     model = models.build_zero_shot(alpha, weights_dir)
     val_accuracy = None
     if data_dir is not None:
-        x_val, y_val = load_split(data_dir, "validation", models.PRETRAINED_IMAGE_SIZE)
+        x_val, y_val = load_split(data_dir, "validation", models.IMAGENET_IMAGE_SIZE)
         val_accuracy = accuracy(model, x_val, y_val)
     models.save_model(model, out)
     models.write_card(out, _card(out, data_dir, "imagenet", models.mobilenet(alpha), weights, val_accuracy))

@@ -46,7 +46,7 @@ mkdir -p "$work/mirror/weights"
 tar -C "$shared/datasets/kaggle-dev" -cf "$work/mirror/photos.tar" cat dog
 data_sha256=$(sha256sum "$work/mirror/photos.tar" | cut -d' ' -f1)
 weights_sha256=""
-for file in mobilenet_7_5_224_tf.h5 mobilenet_7_5_224_tf_no_top.h5; do
+for file in mobilenet_7_5_224_tf.h5 mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5; do
   ln -s "$shared/models/imagenet/$file" "$work/mirror/weights/$file"
   sha=$(awk -v want="./models/imagenet/$file" '$2 == want {print $1}' "$shared/SHA256SUMS")
   [ -n "$sha" ] || { echo "no sha256 for $file in $shared/SHA256SUMS" >&2; exit 1; }

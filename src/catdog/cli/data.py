@@ -43,6 +43,12 @@ def register(verbs) -> None:
     )
     prep.add_argument("--out", type=Path, help="output folder (default: $CATDOG_DATA_DIR or data)")
     add_exclude(prep)
+    prep.add_argument(
+        "--reserved",
+        action="store_true",
+        help="only the reserved photos (catdog/reserved.csv: 250 cats and 250 dogs of the Kaggle set, which "
+        "no training step reads), to score a model on; without it they are never picked",
+    )
     add_seed_and_progress(prep)
     prep.set_defaults(run=prepare)
 
@@ -59,6 +65,7 @@ def prepare(args: argparse.Namespace, settings: Settings) -> int:
         seed=args.seed,
         progress=not args.no_progress,
         exclude=manifest_hashes(args.exclude_from),
+        reserved=args.reserved,
     )
     print(report.summary())
     return 0

@@ -54,7 +54,7 @@ def register(verbs) -> None:
     )
     retrain.add_argument("--labels-topic", metavar="TOPIC", help="the room's labels (default: $CATDOG_FEEDBACK_TOPIC)")
     retrain.add_argument("--epochs", type=int, help="head training epochs (default: train pretrained's)")
-    retrain.add_argument("--fine-tune", action="store_true", help="also train MobileNet's last two blocks")
+    retrain.add_argument("--fine-tune", action="store_true", help="also train the backbone's last blocks")
     retrain.add_argument("--seed", type=int, default=1337, help="the same seed gives the same result (default 1337)")
     retrain.set_defaults(run=run_retrain)
 

@@ -84,16 +84,16 @@ def register_pretrained(models) -> None:
     )
     pre.add_argument(
         "--backbone",
-        choices=("mobilenet", "mobilenet_v2"),
-        default="mobilenet",
-        help="the ImageNet network under the head: MobileNet v1 0.75 (default) or MobileNetV2 1.0 (its weights "
-        "file in CATDOG_WEIGHTS_DIR, or downloaded; no --fine-tune)",
+        choices=("mobilenet_v2", "mobilenet"),  # catdog.models.BACKBONES, named here so --help needs no TensorFlow
+        default="mobilenet_v2",
+        help="the ImageNet network under the head: MobileNetV2 1.0 at 288 px (mobilenet_v2, the default) or "
+        "2019's MobileNet v1 0.75 at 224 px (mobilenet); its weights file in CATDOG_WEIGHTS_DIR, or downloaded",
     )
     pre.add_argument("--epochs", type=int, default=30, help="head training epochs (default 30)")
     pre.add_argument(
         "--fine-tune",
         action="store_true",
-        help="also train MobileNet's last two blocks, at a small "
+        help="also train the backbone's last blocks, at a small "
         "learning rate, after the head (a few minutes more on 2 cores; see benchmarks/RESULTS.md)",
     )
     pre.add_argument("--out", type=Path, help="model file (default: models/pretrained.keras)")
@@ -147,7 +147,7 @@ def train_pretrained(args: argparse.Namespace, settings: Settings) -> int:
         fine_tune=args.fine_tune,
         backbone=args.backbone,
     )
-    what = "MobileNet head and its last two blocks" if args.fine_tune else "MobileNet head"
+    what = f"{args.backbone} head and its last blocks" if args.fine_tune else f"{args.backbone} head"
     chart = plots.save_figure(plots.plot_history(result.history, what), out.with_suffix(".history.png"))
     print(f"Trained the {what} in {result.seconds:.1f} s: validation accuracy {result.validation_accuracy:.3f}")
     print(f"  model   {out}\n  card    {out.with_suffix('.json')}\n  curves  {chart}")
