@@ -1,10 +1,11 @@
 """Accuracy on unseen Kaggle photos for what a user runs: the lab's 80-photo quick CNN, the quick CNN in one
-command within its time budget (`catdog train quick --source`), and the pretrained MobileNet with a frozen
-backbone and fine-tuned (`catdog train pretrained [--fine-tune]`).
+command within its time budget (`catdog train quick --source`), the pretrained model with a frozen backbone
+and fine-tuned (`catdog train pretrained [--fine-tune]`), and each backbone over seeds.
 
-Every model is trained by the CLI command a user types, in a subprocess, and scored on the same test photos,
-sampled first and excluded from every training sample (--exclude-from). Each quick run is scored twice: on
-photos decoded at its own input size (as it trained) and as the service and `catdog predict` prepare them.
+Every model is trained by the CLI command a user types, in a subprocess, and scored on the same test photos:
+catdog's 500 reserved photos (`catdog data prepare --reserved`: fixed by name, never picked by a training
+sample). Each quick run is scored twice: on photos decoded at its own input size (as it trained) and as the
+service and `catdog predict` prepare them.
 
     python benchmarks/accuracy.py --json benchmarks/accuracy.json   # RESULTS.md's "Quick model", "Fine-tuning"
     python benchmarks/accuracy.py --smoke         # a minute: tiny sizes, checks the script, measures nothing
@@ -64,7 +65,8 @@ def spread(values: list[float]) -> dict[str, float]:
 def table(report: dict) -> str:
     """The figures as RESULTS.md shows them."""
     lines = [
-        f"unseen Kaggle photos: {report['test_photos']}; training photos per class: {report['per_class']}",
+        f"unseen Kaggle photos: {report['test_photos']} (catdog's reserved); training photos per class: "
+        f"{report['per_class']}",
         "| model | command | training s | unseen accuracy (as served) |",
         "|---|---|---:|---|",
     ]
@@ -82,8 +84,8 @@ def table(report: dict) -> str:
             f"(min {served['min']:.3f}, max {served['max']:.3f}) |"
         )
     for name, label in (
-        ("pretrained", "MobileNet, frozen + head"),
-        ("fine-tune", "MobileNet, last two blocks fine-tuned"),
+        ("pretrained", "MobileNetV2 at 288 px, frozen + head"),
+        ("fine-tune", "MobileNetV2 at 288 px, last block fine-tuned"),
     ):
         if name in report:
             run_ = report[name]
@@ -100,14 +102,63 @@ def table(report: dict) -> str:
             f"| ≤ {max(r['fit_seconds'] for r in found['runs']):.1f} | **{served['mean']:.3f}** ± {served['sd']:.3f} "
             f"({every}) |"
         )
+    if report.get("backbones"):
+        lines += [
+            "",
+            "| backbone | input | ms a photo, batches of 16 | ms, one photo alone | file (MiB) | memory (MiB) |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
+        for backbone, found in report["backbones"].items():
+            paid = found["cost"]
+            lines.append(
+                f"| {backbone} | {paid['input_px']} px | {paid['ms_per_photo_batched']:.1f} "
+                f"| {paid['ms_one_photo']:.1f} | {paid['file_mib']:.1f} | {paid['memory_mib']:.0f} |"
+            )
     return "\n".join(lines)
 
 
-def compare_backbones(args, kaggle: Path, work: Path, test_dir: Path, exclude: list[str], env: dict) -> dict:
+# A model's cost as the classifier pays it, in a fresh process: its compiled graph (catdog.predict.predict_fn)
+# on batches of 16 and on single photos at its own size, its file, and what loading and running it adds to
+# the process's resident memory (TensorFlow itself already loaded).
+COST_SCRIPT = """
+import json, sys, time
+import numpy as np
+from catdog import models, predict
+def rss_mib():
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS")) / 1024
+rounds = int(sys.argv[2])
+before = rss_mib()
+model = models.load_model(sys.argv[1])
+run = predict.predict_fn(model)
+size = models.input_size(model)
+batch = np.random.default_rng(0).integers(0, 256, (16, size, size, 3), dtype=np.uint8)
+timed = {}
+for name, pixels in (("batched", batch), ("one", batch[:1])):
+    run(pixels)
+    started = time.perf_counter()
+    for _ in range(rounds):
+        run(pixels)
+    timed[name] = (time.perf_counter() - started) * 1000 / (rounds * len(pixels))
+print(json.dumps({"input_px": size, "ms_per_photo_batched": round(timed["batched"], 2),
+                  "ms_one_photo": round(timed["one"], 2), "memory_mib": round(rss_mib() - before, 1)}))
+"""
+
+
+def cost(model_path: Path, env: dict, rounds: int) -> dict:
+    done = subprocess.run(
+        [sys.executable, "-c", COST_SCRIPT, str(model_path), str(rounds)], capture_output=True, text=True, env=env
+    )
+    if done.returncode != 0:
+        sys.exit(f"measuring {model_path} failed:\n{done.stderr}")
+    return {**json.loads(done.stdout.splitlines()[-1]), "file_mib": round(model_path.stat().st_size / 2**20, 1)}
+
+
+def compare_backbones(args, kaggle: Path, work: Path, test_dir: Path, quiet: list[str], env: dict) -> dict:
     """Each backbone's frozen features with a trained head, over --backbone-seeds seeds (each its own
     sample of training photos), on the same unseen photos: the mean, the spread, every seed (issue 43)."""
     found = {}
-    for backbone in ("mobilenet", "mobilenet_v2"):
+    for backbone in ("mobilenet", "mobilenet_v2"):  # 2019's v1 0.75 at 224 px; V2 1.0 at 288 px, the default
         runs = []
         for seed in range(1, args.backbone_seeds + 1):
             out = work / f"{backbone}-{seed}.keras"
@@ -115,12 +166,17 @@ def compare_backbones(args, kaggle: Path, work: Path, test_dir: Path, exclude: l
                 "train", "pretrained", "--source", str(kaggle), "--per-class", str(args.per_class),
                 "--seed", str(seed), "--backbone", backbone, "--out", str(out),
                 "--data-out", str(work / f"{backbone}-{seed}"),
-                *(["--epochs", "2"] if args.smoke else []), *exclude, env=env,
+                *(["--epochs", "2"] if args.smoke else []), *quiet, env=env,
             )  # fmt: skip
             runs.append({"seed": seed, "fit_seconds": fit_seconds(output), "command_seconds": round(wall, 1),
                          **scores(out, test_dir)})  # fmt: skip
             print(f"{backbone} (seed {seed}):", runs[-1], flush=True)
-        found[backbone] = {"runs": runs, "as_served": spread([r["as_served"] for r in runs])}
+        found[backbone] = {
+            "runs": runs,
+            "as_served": spread([r["as_served"] for r in runs]),
+            "cost": cost(work / f"{backbone}-1.keras", env, 2 if args.smoke else 20),
+        }
+        print(f"{backbone}'s cost:", found[backbone]["cost"], flush=True)
     return found
 
 
@@ -130,10 +186,9 @@ def main() -> None:
         "--per-class",
         type=int,
         default=750,
-        help="training photos of each class (default 750: "
-        "../shared's Kaggle set has 1000 cats and 997 dogs, so 250 of each stay unseen)",
+        help="training photos of each class (default 750: ../shared's Kaggle set has 1000 cats and 997 dogs, "
+        "250 of each reserved: all the others)",
     )
-    parser.add_argument("--test-per-class", type=int, default=250)
     parser.add_argument("--seeds", type=int, default=5, help="quick runs, each its own seed and photos")
     parser.add_argument("--backbone-seeds", type=int, default=3, help="pretrained runs of each backbone")
     parser.add_argument(
@@ -143,7 +198,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     if args.smoke:
-        args.per_class, args.test_per_class, args.seeds, args.backbone_seeds = 12, 6, 2, 1
+        args.per_class, args.seeds, args.backbone_seeds = 12, 2, 1
     kaggle, lab = SHARED / "datasets" / "kaggle-dev", SHARED / "datasets" / "ocp-lab"
     work = Path(tempfile.mkdtemp(prefix="catdog-accuracy-"))
     env = {
@@ -156,14 +211,16 @@ def main() -> None:
     import catdog
 
     catdog.quiet_tensorflow()
-    from catdog import experiments
+    from catdog.data import read_manifest
 
-    test_dir = experiments.prepare_test_set(str(kaggle), work, args.test_per_class, cache_dir=work / "cache")
-    exclude = ["--exclude-from", str(test_dir), "--no-progress"]
+    test_dir = work / "reserved"
+    run("data", "prepare", "--source", str(kaggle), "--reserved", "--per-class", str(6 if args.smoke else 250),
+        "--out", str(test_dir), "--no-progress", env=env)  # fmt: skip
+    quiet = ["--no-progress"]  # every training sample leaves the reserved photos out by itself
     report: dict = {
         "cpus": os.cpu_count(),
         "per_class": args.per_class,
-        "test_photos": 2 * args.test_per_class,
+        "test_photos": len(read_manifest(test_dir)),
         "smoke": args.smoke,
     }
 
@@ -204,7 +261,7 @@ def main() -> None:
                 "--data-out",
                 str(work / f"quick-{seed}"),
                 *(["--seconds", "3"] if args.smoke else []),
-                *exclude,
+                *quiet,
                 env=env,
             )
             epochs = len(json.loads(out.with_suffix(".history.json").read_text())["loss"])
@@ -243,7 +300,7 @@ def main() -> None:
             str(work / "pretrained"),
             *extra,
             *(["--epochs", "2"] if args.smoke else []),
-            *exclude,
+            *quiet,
             env=env,
         )
         report[name] = {
@@ -255,7 +312,7 @@ def main() -> None:
         print(f"{name}:", report[name], flush=True)
 
     if "backbones" not in args.skip:
-        report["backbones"] = compare_backbones(args, kaggle, work, test_dir, exclude, env)
+        report["backbones"] = compare_backbones(args, kaggle, work, test_dir, quiet, env)
 
     if args.json:
         args.json.write_text(json.dumps(report, indent=1) + "\n")

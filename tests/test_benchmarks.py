@@ -78,11 +78,18 @@ def test_accuracy_benchmark_scores_every_command_on_the_same_unseen_photos(weigh
     served = [run["as_served"] for run in runs]
     assert report["quick"]["as_served"]["mean"] == pytest.approx(sum(served) / 2, abs=1e-4)
     assert report["quick"]["fit_seconds_max"] == max(run["fit_seconds"] for run in runs)
-    # Each backbone (MobileNet v1 0.75, MobileNetV2 1.0) trained by the same command on the same unseen photos.
+    # Each backbone (MobileNet v1 0.75, MobileNetV2 1.0) trained by the same command on the same reserved photos.
     assert set(report["backbones"]) == {"mobilenet", "mobilenet_v2"}
     assert all(found["runs"][0]["as_served"] * 12 == pytest.approx(round(found["runs"][0]["as_served"] * 12), abs=0.01)
                for found in report["backbones"].values())  # fmt: skip
-    assert "--fine-tune" in report["fine-tune"]["command"] and "| MobileNet, last two blocks fine-tuned |" in stdout
+    assert "--fine-tune" in report["fine-tune"]["command"]
+    assert "| MobileNetV2 at 288 px, last block fine-tuned |" in stdout
+    # Each backbone's cost as the classifier pays it, measured on its own model file.
+    costs = {name: found["cost"] for name, found in report["backbones"].items()}
+    assert (costs["mobilenet"]["input_px"], costs["mobilenet_v2"]["input_px"]) == (224, 288)
+    assert all(paid["ms_per_photo_batched"] > 0 < paid["memory_mib"] and paid["file_mib"] > 1
+               for paid in costs.values()), costs  # fmt: skip
+    assert "| mobilenet_v2 | 288 px |" in stdout
 
 
 def test_board_benchmark_runs_and_prints_its_table(weights_dir, tmp_path):

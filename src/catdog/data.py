@@ -79,7 +79,9 @@ class PrepareReport:
             lines.append(f"  {split:<10} {per_class}")
         if self.skipped:
             reasons = ", ".join(f"{count} {reason}" for reason, count in sorted(self.skipped.items()))
-            lines.append(f"  skipped    {sum(self.skipped.values())} unusable files ({reasons}); see {SKIPPED_NAME}")
+            kept_out = sum(self.skipped[reason] for reason in ("seen", "reserved"))
+            unusable = sum(self.skipped.values()) - kept_out
+            lines.append(f"  skipped    {unusable} unusable and {kept_out} kept-out files ({reasons}); see {SKIPPED_NAME}")
         for label, found in self.short_classes.items():
             lines.append(f"  warning: only {found} usable {label} images in the source")
         return "\n".join(lines)
