@@ -115,3 +115,4 @@ bench: venv
 	$(BIN)/python benchmarks/training.py $(BENCH_ARGS)
 	$(BIN)/python benchmarks/pipeline.py $(BENCH_ARGS)
 	$(BIN)/python benchmarks/accuracy.py $(BENCH_ARGS)
+	$(BIN)/python benchmarks/backbone_sizes.py $(BENCH_ARGS)

@@ -48,7 +48,7 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
 
 
-def train_models(work: Path, smoke: bool) -> Path:
+def train_models(work: Path, smoke: bool, backbone: str) -> Path:
     from catdog import training, transfer
     from catdog.data import prepare
 
@@ -57,7 +57,7 @@ def train_models(work: Path, smoke: bool) -> Path:
     training.train_cnn(work / "lab", models / "quick.keras", epochs=1 if smoke else None, verbose=0)
     prepare(str(KAGGLE_SOURCE), work / "head", 20 if smoke else 200, seed=5, cache_dir=work / "cache", progress=False)
     transfer.train_pretrained(
-        work / "head", models / "pretrained.keras", weights_dir=WEIGHTS, verbose=0, progress=False
+        work / "head", models / "pretrained.keras", weights_dir=WEIGHTS, verbose=0, progress=False, backbone=backbone
     )
     return models
 
@@ -358,6 +358,12 @@ def main() -> None:
         metavar="DIR",
         help="time the models in DIR (quick.keras, pretrained.keras) instead of training fresh ones",
     )
+    parser.add_argument(
+        "--backbone",
+        choices=("mobilenet_v2", "mobilenet"),
+        default="mobilenet_v2",
+        help="the pretrained model's backbone (mobilenet: 2019's, as the service ran before issue 43)",
+    )
     parser.add_argument("--loop-2019", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--models", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--count", type=int, help=argparse.SUPPRESS)
@@ -382,7 +388,7 @@ def main() -> None:
     }
     with tempfile.TemporaryDirectory(prefix="catdog-bench-") as tmp:
         work = Path(tmp)
-        models_dir = args.models_from or train_models(work, args.smoke)
+        models_dir = args.models_from or train_models(work, args.smoke, args.backbone)
         loaded = load_models(models_dir)
         photo_paths = (
             sorted((KAGGLE_SOURCE / "cat").glob("*.jpg"))[-150:] + sorted((KAGGLE_SOURCE / "dog").glob("*.jpg"))[-150:]

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Build time (see Containerfile): bake a sample of the photos, both models and both sets of MobileNet
-# ImageNet weights into the image, so the lab needs no internet at run time.
+# Build time (see Containerfile): bake a sample of the photos, both models and the ImageNet weights (MobileNetV2's
+# for the pretrained model, MobileNet v1's with its classes for the zero-shot one) into the image, so the lab
+# needs no internet at run time.
 #   bake-image.sh DATA_SOURCE LAB_PER_CLASS PRETRAINED_PER_CLASS EVAL_PER_CLASS
 # Writes $CATDOG_DATA_SOURCE (the lab's photo pool: the lab's photos plus EVAL_PER_CLASS more of each
 # class that no model trains on, for notebooks 02 and 03), the lab's data/ and models/ (in $CATDOG_LAB_DIR, or

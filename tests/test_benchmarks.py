@@ -92,6 +92,18 @@ def test_accuracy_benchmark_scores_every_command_on_the_same_unseen_photos(weigh
     assert "| mobilenet_v2 | 288 px |" in stdout
 
 
+def test_backbone_sizes_benchmark_scores_each_backbone_and_size_once_per_photo(weights_dir, tmp_path):
+    stdout, report = run_smoke("backbone_sizes.py", weights_dir, tmp_path)
+    assert [(run["backbone"], run["input_px"]) for run in report["runs"]] == [
+        ("mobilenet", 224), ("mobilenet", 288), ("mobilenet_v2", 224), ("mobilenet_v2", 256), ("mobilenet_v2", 288),
+    ]  # fmt: skip
+    assert report["photos"] == 16  # 8 a class
+    for run in report["runs"]:  # each photo scored once, by a head that never saw it
+        assert run["accuracy"] == pytest.approx(1 - run["missed"] / 16, abs=1e-4) and run["ms_per_photo"] > 0
+        assert f"| {run['backbone']} | {run['input_px']} px | {run['missed']} |" in stdout
+    assert report["runs"][0]["cost_ratio"] == 1.0
+
+
 def test_board_benchmark_runs_and_prints_its_table(weights_dir, tmp_path):
     printed, figures = run_smoke("board.py", weights_dir, tmp_path)
     assert figures["learners"] == 5 and figures["records"] > 5 * 18 and "report_to_board_p95_s" in printed

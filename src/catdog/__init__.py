@@ -1,4 +1,4 @@
-"""catdog: a cats-vs-dogs lab kit — a quick-trained CNN and a pretrained MobileNet, side by side."""
+"""catdog: a cats-vs-dogs lab kit — a quick-trained CNN and a pretrained MobileNetV2, side by side."""
 
 import os
 import sys

@@ -81,7 +81,9 @@ class PrepareReport:
             reasons = ", ".join(f"{count} {reason}" for reason, count in sorted(self.skipped.items()))
             kept_out = sum(self.skipped[reason] for reason in ("seen", "reserved"))
             unusable = sum(self.skipped.values()) - kept_out
-            lines.append(f"  skipped    {unusable} unusable and {kept_out} kept-out files ({reasons}); see {SKIPPED_NAME}")
+            lines.append(
+                f"  skipped    {unusable} unusable and {kept_out} kept-out files ({reasons}); see {SKIPPED_NAME}"
+            )
         for label, found in self.short_classes.items():
             lines.append(f"  warning: only {found} usable {label} images in the source")
         return "\n".join(lines)

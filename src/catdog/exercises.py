@@ -136,7 +136,10 @@ def models_disagree(photo: str | Path | None, loaded: dict, max_bytes: int, max_
     )
     if len({verdict.label for verdict in found.verdicts.values()}) == 1:
         return False, f"{path.name}: {said}. They agree: try a photo where one model is unsure."
-    return True, f"{path.name}: {said}."
+    return True, (
+        f"{path.name}: {said}. Which is right? Bet on the pretrained one: MobileNetV2, taught by ImageNet's "
+        "million photos, misses about 1 Kaggle photo in 100 it never saw; your quick CNN, from 80 photos, 2 in 5."
+    )
 
 
 # Notebook 02 ---------------------------------------------------------------------------------------------

@@ -30,8 +30,8 @@ from catdog.registry import card_path, model_version  # noqa: F401 - re-exported
 QUICK_IMAGE_SIZE = 128
 ORIGINAL_IMAGE_SIZE = 200
 IMAGENET_IMAGE_SIZE = 224  # the size the ImageNet weights were trained at, and the zero-shot model's input
-# MobileNetV2 sees the photo at 288 px: its convolutions take any size, and a cat 29 % larger in pixels
-# gives features that separate cats from dogs better (issue 43: 22 misses in 1,997 against 39 at 224 px).
+# MobileNetV2 sees the photo at 288 px: its convolutions take any size, and an animal 29 % larger in pixels
+# gives features that separate cats from dogs better (benchmarks/backbone_sizes.py: about half the misses).
 MOBILENET_V2_IMAGE_SIZE = 288
 MOBILENET_ALPHA = 0.75
 # The 2019 lab's zoom augmentation (ImageDataGenerator's zoom_range=0.1: each axis from 0.9 to 1.1).
@@ -137,13 +137,12 @@ class Backbone:
 
 def mobilenet(alpha: float = MOBILENET_ALPHA) -> Backbone:
     """MobileNet v1 at width ``alpha`` (2019's backbone; 0.25 for quick tests; the zero-shot model's)."""
-    why = "2019's lab's backbone, cheaper per photo than MobileNetV2 at 288 px and less often right (0.980 to 0.989)"
+    why = "2019's backbone: 2.6 times cheaper a photo than MobileNetV2 at 288 px, less often right (0.975 to 0.989)"
     return Backbone("mobilenet", "MobileNet", alpha, MOBILENET_WEIGHTS_URL, "conv_pad_12", why=why)
 
 
 BACKBONES = {
-    # MobileNetV2 1.0 at 288 px, the default since issue 43: 0.989 on 1,997 Kaggle photos (four folds) where
-    # MobileNet v1 0.75 at 224 px scored 0.980, for ~1.5x its multiply-adds (benchmarks/RESULTS.md).
+    # MobileNetV2 1.0 at 288 px, the default since issue 43 (benchmarks/RESULTS.md: backbone_sizes.py chose it).
     # Fine-tuning trains its last block (the first after the last residual add: one chain from there).
     "mobilenet_v2": Backbone(
         "mobilenet_v2",
@@ -152,8 +151,9 @@ BACKBONES = {
         MOBILENET_V2_WEIGHTS_URL,
         "block_16_expand",
         MOBILENET_V2_IMAGE_SIZE,
-        "the default: right on 0.989 of 1,997 Kaggle photos it never saw (four folds), where 2019's MobileNet v1 "
-        "0.75 at 224 px is right on 0.980, for about 1.5 times its work per photo (benchmarks/RESULTS.md)",
+        "the default: right on 0.989 of catdog's 500 reserved Kaggle photos (three seeds, none below 0.988), "
+        "where 2019's MobileNet v1 0.75 at 224 px is right on 0.975, for 2.6 times its work a photo "
+        "(benchmarks/RESULTS.md)",
     ),
     "mobilenet": mobilenet(),  # 2019's lab's backbone, MobileNet v1 (0.75 wide), at 224 px
 }
