@@ -98,14 +98,15 @@ def pretrained_figures(data: Path, unseen: Path, work: Path) -> dict:
         data, work / "pretrained.keras", weights_dir=WEIGHTS_DIR, verbose=0, progress=False
     )
     zero_shot, _ = transfer.build_zero_shot_model(work / "zero.keras", weights_dir=WEIGHTS_DIR)
-    images, labels = load_split(unseen, "validation", models.PRETRAINED_IMAGE_SIZE)
-    return {
+    figures = {
         "head_training_images": sum(row["split"] == "training" for row in read_manifest(data)),
         "head_train_seconds": trained.seconds,
-        "trained_head_unseen_accuracy": training.accuracy(models.load_model(trained.model_path), images, labels),
-        "zero_shot_unseen_accuracy": training.accuracy(models.load_model(zero_shot), images, labels),
-        "unseen_images": len(labels),
     }
+    for name, path in (("trained_head", trained.model_path), ("zero_shot", zero_shot)):
+        model = models.load_model(path)  # each at its own size: MobileNetV2's 288 px, the zero-shot's 224
+        images, labels = load_split(unseen, "validation", models.input_size(model))
+        figures[f"{name}_unseen_accuracy"] = training.accuracy(model, images, labels)
+    return figures | {"unseen_images": len(labels)}
 
 
 def notebook_fit_seconds(work: Path, epochs: int | None) -> float:

@@ -27,7 +27,7 @@ from catdog.training import TrainResult, accuracy, save_history
 
 HEAD_EPOCHS = 30
 HEAD_BATCH_SIZE = 32
-FEATURE_BATCH_SIZE = 32
+FEATURE_BATCH_SIZE = 8  # photos through the backbone at once: memory, not speed (predict.BATCH_SIZE)
 # `train pretrained --fine-tune`: the backbone's last blocks (from Backbone.fine_tune_from: MobileNetV2's
 # block 16 and its last 1x1 convolution, MobileNet v1's blocks 12 and 13) are trained with the head, at a
 # learning rate small enough not to undo what ImageNet taught them.
