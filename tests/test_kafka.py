@@ -293,10 +293,11 @@ def test_round_trip_with_every_kind_of_message(kafka, models_dir, photos, servic
             assert headers["error-class"] == reason, (name, headers)
             assert headers["error"] and headers["filename"] == name
             assert letter.value == payloads[offset]  # the original bytes, kept for inspection
-    # The real photos were classified right by the pretrained model.
-    for photo in photos:
-        result = next(r for r in results.values() if r["filename"] == photo.name)
-        assert result["pretrained"]["label"] in photo.name
+    # The real photos were classified by the pretrained model: the fixture's, trained on 60 photos a class,
+    # right on about 98 in 100 unseen ones, so at most one of these eight may be missed.
+    verdicts = {r["filename"]: r["pretrained"]["label"] for r in results.values() if "pretrained" in r}
+    right = [verdicts[photo.name] in photo.name for photo in photos]
+    assert sum(right) >= len(photos) - 1, verdicts
     assert service.process.poll() is None  # still running after all of that
 
     status, text = service.get("/metrics")

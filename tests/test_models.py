@@ -36,9 +36,10 @@ def test_quick_cnn_trains_saves_history_and_reloads_identically(lab_data, tmp_pa
 
 
 def test_training_is_repeatable_for_a_seed(lab_data, tmp_path):
-    """The seed fixes the initial weights, the shuffling and the augmentation. TensorFlow's two CPU threads
-    still add float rounding in a different order from run to run (measured: 0.3 % on a first-epoch
-    loss), so "the same" means within a hundredth of p(dog), while another seed lands elsewhere."""
+    """The seed fixes the initial weights, the shuffling and the augmentation. On an idle machine two runs
+    with one seed give the same p(dog) to the bit; on CI's two loaded cores TensorFlow's threads summed in
+    another order and three epochs drifted up to 0.038 apart (measured), while another seed lands 0.19
+    away: "the same" means within 0.05 of p(dog), another seed more than 0.1 away."""
     images, _ = load_split(lab_data, "validation", models.QUICK_IMAGE_SIZE)
 
     def p_dog(seed: int, name: str) -> np.ndarray:
@@ -46,8 +47,8 @@ def test_training_is_repeatable_for_a_seed(lab_data, tmp_path):
         return result.model.predict(images, verbose=0).reshape(-1)
 
     first, second, other = p_dog(3, "a.keras"), p_dog(3, "b.keras"), p_dog(4, "c.keras")
-    np.testing.assert_allclose(first, second, atol=0.01)
-    assert np.abs(first - other).max() > 0.02
+    np.testing.assert_allclose(first, second, atol=0.05)
+    assert np.abs(first - other).max() > 0.1
 
 
 def test_original_architecture_is_the_2019_network():
