@@ -199,11 +199,20 @@ class Collector(threading.Thread):
         self.consumer.close()
 
 
-def timed_service_throughput(kafka, photos: list[bytes], count: int, models_dir: Path, log: Path) -> dict:
+def cpu_seconds(pid: int) -> float:
+    """A process's CPU time so far (user + system, all its threads), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def timed_service_throughput(
+    kafka, photos: list[bytes], count: int, models_dir: Path, log: Path, broker_pid: int | None = None
+) -> dict:
     """A running service, warmed up on one photo, then paused (SIGSTOP) while the backlog is sent so the
     broker's ingest is not timed (the baseline's photos are in memory). The clock starts as it resumes
     and stops at the last result's arrival at a reader: fetching, decoding, inference, publishing and
-    committing every image are inside it."""
+    committing every image are inside it. Where the machine's CPU went meanwhile is counted too: the
+    broker and the reader share the cores the baseline had to itself."""
     service = Service(kafka_env(kafka), models_dir, log)
     service.wait_ready()
     collector = Collector(kafka, count + 1, 900)
@@ -212,13 +221,17 @@ def timed_service_throughput(kafka, photos: list[bytes], count: int, models_dir:
         collector.read(100)
     service.process.send_signal(signal.SIGSTOP)
     send_backlog(kafka, photos, count)
+    pids = {"service": service.process.pid, "broker": broker_pid, "reader": os.getpid()}
+    before = {name: cpu_seconds(pid) for name, pid in pids.items() if pid}
     collector.start()
     started = time.time()
     service.process.send_signal(signal.SIGCONT)
     collector.join()
+    spent = {f"{name}_cpu_s": round(cpu_seconds(pids[name]) - was, 2) for name, was in before.items()}
     service.stop()
     timed = [arrived for arrived, _ in collector.arrived[1:]]
-    return {"images": len(timed), "seconds": max(timed) - started, "images_per_s": len(timed) / (max(timed) - started)}
+    seconds = max(timed) - started
+    return {"images": len(timed), "seconds": seconds, "images_per_s": len(timed) / seconds, **spent}
 
 
 def loop_2019(args: argparse.Namespace) -> None:
@@ -416,7 +429,7 @@ def main() -> None:
 
             # Throughput: a backlog sent to a warm service, and to the 2019 loop, each on fresh topics.
             figures["service"] = timed_service_throughput(
-                fresh("throughput"), photos, args.photos, models_dir, work / "throughput.log"
+                fresh("throughput"), photos, args.photos, models_dir, work / "throughput.log", info.pid
             )
             figures["loop_2019"] = timed_2019_loop(fresh("loop2019"), photos, args.photos, models_dir)
             print(
@@ -480,6 +493,13 @@ def main() -> None:
     print(
         f"| service end to end vs decoding + both models batched (no Kafka), images/s | {service:.1f} | "
         f"{both:.1f} | {figures['ratios']['service_over_batched']:.2f} (target >= 0.9) |"
+    )
+    drain = figures["service"]
+    cores = os.cpu_count() or 1
+    print(
+        f"| CPU seconds while the service drained them (of {drain['seconds'] * cores:.1f} on {cores} cores): "
+        f"service / broker / the reader | {drain['service_cpu_s']:.1f} | {drain['broker_cpu_s']:.1f} / "
+        f"{drain['reader_cpu_s']:.1f} | |"
     )
     print(
         f"| service vs the 2019 notebook's loop, images/s | {service:.1f} | {loop:.1f} | "

@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -33,6 +34,22 @@ from processes import catdog_ok, free_port  # noqa: E402 - from tests/, on the p
 
 def catdog(env: dict, *args) -> str:
     return catdog_ok(*args, env=env)
+
+
+def catdog_measured(env: dict, *args) -> tuple[str, float, float]:
+    """`catdog ARGS` alone in its process: what it printed, its seconds, and its own peak RSS in MiB (the
+    kernel's figure for that one child, as `/usr/bin/time -v` reports it): what the CronJob's pod must hold."""
+    from processes import CATDOG
+
+    started = time.perf_counter()
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        process = subprocess.Popen([CATDOG, *map(str, args)], stdout=out, stderr=err, env={**os.environ, **env})
+        _, status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0), err.seek(0)
+        printed = out.read()
+        assert process.returncode == 0, f"catdog {' '.join(map(str, args))}:\n{printed}\n{err.read()[-4000:]}"
+    return printed, time.perf_counter() - started, usage.ru_maxrss / 1024  # Linux: KiB
 
 
 def confident_verdicts(model: Path, check: Path) -> dict:
@@ -154,9 +171,9 @@ def main() -> None:
             "corrected": accuracy(serving, room, ("validation",)),
             "check": accuracy(serving, data / "check", ("training", "validation")),
         }
-        started = time.perf_counter()
-        printed = catdog(env, "retrain", "--source", KAGGLE, "--check", data / "check", "--per-class", args.per_class)
-        seconds = time.perf_counter() - started
+        printed, seconds, peak_mib = catdog_measured(
+            env, "retrain", "--source", KAGGLE, "--check", data / "check", "--per-class", args.per_class
+        )
         after = {
             "corrected": accuracy(serving, room, ("validation",)),
             "check": accuracy(serving, data / "check", ("training", "validation")),
@@ -172,6 +189,7 @@ def main() -> None:
         "after": after,
         "promoted": "PROMOTED" in printed,
         "retrain_and_gate_seconds": round(seconds, 1),
+        "retrain_peak_rss_mib": round(peak_mib),
         "cpus": os.cpu_count(),
         "decision": printed.strip().splitlines()[-1],
         "confident_on_check_set": sure,
@@ -181,7 +199,8 @@ def main() -> None:
     print("|---|---|---|")
     for label, scores in (("before", before), ("after", after)):
         print(f"| {label} | {scores['corrected']:.3f} | {scores['check']:.3f} |")
-    print(f"\nretrain + gate: {seconds:.0f} s on {os.cpu_count()} CPUs; {figures['decision']}")
+    print(f"\nretrain + gate: {seconds:.0f} s on {os.cpu_count()} CPUs, {peak_mib:.0f} MiB at its peak")
+    print(figures["decision"])
     print(
         f"the serving model's verdicts at p >= {sure['threshold']} on the check set: {sure['confident']} of "
         f"{sure['photos']}, {sure['right']} of them right"

@@ -40,6 +40,9 @@ LAB_SIZES = {
         ("CATDOG_RETRAIN_PER_CLASS", "10"),
     )
 }
+# The walks run the learner's copy: every exercise check must answer Not yet (a check that says Done, or
+# raises, fails its cell), as nbval asserts Done on the instructor's copy (scripts/test-notebooks.sh).
+LEARNERS_COPY = {"CATDOG_EXERCISES_EXPECT": "not-yet"}
 NOTEBOOK_SECONDS = 900
 CHROMIUM = Path(os.environ.get("CATDOG_CHROMIUM", "/usr/bin/chromium"))
 CHROMEDRIVER = Path(os.environ.get("CATDOG_CHROMEDRIVER", "/usr/bin/chromedriver"))

@@ -39,7 +39,7 @@ import pytest
 import yaml
 
 import samples
-from browser import LAB_SIZES, NOTEBOOKS, browser_session, problems, run_notebook, walk_lab
+from browser import LAB_SIZES, LEARNERS_COPY, NOTEBOOKS, browser_session, problems, run_notebook, walk_lab
 from conftest import REPO, SHARED, free_port
 from waiting import wait_until
 
@@ -735,6 +735,7 @@ def lab_in_image(image, containers, services, wheels, tmp_path_factory):
     home.chmod(0o770)  # a fresh PVC: empty, writable by group 0 (fsGroup), not by the image's user
     env = {
         **LAB_SIZES,
+        **LEARNERS_COPY,
         "JUPYTER_TOKEN": token,
         "JUPYTER_PORT": str(port),
         "KAFKA_BOOTSTRAP_SERVERS": services["bootstrap"],

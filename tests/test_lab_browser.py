@@ -25,6 +25,7 @@ import pytest
 
 from browser import (
     LAB_SIZES,
+    LEARNERS_COPY,
     NOTEBOOKS,
     browser_session,
     open_wall,
@@ -92,6 +93,7 @@ def lab(tmp_path_factory):
     env = {
         **os.environ,
         **LAB_SIZES,
+        **LEARNERS_COPY,
         "CATDOG_LAB_KAFKA_PORT": str(kafka_port),
         "CATDOG_METRICS_PORT": str(metrics_port),
         "CATDOG_WALL_PORT": str(wall_port),

@@ -4,7 +4,8 @@ A check reads the learner's variables and results; it never trains and never rai
 **Done** with what it saw, or **Not yet** with a hint that says what to change and where, so Run All
 stays clean for a learner who skips every exercise. The solutions live in the exercise cells' metadata
 (see :mod:`catdog.notebooks`); CI runs both copies with ``CATDOG_EXERCISES_EXPECT`` set ("done" for the
-solutions, "not-yet" for the learner's), and there a check that disagrees fails its cell.
+solutions under nbval, "not-yet" for the learner's in the browser walks), and there a check that disagrees
+fails its cell.
 """
 
 from __future__ import annotations
