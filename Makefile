@@ -78,7 +78,7 @@ demo: models
 	BIN=$(BIN) DEMO_PHOTOS=$(DEMO_PHOTOS) bash scripts/demo.sh
 
 # The package's tests (the browser walk of `make lab` among them: Chromium is installed if missing and
-# we are root, else named and the run fails), then notebook 01 at full size with nbval.
+# we are root, else named and the run fails), then the notebooks' solved copy with nbval (01 at full size).
 test: venv
 	bash scripts/system-packages.sh
 	$(BIN)/python -m pytest -n 2 --dist loadscope

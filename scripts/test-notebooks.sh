@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Execute the notebooks with nbval outside any browser, against the real embedded broker and classifier
-# service: notebook 01 at the lab's own sizes (20 epochs on the 80 lab photos, as a learner runs it) in both
-# copies, the learner's (notebooks/, every exercise check must say "Not yet") and the instructor's (`catdog
-# solutions`, every check must say "Done"; CATDOG_EXERCISES_EXPECT turns a check that disagrees into a failed
-# cell): this run is the one that proves the full-size lab. Notebooks 02-04 at CI sizes, the instructor's
-# copy: the browser walks (tests/browser.py) run the learner's copy of every notebook through JupyterLab at
-# those sizes, expecting Not yet, so a third run of it here would prove nothing new.
+# Execute the instructor's copy of the notebooks (`catdog solutions`: every exercise check must say "Done";
+# CATDOG_EXERCISES_EXPECT turns a check that disagrees into a failed cell) with nbval outside any browser,
+# against the real embedded broker and classifier service. Notebook 01 at the lab's own sizes (20 epochs on
+# the 80 lab photos, as a learner runs it): this run is the one that proves the full-size lab, every cell
+# of the learner's copy plus the solutions. Notebooks 02-04 at CI sizes. The learner's copy of every
+# notebook is run by the browser walks (tests/browser.py) through JupyterLab, expecting "Not yet" from
+# every check (its exercise cells start empty, so their checks answer alike at any size).
 # Uses its own data, models and ports: a learner's work is untouched.
 set -euo pipefail
 BIN=${BIN:-.venv/bin}
@@ -17,10 +17,9 @@ CI_SIZES=(CATDOG_EVAL_PER_CLASS=20 CATDOG_DRIFT_PHOTOS=10 CATDOG_GRID_PER_CLASS=
 
 if [ "${1:-}" = "--beside-the-services" ]; then  # run by lab-env.sh below, with the broker and services up
   solutions=$2
-  echo "== notebook 01 at full size: the learner's copy (every check: Not yet), then the solutions (Done)"
-  CATDOG_EXERCISES_EXPECT=not-yet "${NBVAL[@]}" notebooks/01-cat-dog-lab.ipynb
+  echo "== notebook 01 at full size, the solutions (every check: Done)"
   CATDOG_EXERCISES_EXPECT=done "${NBVAL[@]}" "$solutions/01-cat-dog-lab.ipynb"
-  echo "== notebooks 02-04 at CI sizes, the solutions (the browser walks run the learner's copy)"
+  echo "== notebooks 02-04 at CI sizes, the solutions"
   env "${CI_SIZES[@]}" CATDOG_EXERCISES_EXPECT=done "${NBVAL[@]}" "$solutions"/0[234]-*.ipynb
   exit 0
 fi
