@@ -77,6 +77,7 @@ def main() -> None:
     parser.add_argument("--per-class", type=int, default=200, help="base photos a class for the retraining")
     parser.add_argument("--serving-per-class", type=int, default=300, help="photos a class the serving model saw")
     parser.add_argument("--check-per-class", type=int, default=100)
+    parser.add_argument("--fine-tune", action="store_true", help="retrain as the training Job does (--fine-tune)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
@@ -172,8 +173,9 @@ def main() -> None:
             "check": accuracy(serving, data / "check", ("training", "validation")),
         }
         printed, seconds, peak_mib = catdog_measured(
-            env, "retrain", "--source", KAGGLE, "--check", data / "check", "--per-class", args.per_class
-        )
+            env, "retrain", "--source", KAGGLE, "--check", data / "check", "--per-class", args.per_class,
+            *(["--fine-tune"] if args.fine_tune else []),
+        )  # fmt: skip
         after = {
             "corrected": accuracy(serving, room, ("validation",)),
             "check": accuracy(serving, data / "check", ("training", "validation")),
@@ -184,6 +186,7 @@ def main() -> None:
         "corrected_photos": len(chosen),
         "wrong_before": sum(1 for row in chosen if row in wrong),
         "per_class": args.per_class,
+        "fine_tune": args.fine_tune,
         "check_photos": 2 * args.check_per_class,
         "before": before,
         "after": after,
