@@ -913,6 +913,20 @@ class Played:
         return int(ended.stdout.strip()), logs(container)
 
 
+def remove_pods(played: list[str], why: str) -> None:
+    """Remove every pod podman holds for the ``played`` names (a Deployment's pods are <name>-pod-<n>, a
+    Job's is its name), saying in the artifacts which were found and ``why`` they were there."""
+    found = [
+        name
+        for name in podman("pod", "ps", "--format", "{{.Name}}").stdout.split()
+        if any(name == played_name or name.startswith(f"{played_name}-pod") for played_name in played)
+    ]
+    for name in found:
+        removed = podman("pod", "rm", "--force", name, check=False)
+        with open(ARTIFACTS / "pods-removed.log", "a") as log:
+            log.write(f"{name} ({why}): {removed.stdout.strip()} {removed.stderr.strip()}\n")
+
+
 def is_secured(objects: list[dict]) -> bool:
     """A room's Kafka: its internal listener on TLS with SCRAM logins, and simple authorization (ACLs)."""
     [kafka] = [o for o in objects if o["kind"] == "Kafka"]
@@ -1100,6 +1114,9 @@ def played_pods(objects: list[dict], image: str, tmp_path: Path, secrets: list[d
                 podman("secret", "rm", name, check=False)
                 (tmp_path / f"secret-{name}.json").write_text(content)
                 podman("secret", "create", name, str(tmp_path / f"secret-{name}.json"))
+            # A pod of these names that an earlier run left (killed mid-test, or a `kube down` that removed a
+            # pod's containers but not the pod: seen once, in state Created) makes podman refuse the play.
+            remove_pods(deployments, "left by an earlier run")
             try:
                 podman(
                     "kube",
@@ -1120,7 +1137,9 @@ def played_pods(objects: list[dict], image: str, tmp_path: Path, secrets: list[d
                     ):
                         (ARTIFACTS / f"played-{name}.log").write_text(logs(name))
                 for played_file in [yaml_file, *jobs]:
-                    podman("kube", "down", str(played_file), check=False)
+                    down = podman("kube", "down", str(played_file), check=False)
+                    (ARTIFACTS / f"kube-down-{played_file.stem}.log").write_text(down.stdout + down.stderr)
+                remove_pods([*deployments, *(job.stem.removeprefix("played-") for job in jobs)], "left by kube down")
     finally:
         for name in [*claims, *created]:
             podman("volume", "rm", "--force", name, check=False)
